@@ -1,0 +1,42 @@
+# Both targets build their own virtual environment from the project's files, so they
+# work on a fresh machine. `make test` also installs the Debian tools the tests compare
+# against (strace) or build test programs with (gcc) when they are missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deps:
+	@missing=""; \
+	for tool in strace:strace gcc:gcc; do \
+	  bin=$${tool%%:*}; pkg=$${tool##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(PY) -m sysspan -c -- sh -c 'ls -la / > /dev/null; cat /etc/hostname /nonexistent 2>/dev/null; echo demo done'
+	@echo
+	@latest=$$(ls -t sysspan-traces/*.jsonl | head -n 1); \
+	  $(PY) -m sysspan stats "$$latest"
+
+test: $(STAMP) deps
+	$(PY) -m ruff check sysspan tests bench tools
+	$(PY) -m pytest -q
+
+bench: $(STAMP) deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) sysspan-traces build *.egg-info

@@ -1,0 +1,3 @@
+from sysspan.cli import main
+
+raise SystemExit(main())

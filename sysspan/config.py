@@ -1,0 +1,190 @@
+"""The one place that resolves configuration: flags > OTEL_* / SYSSPAN_* environment > defaults.
+
+Every bad value raises ``ConfigError`` with the name of the flag or variable at fault, so the
+CLI can print one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from sysspan.errors import ConfigError
+
+PROTOCOLS = ("grpc", "http/protobuf", "http/json")
+COMPRESSIONS = ("none", "gzip")
+DEFAULT_OUTPUT_DIR = "sysspan-traces"
+
+
+@dataclass(slots=True)
+class OtlpSettings:
+    """Where and how spans are shipped over OTLP. ``endpoint`` is final (HTTP path included)."""
+
+    endpoint: str
+    protocol: str = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 10.0
+    compression: str = "none"
+    insecure: bool = False
+    certificate: str | None = None
+
+    @property
+    def is_grpc(self) -> bool:
+        return self.protocol == "grpc"
+
+
+def _pick(flag: object, env: Mapping[str, str], *names: str) -> tuple[object, str]:
+    """First set value among the flag and the named variables, with the name it came from."""
+    if flag is not None:
+        return flag, "flag"
+    for name in names:
+        value = env.get(name)
+        if value is not None and value.strip() != "":
+            return value.strip(), name
+    return None, ""
+
+
+def parse_key_values(text: str, source: str) -> dict[str, str]:
+    """Parse the W3C-baggage-like ``k1=v1,k2=v2`` lists used by OTEL_*_HEADERS and
+    OTEL_RESOURCE_ATTRIBUTES (values percent-decoded)."""
+    result: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{source}: expected key=value pairs separated by commas, got {item!r}")
+        result[unquote(key)] = unquote(value.strip())
+    return result
+
+
+def _parse_bool(value: object, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"{source}: expected true or false, got {value!r}")
+
+
+def _parse_timeout(value: object, source: str) -> float:
+    """OTEL_*_TIMEOUT is milliseconds; the --otlp-timeout flag is seconds (a float)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: expected a number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{source}: must be positive, got {value!r}")
+    return number if source == "flag" else number / 1000.0
+
+
+def _check_url(url: str, source: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{source}: expected an http:// or https:// URL, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigError(f"{source}: invalid port in {url!r}") from None
+    return url
+
+
+def resolve_otlp(
+    env: Mapping[str, str],
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: list[str] | None = None,
+    timeout_s: float | None = None,
+    compression: str | None = None,
+    insecure: bool | None = None,
+) -> OtlpSettings | None:
+    """OTLP settings from flags and the standard OTEL_EXPORTER_OTLP_* variables.
+
+    Returns None when no endpoint is configured: the embedded default (JSONL file) applies.
+    When the protocol is not given, port 4317 means gRPC and anything else HTTP/protobuf,
+    which is what a user pointing at a collector's default ports expects.
+    """
+    traces_ep = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    generic_ep = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if endpoint is not None:
+        url, source, signal_specific = endpoint, "--otlp-endpoint", False
+    elif traces_ep:
+        url, source, signal_specific = traces_ep, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", True
+    elif generic_ep:
+        url, source, signal_specific = generic_ep, "OTEL_EXPORTER_OTLP_ENDPOINT", False
+    else:
+        return None
+    _check_url(url, source)
+
+    proto, proto_src = _pick(
+        protocol, env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
+    if proto is None:
+        proto = "grpc" if urlsplit(url).port == 4317 else "http/protobuf"
+    elif proto not in PROTOCOLS:
+        where = "--otlp-protocol" if proto_src == "flag" else proto_src
+        raise ConfigError(f"{where}: expected one of {', '.join(PROTOCOLS)}, got {proto!r}")
+
+    if proto != "grpc" and not signal_specific:
+        # The generic endpoint (and the flag) name the base URL; the signal path is appended.
+        # A URL that already ends in /v1/traces is taken as the full traces URL.
+        if not url.rstrip("/").endswith("/v1/traces"):
+            url = url.rstrip("/") + "/v1/traces"
+
+    hdrs: dict[str, str] = {}
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+        if env.get(name):
+            hdrs.update(parse_key_values(env[name], name))
+    for item in headers or []:
+        hdrs.update(parse_key_values(item, "--otlp-header"))
+
+    tmo, tmo_src = _pick(
+        timeout_s, env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"
+    )
+    comp, comp_src = _pick(
+        compression, env, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"
+    )
+    if comp is not None and comp not in COMPRESSIONS:
+        where = "--otlp-compression" if comp_src == "flag" else comp_src
+        raise ConfigError(f"{where}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}")
+    ins, ins_src = _pick(insecure, env, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
+    cert, _ = _pick(None, env, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
+    if cert is not None and not os.path.isfile(str(cert)):
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_CERTIFICATE: no such file {cert!r}")
+
+    return OtlpSettings(
+        endpoint=url,
+        protocol=str(proto),
+        headers=hdrs,
+        timeout_s=_parse_timeout(tmo, "flag" if tmo_src == "flag" else tmo_src) if tmo is not None else 10.0,
+        compression=str(comp) if comp is not None else "none",
+        insecure=_parse_bool(ins, ins_src or "insecure") if ins is not None else urlsplit(url).scheme == "http",
+        certificate=str(cert) if cert is not None else None,
+    )
+
+
+def resource_from_env(env: Mapping[str, str], executable_name: str) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME (which wins for service.name),
+    else the executable name."""
+    attrs: dict[str, str] = {}
+    raw = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if raw.strip():
+        attrs.update(parse_key_values(raw, "OTEL_RESOURCE_ATTRIBUTES"))
+    service = env.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        attrs["service.name"] = service
+    attrs.setdefault("service.name", executable_name)
+    return attrs
+
+
+def output_dir(env: Mapping[str, str], flag: str | None = None) -> str:
+    """Directory for the embedded default JSONL files (``--output-dir`` > SYSSPAN_OUTPUT_DIR)."""
+    value, _ = _pick(flag, env, "SYSSPAN_OUTPUT_DIR")
+    return str(value) if value is not None else DEFAULT_OUTPUT_DIR
