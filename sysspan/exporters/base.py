@@ -1,0 +1,46 @@
+"""The sink contract every exporter follows, and the report a sink hands back at the end.
+
+Sinks never raise into the caller from ``export()``: the tracer must keep running whatever
+happens to the telemetry. Failures are counted and described once, in ``close()``'s report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from sysspan.model import Span
+
+
+@dataclass(slots=True)
+class SinkReport:
+    """What a sink did, for the end-of-run summary.
+
+    ``messages`` are one-line, human-readable sentences ("wrote 123 spans to x.jsonl",
+    "could not reach URL (connection refused): 123 spans spooled to ..."); the CLI prints
+    them as they are, as warnings when ``ok`` is false.
+    """
+
+    name: str
+    spans_written: int = 0
+    spans_failed: int = 0
+    path: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every span this sink was given was delivered."""
+        return self.spans_failed == 0
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where finished spans go. ``export`` is called from one thread (the pipeline's)."""
+
+    def export(self, spans: list[Span]) -> None:
+        """Deliver one batch; count, never raise, on failure."""
+        ...
+
+    def close(self) -> SinkReport:
+        """Flush, release resources, and say what happened."""
+        ...

@@ -1,0 +1,127 @@
+"""Reading OTLP JSON lines trace files (what the embedded default sink and the spool write).
+
+Streams line by line so that ``replay``, ``report`` and ``stats`` work on traces of any
+length in constant memory. ``.gz`` files are read transparently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sysspan.errors import TraceFileError
+from sysspan.exporters.otlp_json import decode_line
+from sysspan.model import ResourceSpans, SpanKind, StatusCode
+
+
+def _open(path: str) -> IO[bytes]:
+    try:
+        if not path.endswith(".gz"):
+            return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        handle = gzip.open(path, "rb")  # noqa: SIM115 - the caller closes it
+        try:
+            handle.peek(1)  # type: ignore[union-attr]  # a non-gzip file fails here, named
+        except BaseException:
+            handle.close()
+            raise
+        return handle  # type: ignore[return-value]
+    except FileNotFoundError:
+        raise TraceFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TraceFileError(f"{path}: is a directory, expected an OTLP JSON lines file") from None
+    except PermissionError:
+        raise TraceFileError(f"{path}: permission denied") from None
+    except (OSError, EOFError) as exc:
+        raise TraceFileError(f"{path}: cannot read ({exc})") from None
+
+
+def check_trace_file(path: str | os.PathLike[str]) -> None:
+    """Raise ``TraceFileError`` now if ``path`` cannot be opened (before any work starts)."""
+    _open(os.fspath(path)).close()
+
+
+def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[ResourceSpans]]]:
+    """``(line number, batches)`` for every non-blank line; what ``replay`` uses to keep
+    each line's own resource and report where a problem is."""
+    name = os.fspath(path)
+    handle = _open(name)
+    with handle:
+        lineno = 0
+        while True:
+            try:
+                raw = handle.readline()
+            except (OSError, EOFError) as exc:
+                raise TraceFileError(f"{name}:{lineno + 1}: cannot read ({exc})") from None
+            if not raw:
+                return
+            lineno += 1
+            if raw.isspace():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TraceFileError(f"{name}:{lineno}: not UTF-8 text ({exc.reason})") from None
+            yield lineno, decode_line(text, lineno, name)
+
+
+def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[ResourceSpans]:
+    """Every ``ResourceSpans`` in an OTLP JSON lines file, in file order, one line at a time.
+
+    Raises ``TraceFileError`` naming the file (and line) when the file is missing,
+    unreadable, or a line is not an OTLP/JSON trace request.
+    """
+    for _lineno, batches in iter_trace_lines(path):
+        yield from batches
+
+
+def count_spans(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Counts for ``sysspan stats``, in one streaming pass.
+
+    Keys: ``total`` spans, ``lines`` (requests), ``traces`` (distinct trace ids),
+    ``errors`` (status ERROR), ``by_name_kind`` ``{(name, kind name): count}``,
+    ``by_name`` ``{name: count}``, ``duration_ns_by_name`` ``{name: summed duration}``,
+    ``first_start_ns`` / ``last_end_ns`` (0 when there are no spans), ``services``
+    ``{service.name: span count}``.
+    """
+    total = 0
+    lines = 0
+    errors = 0
+    traces: set[int] = set()
+    by_name_kind: Counter[tuple[str, str]] = Counter()
+    by_name: Counter[str] = Counter()
+    duration: Counter[str] = Counter()
+    services: Counter[str] = Counter()
+    first = 0
+    last = 0
+    for _lineno, batches in iter_trace_lines(path):
+        lines += 1
+        for batch in batches:
+            services[str(batch.resource.get("service.name", ""))] += len(batch.spans)
+            for span in batch.spans:
+                total += 1
+                traces.add(span.trace_id)
+                kind = span.kind.name if isinstance(span.kind, SpanKind) else str(span.kind)
+                by_name_kind[(span.name, kind)] += 1
+                by_name[span.name] += 1
+                duration[span.name] += max(0, span.end_ns - span.start_ns)
+                if span.status == StatusCode.ERROR:
+                    errors += 1
+                if span.start_ns and (not first or span.start_ns < first):
+                    first = span.start_ns
+                if span.end_ns > last:
+                    last = span.end_ns
+    return {
+        "total": total,
+        "lines": lines,
+        "traces": len(traces),
+        "errors": errors,
+        "by_name_kind": dict(by_name_kind),
+        "by_name": dict(by_name),
+        "duration_ns_by_name": dict(duration),
+        "first_start_ns": first,
+        "last_end_ns": last,
+        "services": dict(services),
+    }
