@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sysspan.exporters.base import Sink, SinkReport
 from sysspan.model import Span
@@ -48,7 +48,15 @@ class Pipeline:
     process, which also means spans still queued are lost if ``close()`` is skipped.
     """
 
-    def __init__(self, sinks: Sequence[Sink], batch_size: int = 512, queue_batches: int = 64) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        batch_size: int = 512,
+        queue_batches: int = 64,
+        prepare: Callable[[list], list[Span]] | None = None,
+    ) -> None:
+        """``prepare`` runs on the export thread and turns each batch of emitted items into
+        spans: the tracer emits raw tuples and the decoding happens here, off the stop path."""
         if batch_size < 1 or queue_batches < 1:
             raise ValueError("batch_size and queue_batches must be at least 1")
         self.sinks = list(sinks)
@@ -58,6 +66,9 @@ class Pipeline:
         self._trouble = [_SinkTrouble() for _ in self.sinks]
         self._handed = 0
         self._reports: list[SinkReport] | None = None
+        self._prepare = prepare
+        self.prepare_errors = 0
+        self.prepare_first_error = ""
         self._thread = threading.Thread(target=self._run, name="sysspan-export", daemon=True)
         self._thread.start()
 
@@ -66,7 +77,7 @@ class Pipeline:
         """Spans given to :meth:`emit` so far."""
         return self._handed + len(self._batch)
 
-    def emit(self, span: Span) -> None:
+    def emit(self, span: Span | object) -> None:
         """Queue one finished span. Blocks only while the export queue is full."""
         batch = self._batch
         batch.append(span)
@@ -127,6 +138,15 @@ class Pipeline:
                 item.set()
                 continue
             assert isinstance(item, list)
+            if self._prepare is not None:
+                try:
+                    item = self._prepare(item)
+                except Exception as exc:
+                    # A decoding bug must not take the trace down: count it, keep going.
+                    self.prepare_errors += len(item)
+                    if not self.prepare_first_error:
+                        self.prepare_first_error = _describe(exc)
+                    continue
             for sink, trouble in zip(self.sinks, self._trouble, strict=True):
                 try:
                     sink.export(item)

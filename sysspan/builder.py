@@ -1,0 +1,299 @@
+"""The span builder: turns tracer events into spans (DESIGN §4).
+
+run span (remote parent or root)
+  └─ process span per traced process, parented by the process tree
+       └─ syscall span per completed syscall (entry → exit), thread.id = the calling thread
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sysspan.collector.decode import Decoded
+from sysspan.ids import SpanIds
+from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
+from sysspan.redact import redact_argv, redact_text
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return _signal.Signals(sig).name
+    except ValueError:
+        if _signal.SIGRTMIN <= sig <= _signal.SIGRTMAX:
+            return f"SIGRT_{sig - _signal.SIGRTMIN}"
+        return f"SIG{sig}"
+
+
+def exit_code_of(status: int | None) -> int | None:
+    """Shell convention: the exit code, or 128+N when killed by signal N."""
+    if status is None:
+        return None
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return None
+
+
+@dataclass(slots=True)
+class SyscallStat:
+    calls: int = 0
+    errors: int = 0
+    total_ns: int = 0
+
+
+@dataclass(slots=True)
+class _Proc:
+    span_id: int
+    parent_span_id: int
+    ppid: int
+    start_ns: int
+    name: str
+    exe: str = ""
+    argv: list[str] = field(default_factory=list)
+    events: list[SpanEvent] = field(default_factory=list)
+    attached: bool = False
+
+
+class SpanBuilder:
+    """Implements the tracer's ``Events``.
+
+    Process and run spans are emitted as ``Span`` objects; syscalls are emitted as raw tuples
+    that ``materialize`` turns into spans (and ``line(...)`` text) on the export thread, so
+    the tracer thread never formats anything.
+    """
+
+    def __init__(
+        self,
+        *,
+        trace_id: int,
+        run_span_id: int,
+        ids: SpanIds,
+        format_call: Callable[..., Decoded],
+        emit: Callable[[Span], None] | None,
+        line: Callable[[int, int, int, int, Decoded], None] | None = None,
+        line_event: Callable[[int, str], None] | None = None,
+        trace_flags: int = 1,
+        trace_state: str = "",
+        max_events_per_process: int = 128,
+        gate: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.trace_id = trace_id
+        self.run_span_id = run_span_id
+        self.ids = ids
+        self.format_call = format_call
+        self.emit = emit
+        self.line = line
+        self.line_event = line_event
+        self.flags = trace_flags
+        self.trace_state = trace_state
+        self.max_events = max_events_per_process
+        self.gate = gate  # sampling / rate limit: gate(t_ns) -> keep the span?
+        self.procs: dict[int, _Proc] = {}
+        self.stats: dict[int, SyscallStat] = {}
+        self.seq = 0
+        self.syscall_count = 0
+        self.syscalls_dropped = 0
+        self.process_count = 0
+        self.spans_emitted = 0
+        self.root_tgid = 0
+
+    # -- Events ----------------------------------------------------------------------------
+    def process_start(self, tgid: int, parent_tgid: int, t: int, attached: bool) -> None:
+        parent = self.procs.get(parent_tgid)
+        self.seq += 1
+        proc = _Proc(
+            span_id=self.ids.make(tgid, -1, self.seq),
+            parent_span_id=parent.span_id if parent else self.run_span_id,
+            ppid=parent_tgid,
+            start_ns=t,
+            name=parent.name if parent else str(tgid),
+            exe=parent.exe if parent else "",
+            argv=list(parent.argv) if parent else [],
+            attached=attached,
+        )
+        if not self.procs and not self.root_tgid:
+            self.root_tgid = tgid
+        self.procs[tgid] = proc
+        self.process_count += 1
+
+    def process_exec(self, tgid: int, t: int, path: str, argv: list[str]) -> None:
+        proc = self.procs.get(tgid)
+        if proc is None:
+            return
+        if proc.exe and proc.exe != path and len(proc.events) < self.max_events:
+            proc.events.append(SpanEvent("exec", t, {"process.executable.path": path}))
+        proc.exe = path
+        proc.name = os.path.basename(path) or path
+        proc.argv = redact_argv(argv)
+
+    def syscall(
+        self,
+        tid: int,
+        tgid: int,
+        nr: int,
+        args: tuple[int, ...],
+        rval: int | None,
+        t0: int,
+        t1: int,
+        ecap: object,
+        xcap: object,
+    ) -> None:
+        """Hot path (tracer thread): exact counters, the sampling gate, then one tuple to the
+        pipeline. Decoding and span construction happen in ``materialize`` on the export
+        thread."""
+        self.syscall_count += 1
+        stat = self.stats.get(nr)
+        if stat is None:
+            stat = self.stats[nr] = SyscallStat()
+        stat.calls += 1
+        stat.total_ns += t1 - t0
+        if rval is not None and -4096 < rval < 0:
+            stat.errors += 1
+        if self.emit is None:
+            return
+        gate = self.gate
+        if gate is not None and not gate(t1):
+            self.syscalls_dropped += 1
+            if self.line is None:
+                return
+            parent = 0  # text line only, no span
+        else:
+            proc = self.procs.get(tgid)
+            parent = proc.span_id if proc else self.run_span_id
+        self.seq += 1
+        self.emit((tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, self.seq))
+
+    def materialize(self, batch: list) -> list[Span]:
+        """Export thread: raw syscall tuples and queued text lines → spans (and lines)."""
+        out: list[Span] = []
+        fmt = self.format_call
+        line = self.line
+        make_id = self.ids.make
+        trace_id = self.trace_id
+        trace_state = self.trace_state
+        flags = self.flags
+        for item in batch:
+            if type(item) is Span:
+                out.append(item)
+                continue
+            if type(item) is str:  # a signal/exit line, kept in order with the syscalls
+                if self.line_event is not None:
+                    tid, _, text = item.partition("\0")
+                    self.line_event(int(tid), text)
+                continue
+            tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq = item
+            d = fmt(nr, args, rval, ecap, xcap)
+            if line is not None:
+                line(tid, t0, t1, 0, d)
+            if not parent:
+                continue
+            attrs: dict = {
+                "syscall.name": d.name,
+                "syscall.args": redact_text(d.args) if d.argv is not None else d.args,
+                "thread.id": tid,
+            }
+            if rval is not None:
+                attrs["syscall.return"] = rval
+            if d.path is not None:
+                attrs["file.path"] = d.path
+            span = Span(trace_id, make_id(tgid, tid, seq), parent, d.name, t0, t1, SpanKind.INTERNAL, attrs)
+            span.trace_state = trace_state
+            span.flags = flags
+            if d.error:
+                attrs["error.type"] = d.error
+                span.status = StatusCode.ERROR
+                span.status_message = d.ret
+            out.append(span)
+        self.spans_emitted += len(out)
+        return out
+
+    def stats_by_name(self, name_of: Callable[[int], str]) -> dict[str, SyscallStat]:
+        """The exact per-syscall counters (the -c table), keyed by name."""
+        merged: dict[str, SyscallStat] = {}
+        for nr, stat in self.stats.items():
+            name = name_of(nr)
+            acc = merged.setdefault(name, SyscallStat())
+            acc.calls += stat.calls
+            acc.errors += stat.errors
+            acc.total_ns += stat.total_ns
+        return merged
+
+    def _line_event(self, tid: int, text: str) -> None:
+        """Signal and exit lines go through the pipeline so they stay in order with the
+        syscall lines that the export thread writes."""
+        if self.emit is not None:
+            self.emit(f"{tid}\0{text}")
+        elif self.line_event is not None:
+            self.line_event(tid, text)
+
+    def signal(self, tid: int, tgid: int, sig: int, t: int, info: tuple | None) -> None:
+        name = signal_name(sig)
+        if self.line_event is not None:
+            detail = f"si_signo={name}"
+            if info is not None and info[2]:
+                detail += f", si_pid={info[2]}, si_uid={info[3]}"
+            self._line_event(tid, f"--- {name} {{{detail}}} ---")
+        proc = self.procs.get(tgid)
+        if proc is not None and len(proc.events) < self.max_events:
+            attrs: dict = {"signal.name": name, "signal.number": sig, "thread.id": tid}
+            if info is not None and info[2]:
+                attrs["signal.sender_pid"] = info[2]
+            proc.events.append(SpanEvent("signal", t, attrs))
+
+    def process_exit(self, tgid: int, t: int, status: int | None) -> None:
+        proc = self.procs.pop(tgid, None)
+        if self.line_event is not None and status is not None:
+            if os.WIFSIGNALED(status):
+                self._line_event(tgid, f"+++ killed by {signal_name(os.WTERMSIG(status))} +++")
+            elif os.WIFEXITED(status):
+                self._line_event(tgid, f"+++ exited with {os.WEXITSTATUS(status)} +++")
+        if proc is not None:
+            self._finish_process(tgid, proc, t, status)
+
+    # -- finishing -------------------------------------------------------------------------
+    def _finish_process(self, tgid: int, proc: _Proc, t: int, status: int | None) -> None:
+        if self.emit is None:
+            return
+        attrs: dict = {"process.pid": tgid, "process.parent_pid": proc.ppid}
+        if proc.exe:
+            attrs["process.executable.path"] = proc.exe
+            attrs["process.executable.name"] = proc.name
+        if proc.argv:
+            attrs["process.command_args"] = proc.argv
+        span = Span(
+            trace_id=self.trace_id,
+            span_id=proc.span_id,
+            parent_id=proc.parent_span_id,
+            name=proc.name,
+            start_ns=proc.start_ns,
+            end_ns=t,
+            attributes=attrs,
+            events=proc.events,
+            trace_state=self.trace_state,
+            flags=self.flags,
+        )
+        code = exit_code_of(status)
+        if code is not None:
+            attrs["process.exit.code"] = code
+        if status is not None and os.WIFSIGNALED(status):
+            attrs["error.type"] = signal_name(os.WTERMSIG(status))
+            span.status = StatusCode.ERROR
+            span.status_message = f"killed by {attrs['error.type']}"
+        if proc.attached:
+            attrs["sysspan.attached"] = True
+        self.spans_emitted += 1
+        self.emit(span)
+
+    def finish(self, t: int) -> None:
+        """End the spans of processes still open (detach, or tracees we lost)."""
+        for tgid, proc in list(self.procs.items()):
+            self.procs.pop(tgid)
+            self._finish_process(tgid, proc, t, None)
+
+    def root_name(self) -> str:
+        proc = self.procs.get(self.root_tgid)
+        return proc.name if proc else ""

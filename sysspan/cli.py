@@ -1,0 +1,86 @@
+"""Command line entry point: argument parsing, subcommand dispatch, and the one place where
+``SysspanError`` becomes a one-line message and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from sysspan import __version__
+from sysspan.errors import SysspanError
+
+# Subcommand name -> module under sysspan.commands with register(subparsers) and run(ns, env).
+SUBCOMMANDS = {
+    "replay": "replay",
+    "stats": "stats",
+    "report": "report",
+    "merge": "merge",
+    "span": "span",
+    "lambda": "lambda_",
+    "decisions": "decisions",
+}
+
+USAGE = """\
+sysspan [OPTIONS] -- COMMAND [ARGS...]   trace a command
+sysspan [OPTIONS] -p PID                 attach to a running process
+sysspan SUBCOMMAND ...                   {subs}"""
+
+
+def _trace_parser() -> argparse.ArgumentParser:
+    from sysspan.commands import trace
+
+    parser = argparse.ArgumentParser(
+        prog="sysspan",
+        usage=USAGE.format(subs=", ".join(SUBCOMMANDS)),
+        description="Turn what a program does into OpenTelemetry traces.",
+        epilog="Spans go to ./sysspan-traces/*.jsonl unless an OTLP endpoint is configured. "
+        "Subcommands: " + ", ".join(SUBCOMMANDS) + " (sysspan SUBCOMMAND --help).",
+    )
+    parser.add_argument("--version", action="version", version=f"sysspan {__version__}")
+    trace.register_options(parser)
+    parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def _sub_parser(name: str):
+    module = importlib.import_module(f"sysspan.commands.{SUBCOMMANDS[name]}")
+    parser = argparse.ArgumentParser(prog="sysspan")
+    subparsers = parser.add_subparsers(dest="subcommand", required=True)
+    module.register(subparsers)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ)
+    try:
+        if args and args[0] in SUBCOMMANDS:
+            parser, module = _sub_parser(args[0])
+            ns = parser.parse_args(args)
+            return int(module.run(ns, env) or 0)
+        from sysspan.commands import trace
+
+        parser = _trace_parser()
+        ns = parser.parse_args(args)
+        if ns.command and ns.command[0] == "--":
+            ns.command = ns.command[1:]
+        return trace.run(ns, env)
+    except SysspanError as exc:
+        print(f"sysspan: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sysspan: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, developers a traceback on request
+        if os.environ.get("SYSSPAN_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"sysspan: internal error: {type(exc).__name__}: {exc} (set SYSSPAN_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return 1

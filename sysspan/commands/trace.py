@@ -1,0 +1,454 @@
+"""``sysspan [OPTIONS] -- COMMAND`` and ``sysspan -p PID``: the main job.
+
+Wires the pieces together: incoming trace context, the child's environment, the tracer,
+the span builder, the sinks, and the end-of-run report. Everything here runs once per
+trace; the per-syscall work lives in collector/ and builder.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from sysspan import __version__
+from sysspan.builder import SpanBuilder, exit_code_of, signal_name
+from sysspan.collector.decode import Decoder
+from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
+from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
+from sysspan.collector.tracer import Tracer
+from sysspan.config import OtlpSettings, output_dir, resolve_otlp, resource_from_env
+from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
+from sysspan.exporters.base import Sink, SinkReport
+from sysspan.exporters.console import LineWriter
+from sysspan.exporters.jsonl import JsonlSink, default_trace_path
+from sysspan.exporters.pipeline import Pipeline
+from sysspan.exporters.summary import render_summary
+from sysspan.ids import SpanIds, new_nonce, new_trace_id
+from sysspan.model import Span, SpanKind, StatusCode
+from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
+from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.traceparent import SpanContext
+from sysspan.redact import redact_argv
+
+
+def register_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the trace mode; strace's letters keep strace's meaning."""
+    st = parser.add_argument_group("tracing (strace-compatible)")
+    st.add_argument("-f", dest="follow", action="store_true", help="follow forks, vforks, threads and execs")
+    st.add_argument("-p", dest="pids", action="append", type=_pid, metavar="PID", help="attach to a running process (Ctrl-C detaches)")
+    st.add_argument("-e", dest="exprs", action="append", default=[], metavar="EXPR", help="qualifying expression: trace=SET (names, !name, %%file %%network %%process %%memory %%signal %%ipc %%desc)")
+    st.add_argument("-o", dest="output", metavar="FILE", help="write strace-style lines to FILE")
+    st.add_argument("-c", dest="summary", action="store_true", help="print a summary table (% time, seconds, usecs/call, calls, errors)")
+    st.add_argument("-C", dest="summary_and_lines", action="store_true", help="like -c, and print the lines too")
+    st.add_argument("-T", dest="show_time", action="store_true", help="show time spent in each syscall")
+    st.add_argument("-t", dest="timestamps", action="count", default=0, help="prefix lines with the time (-tt: microseconds, -ttt: epoch)")
+    st.add_argument("-s", dest="strsize", type=_nonneg_int("-s"), metavar="N", help="show at most N bytes of strings and buffers (default 32); also records buffer contents in spans")
+    st.add_argument("-y", dest="decode_fds", action="store_true", help="print paths associated with file descriptors")
+    st.add_argument("-q", dest="quiet", action="count", default=0, help="suppress informational messages (-qq: also the trace file line)")
+
+    ot = parser.add_argument_group("OpenTelemetry")
+    ot.add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; else the JSONL file)")
+    ot.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http/json"), help="OTLP protocol (default: grpc for port 4317, else http/protobuf)")
+    ot.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header (repeatable)")
+    ot.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="OTLP export timeout")
+    ot.add_argument("--trace-file", metavar="FILE", help="write OTLP JSON lines to FILE (always, also when exporting over OTLP)")
+    ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
+    ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
+
+    pr = parser.add_argument_group("propagation")
+    pr.add_argument("--traceparent", metavar="TP", help="parent the run span under this W3C traceparent (wins over TRACEPARENT)")
+    pr.add_argument("--tp-carrier", metavar="FILE", help="read the incoming context from FILE and write the run span's context back to it")
+    pr.add_argument("--tp-print", action="store_true", help="print the run span's TRACEPARENT on stderr before the command starts")
+    pr.add_argument("--tp-required", action="store_true", help="fail (exit 1) when no valid incoming trace context is found")
+    pr.add_argument("--no-syscalls", action="store_true", help="no ptrace: wrap the command in its run span only")
+    st.add_argument("--no-seccomp", action="store_true", help="with -e trace=, stop at every syscall instead of installing a seccomp-bpf filter")
+    pr.add_argument("--strict", action="store_true", help="telemetry problems change the exit status (1) instead of being warnings")
+
+
+def _pid(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid PID {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid PID {text!r}")
+    return value
+
+
+def _nonneg_int(flag: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: expected a number, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{flag}: must not be negative")
+        return value
+
+    return parse
+
+
+@dataclass
+class _Run:
+    """State of one trace run that the end-of-run report needs."""
+
+    warnings: list[str] = field(default_factory=list)
+    reports: list[SinkReport] = field(default_factory=list)
+
+
+def _warn(msg: str) -> None:
+    print(f"sysspan: warning: {msg}", file=sys.stderr)
+
+
+def _resolve_command(argv: list[str], env: dict[str, str]) -> str:
+    cmd = argv[0]
+    if "/" in cmd:
+        if not os.path.exists(cmd):
+            raise CommandNotFound(f"{cmd}: No such file or directory")
+        if os.path.isdir(cmd) or not os.access(cmd, os.X_OK):
+            raise CommandNotExecutable(f"{cmd}: Permission denied")
+        return cmd
+    found = shutil.which(cmd, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise CommandNotFound(f"{cmd}: command not found")
+    return found
+
+
+def _trace_filter(exprs: list[str], arch: str) -> frozenset[int] | None:
+    """-e trace=SET → the syscall numbers to trace (None: trace everything)."""
+    selected: frozenset[int] | None = None
+    for expr in exprs:
+        key, sep, value = expr.partition("=")
+        if not sep:
+            key, value = "trace", expr
+        if key in ("trace", "t"):
+            selected = parse_trace_expr(value, arch)
+        elif key in ("signal", "abbrev", "verbose", "raw", "status", "quiet"):
+            raise UsageError(f"-e {key}=: not supported by sysspan (only trace=)")
+        else:
+            raise UsageError(f"-e: invalid qualifier {key!r}")
+    return selected
+
+
+def _build_sinks(
+    ns: argparse.Namespace,
+    env: dict[str, str],
+    resource: dict,
+    exe_name: str,
+    trace_id: int,
+    remote_parent: int,
+) -> tuple[list[Sink], OtlpSettings | None]:
+    settings = resolve_otlp(
+        env,
+        endpoint=ns.otlp_endpoint,
+        protocol=ns.otlp_protocol,
+        headers=ns.otlp_header,
+        timeout_s=ns.otlp_timeout,
+    )
+    out_dir = output_dir(env, ns.output_dir)
+    sinks: list[Sink] = []
+    if ns.trace_file or settings is None:
+        path = ns.trace_file or default_trace_path(out_dir, exe_name, trace_id)
+        sinks.append(JsonlSink(path, resource, __version__))
+    if settings is not None:
+        # Imported here: the OTLP exporter stack is heavy and the default path never needs it.
+        from sysspan.exporters.otlp import OtlpSink
+
+        spool = default_trace_path(out_dir, exe_name + "-spool", trace_id)
+        remote = {remote_parent} if remote_parent else set()
+        sinks.append(OtlpSink(settings, resource, spool, __version__, remote_parent_ids=remote))
+    return sinks, settings
+
+
+class _SignalRelay:
+    """Ctrl-C and friends: forwarded to the traced command (run mode) or a clean detach
+    (attach mode). SIGINT/SIGQUIT typed at a terminal already reach the command through
+    its process group, so they are only forwarded when sysspan is not on a terminal."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+    def __init__(self, on_signal) -> None:
+        self.on_signal = on_signal
+        self.saved = {}
+        self.received: list[int] = []
+
+    def __enter__(self) -> _SignalRelay:
+        for sig in self.SIGNALS:
+            self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, sig: int, _frame) -> None:
+        self.received.append(sig)
+        self.on_signal(sig)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def _from_terminal(sig: int) -> bool:
+    if sig not in (signal.SIGINT, signal.SIGQUIT):
+        return False
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    if not ns.command and not ns.pids:
+        raise UsageError("nothing to trace: give a command after -- or -p PID")
+    if ns.command and ns.pids:
+        raise UsageError("give either a command or -p PID, not both")
+    if ns.pids and len(ns.pids) > 1:
+        raise UsageError("-p: one process at a time")
+    if ns.pids and ns.no_syscalls:
+        raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
+    if ns.summary and ns.summary_and_lines:
+        raise UsageError("-c and -C are mutually exclusive")
+
+    arch = machine_arch()
+    traced = _trace_filter(ns.exprs, arch)
+    strsize = 32 if ns.strsize is None else ns.strsize
+
+    incoming, baggage, warnings = resolve_incoming(
+        ns.traceparent, ns.tp_carrier, env, required=ns.tp_required
+    )
+    for w in warnings:
+        _warn(w)
+
+    if ns.command:
+        path = _resolve_command(ns.command, env)
+        exe_name = os.path.basename(ns.command[0])
+        argv = list(ns.command)
+    else:
+        from sysspan.collector.procfs import proc_comm, read_cmdline
+
+        path = ""
+        exe_name = proc_comm(ns.pids[0])
+        try:
+            argv = read_cmdline(ns.pids[0])
+        except OSError:
+            argv = []
+
+    trace_id = incoming.trace_id if incoming else new_trace_id()
+    flags = incoming.flags if incoming else 1
+    tracestate = incoming.tracestate if incoming else None
+    ids = SpanIds(new_nonce())
+    run_span_id = ids.make(0, 0, 0)
+    run_ctx = SpanContext(trace_id=trace_id, span_id=run_span_id, flags=flags, tracestate=tracestate, remote=False)
+    state_header = tracestate.to_header() if tracestate is not None else ""
+
+    resource = detect_resource(env)
+    resource.update(resource_from_env(env, exe_name))
+    if ns.service_name:
+        resource["service.name"] = ns.service_name
+    sinks, _settings = _build_sinks(
+        ns, env, resource, exe_name, trace_id, incoming.span_id if incoming else 0
+    )
+
+    lines_out: TextIO | None = None
+    writer: LineWriter | None = None
+    want_lines = ns.output is not None and not ns.summary or ns.summary_and_lines
+    if ns.output is not None:
+        try:
+            lines_out = open(ns.output, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
+    if want_lines:
+        writer = LineWriter(
+            lines_out or sys.stderr,
+            with_pid=ns.follow or bool(ns.pids),
+            show_time=ns.show_time,
+            timestamps=ns.timestamps,
+        )
+
+    decoder = Decoder(arch, strsize=strsize, decode_fds=ns.decode_fds)
+    builder = SpanBuilder(
+        trace_id=trace_id,
+        run_span_id=run_span_id,
+        ids=ids,
+        format_call=decoder.format,
+        emit=None,
+        line=writer.syscall if writer else None,
+        line_event=writer.event if writer else None,
+        trace_flags=flags,
+        trace_state=state_header,
+    )
+
+    if ns.tp_carrier:
+        write_carrier_file(ns.tp_carrier, run_ctx, baggage)
+    if ns.tp_print:
+        print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
+
+    child_env = inject(env, run_ctx, baggage)
+    start = time.time_ns()
+    status: int | None
+    root_pid = 0
+    pipeline: Pipeline
+    if ns.no_syscalls:
+        pipeline = Pipeline(sinks, prepare=builder.materialize)
+        status, root_pid = _run_plain(path, argv, child_env)
+    else:
+        execve_nrs = frozenset(nr for nr, name in table(arch).items() if name in ("execve", "execveat"))
+        seccomp = None
+        if traced is not None and ns.command and not ns.no_seccomp:
+            if seccomp_available():
+                seccomp = PreparedFilter(build_filter(arch, traced | execve_nrs))
+            else:
+                _warn("seccomp-bpf is not available here; stopping at every syscall instead")
+        tracer = Tracer(
+            builder, decoder, follow=ns.follow, traced=traced, execve_nrs=execve_nrs, seccomp=seccomp
+        )
+        if ns.command:
+
+            def relay(sig: int) -> None:
+                if not _from_terminal(sig):
+                    tracer.forward(sig)
+
+            with _SignalRelay(relay):
+                # The child is forked before the export thread starts: forking a
+                # multi-threaded process is where deadlocks come from.
+                root_pid = tracer.spawn(path, argv, child_env)
+                pipeline = Pipeline(sinks, prepare=builder.materialize)
+                builder.emit = pipeline.emit
+                status = tracer.run()
+            for w in tracer.warnings:
+                _warn(w)
+        else:
+            pipeline = Pipeline(sinks, prepare=builder.materialize)
+            builder.emit = pipeline.emit
+            with _SignalRelay(lambda _sig: tracer.request_detach()):
+                tracer.attach(ns.pids[0])
+                root_pid = ns.pids[0]
+                if not ns.quiet:
+                    print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
+                status = tracer.run()
+                if not ns.quiet and tracer.detaching:
+                    print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
+    end = time.time_ns()
+    builder.finish(end)
+
+    code = exit_code_of(status)
+    run_span = _run_span(
+        trace_id=trace_id,
+        span_id=run_span_id,
+        parent=incoming,
+        name=builder.root_name() or exe_name,
+        start=start,
+        end=end,
+        argv=argv,
+        pid=root_pid,
+        status=status,
+        code=code,
+        builder=builder,
+        trace_state=state_header,
+        flags=flags,
+    )
+    pipeline.emit(run_span)
+    reports = pipeline.close()
+    if pipeline.prepare_errors:
+        _warn(
+            f"{pipeline.prepare_errors} syscall records could not be decoded "
+            f"({pipeline.prepare_first_error}); they are missing from the trace"
+        )
+
+    if ns.summary or ns.summary_and_lines:
+        table_text = render_summary(builder.stats_by_name(decoder.name))
+        (lines_out or sys.stderr).write(table_text)
+    if lines_out is not None:
+        lines_out.close()
+    elif writer is not None:
+        writer.close()
+
+    failed = False
+    for report in reports:
+        for msg in report.messages:
+            if report.spans_failed:
+                failed = True
+                _warn(msg)
+            elif ns.quiet < 2:
+                print(f"sysspan: {msg}", file=sys.stderr)
+    if ns.strict and (failed or warnings):
+        return 1
+    if ns.pids:
+        return 0
+    return code if code is not None else 1
+
+
+def _run_plain(path: str, argv: list[str], env: dict[str, str]) -> tuple[int, int]:
+    """--no-syscalls: run the command as is, forwarding signals, and return its wait status."""
+    proc = subprocess.Popen(argv, executable=path, env=env)  # noqa: S603 - the user's command
+
+    def relay(sig: int) -> None:
+        if not _from_terminal(sig) and proc.returncode is None:
+            proc.send_signal(sig)
+
+    with _SignalRelay(relay):
+        while True:
+            try:
+                _, status = os.waitpid(proc.pid, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+    proc.returncode = exit_code_of(status)
+    return status, proc.pid
+
+
+def _run_span(
+    *,
+    trace_id: int,
+    span_id: int,
+    parent: SpanContext | None,
+    name: str,
+    start: int,
+    end: int,
+    argv: list[str],
+    pid: int,
+    status: int | None,
+    code: int | None,
+    builder: SpanBuilder,
+    trace_state: str,
+    flags: int,
+) -> Span:
+    attrs: dict = {
+        "process.executable.name": name,
+        "process.command_args": redact_argv(argv),
+        "process.pid": pid,
+        "syscall.count": builder.syscall_count,
+        "syscall.dropped": builder.syscalls_dropped,
+        "sysspan.process.count": builder.process_count,
+    }
+    span = Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent.span_id if parent else 0,
+        name=name,
+        start_ns=start,
+        end_ns=end,
+        kind=SpanKind.INTERNAL,
+        attributes=attrs,
+        trace_state=trace_state,
+        flags=flags,
+    )
+    if code is not None:
+        attrs["process.exit.code"] = code
+    if status is not None and os.WIFSIGNALED(status):
+        sig = signal_name(os.WTERMSIG(status))
+        attrs["error.type"] = sig
+        span.status = StatusCode.ERROR
+        span.status_message = f"killed by {sig}"
+    elif code:
+        attrs["error.type"] = str(code)
+        span.status = StatusCode.ERROR
+        span.status_message = f"exited with status {code}"
+    return span

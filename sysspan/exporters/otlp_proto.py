@@ -1,0 +1,191 @@
+"""A direct OTLP protobuf encoder: sysspan spans → ``ExportTraceServiceRequest`` bytes.
+
+Going through the generated message classes costs ~15 µs per syscall span (one message
+object per attribute); writing the wire format directly, with the encodings of repeated
+key/value pairs cached, is several times cheaper. The output is byte-for-byte what the
+official classes serialise for the same content (proto3: default values are omitted,
+fields in number order); the test suite decodes it with ``opentelemetry-proto`` and compares
+every field.
+
+Field numbers follow opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from sysspan.model import ResourceSpans, Span
+
+_pack_q = struct.Struct("<Q").pack
+_pack_d = struct.Struct("<d").pack
+_pack_i = struct.Struct("<I").pack
+
+_VARINT_CACHE = [bytes([i]) for i in range(128)]
+_KIND = [b"\x30" + bytes([k]) for k in range(6)]
+
+
+def varint(n: int) -> bytes:
+    """Base-128 varint; negative numbers as 64-bit two's complement (int64 semantics)."""
+    if 0 <= n < 128:
+        return _VARINT_CACHE[n]
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _ld(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return tag + varint(len(payload)) + payload
+
+
+def _utf8(text: str) -> bytes:
+    # Paths and argv from the tracee may carry undecodable bytes (surrogateescape);
+    # protobuf strings must be valid UTF-8.
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
+def any_value(value: Any) -> bytes:
+    """Encoded ``AnyValue`` message body."""
+    if isinstance(value, str):
+        return _ld(b"\x0a", _utf8(value))
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _pack_d(value)
+    if isinstance(value, (list, tuple)):
+        return _ld(b"\x2a", b"".join(_ld(b"\x0a", any_value(v)) for v in value))
+    if isinstance(value, dict):
+        return _ld(b"\x32", b"".join(_ld(b"\x0a", key_value(k, v)) for k, v in value.items()))
+    if isinstance(value, (bytes, bytearray)):
+        return _ld(b"\x3a", bytes(value))
+    if value is None:
+        return b""
+    return _ld(b"\x0a", _utf8(str(value)))
+
+
+def key_value(key: str, value: Any) -> bytes:
+    """Encoded ``KeyValue`` message body."""
+    return _ld(b"\x0a", _utf8(key)) + _ld(b"\x12", any_value(value))
+
+
+class ProtoEncoder:
+    """Encodes spans with a bounded cache of attribute encodings.
+
+    Syscall spans repeat the same ``syscall.name``, ``thread.id`` and even whole argument
+    strings (``read(0, "\\0", 1)`` two million times), so most attributes are one dict lookup.
+    The cache is cleared when it reaches ``cache_size`` entries: memory stays flat.
+    """
+
+    def __init__(self, cache_size: int = 65536) -> None:
+        self._kv: dict[tuple[str, Any], bytes] = {}
+        self._cache_size = cache_size
+        self._trace_ids: dict[int, bytes] = {}
+        self._names: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+    def _attr(self, key: str, value: Any) -> bytes:
+        if type(value) is list:
+            return _ld(b"\x4a", key_value(key, value))
+        k = (key, value)
+        enc = self._kv.get(k)
+        if enc is None:
+            enc = _ld(b"\x4a", key_value(key, value))
+            if len(self._kv) >= self._cache_size:
+                self._kv.clear()
+            self._kv[k] = enc
+        return enc
+
+    def _trace_id(self, trace_id: int) -> bytes:
+        enc = self._trace_ids.get(trace_id)
+        if enc is None:
+            if len(self._trace_ids) > 1024:
+                self._trace_ids.clear()
+            enc = self._trace_ids[trace_id] = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+        return enc
+
+    def span(self, s: Span) -> bytes:
+        """Encoded ``Span`` message body (fields in number order, defaults omitted)."""
+        trace = self._trace_ids.get(s.trace_id) or self._trace_id(s.trace_id)
+        head = self._names.get((s.name, s.trace_state))
+        if head is None:
+            head = self._name_head(s.name, s.trace_state)
+        state, name = head
+        parts = [trace, b"\x12\x08", s.span_id.to_bytes(8, "big"), state]
+        if s.parent_id:
+            parts.append(b"\x22\x08")
+            parts.append(s.parent_id.to_bytes(8, "big"))
+        parts.append(name)
+        if s.kind:
+            parts.append(_KIND[s.kind])
+        if s.start_ns:
+            parts.append(b"\x39")
+            parts.append(_pack_q(s.start_ns))
+        if s.end_ns:
+            parts.append(b"\x41")
+            parts.append(_pack_q(s.end_ns))
+        cache = self._kv
+        for item in s.attributes.items():
+            enc = cache.get(item) if type(item[1]) is not list else None
+            if enc is None:
+                enc = self._attr(*item)
+            parts.append(enc)
+        for ev in s.events:
+            body = b""
+            if ev.time_ns:
+                body += b"\x09" + _pack_q(ev.time_ns)
+            if ev.name:
+                body += _ld(b"\x12", _utf8(ev.name))
+            for key, value in ev.attributes.items():
+                body += _ld(b"\x1a", key_value(key, value))
+            parts.append(_ld(b"\x5a", body))
+        if s.status or s.status_message:
+            body = b""
+            if s.status_message:
+                body += _ld(b"\x12", _utf8(s.status_message))
+            if s.status:
+                body += b"\x18" + varint(int(s.status))
+            parts.append(_ld(b"\x7a", body))
+        if s.flags:
+            parts.append(b"\x85\x01")
+            parts.append(_pack_i(s.flags))
+        return b"".join(parts)
+
+    def _name_head(self, name: str, trace_state: str) -> tuple[bytes, bytes]:
+        """(trace_state field, name field) encodings, cached: both repeat across spans."""
+        head = (
+            _ld(b"\x1a", _utf8(trace_state)) if trace_state else b"",
+            _ld(b"\x2a", _utf8(name)) if name else b"",
+        )
+        if len(self._names) >= 4096:
+            self._names.clear()
+        self._names[(name, trace_state)] = head
+        return head
+
+    def resource_spans(self, batch: ResourceSpans) -> bytes:
+        """Encoded ``ResourceSpans`` (one resource, one scope)."""
+        resource = b"".join(_ld(b"\x0a", key_value(k, v)) for k, v in batch.resource.items())
+        scope = b""
+        if batch.scope_name:
+            scope += _ld(b"\x0a", _utf8(batch.scope_name))
+        if batch.scope_version:
+            scope += _ld(b"\x12", _utf8(batch.scope_version))
+        span = self.span
+        scope_spans = _ld(b"\x0a", scope) + b"".join(_ld(b"\x12", span(s)) for s in batch.spans)
+        return _ld(b"\x0a", resource) + _ld(b"\x12", scope_spans)
+
+    def request(self, batches: ResourceSpans | Iterable[ResourceSpans]) -> bytes:
+        """Serialized ``ExportTraceServiceRequest``."""
+        if isinstance(batches, ResourceSpans):
+            batches = [batches]
+        return b"".join(_ld(b"\x0a", self.resource_spans(b)) for b in batches)

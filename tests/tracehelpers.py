@@ -1,0 +1,113 @@
+"""Test helpers: run the real CLI and read what it wrote.
+
+The OTLP JSON lines are parsed here with plain ``json`` rather than sysspan's own decoder,
+so tests check the file format independently of the code that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class JSpan:
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    kind: int
+    start: int
+    end: int
+    attrs: dict
+    status: dict
+    events: list = field(default_factory=list)
+    resource: dict = field(default_factory=dict)
+
+    @property
+    def is_syscall(self) -> bool:
+        return "syscall.name" in self.attrs
+
+    @property
+    def is_run(self) -> bool:
+        return "syscall.count" in self.attrs
+
+    @property
+    def is_process(self) -> bool:
+        return "process.pid" in self.attrs and not self.is_run and not self.is_syscall
+
+
+def _value(v: dict):
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "arrayValue" in v:
+        return [_value(x) for x in v["arrayValue"].get("values", [])]
+    raise AssertionError(f"unknown OTLP JSON value {v!r}")
+
+
+def attrs_of(items: list) -> dict:
+    return {a["key"]: _value(a["value"]) for a in items or []}
+
+
+def load_spans(path: str | os.PathLike) -> list[JSpan]:
+    spans: list[JSpan] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            req = json.loads(line)
+            for rs in req["resourceSpans"]:
+                resource = attrs_of(rs.get("resource", {}).get("attributes", []))
+                for ss in rs["scopeSpans"]:
+                    for s in ss["spans"]:
+                        spans.append(
+                            JSpan(
+                                name=s["name"],
+                                trace_id=s["traceId"],
+                                span_id=s["spanId"],
+                                parent_id=s.get("parentSpanId", ""),
+                                kind=int(s.get("kind", 0)),
+                                start=int(s["startTimeUnixNano"]),
+                                end=int(s["endTimeUnixNano"]),
+                                attrs=attrs_of(s.get("attributes", [])),
+                                status=s.get("status", {}),
+                                events=s.get("events", []),
+                                resource=resource,
+                            )
+                        )
+    return spans
+
+
+def sysspan(
+    *args: str,
+    env: dict | None = None,
+    cwd: str | os.PathLike | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m sysspan ARGS`` as a real process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE"))}
+    full_env["PYTHONPATH"] = str(REPO)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "sysspan", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
