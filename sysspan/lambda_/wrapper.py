@@ -1,0 +1,473 @@
+"""The Python handler wrapper: one SERVER span per Lambda invocation, in the caller's trace.
+
+Installed by ``AWS_LAMBDA_EXEC_WRAPPER=/opt/sysspan-wrapper``: that script moves the
+function's handler to ``SYSSPAN_ORIG_HANDLER`` and makes ``_HANDLER`` point here, so the
+Python runtime calls :func:`handler`, which calls the original. Code that prefers not to use
+the exec wrapper can decorate its handler with :func:`wrap` instead.
+
+For each invocation:
+
+* the parent is the caller's context, first found of: ``event["headers"]["traceparent"]``
+  (header names case-insensitive, API Gateway / ALB / function URLs), the client context's
+  ``custom["traceparent"]`` (``aws lambda invoke --client-context``, see ``sysspan lambda
+  invoke``), the X-Ray header ``_X_AMZN_TRACE_ID`` converted to W3C; else a new trace;
+* the span carries ``faas.trigger``, ``faas.invocation_id`` (the request id),
+  ``faas.coldstart`` (true only for the first invocation of the environment),
+  ``faas.name``, ``faas.version``, ``cloud.provider``/``cloud.platform``,
+  ``cloud.resource_id`` (the invoked ARN), ``cloud.account.id``, HTTP attributes for HTTP
+  triggers, and ``sysspan.parent.source`` saying where the parent came from;
+* the handler runs with ``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` pointing at the span, for
+  its own outgoing calls and child processes; when the function uses the OpenTelemetry API,
+  the span is also the active context, so the function's spans nest under it, and its
+  tracer provider is flushed when the handler returns;
+* the span is sent (OTLP/HTTP JSON) to the sysspan extension's local receiver *before* the
+  handler's result goes back to the runtime, so it is in the extension's buffer when Lambda
+  reports ``platform.runtimeDone``.
+
+Telemetry never breaks the function: every failure here is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sysspan import __version__
+from sysspan.lambda_ import DEFAULT_OTLP_PORT
+from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
+from sysspan.propagation.traceparent import (
+    FLAG_SAMPLED,
+    InvalidTraceContext,
+    SpanContext,
+    parse_traceparent,
+    xray_to_traceparent,
+)
+from sysspan.propagation.tracestate import TraceState
+
+ORIG_HANDLER_ENV = "SYSSPAN_ORIG_HANDLER"
+ENDPOINT_ENV = "SYSSPAN_LAMBDA_OTLP_ENDPOINT"
+SCOPE_NAME = "sysspan.lambda"
+_SEND_TIMEOUT_S = 2.0
+
+Handler = Callable[[Any, Any], Any]
+
+
+def _warn(msg: str) -> None:
+    print(f"[sysspan wrapper] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the caller's context
+
+
+def _lower_keys(mapping: Any) -> dict[str, Any]:
+    if not isinstance(mapping, Mapping):
+        return {}
+    return {str(k).lower(): v for k, v in mapping.items()}
+
+
+def _header(event: Any, name: str) -> str | None:
+    """A header of an HTTP-triggered event (``headers``, else ``multiValueHeaders``)."""
+    if not isinstance(event, Mapping):
+        return None
+    value = _lower_keys(event.get("headers")).get(name)
+    if isinstance(value, str) and value.strip():
+        return value
+    multi = _lower_keys(event.get("multiValueHeaders")).get(name)
+    if isinstance(multi, list) and multi and isinstance(multi[0], str):
+        return multi[0]
+    return None
+
+
+def _client_custom(context: Any) -> dict[str, Any]:
+    client_context = getattr(context, "client_context", None)
+    if isinstance(client_context, Mapping):
+        custom = client_context.get("custom") or client_context.get("Custom")
+    else:
+        custom = getattr(client_context, "custom", None)
+    return _lower_keys(custom)
+
+
+def _with_state(ctx: SpanContext, state: Any) -> SpanContext:
+    if not isinstance(state, str) or not state.strip():
+        return ctx
+    try:
+        parsed = TraceState.parse(state)
+    except InvalidTraceContext:
+        return ctx
+    return SpanContext(ctx.trace_id, ctx.span_id, ctx.flags, parsed, True) if parsed else ctx
+
+
+def extract_parent(event: Any, context: Any, env: Mapping[str, str]) -> tuple[SpanContext | None, str, str | None]:
+    """The caller's context, where it came from (``headers``, ``client_context``,
+    ``xray`` or ``none``) and its baggage header. Invalid values are skipped (one warning),
+    and the next source is tried."""
+    for source, get in (
+        ("headers", lambda name: _header(event, name)),
+        ("client_context", lambda name: _client_custom(context).get(name)),
+    ):
+        raw = get("traceparent")
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        try:
+            ctx = parse_traceparent(raw)
+        except InvalidTraceContext as exc:
+            _warn(f"ignoring invalid traceparent in the {source.replace('_', ' ')} ({exc})")
+            continue
+        baggage = get("baggage")
+        return _with_state(ctx, get("tracestate")), source, baggage if isinstance(baggage, str) else None
+    xray = env.get("_X_AMZN_TRACE_ID", "")
+    if xray:
+        ctx = xray_to_traceparent(xray)
+        if ctx is not None:
+            return ctx, "xray", None
+    return None, "none", None
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+def trigger_of(event: Any) -> str:
+    """``faas.trigger`` from the event's shape: http, pubsub, datasource, timer or other."""
+    if not isinstance(event, Mapping):
+        return "other"
+    request_context = event.get("requestContext")
+    if "httpMethod" in event or "routeKey" in event or (
+        isinstance(request_context, Mapping) and ("http" in request_context or "elb" in request_context)
+    ):
+        return "http"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        source = str(records[0].get("eventSource") or records[0].get("EventSource") or "")
+        if source in ("aws:sqs", "aws:sns", "aws:kinesis", "aws:kafka", "aws:mq", "aws:rmq"):
+            return "pubsub"
+        if source in ("aws:s3", "aws:dynamodb"):
+            return "datasource"
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
+        return "timer"
+    return "other"
+
+
+def _http_attributes(event: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    attrs: dict[str, Any] = {}
+    rc = event.get("requestContext") if isinstance(event.get("requestContext"), Mapping) else {}
+    http = rc.get("http") if isinstance(rc.get("http"), Mapping) else {}
+    method = event.get("httpMethod") or http.get("method")
+    path = event.get("rawPath") or event.get("path") or http.get("path")
+    route = event.get("routeKey") if event.get("routeKey") not in (None, "$default") else None
+    if route and " " in str(route):
+        route = str(route).split(" ", 1)[1]
+    route = route or event.get("resource")
+    if isinstance(method, str):
+        attrs["http.request.method"] = method.upper()
+    if isinstance(path, str):
+        attrs["url.path"] = path
+    if isinstance(route, str):
+        attrs["http.route"] = route
+    name = None
+    if isinstance(method, str):
+        name = f"{method.upper()} {route}" if isinstance(route, str) else method.upper()
+    return attrs, name
+
+
+def _arn_attributes(arn: str | None) -> dict[str, Any]:
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        return {}
+    parts = arn.split(":")
+    attrs: dict[str, Any] = {"cloud.resource_id": arn}
+    if len(parts) > 4 and parts[4]:
+        attrs["cloud.account.id"] = parts[4]
+    if len(parts) > 3 and parts[3]:
+        attrs["cloud.region"] = parts[3]
+    return attrs
+
+
+# --------------------------------------------------------------------------- OpenTelemetry API
+
+
+def _attach_otel(ctx: SpanContext) -> Any:
+    """Make the invocation span the active OpenTelemetry context, if (and only if) the
+    function already imported the OpenTelemetry API: its spans then nest under ours."""
+    if "opentelemetry.trace" not in sys.modules or "opentelemetry.context" not in sys.modules:
+        return None
+    try:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace as otel_trace
+        from opentelemetry.trace.span import TraceState as OtelTraceState
+
+        state = OtelTraceState(list(ctx.tracestate.items())) if ctx.tracestate else None
+        span_context = otel_trace.SpanContext(
+            ctx.trace_id, ctx.span_id, True, otel_trace.TraceFlags(ctx.flags & 0xFF), state
+        )
+        return otel_context.attach(otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(span_context)))
+    except Exception as exc:  # an API mismatch must not break the function
+        _warn(f"cannot activate the invocation context for OpenTelemetry: {exc}")
+        return None
+
+
+def _detach_otel(token: Any) -> None:
+    if token is None:
+        return
+    try:
+        from opentelemetry import context as otel_context
+
+        otel_context.detach(token)
+    except Exception:
+        pass
+
+
+def _flush_otel(deadline_ms: int | None) -> None:
+    """Flush the function's own tracer provider so its spans reach the extension before the
+    runtime reports the invocation done (BatchSpanProcessor would otherwise hold them)."""
+    trace_module = sys.modules.get("opentelemetry.trace")
+    if trace_module is None:
+        return
+    try:
+        provider = trace_module.get_tracer_provider()
+        flush = getattr(provider, "force_flush", None)
+        if flush is None:
+            return
+        timeout_ms = 5000
+        if deadline_ms:
+            timeout_ms = max(100, min(timeout_ms, deadline_ms - int(time.time() * 1000) - 100))
+        flush(timeout_millis=timeout_ms)
+    except Exception as exc:
+        _warn(f"flushing the function's OpenTelemetry spans failed: {exc}")
+
+
+# --------------------------------------------------------------------------- instrumentation
+
+
+class Instrumentation:
+    """The state shared by all invocations of one execution environment."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        from sysspan.config import resource_from_env
+        from sysspan.ids import SpanIds, new_nonce
+        from sysspan.propagation.detect import detect_resource
+
+        self.env = os.environ if env is None else env
+        self.coldstart = True
+        self.ids = SpanIds(new_nonce())
+        self.seq = 0
+        self.pid = os.getpid()
+        name = self.env.get("AWS_LAMBDA_FUNCTION_NAME", "") or "lambda"
+        self.resource: dict[str, Any] = detect_resource(self.env)
+        self.resource.update(resource_from_env(self.env, name))
+        port = self.env.get("SYSSPAN_LAMBDA_OTLP_PORT", "").strip() or str(DEFAULT_OTLP_PORT)
+        self.endpoint = self.env.get(ENDPOINT_ENV, "").strip() or f"http://127.0.0.1:{port}/v1/traces"
+        self.failures = 0
+
+    def call(self, fn: Handler, event: Any, context: Any) -> Any:
+        start = time.time_ns()
+        coldstart, self.coldstart = self.coldstart, False
+        self.seq += 1
+        parent, source, baggage = extract_parent(event, context, os.environ)
+        if parent is not None:
+            trace_id, flags, state = parent.trace_id, parent.flags, parent.tracestate
+        else:
+            from sysspan.ids import new_trace_id
+
+            trace_id, flags, state = new_trace_id(), FLAG_SAMPLED, None
+        span_id = self.ids.make(self.pid, 0, self.seq)
+        ctx = SpanContext(trace_id, span_id, flags, state, remote=False)
+
+        saved = {k: os.environ.get(k) for k in ("TRACEPARENT", "TRACESTATE", "BAGGAGE")}
+        os.environ["TRACEPARENT"] = ctx.traceparent
+        header = state.to_header() if state else ""
+        if header:
+            os.environ["TRACESTATE"] = header
+        else:
+            os.environ.pop("TRACESTATE", None)
+        if baggage:
+            os.environ["BAGGAGE"] = baggage
+        token = _attach_otel(ctx)
+
+        deadline_ms = None
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            try:
+                deadline_ms = int(time.time() * 1000) + int(remaining())
+            except Exception:
+                deadline_ms = None
+        error: BaseException | None = None
+        result: Any = None
+        try:
+            result = fn(event, context)
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _detach_otel(token)
+            _flush_otel(deadline_ms)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            try:
+                span = self._span(ctx, parent, source, start, event, context, coldstart, result, error)
+                self.send(span)
+            except Exception as exc:  # never let telemetry change the function's outcome
+                _warn(f"invocation span not recorded: {type(exc).__name__}: {exc}")
+
+    def _span(
+        self,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        source: str,
+        start: int,
+        event: Any,
+        context: Any,
+        coldstart: bool,
+        result: Any,
+        error: BaseException | None,
+    ) -> Span:
+        name = getattr(context, "function_name", None) or self.env.get("AWS_LAMBDA_FUNCTION_NAME", "") or "lambda"
+        trigger = trigger_of(event)
+        attrs: dict[str, Any] = {
+            "faas.trigger": trigger,
+            "faas.invocation_id": str(getattr(context, "aws_request_id", "") or ""),
+            "faas.coldstart": coldstart,
+            "faas.name": name,
+            "cloud.provider": "aws",
+            "cloud.platform": "aws_lambda",
+        }
+        version = getattr(context, "function_version", None) or self.env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        if version:
+            attrs["faas.version"] = str(version)
+        attrs.update(_arn_attributes(getattr(context, "invoked_function_arn", None)))
+        attrs["sysspan.parent.source"] = source
+        span_name = name
+        status, message = StatusCode.UNSET, ""
+        if trigger == "http" and isinstance(event, Mapping):
+            http_attrs, http_name = _http_attributes(event)
+            attrs.update(http_attrs)
+            span_name = http_name or name
+            code = result.get("statusCode") if isinstance(result, Mapping) else None
+            if isinstance(code, int) and not isinstance(code, bool):
+                attrs["http.response.status_code"] = code
+                if code >= 500:
+                    status, message = StatusCode.ERROR, f"HTTP {code}"
+        events: list[SpanEvent] = []
+        if error is not None:
+            status = StatusCode.ERROR
+            message = f"{type(error).__name__}: {error}"[:1000]
+            attrs["error.type"] = type(error).__qualname__
+            events.append(
+                SpanEvent(
+                    "exception",
+                    time.time_ns(),
+                    {
+                        "exception.type": type(error).__qualname__,
+                        "exception.message": str(error)[:1000],
+                        "exception.stacktrace": "".join(traceback.format_exception(error))[-8000:],
+                    },
+                )
+            )
+        return Span(
+            trace_id=ctx.trace_id,
+            span_id=ctx.span_id,
+            parent_id=parent.span_id if parent else 0,
+            name=span_name,
+            start_ns=start,
+            end_ns=time.time_ns(),
+            kind=SpanKind.SERVER,
+            attributes=attrs,
+            status=status,
+            status_message=message,
+            events=events,
+            trace_state=ctx.tracestate.to_header() if ctx.tracestate else "",
+            flags=ctx.flags & 0xFF,
+        )
+
+    def send(self, span: Span) -> bool:
+        """POST the span to the extension as OTLP/JSON; one stderr line on failure."""
+        from sysspan.exporters.otlp_json import encode_line_bytes
+
+        body = encode_line_bytes(ResourceSpans(self.resource, [span], SCOPE_NAME, __version__))
+        request = urllib.request.Request(
+            self.endpoint, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=_SEND_TIMEOUT_S) as resp:
+                resp.read()
+            return True
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self.failures += 1
+            reason = getattr(exc, "reason", None) or exc
+            _warn(
+                f"invocation span {span.span_id:016x} lost: cannot send it to the sysspan extension "
+                f"at {self.endpoint} ({reason}); is the sysspan layer's extension running? "
+                f"({self.failures} lost so far)"
+            )
+            return False
+
+
+_instrumentation: Instrumentation | None = None
+_original: Handler | None = None
+
+
+def _state() -> Instrumentation:
+    global _instrumentation
+    if _instrumentation is None:
+        _instrumentation = Instrumentation()
+    return _instrumentation
+
+
+def load_handler(spec: str) -> Handler:
+    """Import ``module.function`` (``dir/module.function`` as the Python runtime allows)."""
+    module_path, _, func = spec.strip().rpartition(".")
+    if not module_path or not func:
+        raise ImportError(f"{ORIG_HANDLER_ENV}={spec!r}: expected module.function")
+    module = importlib.import_module(module_path.replace("/", "."))
+    try:
+        fn = getattr(module, func)
+    except AttributeError:
+        raise AttributeError(f"handler {func!r} not found in module {module_path!r}") from None
+    if not callable(fn):
+        raise TypeError(f"handler {spec!r} is not callable")
+    return fn
+
+
+def _original_handler() -> Handler:
+    global _original
+    if _original is None:
+        spec = os.environ.get(ORIG_HANDLER_ENV, "")
+        if not spec:
+            raise RuntimeError(
+                f"{ORIG_HANDLER_ENV} is not set: use AWS_LAMBDA_EXEC_WRAPPER=/opt/sysspan-wrapper, "
+                "which sets it from the function's handler"
+            )
+        _original = load_handler(spec)
+    return _original
+
+
+def handler(event: Any, context: Any) -> Any:
+    """The handler the Python runtime calls (``_HANDLER=sysspan.lambda_.wrapper.handler``)."""
+    return _state().call(_original_handler(), event, context)
+
+
+def wrap(fn: Handler) -> Handler:
+    """Decorator form: ``handler = sysspan.lambda_.wrapper.wrap(handler)``."""
+
+    def wrapped(event: Any, context: Any) -> Any:
+        return _state().call(fn, event, context)
+
+    wrapped.__name__ = getattr(fn, "__name__", "handler")
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+# The runtime imports this module during the Init phase: import the function's own module
+# now too, so its initialisation code runs (and fails) where it would without the wrapper.
+if os.environ.get(ORIG_HANDLER_ENV):
+    _original_handler()
+    _state()
