@@ -38,6 +38,7 @@ from sysspan.config import OtlpSettings
 from sysspan.exporters.base import SinkReport
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp_json import encode_line
+from sysspan.exporters.otlp_proto import ProtoEncoder
 from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
@@ -267,8 +268,15 @@ class OtlpSink:
         scope_version: str,
         *,
         remote_parent_ids: Collection[int] = (),
+        native: bool = True,
     ) -> None:
         self.settings = settings
+        # native: sysspan's own protobuf encoder and gRPC/HTTP transport (the fast path);
+        # otherwise the OpenTelemetry SDK's exporters.
+        self.native = native
+        self._encoder: ProtoEncoder | None = None
+        self._channel: Any = None
+        self._grpc_call: Any = None
         self.resource = resource
         self.spool_path = spool_path
         self.scope_version = scope_version
@@ -323,6 +331,9 @@ class OtlpSink:
             self.lost += count
 
     def close(self) -> SinkReport:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = self._grpc_call = None
         if self._exporter is not None:
             with _sdk_logs_captured():
                 try:
@@ -373,7 +384,15 @@ class OtlpSink:
                 self._down = reason
                 return reason
         if self.settings.protocol == "http/json":
-            return self._post_json(batches)
+            body = encode_line(batches).encode("utf-8", "backslashreplace")
+            return self._post(body, "application/json")
+        if self.native:
+            if self._encoder is None:
+                self._encoder = ProtoEncoder(remote_parent_ids=frozenset(self._remote))
+            data = self._encoder.request(batches)
+            if self.settings.protocol == "grpc":
+                return self._grpc_export(data)
+            return self._post(data, "application/x-protobuf")
         with _sdk_logs_captured() as messages:
             if self._exporter is None:
                 self._exporter = self._make_exporter()
@@ -423,13 +442,65 @@ class OtlpSink:
             compression=Compression.Gzip if gz else Compression.NoCompression,
         )
 
-    def _post_json(self, batches: list[ResourceSpans]) -> str | None:
-        """OTLP/HTTP JSON with the SDK's retry policy: 429/502/503/504 and connection errors
-        are retried with exponential backoff (or ``Retry-After``) within ``timeout_s``."""
+    def _grpc_export(self, data: bytes) -> str | None:
+        """One ``TraceService/Export`` call with pre-encoded bytes, retried like the OTLP
+        exporter specification asks: retryable codes with exponential backoff and jitter,
+        a server's RetryInfo delay honoured, all within ``timeout_s``."""
+        import grpc
+
         s = self.settings
-        body = encode_line(batches).encode("utf-8", "backslashreplace")
+        if self._grpc_call is None:
+            target = _grpc_target(s.endpoint)
+            options = [("grpc.primary_user_agent", f"sysspan/{__version__}")]
+            if s.insecure:
+                self._channel = grpc.insecure_channel(target, options=options)
+            else:
+                roots = None
+                if s.certificate:
+                    with open(s.certificate, "rb") as fh:
+                        roots = fh.read()
+                creds = grpc.ssl_channel_credentials(root_certificates=roots)
+                self._channel = grpc.secure_channel(target, creds, options=options)
+            # No serializers: the request is already bytes, the response is parsed only
+            # when it reports a partial success.
+            self._grpc_call = self._channel.unary_unary(_GRPC_METHOD)
+        metadata = tuple((k.lower(), v) for k, v in s.headers.items()) or None
+        compression = grpc.Compression.Gzip if s.compression == "gzip" else None
+        deadline = time.monotonic() + s.timeout_s
+        reason = "export failed"
+        for attempt in range(_MAX_ATTEMPTS):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return reason
+            try:
+                response = self._grpc_call(
+                    data, timeout=remaining, metadata=metadata, compression=compression
+                )
+                return _partial_success(response)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                details = exc.details() or ""
+                reason = code.name if code is not None else "gRPC error"
+                if "refused" in details.lower() or "failed to connect" in details.lower():
+                    return "connection refused"
+                hint = _grpc_retry_delay(exc)
+                if code not in _RETRYABLE_GRPC and not (
+                    code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None
+                ):
+                    return reason
+            wait = hint if hint is not None else _backoff(attempt)
+            if attempt + 1 == _MAX_ATTEMPTS or wait > deadline - time.monotonic():
+                return reason
+            time.sleep(wait)  # backoff between retries, bounded by the deadline above
+        return reason
+
+    def _post(self, body: bytes, content_type: str) -> str | None:
+        """OTLP/HTTP (protobuf or JSON) with the SDK's retry policy: 429/502/503/504 and
+        connection errors are retried with exponential backoff and jitter (or the server's
+        ``Retry-After``) within ``timeout_s``."""
+        s = self.settings
         headers = {"User-Agent": f"sysspan/{__version__}", **s.headers}
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
         if s.compression == "gzip":
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
@@ -443,7 +514,9 @@ class OtlpSink:
             try:
                 remaining = max(deadline - time.monotonic(), 0.1)
                 with urllib.request.urlopen(request, timeout=remaining, context=self._ssl) as resp:
-                    resp.read()
+                    answer = resp.read()
+                if content_type == "application/x-protobuf":
+                    return _partial_success(answer)
                 return None
             except urllib.error.HTTPError as exc:
                 reason = f"HTTP {exc.code} {exc.reason}".strip()
@@ -456,11 +529,102 @@ class OtlpSink:
             except (OSError, ValueError) as exc:  # timeouts, resets, malformed URL
                 reason = _classify(f"{type(exc).__name__}: {exc}")
             if wait is None:
-                wait = 2**attempt * random.uniform(0.8, 1.2)
+                wait = _backoff(attempt)
             if attempt + 1 == _MAX_ATTEMPTS or wait > deadline - time.monotonic():
                 return reason
             time.sleep(wait)  # backoff between retries, bounded by the deadline above
         return reason
+
+
+_GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _retryable_grpc() -> frozenset:
+    import grpc
+
+    c = grpc.StatusCode
+    return frozenset(
+        {c.CANCELLED, c.DEADLINE_EXCEEDED, c.ABORTED, c.OUT_OF_RANGE, c.UNAVAILABLE, c.DATA_LOSS}
+    )
+
+
+class _LazyCodes:
+    """The retryable gRPC codes, built on first use so importing this module stays light."""
+
+    _codes: frozenset | None = None
+
+    def __contains__(self, code: object) -> bool:
+        if self._codes is None:
+            self._codes = _retryable_grpc()
+        return code in self._codes
+
+
+_RETRYABLE_GRPC = _LazyCodes()
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff (0.5 s, 1 s, 2 s, ...) with ±50% jitter so many clients that failed
+    together do not retry together."""
+    return min(0.5 * 2**attempt, 16.0) * random.uniform(0.5, 1.5)
+
+
+def _grpc_target(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        port = parts.port or (443 if parts.scheme == "https" else 4317)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return f"{host}:{port}"
+    return endpoint
+
+
+def _grpc_retry_delay(exc: Any) -> float | None:
+    """The server's RetryInfo delay, from ``google.rpc.retryinfo-bin`` or inside
+    ``grpc-status-details-bin`` (google.rpc.Status), in seconds."""
+    try:
+        trailers = dict(exc.trailing_metadata() or ())
+    except Exception:
+        return None
+    try:
+        from google.rpc.error_details_pb2 import RetryInfo
+        from google.rpc.status_pb2 import Status
+    except ImportError:  # googleapis-common-protos ships with the OTLP exporter; be safe
+        return None
+    raw = trailers.get("google.rpc.retryinfo-bin")
+    info = None
+    if raw:
+        info = RetryInfo()
+        info.ParseFromString(raw)
+    elif trailers.get("grpc-status-details-bin"):
+        status = Status()
+        status.ParseFromString(trailers["grpc-status-details-bin"])
+        for detail in status.details:
+            if detail.Is(RetryInfo.DESCRIPTOR):
+                info = RetryInfo()
+                detail.Unpack(info)
+                break
+    if info is None:
+        return None
+    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+
+
+def _partial_success(answer: bytes) -> str | None:
+    """An ExportTraceServiceResponse that rejected spans is a (non-retryable) failure."""
+    if not answer:
+        return None
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    resp = ExportTraceServiceResponse()
+    try:
+        resp.ParseFromString(answer)
+    except Exception:
+        return None
+    rejected = resp.partial_success.rejected_spans
+    if rejected:
+        msg = resp.partial_success.error_message
+        return f"INVALID_ARGUMENT: receiver rejected {rejected} spans" + (f" ({msg})" if msg else "")
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:

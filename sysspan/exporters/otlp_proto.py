@@ -13,7 +13,7 @@ Field numbers follow opentelemetry/proto/trace/v1/trace.proto and common/v1/comm
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sysspan.model import ResourceSpans, Span
@@ -88,7 +88,13 @@ class ProtoEncoder:
     The cache is cleared when it reaches ``cache_size`` entries: memory stays flat.
     """
 
-    def __init__(self, cache_size: int = 65536) -> None:
+    def __init__(
+        self, cache_size: int = 65536, remote_parent_ids: Collection[int] | None = None
+    ) -> None:
+        """With ``remote_parent_ids`` the span flags carry OTLP's "has is-remote" bit on every
+        span and "is remote" on spans whose parent is one of those ids (the incoming
+        traceparent); without it, ``Span.flags`` is written unchanged."""
+        self._remote = remote_parent_ids
         self._kv: dict[tuple[str, Any], bytes] = {}
         self._cache_size = cache_size
         self._trace_ids: dict[int, bytes] = {}
@@ -149,16 +155,19 @@ class ProtoEncoder:
             for key, value in ev.attributes.items():
                 body += _ld(b"\x1a", key_value(key, value))
             parts.append(_ld(b"\x5a", body))
-        if s.status or s.status_message:
+        if True:  # status is always present, as the SDK and the generated classes write it
             body = b""
             if s.status_message:
                 body += _ld(b"\x12", _utf8(s.status_message))
             if s.status:
                 body += b"\x18" + varint(int(s.status))
             parts.append(_ld(b"\x7a", body))
-        if s.flags:
+        flags = s.flags
+        if self._remote is not None:
+            flags |= 0x300 if s.parent_id in self._remote else 0x100
+        if flags:
             parts.append(b"\x85\x01")
-            parts.append(_pack_i(s.flags))
+            parts.append(_pack_i(flags))
         return b"".join(parts)
 
     def _name_head(self, name: str, trace_state: str) -> tuple[bytes, bytes]:
