@@ -24,6 +24,7 @@ from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_avai
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
 from sysspan.config import OtlpSettings, output_dir, resolve_otlp, resource_from_env
+from sysspan.decisions.sampling import RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.base import Sink, SinkReport
 from sysspan.exporters.console import LineWriter
@@ -60,6 +61,9 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="OTLP export timeout")
     ot.add_argument("--trace-file", metavar="FILE", help="write OTLP JSON lines to FILE (always, also when exporting over OTLP)")
     ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
+    ot.add_argument("--sample", type=_ratio, metavar="RATIO", help="keep this fraction of syscall spans (xorshift RNG per syscall); counts stay exact")
+    ot.add_argument("--max-spans-per-second", type=_nonneg_int("--max-spans-per-second"), metavar="N", help="circuit breaker: above N syscall spans/s, drop and count (0: no limit)")
+    ot.add_argument("--otlp-sdk", action="store_true", help="export through the OpenTelemetry SDK exporters instead of sysspan's direct encoder")
     ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
 
     pr = parser.add_argument_group("propagation")
@@ -80,6 +84,13 @@ def _pid(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"invalid PID {text!r}")
     return value
+
+
+def _ratio(text: str) -> float:
+    try:
+        return parse_ratio(text, "--sample")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _nonneg_int(flag: str):
@@ -163,7 +174,11 @@ def _build_sinks(
 
         spool = default_trace_path(out_dir, exe_name + "-spool", trace_id)
         remote = {remote_parent} if remote_parent else set()
-        sinks.append(OtlpSink(settings, resource, spool, __version__, remote_parent_ids=remote))
+        sinks.append(
+            OtlpSink(
+                settings, resource, spool, __version__, remote_parent_ids=remote, native=not ns.otlp_sdk
+            )
+        )
     return sinks, settings
 
 
@@ -272,6 +287,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         )
 
     decoder = Decoder(arch, strsize=strsize, decode_fds=ns.decode_fds)
+    gate = _span_gate(ns.sample, ns.max_spans_per_second)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
@@ -282,6 +298,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         line_event=writer.event if writer else None,
         trace_flags=flags,
         trace_state=state_header,
+        gate=gate,
     )
 
     if ns.tp_carrier:
@@ -382,6 +399,19 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     if ns.pids:
         return 0
     return code if code is not None else 1
+
+
+def _span_gate(ratio: float | None, per_second: int | None):
+    """gate(t_ns) -> keep this syscall's span? None when every span is kept."""
+    sample = Sampler(ratio) if ratio is not None and ratio < 1.0 else None
+    limit = RateLimiter(per_second) if per_second else None
+    if sample is None and limit is None:
+        return None
+    if limit is None:
+        return lambda _t: sample.keep()
+    if sample is None:
+        return limit.allow
+    return lambda t: sample.keep() and limit.allow(t)
 
 
 def _run_plain(path: str, argv: list[str], env: dict[str, str]) -> tuple[int, int]:
