@@ -104,6 +104,7 @@ class Tracer:
         self.attached = False
         self.detaching = False
         self._pre_exec: set[int] = set()  # spawned child before its first execve
+        self.stops = 0  # ptrace stops seen: the cost the kernel charged for this trace
         self._execve_nrs = execve_nrs
 
     # -- starting ---------------------------------------------------------------------------
@@ -231,12 +232,15 @@ class Tracer:
         now = time.time_ns
         waitpid = os.waitpid
         pre_exec = self._pre_exec
+        stops = 0
         while tgid_of:
             try:
                 tid, status = waitpid(-1, _WALL)
             except ChildProcessError:
                 break
             t = now()
+            stops += 1
+            self.stops = stops
             if status & 0xFF != 0x7F:
                 self._gone(tid, status, t)
                 continue

@@ -311,6 +311,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     status: int | None
     root_pid = 0
     pipeline: Pipeline
+    tracer: Tracer | None = None
     if ns.no_syscalls:
         pipeline = Pipeline(sinks, prepare=builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env)
@@ -370,6 +371,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         trace_state=state_header,
         flags=flags,
     )
+    if tracer is not None:
+        run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
+        run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
     pipeline.emit(run_span)
     reports = pipeline.close()
     if pipeline.prepare_errors:
