@@ -1,0 +1,1009 @@
+"""Streaming aggregation of trace files into the plain data every report is drawn from.
+
+Why streaming: a trace of a build holds millions of syscall spans; ``sysspan report`` must read
+it in constant memory per span. Spans are visited once, in file order, and folded into
+bounded structures:
+
+* per syscall name: count, total, min, max, errors by errno, and a log-bucket latency
+  histogram (:class:`LogHistogram`) whose quantiles are within
+  :data:`QUANTILE_RELATIVE_ERROR` (about 2 %) of the exact nearest-rank quantile;
+* per owner (the span a syscall hangs under: a process, a decision or the run): counts, folded
+  stacks and a sparse timeline histogram on one global grid of at most :data:`TIMELINE_BINS`
+  bins, whose bin width doubles (bins merge pairwise) whenever a span falls outside it;
+* the :data:`SLOWEST` slowest syscalls and decision instances (heaps);
+* the individual syscall/decision intervals only while there are at most
+  :data:`EXACT_SYSCALLS` / :data:`EXACT_DECISIONS` of them (small traces get an exact
+  waterfall; big ones the binned one);
+* one small record per process, run and decision instance (decisions need theirs because
+  the syscalls timed inside a decision are its children and may arrive before or after it).
+
+The sysspan span builder emits a parent (process, decision) when it *ends*, i.e. after its
+syscalls, so nothing here assumes parents come first: syscalls are accounted to their parent
+span id and folded into the parent's parent when the parent shows up.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sysspan.commands.stats import classify
+from sysspan.model import ResourceSpans, Span, StatusCode
+from sysspan.tracefile import iter_trace_file
+
+__all__ = [
+    "CLASSES",
+    "QUANTILE_RELATIVE_ERROR",
+    "Aggregator",
+    "LogHistogram",
+    "Report",
+    "aggregate_files",
+    "syscall_class",
+]
+
+# --------------------------------------------------------------------------- syscall classes
+
+#: Colour classes, in strace's ``-e trace=%class`` spirit. Index = position in this tuple.
+CLASSES = ("file", "desc", "network", "process", "memory", "signal", "ipc", "other")
+
+_CLASS_NAMES: dict[str, str] = {
+    "file": (
+        "open openat openat2 creat access faccessat faccessat2 stat lstat newfstatat statx "
+        "statfs truncate chdir chroot mkdir mkdirat rmdir rename renameat renameat2 link "
+        "linkat unlink unlinkat symlink symlinkat readlink readlinkat chmod fchmodat "
+        "fchmodat2 chown lchown fchownat utime utimes utimensat futimesat mknod mknodat "
+        "getxattr lgetxattr setxattr lsetxattr listxattr llistxattr removexattr "
+        "lremovexattr getcwd execve execveat mount umount2 swapon swapoff pivot_root "
+        "inotify_add_watch fanotify_mark name_to_handle_at quotactl acct"
+    ),
+    "desc": (
+        "read write close close_range pread64 pwrite64 readv writev preadv pwritev preadv2 "
+        "pwritev2 lseek fstat fstatfs dup dup2 dup3 fcntl ioctl getdents getdents64 poll "
+        "ppoll select pselect6 epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait "
+        "epoll_pwait2 pipe pipe2 eventfd eventfd2 timerfd_create timerfd_settime "
+        "timerfd_gettime signalfd signalfd4 sendfile copy_file_range splice tee vmsplice "
+        "fsync fdatasync sync_file_range fallocate ftruncate flock fchdir fchmod fchown "
+        "fgetxattr fsetxattr flistxattr fremovexattr fadvise64 readahead io_uring_enter "
+        "io_uring_setup io_uring_register memfd_create inotify_init inotify_init1 "
+        "fanotify_init userfaultfd pidfd_open pidfd_getfd open_by_handle_at"
+    ),
+    "network": (
+        "socket socketpair bind listen accept accept4 connect getsockname getpeername "
+        "sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg shutdown setsockopt getsockopt"
+    ),
+    "process": (
+        "clone clone3 fork vfork exit exit_group wait4 waitid kill tkill tgkill "
+        "pidfd_send_signal set_tid_address setpgid getpgid setsid getsid prctl arch_prctl "
+        "ptrace unshare setns seccomp personality getpid getppid gettid getuid geteuid "
+        "getgid getegid setuid setgid setreuid setregid setresuid setresgid getresuid "
+        "getresgid getgroups setgroups capget capset prlimit64 getrlimit setrlimit "
+        "getpriority setpriority sched_yield sched_setaffinity sched_getaffinity "
+        "set_robust_list get_robust_list rseq"
+    ),
+    "memory": (
+        "mmap munmap mprotect mremap brk madvise mlock mlock2 munlock mlockall munlockall "
+        "msync mincore membarrier pkey_mprotect pkey_alloc pkey_free process_madvise "
+        "remap_file_pages"
+    ),
+    "signal": (
+        "rt_sigaction rt_sigprocmask rt_sigreturn rt_sigsuspend rt_sigpending "
+        "rt_sigtimedwait rt_sigqueueinfo rt_tgsigqueueinfo sigaltstack pause alarm"
+    ),
+    "ipc": (
+        "futex futex_waitv msgget msgsnd msgrcv msgctl semget semop semtimedop semctl shmget "
+        "shmat shmdt shmctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify "
+        "mq_getsetattr"
+    ),
+}
+_CLASS_OF: dict[str, int] = {
+    name: CLASSES.index(cls) for cls, names in _CLASS_NAMES.items() for name in names.split()
+}
+_OTHER = CLASSES.index("other")
+
+
+def syscall_class(name: str) -> str:
+    """The colour class of a syscall name (``other`` when unknown)."""
+    return CLASSES[_CLASS_OF.get(name, _OTHER)]
+
+
+# --------------------------------------------------------------------------- histogram
+
+#: Bucket growth factor of :class:`LogHistogram`: bucket ``i`` holds ``(γ^(i-1), γ^i]`` ns.
+GAMMA = 1.04
+_INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
+#: Worst relative error of a quantile estimate: the bucket's representative value
+#: ``2γ^i/(γ+1)`` is within ``(γ-1)/(γ+1)`` of every value in the bucket (1.96 %).
+QUANTILE_RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
+
+
+class LogHistogram:
+    """Bounded-memory latency distribution (log buckets, as DDSketch does).
+
+    Memory is one counter per occupied bucket: ~470 buckets cover 100 ns .. 10 s whatever the
+    number of samples. ``quantile(q)`` returns the nearest-rank quantile to within
+    :data:`QUANTILE_RELATIVE_ERROR`, clamped to the exact min and max.
+    """
+
+    __slots__ = ("buckets", "count", "min", "max")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.min = 0
+        self.max = 0
+
+    def add(self, ns: int) -> None:
+        b = math.ceil(math.log(ns) * _INV_LOG_GAMMA) if ns > 0 else -1
+        buckets = self.buckets
+        buckets[b] = buckets.get(b, 0) + 1
+        if not self.count or ns < self.min:
+            self.min = ns
+        if ns > self.max:
+            self.max = ns
+        self.count += 1
+
+    def merge(self, other: LogHistogram) -> None:
+        for b, n in other.buckets.items():
+            self.buckets[b] = self.buckets.get(b, 0) + n
+        if other.count:
+            if not self.count or other.min < self.min:
+                self.min = other.min
+            self.max = max(self.max, other.max)
+        self.count += other.count
+
+    def quantile(self, q: float) -> int:
+        """Nearest-rank ``q`` quantile (0 < q ≤ 1) in ns, estimated; 0 when empty."""
+        if not self.count:
+            return 0
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for b in sorted(self.buckets):
+            seen += self.buckets[b]
+            if seen >= rank:
+                if b < 0:
+                    return 0
+                value = round(2.0 * GAMMA**b / (GAMMA + 1.0))
+                return min(max(value, self.min), self.max)
+        return self.max
+
+
+# --------------------------------------------------------------------------- records
+
+
+class _SyscallStat:
+    __slots__ = ("hist", "total", "errors", "cls")
+
+    def __init__(self, name: str) -> None:
+        self.hist = LogHistogram()
+        self.total = 0
+        self.errors: dict[str, int] = {}
+        self.cls = _CLASS_OF.get(name, _OTHER)
+
+
+class _Owner:
+    """What is known about the syscalls hanging under one span id (process, decision, run)."""
+
+    __slots__ = ("count", "ns", "errors", "folded", "bins", "tids", "t0", "t1")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ns = 0
+        self.errors = 0
+        # (decision path, stack text, syscall name) -> [count, ns]
+        self.folded: dict[tuple[tuple[str, ...], str, str], list[int]] = {}
+        # timeline bin -> [ns per class..., errors]
+        self.bins: dict[int, list[int]] = {}
+        self.tids: set[int] = set()
+        self.t0 = 0
+        self.t1 = 0
+
+    def absorb(self, other: _Owner, prefix: tuple[str, ...]) -> None:
+        """Add ``other`` (a decision's syscalls) under the decision path ``prefix``."""
+        self.count += other.count
+        self.ns += other.ns
+        self.errors += other.errors
+        folded = self.folded
+        for (dpath, stack, name), (n, ns) in other.folded.items():
+            key = (prefix + dpath, stack, name)
+            acc = folded.get(key)
+            if acc is None:
+                folded[key] = [n, ns]
+            else:
+                acc[0] += n
+                acc[1] += ns
+        bins = self.bins
+        for b, vals in other.bins.items():
+            mine = bins.get(b)
+            if mine is None:
+                bins[b] = vals
+            else:
+                for i, v in enumerate(vals):
+                    mine[i] += v
+        if len(self.tids) < _MAX_TIDS:
+            self.tids.update(other.tids)
+        if other.count:
+            if not self.t0 or other.t0 < self.t0:
+                self.t0 = other.t0
+            self.t1 = max(self.t1, other.t1)
+
+
+class _DecisionGroup:
+    __slots__ = (
+        "key", "category", "name", "file", "line", "count", "total", "max", "child_count",
+        "child_ns", "child_errors", "results", "first_input", "first_result",
+    )  # fmt: skip
+
+    def __init__(self, key: str, attrs: dict[str, Any], name: str) -> None:
+        self.key = key
+        self.category = str(attrs.get("decision.category", ""))
+        self.name = str(attrs.get("decision.name", name))
+        self.file = str(attrs.get("code.file.path", ""))
+        self.line = attrs.get("code.line.number")
+        self.count = 0
+        self.total = 0
+        self.max = 0
+        self.child_count = 0
+        self.child_ns = 0
+        self.child_errors = 0
+        self.results: dict[str, int] = {}
+        self.first_input = _short(attrs.get("decision.input"), 200)
+        self.first_result = _short(attrs.get("decision.result"), 200)
+
+
+# Decision instance record: [parent span id, frame name, group, child count, child ns, errors]
+_D_PARENT, _D_NAME, _D_GROUP, _D_COUNT, _D_NS, _D_ERR = range(6)
+
+NCLASS = len(CLASSES)
+#: Width of the global timeline grid (bins); the HTML downsamples further per row.
+TIMELINE_BINS = 1024
+#: Individual syscall intervals kept for an exact waterfall; beyond this only bins are kept.
+EXACT_SYSCALLS = 20_000
+#: Individual decision intervals kept for the waterfall.
+EXACT_DECISIONS = 5_000
+#: How many of the slowest syscalls / decision instances are kept.
+SLOWEST = 100
+#: Distinct (owner, decision path, stack, syscall) keys beyond which new source stacks are
+#: folded into their syscall name alone, so odd data cannot grow memory without bound.
+MAX_FOLDED_KEYS = 200_000
+#: Distinct trace ids remembered (the count shown is "at least" beyond this).
+MAX_TRACE_IDS = 10_000
+_MAX_TIDS = 256
+_MAX_RESULTS = 32
+_ARGS_MAX = 300
+_STACK_MAX = 4_000
+
+
+def _short(value: Any, limit: int) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Report:
+    """Everything the renderers need, as plain data (ints in ns, strings, lists, dicts).
+
+    ``nodes`` is the process tree (runs, processes, and placeholders for parents that never
+    appeared) in depth-first order, each a dict with ``index``, ``parent`` (index or -1),
+    ``depth``, ``kind``, ``name``, ``pid``, ``start``, ``end``, ``syscalls``, ``syscall_ns``,
+    ``errors`` and more. Syscalls, timeline bins and exact intervals refer to nodes by index.
+    """
+
+    files: list[str]
+    counts: dict[str, int]
+    start_ns: int
+    end_ns: int
+    trace_ids: list[str]
+    services: list[str]
+    syscalls: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    slowest: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+    slowest_decisions: list[dict[str, Any]]
+    folded: dict[tuple[str, ...], list]  # frames -> [count, ns, kinds]; kinds: one letter
+    # per frame: P process, D decision, S source stack frame, Y the syscall (last frame)
+    has_stacks: bool
+    timeline: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def syscall_ns(self) -> int:
+        return sum(row["total_ns"] for row in self.syscalls)
+
+
+# --------------------------------------------------------------------------- aggregator
+
+_FRAME_ADDR = re.compile(r"\s*\[0x[0-9a-fA-F]+\]\s*$")
+_FRAME_LEAD = re.compile(r"^\s*(?:#\d+\s+|>\s*)")
+
+
+def stack_frames(stack: str, _cache: dict[str, str] | None = None) -> list[str]:
+    """Frames of a ``code.stacktrace`` (innermost first, one per line), outermost first,
+    cleaned for folded output: no ``;``, no leading ``#N``/``>`` markers, no trailing
+    ``[0xADDR]`` (addresses differ between runs and would split identical stacks).
+    ``_cache`` maps raw lines to cleaned frames (lines repeat far more than stacks)."""
+    frames = []
+    for line in stack.splitlines():
+        frame = _cache.get(line) if _cache is not None else None
+        if frame is None:
+            frame = _FRAME_ADDR.sub("", _FRAME_LEAD.sub("", line)).strip().replace(";", ":")
+            if _cache is not None and len(_cache) < 100_000:
+                _cache[line] = frame
+        if frame:
+            frames.append(frame)
+    frames.reverse()
+    return frames
+
+
+class Aggregator:
+    """Feed spans with :meth:`add_batch` / :meth:`add_span` (or files with :meth:`add_file`),
+    then call :meth:`report`. Memory does not grow with the number of syscall spans."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.counts = {
+            "spans": 0, "runs": 0, "processes": 0, "syscalls": 0, "errors": 0,
+            "decisions": 0, "other": 0, "failed_spans": 0,
+        }  # fmt: skip
+        self.trace_ids: set[int] = set()
+        self.services: dict[str, int] = {}
+        self.t_min = 0
+        self.t_max = 0
+        self._sys: dict[str, _SyscallStat] = {}
+        self._owners: dict[int, _Owner] = {}
+        self._dinst: dict[int, list] = {}
+        self._groups: dict[str, _DecisionGroup] = {}
+        self._procs: dict[int, dict[str, Any]] = {}
+        self._runs: dict[int, dict[str, Any]] = {}
+        self._slow: list[tuple] = []
+        self._slow_dec: list[tuple] = []
+        self._seq = 0
+        self._nfolded = 0
+        self.has_stacks = False
+        self._exact: list[tuple] | None = []
+        self._exact_dec: list[tuple] | None = []
+        # Timeline grid: bin b covers [origin + b*width, origin + (b+1)*width).
+        self._origin: int | None = None
+        self._width = 1
+        self._t_end = 0
+        self._hi = 0  # latest end time fitted into the grid
+
+    # -- input -----------------------------------------------------------------------------
+    def add_file(self, path: str | os.PathLike[str]) -> None:
+        self.files.append(os.fspath(path))
+        for batch in iter_trace_file(path):
+            self.add_batch(batch)
+
+    def add_batch(self, batch: ResourceSpans) -> None:
+        service = batch.resource.get("service.name")
+        if service is not None and (service in self.services or len(self.services) < 64):
+            key = str(service)
+            self.services[key] = self.services.get(key, 0) + len(batch.spans)
+        add = self.add_span
+        for span in batch.spans:
+            add(span)
+
+    def add_span(self, span: Span) -> None:
+        counts = self.counts
+        counts["spans"] += 1
+        if len(self.trace_ids) < MAX_TRACE_IDS:
+            self.trace_ids.add(span.trace_id)
+        s = span.start_ns
+        e = span.end_ns
+        if e < s:
+            e = s
+        if s and (not self.t_min or s < self.t_min):
+            self.t_min = s
+        if e > self.t_max:
+            self.t_max = e
+        if span.status == StatusCode.ERROR:
+            counts["failed_spans"] += 1
+        attrs = span.attributes
+        kind = classify(attrs)
+        if kind == "syscall":
+            self._syscall(span, attrs, s, e)
+        elif kind == "decision":
+            self._decision(span, attrs, s, e)
+        elif kind == "process":
+            self._process(span, attrs, s, e)
+        elif kind == "run":
+            self._run(span, attrs, s, e)
+        else:
+            counts["other"] += 1
+
+    # -- kinds -----------------------------------------------------------------------------
+    def _syscall(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+        self.counts["syscalls"] += 1
+        name = str(attrs["syscall.name"])
+        dur = e - s
+        err = attrs.get("error.type")
+        if err is None and span.status == StatusCode.ERROR:
+            err = "ERROR"
+        stat = self._sys.get(name)
+        if stat is None:
+            stat = self._sys[name] = _SyscallStat(name)
+        stat.hist.add(dur)
+        stat.total += dur
+        if err is not None:
+            err = str(err)
+            self.counts["errors"] += 1
+            stat.errors[err] = stat.errors.get(err, 0) + 1
+
+        # Owner: the parent span, or (for a decision already seen) the decision's parent.
+        parent = span.parent_id
+        dpath: tuple[str, ...] = ()
+        if parent in self._dinst:
+            parent, dpath = self._through_decisions(parent, 1, dur, 0 if err is None else 1)
+        owner = self._owners.get(parent)
+        if owner is None:
+            owner = self._owners[parent] = _Owner()
+        owner.count += 1
+        owner.ns += dur
+        if err is not None:
+            owner.errors += 1
+        if not owner.t0 or s < owner.t0:
+            owner.t0 = s
+        if e > owner.t1:
+            owner.t1 = e
+        tid = attrs.get("thread.id")
+        if tid is not None and len(owner.tids) < _MAX_TIDS:
+            owner.tids.add(tid)
+
+        stack = attrs.get("code.stacktrace")
+        if stack is None:
+            func = attrs.get("code.function.name")
+            stack = str(func) if func else ""
+        elif not isinstance(stack, str):
+            stack = "\n".join(map(str, stack)) if isinstance(stack, list) else str(stack)
+        if stack:
+            self.has_stacks = True
+            if len(stack) > _STACK_MAX:
+                stack = stack[:_STACK_MAX]
+        key = (dpath, stack, name)
+        acc = owner.folded.get(key)
+        if acc is None:
+            if stack and self._nfolded >= MAX_FOLDED_KEYS:
+                key = (dpath, "", name)
+                acc = owner.folded.get(key)
+        if acc is None:
+            owner.folded[key] = [1, dur]
+            self._nfolded += 1
+        else:
+            acc[0] += 1
+            acc[1] += dur
+
+        self._bin(owner, s, e, stat.cls, err is not None)
+
+        exact = self._exact
+        if exact is not None:
+            if len(exact) < EXACT_SYSCALLS:
+                exact.append((s, dur, name, span.parent_id, tid, err or ""))
+            else:
+                self._exact = None
+        slow = self._slow
+        if len(slow) < SLOWEST or dur > slow[0][0]:
+            self._seq += 1
+            item = (dur, self._seq, s, name, span.parent_id, attrs, err or "")
+            if len(slow) < SLOWEST:
+                heapq.heappush(slow, item)
+            else:
+                heapq.heapreplace(slow, item)
+
+    def _through_decisions(
+        self, parent: int, count: int = 1, ns: int = 0, errors: int = 0
+    ) -> tuple[int, tuple[str, ...]]:
+        """Credit ``count`` syscalls (``ns`` long, ``errors`` failed) to the already seen
+        decision ``parent`` and its decision ancestors; return the first non-decision
+        ancestor and the decision path (outermost first) below it."""
+        path: list[str] = []
+        inst = self._dinst.get(parent)
+        hops = 0
+        while inst is not None and hops < 64:
+            inst[_D_COUNT] += count
+            inst[_D_NS] += ns
+            inst[_D_ERR] += errors
+            group = inst[_D_GROUP]
+            group.child_count += count
+            group.child_ns += ns
+            group.child_errors += errors
+            path.append(inst[_D_NAME])
+            parent = inst[_D_PARENT]
+            inst = self._dinst.get(parent)
+            hops += 1
+        path.reverse()
+        return parent, tuple(path)
+
+    def _decision(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+        self.counts["decisions"] += 1
+        dur = e - s
+        key = str(attrs.get("decision.id") or span.name)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _DecisionGroup(key, attrs, span.name)
+        group.count += 1
+        group.total += dur
+        group.max = max(group.max, dur)
+        result = attrs.get("decision.result")
+        if result is not None:
+            rtext = _short(result, 80)
+            if rtext in group.results or len(group.results) < _MAX_RESULTS:
+                group.results[rtext] = group.results.get(rtext, 0) + 1
+        name = span.name or f"{group.category}::{group.name}"
+        inst = [span.parent_id, name.replace(";", ":"), group, 0, 0, 0]
+        pending = self._owners.pop(span.span_id, None)
+        if pending is not None:
+            # Its syscalls came first (the usual order): move them under the decision's
+            # parent, below this decision's frame, and credit the decision chain.
+            inst[_D_COUNT] = pending.count
+            inst[_D_NS] = pending.ns
+            inst[_D_ERR] = pending.errors
+            group.child_count += pending.count
+            group.child_ns += pending.ns
+            group.child_errors += pending.errors
+            parent = span.parent_id
+            prefix: tuple[str, ...] = ()
+            if parent in self._dinst:  # rare: an enclosing decision was written first
+                parent, prefix = self._through_decisions(
+                    parent, pending.count, pending.ns, pending.errors
+                )
+            target = self._owners.get(parent)
+            if target is None:
+                target = self._owners[parent] = _Owner()
+            target.absorb(pending, prefix + (inst[_D_NAME],))
+        self._dinst[span.span_id] = inst
+        if self._exact_dec is not None:
+            if len(self._exact_dec) < EXACT_DECISIONS:
+                self._exact_dec.append((s, dur, inst[_D_NAME], span.span_id, span.parent_id))
+            else:
+                self._exact_dec = None
+        slow = self._slow_dec
+        if len(slow) < SLOWEST or dur > slow[0][0]:
+            self._seq += 1
+            item = (dur, self._seq, s, span.span_id, span.parent_id, attrs, name)
+            if len(slow) < SLOWEST:
+                heapq.heappush(slow, item)
+            else:
+                heapq.heapreplace(slow, item)
+        self._fit(s, e)
+
+    def _process(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+        self.counts["processes"] += 1
+        self._procs[span.span_id] = {
+            "kind": "process",
+            "span_id": span.span_id,
+            "parent_span": span.parent_id,
+            "name": span.name or str(attrs.get("process.executable.name", "")),
+            "pid": attrs.get("process.pid"),
+            "ppid": attrs.get("process.parent_pid"),
+            "exe": str(attrs.get("process.executable.path", "")),
+            "argv": _short(_argv(attrs.get("process.command_args")), 300),
+            "exit_code": attrs.get("process.exit.code"),
+            "error": str(attrs.get("error.type", "")),
+            "start": s,
+            "end": e,
+        }
+        self._fit(s, e)
+
+    def _run(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+        self.counts["runs"] += 1
+        self._runs[span.span_id] = {
+            "kind": "run",
+            "span_id": span.span_id,
+            "parent_span": span.parent_id,
+            "name": span.name,
+            "pid": attrs.get("process.pid"),
+            "ppid": None,
+            "exe": str(attrs.get("process.executable.name", "")),
+            "argv": _short(_argv(attrs.get("process.command_args")), 300),
+            "exit_code": attrs.get("process.exit.code"),
+            "error": str(attrs.get("error.type", "")),
+            "start": s,
+            "end": e,
+        }
+        self._fit(s, e)
+
+    # -- timeline grid ---------------------------------------------------------------------
+    def _fit(self, s: int, e: int) -> None:
+        """Grow the grid (doubling the bin width, moving the origin left by whole new bins)
+        until ``[s, e)`` and everything binned so far is inside it; existing bins map
+        exactly onto the new ones, so the sums per bin stay exact."""
+        origin = self._origin
+        if origin is None:
+            self._origin = s
+            self._width = 1
+            self._t_end = s + TIMELINE_BINS
+            self._hi = s
+            origin = s
+        if e > self._hi:
+            self._hi = e
+        if s >= origin and e <= self._t_end:
+            return
+        hi = self._hi
+        new_w = self._width
+        while True:
+            new_o = origin if s >= origin else origin - (-(-(origin - s) // new_w)) * new_w
+            if hi <= new_o + TIMELINE_BINS * new_w:
+                break
+            new_w *= 2
+        self._rebin(new_o, new_w)
+
+    def _rebin(self, new_o: int, new_w: int) -> None:
+        origin = self._origin
+        assert origin is not None
+        width = self._width
+        shift = (origin - new_o) // new_w  # exact: origin - new_o is a multiple of new_w
+        if new_w != width or new_o != origin:
+            for owner in self._owners.values():
+                if not owner.bins:
+                    continue
+                merged: dict[int, list[int]] = {}
+                for b, vals in owner.bins.items():
+                    nb = shift + (b * width) // new_w
+                    mine = merged.get(nb)
+                    if mine is None:
+                        merged[nb] = vals
+                    else:
+                        for i, v in enumerate(vals):
+                            mine[i] += v
+                owner.bins = merged
+        self._origin = new_o
+        self._width = new_w
+        self._t_end = new_o + TIMELINE_BINS * new_w
+
+    def _bin(self, owner: _Owner, s: int, e: int, cls: int, failed: bool) -> None:
+        if self._origin is None or s < self._origin or e > self._t_end:
+            self._fit(s, e)  # may regrid, replacing owner.bins: read it only after this
+        bins = owner.bins
+        origin = self._origin
+        width = self._width
+        b0 = (s - origin) // width
+        b1 = (e - 1 - origin) // width if e > s else b0
+        if b0 == b1:
+            vals = bins.get(b0)
+            if vals is None:
+                vals = bins[b0] = [0] * (NCLASS + 1)
+            vals[cls] += max(e - s, 1)
+            if failed:
+                vals[NCLASS] += 1
+            return
+        for b in range(b0, b1 + 1):
+            lo = origin + b * width
+            part = min(e, lo + width) - max(s, lo)
+            vals = bins.get(b)
+            if vals is None:
+                vals = bins[b] = [0] * (NCLASS + 1)
+            vals[cls] += part
+        if failed:
+            bins[b1][NCLASS] += 1
+
+    # -- output ----------------------------------------------------------------------------
+    def owner_node(self, span_id: int) -> int:
+        """The process/run span id that a syscall or decision parent ``span_id`` belongs to
+        (following decisions up); what the perfetto writer uses to find a syscall's pid."""
+        hops = 0
+        while span_id in self._dinst and hops < 64:
+            span_id = self._dinst[span_id][_D_PARENT]
+            hops += 1
+        return span_id
+
+    def pid_of(self, span_id: int) -> int | None:
+        """pid of the process (or run) that owns the parent span id ``span_id``."""
+        node = self._procs.get(span_id) or self._runs.get(span_id)
+        if node is None:
+            node = self._procs.get(self.owner_node(span_id)) or self._runs.get(
+                self.owner_node(span_id)
+            )
+        pid = node.get("pid") if node else None
+        return pid if isinstance(pid, int) else None
+
+    def report(self) -> Report:
+        """Resolve the tree and turn the accumulators into a :class:`Report`."""
+        nodes, index_of = self._tree()
+        node_for = self._node_resolver(index_of)
+
+        # Owners -> node counters, folded stacks, timeline bins.
+        folded: dict[tuple[str, ...], list] = {}
+        bins_by_node: dict[int, dict[int, list[int]]] = {}
+        paths: list[tuple[str, ...]] = [()] * len(nodes)
+        for node in nodes:
+            parent = node["parent"]
+            prefix = paths[parent] if parent >= 0 else ()
+            paths[node["index"]] = prefix if node["kind"] == "run" else prefix + (node["frame"],)
+        frames_cache: dict[str, tuple[str, ...]] = {}
+        line_cache: dict[str, str] = {}
+        for span_id, owner in self._owners.items():
+            idx = node_for(span_id)
+            node = nodes[idx]
+            node["syscalls"] += owner.count
+            node["syscall_ns"] += owner.ns
+            node["errors"] += owner.errors
+            node["tids"] = min(_MAX_TIDS, node["tids"] + len(owner.tids))
+            if owner.count:
+                node["first_syscall"] = (
+                    min(node["first_syscall"], owner.t0) if node["first_syscall"] else owner.t0
+                )
+                node["last_syscall"] = max(node["last_syscall"], owner.t1)
+            base = paths[idx]
+            for (dpath, stack, name), (n, ns) in owner.folded.items():
+                frames = ()
+                if stack:
+                    frames = frames_cache.get(stack)
+                    if frames is None:
+                        frames = frames_cache[stack] = tuple(stack_frames(stack, line_cache))
+                key = base + dpath + frames + (name,)
+                acc = folded.get(key)
+                if acc is None:
+                    kinds = "P" * len(base) + "D" * len(dpath) + "S" * len(frames) + "Y"
+                    folded[key] = [n, ns, kinds]
+                else:
+                    acc[0] += n
+                    acc[1] += ns
+            if owner.bins:
+                mine = bins_by_node.setdefault(idx, {})
+                for b, vals in owner.bins.items():
+                    cur = mine.get(b)
+                    if cur is None:
+                        mine[b] = list(vals)
+                    else:
+                        for i, v in enumerate(vals):
+                            cur[i] += v
+
+        syscalls = []
+        for name, st in self._sys.items():
+            h = st.hist
+            syscalls.append({
+                "name": name,
+                "class": CLASSES[st.cls],
+                "count": h.count,
+                "total_ns": st.total,
+                "mean_ns": st.total // h.count if h.count else 0,
+                "min_ns": h.min,
+                "p50_ns": h.quantile(0.50),
+                "p90_ns": h.quantile(0.90),
+                "p99_ns": h.quantile(0.99),
+                "max_ns": h.max,
+                "errors": dict(sorted(st.errors.items(), key=lambda kv: -kv[1])),
+                "error_count": sum(st.errors.values()),
+            })
+        syscalls.sort(key=lambda r: (-r["total_ns"], r["name"]))
+
+        slowest = []
+        for dur, _seq, s, name, parent, attrs, err in sorted(self._slow, reverse=True):
+            node = nodes[node_for(parent)]
+            slowest.append({
+                "name": name,
+                "class": syscall_class(name),
+                "dur_ns": dur,
+                "start_ns": s,
+                "args": _short(attrs.get("syscall.args"), _ARGS_MAX),
+                "return": attrs.get("syscall.return"),
+                "error": err,
+                "pid": node["pid"],
+                "process": node["name"],
+                "tid": attrs.get("thread.id"),
+                "path": _short(attrs.get("file.path"), 200),
+                "function": _short(attrs.get("code.function.name"), 200),
+                "file": _short(attrs.get("code.file.path"), 300),
+                "line": attrs.get("code.line.number"),
+                "stack": _short(attrs.get("code.stacktrace"), 2000),
+            })
+
+        decisions = []
+        for g in self._groups.values():
+            decisions.append({
+                "key": g.key,
+                "category": g.category,
+                "name": g.name,
+                "file": g.file,
+                "line": g.line,
+                "count": g.count,
+                "total_ns": g.total,
+                "max_ns": g.max,
+                "mean_ns": g.total // g.count if g.count else 0,
+                "syscalls": g.child_count,
+                "syscall_ns": g.child_ns,
+                "syscall_errors": g.child_errors,
+                "results": dict(sorted(g.results.items(), key=lambda kv: -kv[1])[:8]),
+                "input": g.first_input,
+                "result": g.first_result,
+            })
+        decisions.sort(key=lambda r: (-r["total_ns"], r["key"]))
+
+        slowest_dec = []
+        for dur, _seq, s, span_id, parent, attrs, name in sorted(self._slow_dec, reverse=True):
+            inst = self._dinst.get(span_id)
+            node = nodes[node_for(parent)]
+            slowest_dec.append({
+                "name": name,
+                "id": str(attrs.get("decision.id", "")),
+                "dur_ns": dur,
+                "start_ns": s,
+                "syscalls": inst[_D_COUNT] if inst else 0,
+                "syscall_ns": inst[_D_NS] if inst else 0,
+                "syscall_errors": inst[_D_ERR] if inst else 0,
+                "input": _short(attrs.get("decision.input"), 200),
+                "result": _short(attrs.get("decision.result"), 200),
+                "file": _short(attrs.get("code.file.path"), 300),
+                "line": attrs.get("code.line.number"),
+                "pid": node["pid"],
+                "process": node["name"],
+            })
+
+        timeline: dict[str, Any] = {
+            "origin": self._origin or self.t_min,
+            "width": self._width,
+            "nbins": TIMELINE_BINS,
+            "classes": list(CLASSES),
+            "bins": {
+                idx: sorted([b, *vals] for b, vals in bins.items())
+                for idx, bins in bins_by_node.items()
+            },
+            "exact": None,
+            "decisions": None,
+        }
+        if self._exact is not None:
+            timeline["exact"] = sorted(
+                (s, dur, name, node_for(parent), tid if isinstance(tid, int) else 0, err)
+                for s, dur, name, parent, tid, err in self._exact
+            )
+        if self._exact_dec is not None:
+            timeline["decisions"] = sorted(
+                (s, dur, name, node_for(parent)) for s, dur, name, _sid, parent in self._exact_dec
+            )
+
+        notes = []
+        if self._exact is None:
+            notes.append(
+                f"more than {EXACT_SYSCALLS:,} syscalls: the timeline shows time binned on a "
+                f"grid of {TIMELINE_BINS} bins of {_fmt_ns(self._width)}"
+            )
+        if self._nfolded >= MAX_FOLDED_KEYS:
+            notes.append(f"more than {MAX_FOLDED_KEYS:,} distinct stacks: later new stacks "
+                         "are counted under their syscall name only")
+        counts = dict(self.counts)
+        counts["traces"] = len(self.trace_ids)
+        return Report(
+            files=list(self.files),
+            counts=counts,
+            start_ns=self.t_min,
+            end_ns=self.t_max,
+            trace_ids=[f"{t:032x}" for t in sorted(self.trace_ids)[:20]],
+            services=sorted(self.services, key=lambda k: -self.services[k]),
+            syscalls=syscalls,
+            nodes=nodes,
+            slowest=slowest,
+            decisions=decisions,
+            slowest_decisions=slowest_dec,
+            folded=folded,
+            has_stacks=self.has_stacks,
+            timeline=timeline,
+            notes=notes,
+        )
+
+    def _tree(self) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """Runs, processes and placeholder nodes (parents never seen) in depth-first order."""
+        raw: dict[int, dict[str, Any]] = {}
+        for span_id, info in self._runs.items():
+            raw[span_id] = dict(info)
+        for span_id, info in self._procs.items():
+            raw[span_id] = dict(info)
+        # Syscalls whose owner never appeared (a truncated file, a foreign writer): keep them
+        # visible under a placeholder rather than losing them.
+        for span_id, owner in self._owners.items():
+            if span_id not in raw:
+                raw[span_id] = {
+                    "kind": "unknown",
+                    "span_id": span_id,
+                    "parent_span": 0,
+                    "name": f"(missing parent {span_id:016x})" if span_id else "(no parent)",
+                    "pid": None,
+                    "ppid": None,
+                    "exe": "",
+                    "argv": "",
+                    "exit_code": None,
+                    "error": "",
+                    "start": owner.t0,
+                    "end": owner.t1,
+                }
+        children: dict[int, list[int]] = {}
+        roots = []
+        for span_id, info in raw.items():
+            parent = info["parent_span"]
+            if parent and parent in raw and parent != span_id:
+                children.setdefault(parent, []).append(span_id)
+            else:
+                roots.append(span_id)
+
+        def order(ids: list[int]) -> list[int]:
+            return sorted(ids, key=lambda i: (raw[i]["start"], raw[i]["pid"] or 0, i))
+
+        nodes: list[dict[str, Any]] = []
+        index_of: dict[int, int] = {}
+        stack = [(sid, -1, 0) for sid in reversed(order(roots))]
+        while stack:
+            sid, parent_idx, depth = stack.pop()
+            if sid in index_of:
+                continue
+            info = raw[sid]
+            idx = len(nodes)
+            index_of[sid] = idx
+            label = info["name"] or (str(info["pid"]) if info["pid"] is not None else "?")
+            info.update(
+                index=idx, parent=parent_idx, depth=depth, syscalls=0, syscall_ns=0,
+                errors=0, tids=0, first_syscall=0, last_syscall=0,
+                frame=label.replace(";", ":"), span_id=f"{sid:016x}",
+            )  # fmt: skip
+            info["name"] = label
+            info.pop("parent_span", None)
+            nodes.append(info)
+            for child in reversed(order(children.get(sid, []))):
+                stack.append((child, idx, depth + 1))
+        # Cycles (malformed parent links) leave nodes unreached: add them as roots.
+        for sid in order([s for s in raw if s not in index_of]):
+            info = raw[sid]
+            idx = len(nodes)
+            index_of[sid] = idx
+            info.update(index=idx, parent=-1, depth=0, syscalls=0, syscall_ns=0, errors=0,
+                        tids=0, first_syscall=0, last_syscall=0, frame=info["name"] or "?",
+                        span_id=f"{sid:016x}")  # fmt: skip
+            info.pop("parent_span", None)
+            nodes.append(info)
+        return nodes, index_of
+
+    def _node_resolver(self, index_of: dict[int, int]):
+        def node_for(span_id: int) -> int:
+            idx = index_of.get(span_id)
+            if idx is None:
+                idx = index_of.get(self.owner_node(span_id))
+            if idx is None:
+                idx = index_of.get(0, 0)
+            return idx
+
+        return node_for
+
+
+def _argv(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _fmt_ns(ns: float) -> str:
+    """Human duration: ``850 ns``, ``12.3 µs``, ``4.56 ms``, ``1.23 s``."""
+    ns = float(ns)
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.3g} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.3g} ms"
+    return f"{ns / 1e9:.3g} s"
+
+
+def aggregate_files(paths: Iterable[str | os.PathLike[str]]) -> Aggregator:
+    """Stream every file into one :class:`Aggregator` (call ``.report()`` on it).
+
+    The cyclic garbage collector is paused meanwhile: decoding allocates millions of
+    short-lived, acyclic span objects, and each collection would rescan the aggregator's
+    long-lived dictionaries (a third of the run time at 1M spans). Nothing here makes cycles.
+    """
+    agg = Aggregator()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for path in paths:
+            agg.add_file(path)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return agg

@@ -1,0 +1,145 @@
+"""Chrome trace-event JSON (the format Perfetto UI, chrome://tracing and speedscope open).
+
+Every syscall, decision, process and run span becomes one ``"ph": "X"`` complete event on
+its process (pid) and thread (tid) track, plus ``"M"`` metadata events naming processes and
+threads. Timestamps are microseconds (fractional, so nanosecond precision survives) relative to
+the first span of the trace, whose absolute time is kept in ``otherData.base_unix_ns``:
+absolute epoch microseconds would lose the sub-microsecond digits in a JSON double.
+
+Writing needs one event per span, so unlike the other reporters this one streams the trace
+files a second time; the :class:`~sysspan.reporters.aggregate.Aggregator` from the first pass
+supplies what a span does not carry itself (the pid of a syscall's process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from sysspan.commands.stats import classify
+from sysspan.reporters.aggregate import Aggregator, syscall_class
+from sysspan.tracefile import iter_trace_file
+
+__all__ = ["write_perfetto"]
+
+_ARG_MAX = 500
+
+
+def _us(ns: int) -> float:
+    return round(ns / 1000.0, 3)
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _ARG_MAX:
+        return value[: _ARG_MAX - 1] + "…"
+    if isinstance(value, (list, dict)):
+        return _short(json.dumps(value, ensure_ascii=False, default=str))
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def write_perfetto(
+    paths: Iterable[str | os.PathLike[str]],
+    agg: Aggregator,
+    out_path: str | os.PathLike[str],
+) -> int:
+    """Write ``{"traceEvents": [...]}`` for the spans of ``paths`` to ``out_path``.
+
+    ``agg`` must have aggregated the same files (it maps parents to pids and gives the time
+    base). Returns the number of events written.
+    """
+    base = agg.t_min
+    names: dict[int, str] = {}
+    threads: dict[tuple[int, int], str] = {}
+    n = 0
+    with open(out_path, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write('{"displayTimeUnit":"ns","otherData":')
+        fh.write(json.dumps({"generator": "sysspan", "base_unix_ns": str(base)}))
+        fh.write(',"traceEvents":[\n')
+        sep = ""
+        for path in paths:
+            for batch in iter_trace_file(path):
+                for span in batch.spans:
+                    event = _event(span, agg, base, names, threads)
+                    if event is None:
+                        continue
+                    fh.write(sep + json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+                    sep = ",\n"
+                    n += 1
+        for pid, name in sorted(names.items()):
+            fh.write(sep + json.dumps(
+                {"ph": "M", "name": "process_name", "pid": pid, "tid": pid, "args": {"name": name}}
+            ))
+            sep = ",\n"
+            n += 1
+        for (pid, tid), name in sorted(threads.items()):
+            if not name:
+                proc = names.get(pid, "").rsplit(" (", 1)[0] or f"pid {pid}"
+                name = proc if tid == pid else f"{proc} thread {tid}"
+            fh.write(sep + json.dumps(
+                {"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}}
+            ))
+            sep = ",\n"
+            n += 1
+        fh.write("\n]}\n")
+    return n
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _event(span, agg: Aggregator, base: int, names: dict, threads: dict) -> dict | None:
+    attrs = span.attributes
+    kind = classify(attrs)
+    dur = max(0, span.end_ns - span.start_ns)
+    ev: dict[str, Any] = {
+        "ph": "X",
+        "name": span.name,
+        "ts": _us(span.start_ns - base),
+        "dur": _us(dur),
+    }
+    if kind == "syscall":
+        tid = _int(attrs.get("thread.id"), 0)
+        pid = agg.pid_of(span.parent_id)
+        if pid is None:
+            pid = tid
+        # Categories are comma-separated: filter on "syscall" or on the class ("file"...).
+        ev["cat"] = "syscall," + syscall_class(str(attrs.get("syscall.name", span.name)))
+        args: dict[str, Any] = {}
+        for key in ("syscall.args", "syscall.return", "error.type", "file.path",
+                    "code.function.name", "code.file.path", "code.line.number",
+                    "code.stacktrace"):  # fmt: skip
+            if key in attrs:
+                args[key] = _short(attrs[key])
+        ev["args"] = args
+        if (pid, tid) not in threads:
+            threads[(pid, tid)] = ""  # named at the end, when process names are known
+    elif kind == "decision":
+        pid = agg.pid_of(span.parent_id) or 0
+        tid = _int(attrs.get("thread.id"), pid)
+        ev["cat"] = "decision"
+        ev["args"] = {k: _short(v) for k, v in attrs.items() if k.startswith(("decision.", "code."))}
+    elif kind == "process":
+        pid = _int(attrs.get("process.pid"), 0)
+        tid = pid
+        ev["cat"] = "process"
+        ev["args"] = {k: _short(v) for k, v in attrs.items()}
+        names[pid] = f"{span.name} ({pid})"
+        threads.setdefault((pid, pid), "")
+    elif kind == "run":
+        pid = _int(attrs.get("process.pid"), 0)
+        tid = 0
+        ev["cat"] = "run"
+        ev["args"] = {k: _short(v) for k, v in attrs.items()}
+        names.setdefault(pid, f"{span.name} ({pid})")
+        threads[(pid, 0)] = "sysspan run"
+    else:
+        return None
+    ev["args"]["span.id"] = f"{span.span_id:016x}"  # to find the span in Jaeger/Tempo
+    ev["pid"] = pid
+    ev["tid"] = tid
+    return ev
