@@ -1,0 +1,568 @@
+"""What sysspan needs from one ELF file, opened lazily and parsed once (pyelftools).
+
+* Call frame information (``.eh_frame`` through the ``.eh_frame_hdr`` search table, else
+  every FDE of ``.eh_frame``/``.debug_frame`` sorted by start address) compiled per pc into
+  small tuples the unwinder applies without touching pyelftools again.
+* The symbol table (``.symtab``, else ``.dynsym``) for frames without debug information.
+* DWARF line tables and function DIEs, per compile unit and only for the units a pc falls
+  in, from the file itself or from a separate debug file found by build id
+  (``/usr/lib/debug/.build-id/xx/yyyy.debug``) or ``.gnu_debuglink``.
+
+Files are cached by identity (path, device, inode, size, mtime) so each is parsed once
+however many processes map it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import threading
+import zlib
+from bisect import bisect_right
+from typing import IO, Any
+
+from elftools.common.exceptions import ELFError
+from elftools.dwarf.callframe import FDE, CallFrameInfo, RegisterRule
+from elftools.dwarf.dwarf_expr import DWARFExprParser
+from elftools.dwarf.structs import DWARFStructs
+from elftools.elf.elffile import ELFFile
+
+from sysspan.collector.source.maps import is_system_path, segment_delta
+
+__all__ = [
+    "ARCHS",
+    "ElfCache",
+    "ElfInfo",
+    "Arch",
+    "RULE_SIMPLE",
+    "RULE_GENERIC",
+    "RULE_END",
+]
+
+DEBUG_ROOT = "/usr/lib/debug"
+
+# Compiled CFI rows: (kind, cfa_reg, cfa_off, ra_off, saves, generic)
+#   RULE_SIMPLE:  CFA = reg + off; RA at CFA + ra_off; saves = ((reg, off), ...) at CFA + off
+#   RULE_GENERIC: anything else; generic = (cfa_expr, reg_rules, is_signal_frame)
+#   RULE_END:     the return address is undefined: the outermost frame (_start, clone)
+RULE_SIMPLE, RULE_GENERIC, RULE_END = 0, 1, 2
+R_OFFSET, R_VAL_OFFSET, R_REGISTER, R_EXPR, R_VAL_EXPR, R_UNDEF, R_SAME = range(7)
+_RTYPE = {
+    RegisterRule.OFFSET: R_OFFSET,
+    RegisterRule.VAL_OFFSET: R_VAL_OFFSET,
+    RegisterRule.REGISTER: R_REGISTER,
+    RegisterRule.EXPRESSION: R_EXPR,
+    RegisterRule.VAL_EXPRESSION: R_VAL_EXPR,
+    RegisterRule.UNDEFINED: R_UNDEF,
+    RegisterRule.SAME_VALUE: R_SAME,
+}
+
+
+class Arch:
+    """DWARF register numbering of one architecture and how ptrace lays registers out."""
+
+    def __init__(
+        self,
+        name: str,
+        nregs: int,
+        sp: int,
+        ra: int,
+        fp: int,
+        pc_reg: int,
+        from_user: tuple[int, ...],
+        user_pc: int,
+        user_sp: int,
+        syscall_insn: int,
+        ra_mask: int,
+    ) -> None:
+        self.name = name
+        self.nregs = nregs  # DWARF registers tracked
+        self.sp = sp  # DWARF number of the stack pointer
+        self.ra = ra  # return address column
+        self.fp = fp  # frame pointer register
+        self.pc_reg = pc_reg  # pseudo-register holding the current pc (DW_OP_breg16 in PLTs)
+        self.from_user = from_user  # DWARF reg i = getregs()[from_user[i]]
+        self.user_pc = user_pc  # index of the pc in getregs()
+        self.user_sp = user_sp  # index of the stack pointer in getregs()
+        self.syscall_insn = syscall_insn  # bytes of the syscall instruction (pc - this)
+        self.ra_mask = ra_mask  # strips pointer-authentication bits (aarch64)
+
+
+# x86_64 DWARF: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip(RA); user_regs_struct order:
+# r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp
+X86_64 = Arch(
+    "x86_64", 17, 7, 16, 6, 16,
+    (10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3, 2, 1, 0, 16),
+    16, 19, 2, (1 << 64) - 1,
+)
+# aarch64 DWARF: x0..x30 (x29 fp, x30 lr = RA), 31 sp, 32 pc pseudo; user_pt_regs:
+# x0..x30 sp pc pstate
+AARCH64 = Arch(
+    "aarch64", 33, 31, 30, 29, 32, tuple(range(33)), 32, 31, 4, (1 << 48) - 1,
+)
+ARCHS = {"x86_64": X86_64, "amd64": X86_64, "aarch64": AARCH64, "arm64": AARCH64}
+
+
+def _compile_expr(parser: DWARFExprParser, raw: Any) -> tuple:
+    return tuple((op.op, tuple(op.args)) for op in parser.parse_expr(list(raw)))
+
+
+def _compile_row(row: dict, arch: Arch, signal: bool, parser: DWARFExprParser) -> tuple:
+    cfa = row["cfa"]
+    ra_rule = row.get(arch.ra)
+    regs = [(k, v) for k, v in row.items() if isinstance(k, int) and k != arch.ra]
+    if ra_rule is not None and ra_rule.type == RegisterRule.UNDEFINED:
+        return (RULE_END, 0, 0, 0, (), None)
+    simple = (
+        cfa.expr is None
+        and cfa.reg is not None
+        and not signal
+        and ra_rule is not None
+        and ra_rule.type == RegisterRule.OFFSET
+        and all(v.type in (RegisterRule.OFFSET, RegisterRule.SAME_VALUE) for _, v in regs)
+    )
+    if simple:
+        saves = tuple(
+            (k, v.arg) for k, v in regs if v.type == RegisterRule.OFFSET and k < arch.nregs
+        )
+        return (RULE_SIMPLE, cfa.reg, cfa.offset, ra_rule.arg, saves, None)
+    cfa_expr = _compile_expr(parser, cfa.expr) if cfa.expr is not None else None
+    rules = []
+    all_regs = regs + ([(arch.ra, ra_rule)] if ra_rule is not None else [])
+    for k, v in all_regs:
+        if k >= arch.nregs:
+            continue
+        t = _RTYPE.get(v.type, R_UNDEF)
+        arg = v.arg
+        if t in (R_EXPR, R_VAL_EXPR):
+            arg = _compile_expr(parser, arg)
+        rules.append((k, t, arg))
+    cfa_reg = cfa.reg if cfa.reg is not None else -1
+    return (RULE_GENERIC, cfa_reg, cfa.offset or 0, 0, (), (cfa_expr, tuple(rules), signal))
+
+
+class _CfiTable:
+    """FDE lookup by address for one CFI section."""
+
+    def __init__(self, cfi: CallFrameInfo, starts: list[int], items: list, ends: list[int] | None):
+        self.cfi = cfi
+        self.starts = starts
+        self.items = items  # FDE offsets (lazy table) or FDE objects
+        self.ends = ends  # None when items are offsets (range known after parsing the FDE)
+
+    def find(self, vaddr: int) -> FDE | None:
+        i = bisect_right(self.starts, vaddr) - 1
+        if i < 0:
+            return None
+        item = self.items[i]
+        if type(item) is int:
+            try:
+                item = self.cfi._parse_entry_at(item)
+            except Exception:
+                return None
+            if not isinstance(item, FDE):
+                return None
+            self.items[i] = item
+        elif self.ends is not None and self.ends[i] <= vaddr:
+            return None
+        if not isinstance(item, FDE):
+            return None
+        lo = item.header["initial_location"]
+        if lo <= vaddr < lo + item.header["address_range"]:
+            return item
+        return None
+
+
+def _structs(elf: ELFFile) -> DWARFStructs:
+    return DWARFStructs(
+        little_endian=elf.little_endian, dwarf_format=32, address_size=elf.elfclass // 8
+    )
+
+
+def _read_encoded(data: bytes, pos: int, enc: int, little: bool) -> tuple[int, int]:
+    fmt = {0x00: "Q", 0x02: "H", 0x03: "I", 0x04: "Q", 0x0A: "h", 0x0B: "i", 0x0C: "q"}
+    code = fmt.get(enc & 0x0F)
+    if code is None:
+        raise ValueError("unsupported pointer encoding")
+    s = struct.Struct(("<" if little else ">") + code)
+    return s.unpack_from(data, pos)[0], pos + s.size
+
+
+def _table_from_hdr(elf: ELFFile, cfi: CallFrameInfo, eh_addr: int) -> _CfiTable | None:
+    """The sorted search table of ``.eh_frame_hdr``: binary search without parsing every FDE."""
+    hdr = elf.get_section_by_name(".eh_frame_hdr")
+    if hdr is None:
+        return None
+    data = hdr.data()
+    if len(data) < 12 or data[0] != 1 or data[3] != 0x3B:  # datarel | sdata4 table
+        return None
+    little = elf.little_endian
+    try:
+        _, pos = _read_encoded(data, 4, data[1], little)
+        count, pos = _read_encoded(data, pos, data[2], little)
+    except ValueError:
+        return None
+    if count <= 0 or pos + count * 8 > len(data):
+        return None
+    hdr_addr = hdr["sh_addr"]
+    vals = struct.unpack_from(("<" if little else ">") + f"{2 * count}i", data, pos)
+    starts = [hdr_addr + v for v in vals[0::2]]
+    offs = [hdr_addr + v - eh_addr for v in vals[1::2]]
+    return _CfiTable(cfi, starts, offs, None)
+
+
+def _full_table(cfi: CallFrameInfo) -> _CfiTable:
+    fdes = [e for e in cfi.get_entries() if isinstance(e, FDE)]
+    fdes.sort(key=lambda f: f.header["initial_location"])
+    starts = [f.header["initial_location"] for f in fdes]
+    ends = [f.header["initial_location"] + f.header["address_range"] for f in fdes]
+    return _CfiTable(cfi, starts, fdes, ends)
+
+
+def _cfi_tables(elf: ELFFile, debug_elf: ELFFile | None) -> list[_CfiTable]:
+    """``.eh_frame`` (what the unwinder at run time uses) first, then ``.debug_frame``."""
+    tables: list[_CfiTable] = []
+    structs = _structs(elf)
+    eh = elf.get_section_by_name(".eh_frame")
+    if eh is not None and eh["sh_type"] != "SHT_NOBITS" and eh.data_size:
+        cfi = CallFrameInfo(
+            stream=io.BytesIO(eh.data()),
+            size=eh.data_size,
+            address=eh["sh_addr"],
+            base_structs=structs,
+            for_eh_frame=True,
+        )
+        table = _table_from_hdr(elf, cfi, eh["sh_addr"])
+        if table is None:
+            try:
+                table = _full_table(cfi)
+            except Exception:
+                table = None
+        if table is not None:
+            tables.append(table)
+    for src in (elf, debug_elf):
+        if src is None:
+            continue
+        dbg = src.get_section_by_name(".debug_frame")
+        if dbg is None or dbg["sh_type"] == "SHT_NOBITS" or not dbg.data_size:
+            continue
+        try:
+            data = dbg.data()  # pyelftools inflates SHF_COMPRESSED sections
+            cfi = CallFrameInfo(
+                stream=io.BytesIO(data),
+                size=len(data),
+                address=dbg["sh_addr"],
+                base_structs=_structs(src),
+            )
+            tables.append(_full_table(cfi))
+        except Exception:
+            continue
+        break
+    return tables
+
+
+class ElfInfo:
+    """One ELF image (file or in-memory vdso) and its lazily built indexes."""
+
+    def __init__(self, path: str, stream: IO[bytes], *, display: str | None = None) -> None:
+        self.path = display or path  # what users see (the path in /proc/PID/maps)
+        self.open_path = path
+        self.stream = stream
+        self.elf = ELFFile(stream)
+        self.machine = self.elf.get_machine_arch()
+        self.build_id = self._build_id(self.elf)
+        self.loads: list[tuple[int, int, int, int]] = [
+            (seg["p_offset"], seg["p_vaddr"], seg["p_filesz"], seg["p_flags"])
+            for seg in self.elf.iter_segments()
+            if seg["p_type"] == "PT_LOAD"
+        ]
+        self.is_system = is_system_path(self.path)
+        self.key: str = self.build_id or f"{self.path}@{id(self):x}"
+        self._mixed: bool | None = None
+        self._cfi: list[_CfiTable] | None = None
+        self._rules: dict[tuple[int, str], tuple | None] = {}
+        self._parser = DWARFExprParser(_structs(self.elf))
+        self._symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
+        self._debug: ELFFile | None | bool = False  # False: not looked for yet
+        self._dwarf: Any = False  # DwarfIndex, None (no DWARF), or False (not built yet)
+        # pyelftools reads through one shared file position: the tracer thread (CFI at
+        # capture) and an exporter thread (symbolisation) take turns on the parser.
+        self.lock = threading.RLock()
+
+    # -- identity --------------------------------------------------------------------------
+    @staticmethod
+    def _build_id(elf: ELFFile) -> str | None:
+        try:
+            for sec in elf.iter_sections():
+                if sec["sh_type"] != "SHT_NOTE":
+                    continue
+                for note in sec.iter_notes():
+                    if note["n_type"] == "NT_GNU_BUILD_ID":
+                        return str(note["n_desc"])
+        except (ELFError, ValueError, KeyError):
+            return None
+        return None
+
+    def delta(self, map_offset: int) -> int:
+        """ELF vaddr minus file offset for code mapped from ``map_offset``."""
+        return segment_delta(map_offset, self.loads)
+
+    @property
+    def mixed_runtime(self) -> bool:
+        """True for binaries that link their language runtime in (Rust, Go): frames of the
+        runtime sit in the same file as the program, so the unwinder must go past them."""
+        if self._mixed is None:
+            mixed = False
+            for name in (".go.buildinfo", ".gopclntab", ".note.go.buildid"):
+                if self.elf.get_section_by_name(name) is not None:
+                    mixed = True
+            comment = self.elf.get_section_by_name(".comment")
+            if not mixed and comment is not None:
+                try:
+                    mixed = b"rustc" in comment.data()
+                except ELFError:
+                    pass
+            self._mixed = mixed
+        return self._mixed
+
+    # -- separate debug information -------------------------------------------------------------
+    def debug_file(self) -> ELFFile | None:
+        """The ELF file holding this one's DWARF: itself, or a separate debug file."""
+        if self._debug is not False:
+            return self._debug  # type: ignore[return-value]
+        with self.lock:
+            if self._debug is False:
+                self._debug = self._find_debug()
+        return self._debug  # type: ignore[return-value]
+
+    def _find_debug(self) -> ELFFile | None:
+        if self.elf.get_section_by_name(".debug_info") is not None:
+            return self.elf
+        for cand in self._debug_candidates():
+            try:
+                fh = open(cand, "rb")  # noqa: SIM115 - kept open for lazy parsing
+            except OSError:
+                continue
+            try:
+                dbg = ELFFile(fh, stream_loader=_loader(os.path.dirname(cand)))
+                if dbg.get_section_by_name(".debug_info") is None:
+                    fh.close()
+                    continue
+                other = self._build_id(dbg)
+                if self.build_id and other and other != self.build_id:
+                    fh.close()
+                    continue
+            except (ELFError, OSError, ValueError):
+                fh.close()
+                continue
+            return dbg
+        return None
+
+    def _debug_candidates(self) -> list[str]:
+        out: list[str] = []
+        if self.build_id and len(self.build_id) > 2:
+            bid = self.build_id
+            out.append(os.path.join(DEBUG_ROOT, ".build-id", bid[:2], bid[2:] + ".debug"))
+        link = self.elf.get_section_by_name(".gnu_debuglink")
+        if link is not None:
+            data = link.data()
+            name = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+            crc_pos = (len(name) + 1 + 3) & ~3
+            crc = struct.unpack_from("<I", data, crc_pos)[0] if crc_pos + 4 <= len(data) else None
+            real = os.path.realpath(self.open_path)
+            found: list[str] = []
+            for base in {os.path.dirname(self.path), os.path.dirname(real)}:
+                if not base:
+                    continue
+                found += [
+                    os.path.join(base, name),
+                    os.path.join(base, ".debug", name),
+                    DEBUG_ROOT + os.path.join(base, name),
+                ]
+            for cand in found:
+                if cand in out or not os.path.isfile(cand):
+                    continue
+                if os.path.realpath(cand) == real:
+                    continue
+                if crc is not None and not self.build_id and _file_crc(cand) != crc:
+                    continue
+                out.append(cand)
+        return out
+
+    # -- CFI -----------------------------------------------------------------------------
+    def cfi_rule(self, vaddr: int, arch: Arch) -> tuple | None:
+        """The compiled CFI row covering ``vaddr`` (None: no CFI covers it)."""
+        key = (vaddr, arch.name)
+        try:
+            return self._rules[key]
+        except KeyError:
+            pass
+        with self.lock:
+            rule = self._cfi_rule(vaddr, arch)
+        self._rules[key] = rule
+        return rule
+
+    def _cfi_rule(self, vaddr: int, arch: Arch) -> tuple | None:
+        rule = None
+        try:
+            if self._cfi is None:
+                dbg = self.debug_file() if self.elf.get_section_by_name(".eh_frame") is None else None
+                self._cfi = _cfi_tables(self.elf, dbg if dbg is not self.elf else None)
+            for table in self._cfi:
+                fde = table.find(vaddr)
+                if fde is None:
+                    continue
+                decoded = fde.get_decoded().table
+                if not decoded:
+                    continue
+                pcs = [row["pc"] for row in decoded]
+                row = decoded[max(bisect_right(pcs, vaddr) - 1, 0)]
+                aug = fde.cie.header.get("augmentation") or b""
+                rule = _compile_row(row, arch, b"S" in aug, self._parser)
+                break
+        except Exception:
+            rule = None
+        return rule
+
+    # -- symbols ----------------------------------------------------------------------------
+    def symbol(self, vaddr: int) -> tuple[str, int] | None:
+        """(name, offset) of the function symbol containing ``vaddr``."""
+        if self._symtab is None:
+            with self.lock:
+                if self._symtab is None:
+                    self._symtab = self._load_symtab()
+        starts, syms = self._symtab
+        i = bisect_right(starts, vaddr) - 1
+        while i >= 0:
+            lo, size, name = syms[i]
+            if vaddr < lo + max(size, 1) or size == 0:
+                return name, vaddr - lo
+            # Nested or overlapping symbols: an earlier, larger one may still cover vaddr.
+            if i > 0 and syms[i - 1][0] == lo:
+                i -= 1
+                continue
+            return None
+        return None
+
+    def _load_symtab(self) -> tuple[list[int], list[tuple[int, int, str]]]:
+        entries: dict[int, tuple[tuple, tuple[int, int, str]]] = {}
+        sources = [self.elf]
+        dbg = None
+        if self.elf.get_section_by_name(".symtab") is None:
+            dbg = self.debug_file()
+            if dbg is not None and dbg is not self.elf:
+                sources.insert(0, dbg)
+        for src in sources:
+            for secname in (".symtab", ".dynsym"):
+                sec = src.get_section_by_name(secname)
+                if sec is None or sec["sh_type"] == "SHT_NOBITS":
+                    continue
+                try:
+                    for sym in sec.iter_symbols():
+                        st = sym["st_info"]["type"]
+                        if st not in ("STT_FUNC", "STT_GNU_IFUNC") or not sym["st_value"]:
+                            continue
+                        if sym["st_shndx"] == "SHN_UNDEF":
+                            continue
+                        lo = sym["st_value"]
+                        # Of aliases at one address prefer the plainest public name
+                        # (open64 over __libc_open64), then a sized symbol.
+                        name = sym.name
+                        rank = (
+                            len(name) - len(name.lstrip("_")),
+                            sym["st_info"]["bind"] == "STB_LOCAL",
+                            sym["st_size"] == 0,
+                            len(name),
+                        )
+                        prev = entries.get(lo)
+                        if prev is None or rank < prev[0]:
+                            entries[lo] = (rank, (lo, sym["st_size"], name))
+                except (ELFError, ValueError):
+                    continue
+        syms = sorted(e[1] for e in entries.values())
+        return [s[0] for s in syms], syms
+
+    # -- DWARF ------------------------------------------------------------------------------
+    def dwarf(self) -> Any:
+        """The DwarfIndex of this file (None without debug information)."""
+        if self._dwarf is False:
+            with self.lock:
+                if self._dwarf is False:
+                    self._dwarf = self._load_dwarf()
+        return self._dwarf
+
+    def _load_dwarf(self) -> Any:
+        dbg = self.debug_file()
+        if dbg is None:
+            return None
+        from sysspan.collector.source.symbolize import DwarfIndex
+
+        try:
+            return DwarfIndex(dbg.get_dwarf_info(relocate_dwarf_sections=False))
+        except Exception:
+            return None
+
+
+def _loader(base: str):
+    def load(path: str | bytes) -> IO[bytes]:
+        p = os.fsdecode(path)
+        if not os.path.isabs(p):
+            p = os.path.join(base, p)
+        return open(p, "rb")  # noqa: SIM115 - pyelftools closes it
+
+    return load
+
+
+def _file_crc(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc & 0xFFFFFFFF
+
+
+class ElfCache:
+    """ELF files by identity, shared by every traced process."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple, ElfInfo | None] = {}
+        self._vdso: dict[bytes, ElfInfo | None] = {}
+
+    def get(self, open_path: str, display: str) -> ElfInfo | None:
+        try:
+            st = os.stat(open_path)
+        except OSError:
+            return None
+        key = (display, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        try:
+            return self._files[key]
+        except KeyError:
+            pass
+        info: ElfInfo | None = None
+        try:
+            fh = open(open_path, "rb")  # noqa: SIM115 - ELFFile parses lazily from it
+        except OSError:
+            fh = None
+        if fh is not None:
+            try:
+                info = ElfInfo(open_path, fh, display=display)
+            except (ELFError, OSError, ValueError, struct.error):
+                fh.close()
+                info = None
+        self._files[key] = info
+        return info
+
+    def from_memory(self, name: str, image: bytes) -> ElfInfo | None:
+        """An ELF image read out of the tracee (the vdso), cached by content."""
+        digest = zlib.crc32(image).to_bytes(4, "little") + len(image).to_bytes(4, "little")
+        try:
+            return self._vdso[digest]
+        except KeyError:
+            pass
+        try:
+            info: ElfInfo | None = ElfInfo(name, io.BytesIO(image), display=name)
+        except (ELFError, ValueError, struct.error):
+            info = None
+        self._vdso[digest] = info
+        return info

@@ -1,0 +1,187 @@
+"""Memory maps of traced processes (``/proc/PID/maps``), cached per process.
+
+The unwinder needs, for any code address, which file backs it and where that file was
+loaded (the load bias of a PIE executable or a shared library). Reading and parsing the
+maps file costs tens of microseconds, so it is read once per process and kept until the
+tracer says the address space changed (``invalidate`` on exec and after a file mmap).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from bisect import bisect_right
+from typing import NamedTuple
+
+__all__ = [
+    "Mapping",
+    "MapsCache",
+    "is_system_path",
+    "parse_maps",
+    "read_maps",
+    "segment_delta",
+]
+
+
+class Mapping(NamedTuple):
+    """One line of ``/proc/PID/maps``."""
+
+    start: int
+    end: int
+    perms: str
+    offset: int
+    dev: str
+    inode: int
+    path: str  # "" for anonymous memory, "[vdso]", "[stack]", ... for special mappings
+
+    @property
+    def executable(self) -> bool:
+        return "x" in self.perms
+
+    @property
+    def deleted(self) -> bool:
+        return self.path.endswith(" (deleted)")
+
+
+def parse_maps(text: str) -> list[Mapping]:
+    """Parse the text of a maps file into mappings sorted by start address.
+
+    Lines look like ``55d0c0a00000-55d0c0a02000 r-xp 00001000 08:01 1234  /usr/bin/true``;
+    the path is optional and may contain spaces (everything after the inode column).
+    """
+    out: list[Mapping] = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5:
+            continue
+        try:
+            lo, _, hi = parts[0].partition("-")
+            start = int(lo, 16)
+            end = int(hi, 16)
+            offset = int(parts[2], 16)
+            inode = int(parts[4])
+        except ValueError:
+            continue
+        path = parts[5].strip() if len(parts) > 5 else ""
+        out.append(Mapping(start, end, parts[1], offset, parts[3], inode, path))
+    out.sort(key=lambda m: m.start)
+    return out
+
+
+def read_maps(pid: int) -> list[Mapping]:
+    """The current mappings of ``pid`` ([] when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as fh:
+            return parse_maps(fh.read())
+    except OSError:
+        return []
+
+
+def segment_delta(offset: int, loads: list[tuple[int, ...]], page: int = 4096) -> int:
+    """``p_vaddr - p_offset`` of the PT_LOAD segment a code mapping at file ``offset`` shows.
+
+    ``loads`` holds ``(p_offset, p_vaddr, p_filesz[, p_flags])`` per PT_LOAD. A code address
+    ``pc`` in the mapping then has the ELF virtual address ``pc - start + offset + delta``:
+    the load bias computation, right for PIE and non-PIE executables, shared libraries and
+    the vdso. The kernel maps each segment from its page-aligned file offset, so the segment
+    whose aligned offset equals the mapping's is the one shown, even when segments share a
+    file page (lld and rustc layouts); of two starting in the same page, the executable one.
+    """
+    exact = [seg for seg in loads if seg[0] - (seg[0] % page) == offset]
+    if len(exact) > 1:
+        exact = [seg for seg in exact if len(seg) > 3 and seg[3] & 1] or exact
+    if exact:
+        return exact[0][1] - exact[0][0]
+    best = None
+    for seg in loads:
+        p_offset, p_vaddr, p_filesz = seg[0], seg[1], seg[2]
+        if p_offset - (p_offset % page) <= offset < p_offset + max(p_filesz, 1):
+            best = p_vaddr - p_offset  # the last (highest) segment containing the offset
+    if best is not None:
+        return best
+    if loads:
+        return loads[0][1] - loads[0][0]
+    return 0
+
+
+# The C runtime, the dynamic loader and the vdso: frames in these are how a syscall is made,
+# not where the program asked for it, so the "site" is the first frame outside them.
+_SYSTEM_RE = re.compile(
+    r"^(?:ld-linux[^/]*\.so[.\d]*|ld64\.so[.\d]*|ld-musl-[^/]*\.so[.\d]*|ld-[\d.]+\.so"
+    r"|lib(?:c|pthread|dl|rt|m|resolv|util|nsl|anl|stdc\+\+|gcc_s|c\+\+|c\+\+abi|unwind)"
+    r"(?:-[\d.]+)?\.so(?:\.[\d.]+)?|libc\.musl-[^/]*\.so[.\d]*)$"
+)
+
+
+def is_system_path(path: str) -> bool:
+    """True for libc, libpthread, ld.so, the C++ runtime and the vdso."""
+    if path.startswith("["):
+        return path in ("[vdso]", "[vsyscall]")
+    base = path.rsplit("/", 1)[-1]
+    if base.endswith(" (deleted)"):
+        base = base[: -len(" (deleted)")]
+    return bool(_SYSTEM_RE.match(base))
+
+
+class _Table:
+    __slots__ = ("starts", "maps")
+
+    def __init__(self, maps: list[Mapping]) -> None:
+        self.maps = maps
+        self.starts = [m.start for m in maps]
+
+
+class MapsCache:
+    """Per-process mappings, read lazily and kept until ``invalidate``."""
+
+    def __init__(self, reader=read_maps) -> None:
+        self._tables: dict[int, _Table] = {}
+        self._reader = reader
+        self.reads = 0  # how many times a maps file was read (tests and benchmarks)
+
+    def _load(self, pid: int) -> _Table:
+        table = _Table(self._reader(pid))
+        self.reads += 1
+        self._tables[pid] = table
+        return table
+
+    def mappings(self, pid: int) -> list[Mapping]:
+        table = self._tables.get(pid)
+        if table is None:
+            table = self._load(pid)
+        return table.maps
+
+    def lookup(self, pid: int, addr: int) -> Mapping | None:
+        """The mapping containing ``addr`` in ``pid`` (None if unmapped)."""
+        table = self._tables.get(pid)
+        if table is None:
+            table = self._load(pid)
+        i = bisect_right(table.starts, addr) - 1
+        if i >= 0:
+            m = table.maps[i]
+            if addr < m.end:
+                return m
+        return None
+
+    def is_loaded(self, pid: int) -> bool:
+        return pid in self._tables
+
+    def reload(self, pid: int) -> None:
+        self._load(pid)
+
+    def invalidate(self, pid: int) -> None:
+        """Forget what is known of ``pid``: after exec, or when mmap added a file."""
+        self._tables.pop(pid, None)
+
+    def mapping_path(self, pid: int, m: Mapping) -> str:
+        """A path the tracer can open for mapping ``m``: the file itself, else through the
+        process's root (another mount namespace) or ``map_files`` (deleted files)."""
+        path = m.path
+        if m.deleted:
+            return f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"
+        if os.path.exists(path):
+            return path
+        alt = f"/proc/{pid}/root{path}"
+        if os.path.exists(alt):
+            return alt
+        return f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"

@@ -1,0 +1,187 @@
+"""Source correlation's public face: capture stacks at syscall entry, name them later.
+
+The tracer calls ``capture`` at every traced syscall's entry stop (cheap once caches are
+warm) and keeps the returned pc tuple with the event; the span builder calls
+``attributes`` / ``stack_lines`` off the hot path, possibly after the process exited:
+everything needed to symbolise was recorded at capture time.
+"""
+
+from __future__ import annotations
+
+from sysspan.collector.source.elfinfo import ARCHS
+from sysspan.collector.source.symbolize import (
+    Symbol,
+    Symbolizer,
+    is_runtime_file,
+    is_runtime_symbol,
+)
+from sysspan.collector.source.unwind import Frame, Unwinder
+
+__all__ = ["SourceCapture"]
+
+
+class SourceCapture:
+    """Stacks for ``--source`` (the call site of each syscall) and ``-k`` (whole stacks)."""
+
+    def __init__(self, ptrace, arch: str, full_stack: bool) -> None:
+        if arch not in ARCHS:
+            raise ValueError(f"source correlation does not support {arch}")
+        self.arch = ARCHS[arch]
+        self.full_stack = full_stack
+        self.unwinder = Unwinder(ptrace, self.arch)
+        self.symbolizer = Symbolizer()
+        self._attrs: dict[tuple, dict] = {}  # (pid, exec generation, pcs) -> attributes
+        self._gen: dict[int, int] = {}
+
+    # -- hot path ------------------------------------------------------------------------------
+    def capture(
+        self, pid: int, tid: int, hint: tuple[int, int] | None = None
+    ) -> tuple[int, ...] | None:
+        """The stack of ``tid`` (thread of process ``pid``) stopped at a syscall entry:
+        pcs innermost first, the first being the syscall instruction. None if the thread
+        could not be read. Without ``full_stack`` the walk stops at the call site.
+
+        ``hint`` (optional) is ``(instruction_pointer, stack_pointer)`` from the
+        PTRACE_GET_SYSCALL_INFO the tracer already made at this stop (``si[2], si[3]``):
+        the site capture then usually costs one memory read and no register read."""
+        try:
+            return self.unwinder.unwind(pid, tid, not self.full_stack, hint)
+        except Exception:
+            return None
+
+    def on_exec(self, pid: int) -> None:
+        """The image of ``pid`` was replaced: forget its maps (stacks already captured
+        still symbolise)."""
+        self.unwinder.on_exec(pid)
+        self._gen[pid] = self._gen.get(pid, 0) + 1
+
+    def on_mmap(self, pid: int) -> None:
+        """A file was mapped into ``pid`` (a library loaded): re-read its maps when next
+        needed."""
+        self.unwinder.on_mmap(pid)
+
+    def release(self, pid: int) -> None:
+        """``pid`` exited (call it when the process ends). Its stacks still symbolise for a
+        while (the last 1024 finished processes are kept) and a recycled pid starts with
+        empty caches."""
+        self.unwinder.release(pid)
+        self._gen[pid] = self._gen.get(pid, 0) + 1
+
+    # -- off the hot path -------------------------------------------------------------------
+    def frames(self, pid: int, pcs: tuple[int, ...]) -> list[tuple[Frame | None, Symbol | None]]:
+        """Each pc with where it lives and what it is."""
+        out: list[tuple[Frame | None, Symbol | None]] = []
+        for fr in self.unwinder.frames(pid, pcs):
+            sym = None
+            if fr is not None and fr.module is not None:
+                sym = self.symbolizer.symbol(fr.module, fr.vaddr)
+            out.append((fr, sym))
+        return out
+
+    def site(self, pid: int, pcs: tuple[int, ...]) -> tuple[str, str, int] | None:
+        """(function, file, line) of the first frame outside libc / ld.so / vdso and outside
+        language-runtime code; line 0 and file "" when only the symbol is known."""
+        fallback = None
+        for fr in self.unwinder.frames(pid, pcs):
+            if fr is None or not fr.path:
+                continue
+            module = fr.module
+            if module is None:
+                if fallback is None and not fr.path.startswith("["):
+                    fallback = ("", "", 0)
+                continue
+            if module.is_system:
+                continue
+            if module.mixed_runtime:
+                # Skip the standard library's frames by their ELF symbol: its DWARF is
+                # large and would be parsed for nothing.
+                s = module.symbol(fr.vaddr)
+                if s is not None and is_runtime_symbol(s[0]):
+                    continue
+            sym = self.symbolizer.symbol(module, fr.vaddr)
+            for func, file, line in sym.chain:
+                if file and line and not is_runtime_file(file):
+                    return func or sym.sym, file, line
+            if fallback is None:
+                if sym.chain:
+                    func, file, line = sym.chain[-1]
+                    fallback = (func or sym.sym, file, line)
+                elif sym.sym:
+                    fallback = (sym.sym, "", 0)
+            if not module.mixed_runtime and fallback is not None:
+                return fallback
+        return fallback
+
+    def attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
+        """Span attributes (DESIGN §4): ``code.function.name``, ``code.file.path``,
+        ``code.line.number`` of the call site and, with ``-k``, ``code.stacktrace``."""
+        try:
+            return self._attributes(pid, pcs)
+        except Exception:  # never let a malformed debug file break span export
+            return {}
+
+    def _attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
+        attrs: dict = {}
+        if not pcs:
+            return attrs
+        key = (pid, self._gen.get(pid, 0), pcs)
+        cached = self._attrs.get(key)
+        if cached is not None:
+            return dict(cached)
+        if len(self._attrs) >= 8192:
+            self._attrs.clear()
+        self._attrs[key] = attrs
+        site = self.site(pid, pcs)
+        if site is not None:
+            func, file, line = site
+            if func:
+                attrs["code.function.name"] = func
+            if file:
+                attrs["code.file.path"] = file
+            if line:
+                attrs["code.line.number"] = line
+        if self.full_stack:
+            attrs["code.stacktrace"] = "\n".join(self._trace_lines(pid, pcs))
+        return dict(attrs)
+
+    def _trace_lines(self, pid: int, pcs: tuple[int, ...]) -> list[str]:
+        lines = []
+        for (fr, sym), pc in zip(self.frames(pid, pcs), pcs, strict=True):
+            if fr is None or sym is None:
+                where = fr.path if fr is not None and fr.path else "?"
+                lines.append(f"?? ({where}) [{pc:#x}]")
+                continue
+            if sym.chain:
+                last = len(sym.chain) - 1
+                for k, (func, file, line) in enumerate(sym.chain):
+                    name = func or sym.sym or "??"
+                    loc = f"{file}:{line}" if file else fr.path
+                    tag = " (inlined)" if k < last else ""
+                    lines.append(f"{name} ({loc}) [{pc:#x}]{tag}")
+            elif sym.sym:
+                lines.append(f"{sym.sym}+{sym.sym_off + fr.adj:#x} ({fr.path}) [{pc:#x}]")
+            else:
+                lines.append(f"?? ({fr.path}) [{pc:#x}]")
+        return lines
+
+    def stack_lines(self, pid: int, pcs: tuple[int, ...] | None) -> list[str]:
+        """strace ``-k`` lines: `` > /path/lib.so(func+0x1b) [0xoffset]``, innermost first."""
+        try:
+            return self._stack_lines(pid, pcs)
+        except Exception:
+            return []
+
+    def _stack_lines(self, pid: int, pcs: tuple[int, ...] | None) -> list[str]:
+        out: list[str] = []
+        for (fr, sym), pc in zip(self.frames(pid, pcs or ()), pcs or (), strict=True):
+            if fr is None or not fr.path:
+                out.append(f" > unexpected_backtracing_error [{pc:#x}]")
+                continue
+            if sym is not None and sym.sym:
+                inner = f"{sym.sym}+{sym.sym_off + fr.adj:#x}"
+            elif sym is not None and sym.function:
+                inner = sym.function
+            else:
+                inner = f"+{fr.foff:#x}"
+            out.append(f" > {fr.path}({inner}) [{fr.foff:#x}]")
+        return out

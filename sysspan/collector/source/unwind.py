@@ -1,0 +1,540 @@
+"""A CFI stack unwinder over a stopped tracee's memory.
+
+At a syscall-entry stop the registers come from one ``PTRACE_GETREGSET`` and the stack
+from one ``process_vm_readv`` of a window above the stack pointer. Every code address seen
+is resolved once per process into an *entry*: where it lives (file, ELF address) and the
+compiled CFI row that recovers the caller (CFA = register + offset, return address and
+callee-saved registers at CFA-relative slots). Warm captures therefore touch no parser: a
+dict lookup and a few ``unpack_from`` per frame.
+
+CFI comes from ``.eh_frame`` (then ``.debug_frame``); where none covers a pc the frame
+pointer chain is followed instead. Unwinding stops at depth 64, at an undefined return
+address (``_start``), or when the stack stops growing upwards.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import struct
+from collections import deque
+
+from sysspan.collector.source.elfinfo import (
+    RULE_END,
+    RULE_GENERIC,
+    RULE_SIMPLE,
+    Arch,
+    ElfCache,
+    ElfInfo,
+)
+from sysspan.collector.source.maps import Mapping, MapsCache, is_system_path
+
+__all__ = ["Frame", "Unwinder", "MAX_DEPTH"]
+
+MAX_DEPTH = 64
+MAX_FINISHED = 1024  # finished processes whose captured stacks can still be symbolised
+WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more read
+KIND_FP, KIND_STOP = 3, 4
+_U64 = struct.Struct("<Q")
+_MASK = (1 << 64) - 1
+
+
+class Frame:
+    """Where one pc of a captured stack lives: enough to symbolise it after the process
+    has exited (the ELF file stays open in the cache)."""
+
+    __slots__ = ("module", "vaddr", "pc", "path", "foff", "adj")
+
+    def __init__(
+        self, module: ElfInfo | None, vaddr: int, pc: int, path: str, foff: int, adj: int = 0
+    ) -> None:
+        self.module = module  # None: anonymous memory or an unreadable file
+        self.vaddr = vaddr  # ELF address used for lookups (return addresses: minus one)
+        self.pc = pc
+        self.path = path  # the mapping's path as the process saw it
+        self.foff = foff  # offset of pc in the file (strace -k's bracket)
+        self.adj = adj  # pc - lookup address: 1 for return addresses, 0 for frame 0
+
+    def __repr__(self) -> str:
+        return f"Frame({self.path!r}, vaddr={self.vaddr:#x}, pc={self.pc:#x})"
+
+
+class _Proc:
+    __slots__ = ("top", "ret", "retired", "vdso")
+
+    def __init__(self) -> None:
+        self.top: dict[int, tuple] = {}  # frame 0: pc is the syscall instruction
+        self.ret: dict[int, tuple] = {}  # outer frames: pc is a return address
+        self.retired: list[tuple[dict, dict]] = []  # previous images (before exec)
+        self.vdso: ElfInfo | None = None
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_ptrace_fn = _libc.ptrace
+_ptrace_fn.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p]
+_ptrace_fn.restype = ctypes.c_long
+_PTRACE_GETREGSET = 0x4204
+_NT_PRSTATUS = 1
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class RegReader:
+    """``PTRACE_GETREGSET(NT_PRSTATUS)`` with the buffer, iovec and unpacker made once:
+    the capture path's one unavoidable ptrace request, kept to one foreign call."""
+
+    def __init__(self, words: int) -> None:
+        self.size = words * 8
+        self._buf = ctypes.create_string_buffer(self.size)
+        self._iov = _IoVec(ctypes.addressof(self._buf), self.size)
+        self._iov_addr = ctypes.addressof(self._iov)
+        self._unpack = struct.Struct(f"<{words}Q").unpack_from
+
+    def __call__(self, tid: int) -> tuple[int, ...] | None:
+        self._iov.iov_len = self.size
+        if _ptrace_fn(_PTRACE_GETREGSET, tid, _NT_PRSTATUS, self._iov_addr) == -1:
+            return None
+        if self._iov.iov_len < self.size:
+            return None
+        return self._unpack(self._buf)
+
+
+class MemReader:
+    """Stack reads through ``/proc/PID/mem`` (one ``pread``, no ctypes marshalling), kept
+    open per process and reopened after exec; ``Ptrace.read`` where that fails."""
+
+    MAX_OPEN = 64
+
+    def __init__(self, ptrace) -> None:
+        self.pt = ptrace
+        self.fds: dict[int, int] = {}
+
+    def forget(self, pid: int) -> None:
+        fd = self.fds.pop(pid, None)
+        if fd is not None and fd >= 0:
+            os.close(fd)
+
+    def _open(self, pid: int) -> int:
+        if len(self.fds) >= self.MAX_OPEN:
+            self.forget(next(iter(self.fds)))
+        try:
+            fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        self.fds[pid] = fd
+        return fd
+
+    def read(self, pid: int, tid: int, addr: int, size: int) -> bytes:
+        fd = self.fds.get(pid)
+        if fd is None:
+            fd = self._open(pid)
+        if fd >= 0:
+            try:
+                return os.pread(fd, size, addr)
+            except OSError:
+                # The window ran past the end of the mapping: read up to the page end.
+                room = 4096 - (addr & 4095)
+                if room < size:
+                    try:
+                        return os.pread(fd, room, addr)
+                    except OSError:
+                        pass
+        return self.pt.read(tid, addr, size)
+
+
+def _eval(ops: tuple, R: list, mem, push: int | None) -> int | None:
+    """A DWARF expression as CFI uses it (register arithmetic and dereferences)."""
+    stack: list[int] = [] if push is None else [push]
+    for op, args in ops:
+        if 0x70 <= op <= 0x8F:  # DW_OP_bregN
+            v = R[op - 0x70] if op - 0x70 < len(R) else None
+            if v is None:
+                return None
+            stack.append((v + args[0]) & _MASK)
+        elif 0x30 <= op <= 0x4F:  # DW_OP_litN
+            stack.append(op - 0x30)
+        elif op == 0x92:  # bregx
+            if args[0] >= len(R) or R[args[0]] is None:
+                return None
+            stack.append((R[args[0]] + args[1]) & _MASK)
+        elif 0x50 <= op <= 0x6F:  # regN
+            stack.append(R[op - 0x50] if op - 0x50 < len(R) else 0)
+        elif 0x08 <= op <= 0x11:  # constants
+            stack.append(args[0] & _MASK)
+        elif op == 0x06:  # deref
+            v = mem(stack.pop())
+            if v is None:
+                return None
+            stack.append(v)
+        elif op == 0x23:  # plus_uconst
+            stack.append((stack.pop() + args[0]) & _MASK)
+        elif op == 0x12:
+            stack.append(stack[-1])
+        elif op == 0x13:
+            stack.pop()
+        elif op == 0x14:
+            stack.append(stack[-2])
+        elif op == 0x15:
+            stack.append(stack[-1 - args[0]])
+        elif op == 0x16:
+            stack[-1], stack[-2] = stack[-2], stack[-1]
+        elif op == 0x17:
+            stack[-1], stack[-2], stack[-3] = stack[-2], stack[-3], stack[-1]
+        elif op == 0x96:  # nop
+            continue
+        elif op in _BINOPS:
+            b = stack.pop()
+            a = stack.pop()
+            stack.append(_BINOPS[op](a, b) & _MASK)
+        elif op == 0x1F:
+            stack.append(-stack.pop() & _MASK)
+        elif op == 0x20:
+            stack.append(~stack.pop() & _MASK)
+        else:
+            return None
+    return stack[-1] if stack else None
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
+_BINOPS = {
+    0x1A: lambda a, b: a & b,
+    0x1B: lambda a, b: int(_signed(a) / _signed(b)) if b else 0,
+    0x1C: lambda a, b: a - b,
+    0x1D: lambda a, b: a % b if b else 0,
+    0x1E: lambda a, b: a * b,
+    0x21: lambda a, b: a | b,
+    0x22: lambda a, b: a + b,
+    0x24: lambda a, b: a << b if b < 64 else 0,
+    0x25: lambda a, b: a >> b,
+    0x26: lambda a, b: _signed(a) >> b,
+    0x27: lambda a, b: a ^ b,
+    0x29: lambda a, b: int(a == b),
+    0x2A: lambda a, b: int(_signed(a) >= _signed(b)),
+    0x2B: lambda a, b: int(_signed(a) > _signed(b)),
+    0x2C: lambda a, b: int(_signed(a) <= _signed(b)),
+    0x2D: lambda a, b: int(_signed(a) < _signed(b)),
+    0x2E: lambda a, b: int(a != b),
+}
+
+
+class Unwinder:
+    """Captures pc lists at syscall entry; owns the per-process address caches."""
+
+    def __init__(self, ptrace, arch: Arch, elfs: ElfCache | None = None) -> None:
+        self.pt = ptrace
+        self.arch = arch
+        self.maps = MapsCache()
+        self.elfs = elfs or ElfCache()
+        self._procs: dict[int, _Proc] = {}
+        self._dead: deque[tuple[int, _Proc]] = deque(maxlen=MAX_FINISHED)
+        self.regs = RegReader(27 if arch.name == "x86_64" else 34)
+        self.mem = MemReader(ptrace)
+        # statistics for tests and the benchmark
+        self.resolved = 0
+
+    # -- process lifecycle ----------------------------------------------------------------
+    def on_exec(self, pid: int) -> None:
+        proc = self._procs.get(pid)
+        if proc is not None:
+            if proc.top or proc.ret:
+                proc.retired.insert(0, (proc.top, proc.ret))
+                del proc.retired[8:]
+            proc.top, proc.ret, proc.vdso = {}, {}, None
+        self.maps.invalidate(pid)
+        self.mem.forget(pid)  # the old file still points at the replaced address space
+
+    def on_mmap(self, pid: int) -> None:
+        self.maps.invalidate(pid)
+        proc = self._procs.get(pid)
+        if proc is not None:
+            # Addresses that were unmapped may be code now.
+            for table in (proc.top, proc.ret):
+                dead = [pc for pc, e in table.items() if e[0].module is None]
+                for pc in dead:
+                    del table[pc]
+
+    def release(self, pid: int) -> None:
+        """``pid`` exited: its caches go to a bounded list of finished processes, so spans
+        formatted later still symbolise and a recycled pid starts afresh."""
+        proc = self._procs.pop(pid, None)
+        if proc is not None:
+            self._dead.append((pid, proc))
+        self.maps.invalidate(pid)
+        self.mem.forget(pid)
+
+    # -- resolving one address -------------------------------------------------------------
+    def _module(self, proc: _Proc, pid: int, tid: int, m: Mapping) -> ElfInfo | None:
+        if m.path == "[vdso]":
+            if proc.vdso is None:
+                image = self.pt.read(tid, m.start, m.end - m.start)
+                if image[:4] == b"\x7fELF":
+                    proc.vdso = self.elfs.from_memory("[vdso]", image)
+            return proc.vdso
+        if not m.path or m.path.startswith("["):
+            return None
+        return self.elfs.get(self.maps.mapping_path(pid, m), m.path)
+
+    def _resolve(self, proc: _Proc, pid: int, tid: int, pc: int, top: bool) -> tuple:
+        """Build (and cache) the entry of ``pc``: the Frame plus its compiled unwind rule."""
+        self.resolved += 1
+        lookup = pc if top else pc - 1
+        m = self.maps.lookup(pid, lookup)
+        if m is None or not m.executable:
+            self.maps.reload(pid)  # a library loaded since we last looked
+            m = self.maps.lookup(pid, lookup)
+        table = proc.top if top else proc.ret
+        if m is None or not m.executable:
+            frame = Frame(None, lookup, pc, "", 0, pc - lookup)
+            kind = KIND_FP if top else KIND_STOP
+            entry = (frame, kind, 0, 0, 0, (), None, False)
+            table[pc] = entry
+            return entry
+        module = self._module(proc, pid, tid, m)
+        foff = pc - m.start + m.offset
+        rule = None
+        if module is not None:
+            vaddr = lookup - m.start + m.offset + module.delta(m.offset)
+            rule = module.cfi_rule(vaddr, self.arch)
+            site_stop = not module.is_system and not module.mixed_runtime
+        else:
+            vaddr = lookup
+            site_stop = bool(m.path) and not is_system_path(m.path)
+        frame = Frame(module, vaddr, pc, m.path, foff, pc - lookup)
+        if rule is None:
+            entry = (frame, KIND_FP, 0, 0, 0, (), None, site_stop)
+        else:
+            entry = (frame, rule[0], rule[1], rule[2], rule[3], rule[4], rule[5], site_stop)
+        table[pc] = entry
+        return entry
+
+    # -- the hot path ----------------------------------------------------------------------
+    def unwind(
+        self, pid: int, tid: int, site_only: bool, hint: tuple[int, int] | None = None
+    ) -> tuple[int, ...] | None:
+        """pcs of the stack of ``tid`` (stopped at syscall entry), innermost first.
+
+        ``site_only`` stops at the first frame outside libc/ld.so/vdso (unless that file
+        links a language runtime in, whose own frames must be walked past). ``hint`` is
+        (instruction pointer, stack pointer) as PTRACE_GET_SYSCALL_INFO reported them at
+        this stop: with it the usual site capture needs no register read at all."""
+        arch = self.arch
+        proc = self._procs.get(pid)
+        if proc is None:
+            proc = self._procs[pid] = _Proc()
+        if hint is not None and site_only:
+            # The common case, kept free of the general loop: a libc wrapper whose CFA is
+            # the stack pointer plus a constant, called from the program itself.
+            pc = hint[0] - arch.syscall_insn
+            ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
+            if ent[7]:
+                return (pc,)
+            if ent[1] == RULE_SIMPLE and ent[2] == arch.sp and ent[3] > 0:
+                addr = hint[1] + ent[3] + ent[4]
+                fd = self.mem.fds.get(pid, -1)
+                try:
+                    word = os.pread(fd, 8, addr) if fd >= 0 else self.mem.read(pid, tid, addr, 8)
+                except OSError:
+                    word = b""
+                if len(word) == 8:
+                    ra = _U64.unpack_from(word)[0] & arch.ra_mask
+                    if ra >= 4096:
+                        nxt = proc.ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
+                        if nxt[7]:
+                            return (pc, ra)
+        elif hint is not None:
+            # Whole stacks of code whose CFA rules only use the stack pointer (optimised
+            # code) need no register read either; anything else retries with registers.
+            pc = hint[0] - arch.syscall_insn
+            ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
+            R: list = [None] * arch.nregs
+            R[arch.sp] = hint[1]
+            buf = self.mem.read(pid, tid, hint[1], WINDOW)
+            got = self._walk(proc, pid, tid, R, pc, ent, hint[1], buf, False, True)
+            if got is not None:
+                return got
+        regs = self.regs(tid)
+        if regs is None:
+            return None
+        pc = regs[arch.user_pc] - arch.syscall_insn
+        ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
+        if site_only and ent[7]:
+            return (pc,)
+        sp = regs[arch.user_sp]
+        buf = self.mem.read(pid, tid, sp, WINDOW)
+        if site_only and ent[1] == RULE_SIMPLE and ent[2] == arch.sp and ent[3] > 0:
+            a = ent[3] + ent[4]
+            if 0 <= a <= len(buf) - 8:
+                ra = _U64.unpack_from(buf, a)[0] & arch.ra_mask
+                if ra >= 4096:
+                    nxt = proc.ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
+                    if nxt[7]:
+                        return (pc, ra)
+        R = [regs[i] for i in arch.from_user]
+        return self._walk(proc, pid, tid, R, pc, ent, sp, buf, site_only, False)
+
+    def _walk(
+        self,
+        proc: _Proc,
+        pid: int,
+        tid: int,
+        R: list,
+        pc: int,
+        ent: tuple,
+        base: int,
+        buf: bytes,
+        site_only: bool,
+        partial: bool,
+    ) -> tuple[int, ...] | None:
+        """Walk from frame 0 (``R`` holds its registers by DWARF number). ``partial``: only
+        the stack pointer is known; give up (None) where another register is needed."""
+        arch = self.arch
+        sp_reg = arch.sp
+        pc_reg = arch.pc_reg
+        fp_reg = arch.fp
+        ra_mask = arch.ra_mask
+        R[pc_reg] = pc
+        ret = proc.ret
+        unpack = _U64.unpack_from
+        nbuf = len(buf) - 8
+        pcs = [pc]
+        window = self._window
+
+        def mem(addr: int) -> int | None:
+            nonlocal buf, base, nbuf
+            a = addr - base
+            if not 0 <= a <= nbuf:
+                buf, base = window(pid, tid, addr)
+                nbuf = len(buf) - 8
+                if nbuf < 0:
+                    return None
+                a = 0
+            return unpack(buf, a)[0]
+
+        while True:
+            try:
+                if site_only and ent[7]:
+                    break
+                kind = ent[1]
+                sp = R[sp_reg]
+                if kind == RULE_SIMPLE:
+                    cfa = R[ent[2]] + ent[3]
+                    if cfa <= sp:
+                        break
+                    a = cfa + ent[4] - base
+                    ra = unpack(buf, a)[0] if 0 <= a <= nbuf else mem(cfa + ent[4])
+                    for reg, off in ent[5]:
+                        a = cfa + off - base
+                        R[reg] = unpack(buf, a)[0] if 0 <= a <= nbuf else mem(cfa + off)
+                elif partial and kind != RULE_END and kind != KIND_STOP:
+                    return None
+                elif kind == RULE_GENERIC:
+                    got = self._generic(R, ent, mem)
+                    if got is None:
+                        break
+                    cfa, ra, signal = got
+                    if cfa <= sp and not signal:
+                        break
+                elif kind == KIND_FP:
+                    fp = R[fp_reg]
+                    if not fp or fp <= sp:
+                        break
+                    saved = mem(fp)
+                    ra = mem(fp + 8)
+                    R[fp_reg] = saved
+                    cfa = fp + 16
+                else:  # RULE_END, KIND_STOP
+                    break
+                if ra is None:
+                    break
+                ra &= ra_mask
+                if ra < 4096:
+                    break
+                R[sp_reg] = cfa
+                R[pc_reg] = ra
+                pcs.append(ra)
+                if len(pcs) >= MAX_DEPTH:
+                    break
+                ent = ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
+            except (TypeError, IndexError, struct.error):
+                if partial:
+                    return None
+                break
+        return tuple(pcs)
+
+    def _window(self, pid: int, tid: int, addr: int) -> tuple[bytes, int]:
+        return self.mem.read(pid, tid, addr, WINDOW), addr
+
+    def _generic(self, R: list, ent: tuple, mem) -> tuple[int, int | None, bool] | None:
+        cfa_expr, rules, signal = ent[6]
+        arch = self.arch
+        if cfa_expr is not None:
+            cfa = _eval(cfa_expr, R, mem, None)
+        else:
+            base = R[ent[2]] if 0 <= ent[2] < len(R) else None
+            cfa = None if base is None else base + ent[3]
+        if cfa is None:
+            return None
+        new: dict[int, int | None] = {}
+        for reg, t, arg in rules:
+            if t == 0:  # offset(N)
+                v = mem(cfa + arg)
+            elif t == 1:  # val_offset(N)
+                v = cfa + arg
+            elif t == 2:  # register
+                v = R[arg] if arg < len(R) else None
+            elif t == 3:  # expression
+                addr = _eval(arg, R, mem, cfa)
+                v = None if addr is None else mem(addr)
+            elif t == 4:  # val_expression
+                v = _eval(arg, R, mem, cfa)
+            elif t == 5:  # undefined
+                v = None
+            else:  # same value
+                continue
+            new[reg] = v
+        if arch.ra in new:
+            ra = new[arch.ra]
+        elif arch.ra != arch.pc_reg:
+            ra = R[arch.ra]  # aarch64 leaf: the return address is still in the link register
+        else:
+            ra = None
+        for reg, v in new.items():
+            if reg != arch.pc_reg:
+                R[reg] = v
+        if arch.sp not in new:
+            R[arch.sp] = cfa
+        return cfa, ra, signal
+
+    # -- records for symbolisation ---------------------------------------------------------
+    def frames(self, pid: int, pcs: tuple[int, ...]) -> list[Frame | None]:
+        """The Frame of each pc as resolved at capture time (works after the process
+        exited, and after exec as long as the stack came from a recent image)."""
+        procs = [p for dpid, p in reversed(list(self._dead)) if dpid == pid]
+        live = self._procs.get(pid)
+        if live is not None:
+            procs.insert(0, live)
+        if not procs or not pcs:
+            return [None] * len(pcs)
+        gens = [g for p in procs for g in ((p.top, p.ret), *p.retired)]
+        chosen = gens[0]
+        for gen in gens:  # the image whose frame 0 matches
+            e = gen[0].get(pcs[0])
+            if e is not None and all(pc in gen[1] for pc in pcs[1:]):
+                chosen = gen
+                break
+        out: list[Frame | None] = []
+        for i, pc in enumerate(pcs):
+            e = (chosen[0] if i == 0 else chosen[1]).get(pc)
+            if e is None:
+                for gen in gens:
+                    e = (gen[0] if i == 0 else gen[1]).get(pc)
+                    if e is not None:
+                        break
+            out.append(e[0] if e is not None else None)
+        return out
