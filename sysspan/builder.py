@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sysspan.collector.decode import Decoded
+from sysspan.collector.source import SourceCapture
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
 from sysspan.redact import redact_argv, redact_text
@@ -80,6 +81,8 @@ class SpanBuilder:
         trace_state: str = "",
         max_events_per_process: int = 128,
         gate: Callable[[int], bool] | None = None,
+        source: SourceCapture | None = None,
+        line_stack: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.run_span_id = run_span_id
@@ -92,6 +95,8 @@ class SpanBuilder:
         self.trace_state = trace_state
         self.max_events = max_events_per_process
         self.gate = gate  # sampling / rate limit: gate(t_ns) -> keep the span?
+        self.source = source  # symbolises captured stacks (code.* attributes)
+        self.line_stack = line_stack or (lambda _lines: None)
         self.procs: dict[int, _Proc] = {}
         self.stats: dict[int, SyscallStat] = {}
         self.seq = 0
@@ -141,6 +146,7 @@ class SpanBuilder:
         t1: int,
         ecap: object,
         xcap: object,
+        pcs: tuple[int, ...] | None = None,
     ) -> None:
         """Hot path (tracer thread): exact counters, the sampling gate, then one tuple to the
         pipeline. Decoding and span construction happen in ``materialize`` on the export
@@ -165,7 +171,7 @@ class SpanBuilder:
             proc = self.procs.get(tgid)
             parent = proc.span_id if proc else self.run_span_id
         self.seq += 1
-        self.emit((tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, self.seq))
+        self.emit((tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, self.seq, pcs))
 
     def materialize(self, batch: list) -> list[Span]:
         """Export thread: raw syscall tuples and queued text lines → spans (and lines)."""
@@ -185,10 +191,12 @@ class SpanBuilder:
                     tid, _, text = item.partition("\0")
                     self.line_event(int(tid), text)
                 continue
-            tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq = item
+            tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq, pcs = item
             d = fmt(nr, args, rval, ecap, xcap)
             if line is not None:
                 line(tid, t0, t1, 0, d)
+                if pcs and self.source is not None and self.source.full_stack:
+                    self.line_stack(self.source.stack_lines(tgid, pcs))
             if not parent:
                 continue
             attrs: dict = {
@@ -200,6 +208,8 @@ class SpanBuilder:
                 attrs["syscall.return"] = rval
             if d.path is not None:
                 attrs["file.path"] = d.path
+            if pcs and self.source is not None:
+                attrs.update(self.source.attributes(tgid, pcs))
             span = Span(trace_id, make_id(tgid, tid, seq), parent, d.name, t0, t1, SpanKind.INTERNAL, attrs)
             span.trace_state = trace_state
             span.flags = flags

@@ -16,6 +16,7 @@ from typing import Protocol
 from sysspan.collector import _ptrace as pt
 from sysspan.collector.procfs import proc_exe, proc_ids, read_cmdline
 from sysspan.collector.seccomp import PreparedFilter
+from sysspan.collector.source import SourceCapture
 from sysspan.errors import PtraceDenied, SysspanError
 
 GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
@@ -53,6 +54,7 @@ class Events(Protocol):
         t1: int,
         ecap: object,
         xcap: object,
+        pcs: tuple[int, ...] | None,
     ) -> None: ...
 
     def signal(self, tid: int, tgid: int, sig: int, t: int, info: tuple | None) -> None: ...
@@ -80,14 +82,20 @@ class Tracer:
         traced: frozenset[int] | None = None,
         execve_nrs: frozenset[int] = frozenset(),
         seccomp: PreparedFilter | None = None,
+        source: SourceCapture | None = None,
+        ptrace: pt.Ptrace | None = None,
     ) -> None:
         self.events = events
         self.capture = capture
         self.follow = follow
-        self.pt = pt.Ptrace()
+        self.pt = ptrace or pt.Ptrace()
         # The syscall numbers to record; None means every syscall.
         self.traced = traced
         self.seccomp = seccomp
+        # Source correlation (--source / -k): unwinds the stack at each traced entry. It
+        # re-reads /proc/PID/maps when a pc falls outside the known mappings, so mmap
+        # calls need no stop of their own.
+        self.source = source
         self.seccomp_mode = False
         self.warnings: list[str] = []
         self._seccomp_status_fd = -1
@@ -232,6 +240,7 @@ class Tracer:
         now = time.time_ns
         waitpid = os.waitpid
         pre_exec = self._pre_exec
+        source = self.source
         stops = 0
         while tgid_of:
             try:
@@ -258,10 +267,10 @@ class Tracer:
                         rval = si[4]
                         if rval & _SIGN:
                             rval -= _WRAP
-                        nr, args, t0, ecap = entry
+                        nr, args, t0, ecap, pcs = entry
                         xcap = cap.capture_exit(nr, args, rval, tid, pt_)
                         tgid = tgid_of.get(tid) or self._adopt(tid, t)
-                        events.syscall(tid, tgid, nr, args, rval, t0, t, ecap, xcap)
+                        events.syscall(tid, tgid, nr, args, rval, t0, t, ecap, xcap, pcs)
                     # seccomp mode: run freely until the next filtered syscall
                     (pt_.cont if self.seccomp_mode else pt_.syscall)(tid, 0)
                     continue
@@ -274,7 +283,10 @@ class Tracer:
                     pre_exec.discard(tid)
                 if traced is None or nr in traced:
                     args = si[5:11]
-                    pending[tid] = (nr, args, t, cap.capture_entry(nr, args, tid, pt_))
+                    pcs = None
+                    if source is not None:
+                        pcs = source.capture(tgid_of.get(tid, tid), tid, (si[2], si[3]))
+                    pending[tid] = (nr, args, t, cap.capture_entry(nr, args, tid, pt_), pcs)
                     pt_.syscall(tid, 0)  # always stop at this call's exit
                 else:
                     self._resume(tid, 0)
@@ -332,6 +344,8 @@ class Tracer:
                         self.pending.pop(other, None)
                 self.threads[tgid] = {tid}
             self._pre_exec.discard(tid)
+            if self.source is not None:
+                self.source.on_exec(tgid)
             if self._seccomp_status_fd >= 0:
                 self._check_seccomp()
             try:
@@ -389,8 +403,8 @@ class Tracer:
         tgid = self.tgid_of.get(tid)
         if entry is not None and tgid is not None:
             # exit/exit_group (or a call interrupted by a fatal signal) never return.
-            nr, args, t0, ecap = entry
-            self.events.syscall(tid, tgid, nr, args, None, t0, t, ecap, None)
+            nr, args, t0, ecap, pcs = entry
+            self.events.syscall(tid, tgid, nr, args, None, t0, t, ecap, None, pcs)
         self._forget(tid)
         if tid == self.root_pid and not self.attached:
             self.root_status = status
@@ -399,3 +413,5 @@ class Tracer:
                 self._forget(other)
             self.threads.pop(tgid, None)
             self.events.process_exit(tgid, t, status)
+            if self.source is not None:
+                self.source.release(tgid)

@@ -51,6 +51,8 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-T", dest="show_time", action="store_true", help="show time spent in each syscall")
     st.add_argument("-t", dest="timestamps", action="count", default=0, help="prefix lines with the time (-tt: microseconds, -ttt: epoch)")
     st.add_argument("-s", dest="strsize", type=_nonneg_int("-s"), metavar="N", help="show at most N bytes of strings and buffers (default 32); also records buffer contents in spans")
+    st.add_argument("-k", dest="stack_trace", action="store_true", help="print the symbolised stack of each syscall (code.stacktrace on spans)")
+    st.add_argument("--source", action="store_true", help="attribute each syscall to its source line (code.function.name, code.file.path, code.line.number)")
     st.add_argument("-y", dest="decode_fds", action="store_true", help="print paths associated with file descriptors")
     st.add_argument("-q", dest="quiet", action="count", default=0, help="suppress informational messages (-qq: also the trace file line)")
 
@@ -288,6 +290,16 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
 
     decoder = Decoder(arch, strsize=strsize, decode_fds=ns.decode_fds)
     gate = _span_gate(ns.sample, ns.max_spans_per_second)
+    source = None
+    pt_handle = None
+    if (ns.source or ns.stack_trace) and not ns.no_syscalls:
+        from sysspan.collector.source import SourceCapture
+
+        pt_handle = _ptrace_handle()
+        try:
+            source = SourceCapture(pt_handle, arch, full_stack=ns.stack_trace)
+        except ValueError as exc:
+            raise UsageError(f"--source/-k: {exc}") from None
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
@@ -299,6 +311,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         trace_flags=flags,
         trace_state=state_header,
         gate=gate,
+        source=source,
+        line_stack=writer.stack if writer else None,
     )
 
     if ns.tp_carrier:
@@ -324,7 +338,14 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
             else:
                 _warn("seccomp-bpf is not available here; stopping at every syscall instead")
         tracer = Tracer(
-            builder, decoder, follow=ns.follow, traced=traced, execve_nrs=execve_nrs, seccomp=seccomp
+            builder,
+            decoder,
+            follow=ns.follow,
+            traced=traced,
+            execve_nrs=execve_nrs,
+            seccomp=seccomp,
+            source=source,
+            ptrace=pt_handle,
         )
         if ns.command:
 
@@ -403,6 +424,12 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     if ns.pids:
         return 0
     return code if code is not None else 1
+
+
+def _ptrace_handle():
+    from sysspan.collector._ptrace import Ptrace
+
+    return Ptrace()
 
 
 def _span_gate(ratio: float | None, per_second: int | None):

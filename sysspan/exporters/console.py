@@ -48,6 +48,11 @@ class LineWriter:
         self.out.write(line + "\n")
         self.lines += 1
 
+    def stack(self, lines: list[str]) -> None:
+        """strace -k: the symbolised stack under its syscall line."""
+        for text in lines:
+            self.out.write(text + "\n")
+
     def event(self, tid: int, text: str) -> None:
         self.out.write(f"{self._prefix(tid, time.time_ns())}{text}\n")
 
