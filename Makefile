@@ -1,6 +1,7 @@
 # Both targets build their own virtual environment from the project's files, so they
 # work on a fresh machine. `make test` also installs the Debian tools the tests compare
-# against (strace) or build test programs with (gcc) when they are missing.
+# against (strace), build test programs with (gcc) or render the HTML report in
+# (chromium) when they are missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,20 +17,23 @@ $(STAMP): pyproject.toml
 
 deps:
 	@missing=""; \
-	for tool in strace:strace gcc:gcc; do \
+	for tool in strace:strace gcc:gcc cc:gcc chromium:chromium; do \
 	  bin=$${tool%%:*}; pkg=$${tool##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The main job on the embedded default: trace a small process tree, print strace's -c
+# summary, the trace file's path and its span counts, and render the HTML report.
 demo: $(STAMP)
-	$(PY) -m sysspan -c -- sh -c 'ls -la / > /dev/null; cat /etc/hostname /nonexistent 2>/dev/null; echo demo done'
+	$(PY) -m sysspan -f -c -- sh -c 'ls -la / > /dev/null; cat /etc/hostname /nonexistent 2>/dev/null; echo demo done'
 	@echo
 	@latest=$$(ls -t sysspan-traces/*.jsonl | head -n 1); \
-	  $(PY) -m sysspan stats "$$latest"
+	  $(PY) -m sysspan stats "$$latest" && \
+	  $(PY) -m sysspan report "$$latest" -o sysspan-traces/demo-report.html
 
 test: $(STAMP) deps
 	$(PY) -m ruff check sysspan tests bench tools
