@@ -102,8 +102,13 @@ class Tracer:
         self.options = pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACEEXEC
         if seccomp is not None:
             self.options |= pt.PTRACE_O_TRACESECCOMP
-        if follow:
+        # The seccomp filter is inherited by every descendant, and a SECCOMP_RET_TRACE
+        # syscall fails with ENOSYS in a process nobody traces. So with the filter the
+        # children are always followed; without -f they are only kept running, not
+        # recorded (``recorded`` holds the process ids whose syscalls become events).
+        if follow or seccomp is not None:
             self.options |= pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK | pt.PTRACE_O_TRACECLONE
+        self.recorded: set[int] | None = None if follow else set()
         self.tgid_of: dict[int, int] = {}  # tid -> tgid of every live tracee
         self.threads: dict[int, set[int]] = {}  # tgid -> live tids
         self.pending: dict[int, tuple] = {}  # tid -> (nr, args, t0, ecap) between entry and exit
@@ -168,6 +173,8 @@ class Tracer:
         now = time.time_ns()
         self.events.process_start(pid, pt.parent_pid(pid), now, True)
         self.threads[pid] = set()
+        if self.recorded is not None:
+            self.recorded.add(pid)
         seen: set[int] = set()
         while True:
             try:
@@ -199,6 +206,11 @@ class Tracer:
         self.tgid_of[tid] = tgid
         if tgid not in self.threads:
             self.threads[tgid] = set()
+            if self.recorded is not None:
+                if self.recorded and tgid not in self.recorded:
+                    self.threads[tgid].add(tid)
+                    return  # followed only to keep it running under the seccomp filter
+                self.recorded.add(tgid)
             self.events.process_start(tgid, parent_tgid, t, attached)
         self.threads[tgid].add(tid)
 
@@ -241,6 +253,7 @@ class Tracer:
         waitpid = os.waitpid
         pre_exec = self._pre_exec
         source = self.source
+        recorded = self.recorded
         stops = 0
         while tgid_of:
             try:
@@ -281,7 +294,9 @@ class Tracer:
                         self._resume(tid, 0)
                         continue
                     pre_exec.discard(tid)
-                if traced is None or nr in traced:
+                if (traced is None or nr in traced) and (
+                    recorded is None or tgid_of.get(tid) in recorded
+                ):
                     args = si[5:11]
                     pcs = None
                     if source is not None:
@@ -299,7 +314,7 @@ class Tracer:
                 self._detach(tid, sig)
                 continue
             tgid = tgid_of.get(tid) or self._adopt(tid, t)
-            if not (pre_exec and tid in pre_exec):
+            if not (pre_exec and tid in pre_exec) and (recorded is None or tgid in recorded):
                 events.signal(tid, tgid, sig, t, pt_.siginfo(tid))
             self._resume(tid, sig)
         return self.root_status
@@ -344,6 +359,9 @@ class Tracer:
                         self.pending.pop(other, None)
                 self.threads[tgid] = {tid}
             self._pre_exec.discard(tid)
+            if self.recorded is not None and tgid not in self.recorded:
+                self._resume(tid, 0)
+                return
             if self.source is not None:
                 self.source.on_exec(tgid)
             if self._seccomp_status_fd >= 0:
@@ -412,6 +430,8 @@ class Tracer:
             for other in list(self.threads.get(tgid, ())):
                 self._forget(other)
             self.threads.pop(tgid, None)
+            if self.recorded is not None and tgid not in self.recorded:
+                return
             self.events.process_exit(tgid, t, status)
             if self.source is not None:
                 self.source.release(tgid)

@@ -50,7 +50,8 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-C", dest="summary_and_lines", action="store_true", help="like -c, and print the lines too")
     st.add_argument("-T", dest="show_time", action="store_true", help="show time spent in each syscall")
     st.add_argument("-t", dest="timestamps", action="count", default=0, help="prefix lines with the time (-tt: microseconds, -ttt: epoch)")
-    st.add_argument("-s", dest="strsize", type=_nonneg_int("-s"), metavar="N", help="show at most N bytes of strings and buffers (default 32); also records buffer contents in spans")
+    st.add_argument("-s", dest="strsize", type=_nonneg_int("-s"), metavar="N", help="show at most N bytes of strings and buffers (default 32); implies --capture-data")
+    st.add_argument("--capture-data", action="store_true", help="record read/write/send/recv buffer contents (off by default: only addresses and lengths)")
     st.add_argument("-k", dest="stack_trace", action="store_true", help="print the symbolised stack of each syscall (code.stacktrace on spans)")
     st.add_argument("--source", action="store_true", help="attribute each syscall to its source line (code.function.name, code.file.path, code.line.number)")
     st.add_argument("-y", dest="decode_fds", action="store_true", help="print paths associated with file descriptors")
@@ -288,7 +289,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
             timestamps=ns.timestamps,
         )
 
-    decoder = Decoder(arch, strsize=strsize, decode_fds=ns.decode_fds)
+    # Buffer contents stay out of traces unless asked for (-s or --capture-data).
+    capture_data = ns.capture_data or ns.strsize is not None
+    decoder = Decoder(arch, strsize=strsize, decode_fds=ns.decode_fds, capture_data=capture_data)
     gate = _span_gate(ns.sample, ns.max_spans_per_second)
     source = None
     pt_handle = None

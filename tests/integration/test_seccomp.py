@@ -61,3 +61,21 @@ def test_seccomp_with_threads_and_signals(tmp_path):
     assert len({s.attrs["thread.id"] for s in host}) == 3
     proc_span = next(s for s in spans if s.is_process)
     assert any(e["name"] == "signal" for e in proc_span.events)
+
+
+def test_untraced_children_keep_working_under_the_filter(tmp_path):
+    """Without -f the children inherit the filter but are not recorded: their filtered
+    syscalls must still work (a RET_TRACE call without a tracer would fail with ENOSYS)."""
+    out = tmp_path / "t.jsonl"
+    proc = sysspan(
+        "--trace-file", str(out), "-e", "trace=read,write,execve", "--",
+        "sh", "-c", "head -c 4 /etc/passwd; echo; grep Seccomp: /proc/self/status",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open("/etc/passwd") as fh:
+        assert proc.stdout.startswith(fh.read(4))
+    assert "Seccomp:\t2" in proc.stdout
+    spans = load_spans(out)
+    assert len([s for s in spans if s.is_process]) == 1  # the shell only, not head or grep
+    assert all(s.name in ("read", "write", "execve") for s in spans if s.is_syscall)
