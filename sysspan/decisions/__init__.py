@@ -1,0 +1,618 @@
+"""Record decisions from Python: ``import sysspan.decisions as d``.
+
+::
+
+    d.record("codegen", "integer_type", input={"max": 300}, result="u16")
+
+    with d.decision("optimization", "inline", input={"callee": "f"}) as dec:
+        ...                      # the syscalls made here become children of the decision
+        dec.result = {"inlined": True}
+
+The source file and line are taken from the caller (``sys._getframe(1)``: the code
+object's ``co_filename`` as Python reports it, and the current line). Where decisions go
+is decided once, at import (call :func:`configure` to decide again):
+
+* **under sysspan** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
+  line per decision, written with a single ``os.write`` (pid via ``os.getpid()``, tid via
+  ``threading.get_native_id()``). No ptrace cost, works with ``--no-syscalls``. The fd is
+  only used when it is a pipe whose inode matches ``SYSSPAN_DECISION_INO`` (when given), so
+  an inherited stale variable never makes us write into someone else's file.
+* **standalone with OTLP configured** (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
+  ``OTEL_EXPORTER_OTLP_ENDPOINT``): spans through the OpenTelemetry SDK (imported on first
+  use; TracerProvider + BatchSpanProcessor + OTLPSpanExporter over gRPC or HTTP/protobuf
+  per ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, else gRPC for port 4317 and HTTP
+  otherwise), same attributes as sysspan's decision spans, parented under the current
+  OpenTelemetry span or the ``TRACEPARENT`` of the environment, flushed at exit.
+* **otherwise** nothing: ``record`` returns after one global test (see ``bench/``).
+
+Before anything is built or written, decisions are sampled in-process
+(``SYSSPAN_DECISION_SAMPLE=<ratio>``, xorshift64*) and rate-limited per process
+(``SYSSPAN_DECISION_RATE=<per second>``: under sysspan when sysspan passes it, which keeps
+a decision burst from costing a pipe write each; standalone default 10,000; 0 =
+unlimited). Under sysspan the number dropped travels with the next line (``skipped``),
+every 256 drops, and at exit, so sysspan's ``decision.count`` / ``decision.dropped`` stay
+exact; a process that ends without running ``atexit`` (``os._exit``, a kill) can leave at
+most 255 drops unreported.
+
+A timed decision left by an exception gets ``result = {"exception": "<type name>"}``
+unless a result was set. Nothing here ever raises into the program: a write that fails
+(sysspan gone) silently turns recording off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import threading
+import time
+import types
+from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as _esc
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sysspan.decisions.channel import DecisionChannel, open_channel
+    from sysspan.decisions.record import Decision, DecisionLinker, decision_span
+    from sysspan.decisions.ruchy import import_dir, read_manifest, read_msgpack, write_dir
+    from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler
+    from sysspan.decisions.stderr_protocol import StderrDecoder
+
+__all__ = [
+    "Decision",
+    "DecisionChannel",
+    "DecisionGate",
+    "DecisionLinker",
+    "RateLimiter",
+    "Sampler",
+    "StderrDecoder",
+    "configure",
+    "decision",
+    "decision_span",
+    "flush",
+    "import_dir",
+    "mode",
+    "open_channel",
+    "read_manifest",
+    "read_msgpack",
+    "record",
+    "stats",
+    "write_dir",
+]
+
+_LAZY = {
+    "Decision": "record",
+    "decision_attributes": "record",
+    "span_to_decision": "record",
+    "DecisionWriter": "ruchy",
+    "ImportCounters": "ruchy",
+    "ManifestEntry": "ruchy",
+    "DecisionLinker": "record",
+    "decision_span": "record",
+    "StderrDecoder": "stderr_protocol",
+    "DecisionChannel": "channel",
+    "open_channel": "channel",
+    "Sampler": "sampling",
+    "RateLimiter": "sampling",
+    "DecisionGate": "sampling",
+    "import_dir": "ruchy",
+    "write_dir": "ruchy",
+    "read_msgpack": "ruchy",
+    "read_manifest": "ruchy",
+}
+
+
+def __getattr__(attr: str) -> Any:
+    """The sysspan-side classes, imported on first use so that ``import`` stays cheap for
+    the programs that only record."""
+    module = _LAZY.get(attr)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+
+_getframe = sys._getframe
+_time_ns = time.time_ns
+
+# The active sink: None (off), or a function (category, name, input, result, file, line,
+# start_ns, end_ns) -> None. ``record`` tests it first, so "off" costs one global load.
+_emit: Any = None
+_mode = "off"
+# In-process filter: None (keep everything) or a function t_ns -> bool that samples
+# (SYSSPAN_DECISION_SAMPLE) and rate-limits (SYSSPAN_DECISION_RATE) and counts what it drops.
+_filter: Any = None
+_sampler: Any = None
+_limiter: Any = None
+_fd = -1
+_pid = os.getpid()
+_local = threading.local()  # .tid: the native thread id (gettid is a syscall; idents get reused)
+_skipped = 0  # dropped in-process since the last line written (channel mode)
+_SKIPPED_FLUSH = 256  # report drops at least this often, so an os._exit loses fewer
+_recorded = 0
+_dropped = 0
+_errors = 0
+_otel: Any = None
+_lock = threading.Lock()  # SDK set-up
+_count_lock = threading.Lock()  # _skipped / _dropped: exact also with threads
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=repr).encode
+try:  # one C encoder for every call (JSONEncoder.encode builds a new one each time)
+    from json.encoder import c_make_encoder as _c_make_encoder
+
+    _c_encode: Any = (
+        _c_make_encoder(None, repr, _esc, None, ":", ",", False, False, True)
+        if _c_make_encoder is not None
+        else None
+    )
+except ImportError:  # pragma: no cover - CPython always has _json
+    _c_encode = None
+
+
+def _dump(value: Any) -> str:
+    """Compact ASCII JSON for ``value``; never raises (unencodable parts become ``repr``)."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return _esc(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    try:
+        if _c_encode is not None and (kind is dict or kind is list):
+            return "".join(_c_encode(value, 0))
+        return _encode(value)
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        return _esc(repr(value))
+
+
+def _tid() -> int:
+    try:
+        return _local.tid
+    except AttributeError:
+        tid = _local.tid = threading.get_native_id()
+        return tid
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def record(category: str, name: str, input: Any = None, result: Any = None) -> None:
+    """Record an instant decision made at the caller's line. Returns nothing, never raises."""
+    if _emit is None:
+        return
+    t = _time_ns()
+    if _filter is not None and not _filter(t):
+        return
+    frame = _getframe(1)
+    _emit(category, name, input, result, frame.f_code.co_filename, frame.f_lineno, t, t)
+
+
+class _Off:
+    """What ``decision()`` returns when nothing is recorded: accepts ``.result``."""
+
+    __slots__ = ("result",)
+
+    def __init__(self) -> None:
+        self.result = None
+
+    def __enter__(self) -> _Off:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _Timed:
+    """A timed decision: start at ``__enter__``, end at ``__exit__``, ``.result`` settable."""
+
+    __slots__ = ("category", "name", "input", "result", "file", "line", "start_ns")
+
+    def __init__(self, category: str, name: str, input: Any, file: str, line: int) -> None:
+        self.category = category
+        self.name = name
+        self.input = input
+        self.result: Any = None
+        self.file = file
+        self.line = line
+        self.start_ns = 0
+
+    def __enter__(self) -> _Timed:
+        self.start_ns = _time_ns()
+        return self
+
+    def __exit__(self, exc_type: Any, _exc: Any, _tb: Any) -> None:
+        end = _time_ns()
+        emit = _emit
+        if emit is None:
+            return None
+        result = self.result
+        if exc_type is not None and result is None:
+            result = {"exception": getattr(exc_type, "__name__", str(exc_type))}
+        emit(
+            self.category,
+            self.name,
+            self.input,
+            result,
+            self.file,
+            self.line,
+            self.start_ns or end,
+            end,
+        )
+        return None
+
+
+def decision(category: str, name: str, input: Any = None) -> Any:
+    """A timed decision: ``with d.decision(cat, name, input=...) as dec: ...; dec.result = ...``.
+
+    Its span covers the ``with`` block; under sysspan the syscalls of this thread made
+    inside the block become its children. The source line is the ``with`` statement's.
+    Sampling and rate limiting are decided here, at the start.
+    """
+    if _emit is None:
+        return _Off()
+    if _filter is not None and not _filter(_time_ns()):
+        return _Off()
+    frame = _getframe(1)
+    return _Timed(category, name, input, frame.f_code.co_filename, frame.f_lineno)
+
+
+def _make_filter() -> Any:
+    """The in-process sampler + rate limiter as one function ``t_ns -> keep?``."""
+    sampler, limiter = _sampler, _limiter
+    blocked_until = 0  # the limiter has no token before this time: drop without asking it
+
+    def keep(t_ns: int) -> bool:
+        global _skipped, _dropped
+        nonlocal blocked_until
+        if t_ns >= blocked_until and (sampler is None or sampler.keep()):
+            if limiter is None or limiter.allow(t_ns):
+                return True
+            blocked_until = limiter.next_allowed_ns()
+        with _count_lock:
+            _dropped += 1
+            _skipped += 1
+            flush = _skipped >= _SKIPPED_FLUSH
+        if flush and _emit is _channel_emit:
+            _report_skipped()
+        return False
+
+    return keep
+
+
+# --------------------------------------------------------------------------- channel mode
+
+
+def _channel_emit(
+    category: Any,
+    name: Any,
+    input: Any,
+    result: Any,
+    file: str,
+    line: int,
+    start: int,
+    end: int,
+) -> None:
+    global _skipped, _recorded
+    if type(category) is not str:
+        category = str(category)
+    if type(name) is not str:
+        name = str(name)
+    text = (
+        '{"category":'
+        + _esc(category)
+        + ',"name":'
+        + _esc(name)
+        + ',"input":'
+        + _dump(input)
+        + ',"result":'
+        + _dump(result)
+        + ',"file":'
+        + _esc(file)
+        + f',"line":{line},"start_ns":{start},"end_ns":{end},"pid":{_pid},"tid":{_tid()}'
+    )
+    if _filter is not None:
+        with _count_lock:
+            text += f',"skipped":{_skipped}'
+            _skipped = 0
+    _write((text + "}\n").encode("ascii"))
+    _recorded += 1
+
+
+def _write(data: bytes) -> None:
+    global _errors
+    try:
+        while data:
+            n = os.write(_fd, data)
+            data = data[n:]
+    except OSError:
+        _errors += 1
+        _off()
+
+
+def _report_skipped() -> None:
+    """A line that only carries the drop count (``{"skipped": N}``)."""
+    global _skipped
+    with _count_lock:
+        n, _skipped = _skipped, 0
+    if n:
+        _write(f'{{"skipped":{n}}}\n'.encode("ascii"))
+
+
+def _channel_atexit() -> None:
+    if _emit is _channel_emit:
+        _report_skipped()
+
+
+def _check_pipe(env: Mapping[str, str]) -> int:
+    """The decision fd from the environment, or -1 unless it is really sysspan's pipe."""
+    import stat
+
+    try:
+        fd = int(env.get("SYSSPAN_DECISION_FD", ""))
+        st = os.fstat(fd)
+    except (ValueError, OSError):
+        return -1
+    if fd < 0 or not stat.S_ISFIFO(st.st_mode):
+        return -1
+    ino = env.get("SYSSPAN_DECISION_INO")
+    if ino:
+        try:
+            if int(ino) != st.st_ino:
+                return -1
+        except ValueError:
+            return -1
+    return fd
+
+
+# --------------------------------------------------------------------------- SDK mode
+
+
+class _OtelSink:
+    """Standalone export through the OpenTelemetry SDK, built on first use."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self.tracer: Any = None
+        self.provider: Any = None
+        self.failed = False
+        self.remote_ctx: Any = None
+
+    def _setup(self) -> bool:
+        if self.failed:
+            return False
+        try:
+            from opentelemetry import trace
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+            env = self.env
+            endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+                "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+            )
+            protocol = (
+                env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or ""
+            ).strip()
+            if not protocol:
+                from urllib.parse import urlsplit
+
+                try:
+                    port = urlsplit(endpoint).port
+                except ValueError:
+                    port = None
+                protocol = "grpc" if port == 4317 else "http/protobuf"
+            if protocol == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            attrs: dict[str, Any] = {}
+            if not env.get("OTEL_SERVICE_NAME") and "service.name=" not in env.get(
+                "OTEL_RESOURCE_ATTRIBUTES", ""
+            ):
+                attrs["service.name"] = (
+                    os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "") or "python"
+                )
+            provider = TracerProvider(resource=Resource.create(attrs))
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            self.provider = provider
+            from sysspan import __version__
+
+            self.tracer = provider.get_tracer("sysspan.decisions", __version__)
+            self._trace = trace
+            carrier = {}
+            if env.get("TRACEPARENT"):
+                carrier["traceparent"] = env["TRACEPARENT"]
+                if env.get("TRACESTATE"):
+                    carrier["tracestate"] = env["TRACESTATE"]
+                self.remote_ctx = TraceContextTextMapPropagator().extract(carrier)
+            atexit.register(self.shutdown)
+            return True
+        except Exception as exc:  # noqa: BLE001 - never break the program over telemetry
+            self.failed = True
+            sys.stderr.write(
+                f"sysspan.decisions: OpenTelemetry export unavailable ({exc}); decisions are not recorded\n"
+            )
+            return False
+
+    def emit(
+        self,
+        category: Any,
+        name: Any,
+        input: Any,
+        result: Any,
+        file: str,
+        line: int,
+        start: int,
+        end: int,
+    ) -> None:
+        global _recorded, _errors
+        if self.tracer is None:
+            with _lock:
+                if self.tracer is None and not self._setup():
+                    _off()
+                    return
+        try:
+            from sysspan.decisions.record import Decision, decision_attributes
+
+            d = Decision(
+                str(category),
+                str(name),
+                input,
+                result,
+                file,
+                line,
+                0,
+                start,
+                end,
+                _pid,
+                _tid(),
+            )
+            ctx = None
+            if not self._trace.get_current_span().get_span_context().is_valid:
+                ctx = self.remote_ctx
+            span = self.tracer.start_span(
+                d.qualified_name,
+                context=ctx,
+                kind=self._trace.SpanKind.INTERNAL,
+                attributes=decision_attributes(d),
+                start_time=start,
+            )
+            span.end(end_time=end)
+            _recorded += 1
+        except Exception:  # noqa: BLE001
+            _errors += 1
+
+    def flush(self, timeout_ms: int = 30_000) -> bool:
+        if self.provider is None:
+            return True
+        return bool(self.provider.force_flush(timeout_ms))
+
+    def shutdown(self) -> None:
+        provider, self.provider = self.provider, None
+        if provider is not None:
+            try:
+                provider.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _off() -> None:
+    global _emit, _mode
+    _emit = None
+    _mode = "off"
+
+
+def _after_fork() -> None:
+    global _pid, _skipped, _local, _count_lock, _lock
+    _count_lock = threading.Lock()  # another thread may have held it at fork time
+    _lock = threading.Lock()
+    _pid = os.getpid()
+    _skipped = 0  # the parent reports its own
+    _local = threading.local()
+    if _sampler is not None:
+        _sampler.reseed()
+
+
+def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value == value else default
+
+
+def configure(env: Mapping[str, str] | None = None) -> str:
+    """Decide (again) where decisions go, from ``env`` (default ``os.environ``); returns the
+    mode: ``"channel"``, ``"otel"`` or ``"off"``. Called once at import.
+
+    In-process filtering, applied before anything is built or written:
+    ``SYSSPAN_DECISION_SAMPLE`` (ratio, default 1) and ``SYSSPAN_DECISION_RATE`` (decisions
+    per second per process; under sysspan only when sysspan passes it, standalone default
+    10,000; 0 = unlimited). Bad values are ignored (the program must not fail over them).
+    """
+    global _emit, _mode, _sampler, _limiter, _filter, _fd, _otel, _skipped
+    env = os.environ if env is None else env
+    if _otel is not None:
+        _otel.shutdown()
+        _otel = None
+    _off()
+    _skipped = 0
+    _sampler = _limiter = _filter = None
+    fd = _check_pipe(env) if env.get("SYSSPAN_DECISION_FD") else -1
+    if fd >= 0:
+        _fd = fd
+        _emit = _channel_emit
+        _mode = "channel"
+        rate = _env_number(env, "SYSSPAN_DECISION_RATE", 0)
+    elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        _otel = _OtelSink(env)
+        _emit = _otel.emit
+        _mode = "otel"
+        rate = _env_number(env, "SYSSPAN_DECISION_RATE", 10_000)
+    else:
+        return _mode
+    ratio = _env_number(env, "SYSSPAN_DECISION_SAMPLE", 1.0)
+    if ratio < 1.0 or rate >= 1:
+        from sysspan.decisions.sampling import RateLimiter, Sampler
+
+        _sampler = Sampler(max(0.0, ratio)) if ratio < 1.0 else None
+        _limiter = RateLimiter(int(rate)) if rate >= 1 else None
+        _filter = _make_filter()
+    return _mode
+
+
+def mode() -> str:
+    """``"channel"`` (under sysspan), ``"otel"`` (standalone SDK export) or ``"off"``."""
+    return _mode
+
+
+def flush(timeout_ms: int = 30_000) -> bool:
+    """Push out what is buffered (SDK mode); channel writes are never buffered."""
+    if _otel is not None:
+        return _otel.flush(timeout_ms)
+    return True
+
+
+def stats() -> dict[str, Any]:
+    """This process's counters: ``mode``, ``recorded`` (written or exported), ``dropped``
+    (sampled away or rate-limited in-process), ``skipped`` (dropped and not yet reported to
+    sysspan), ``errors``."""
+    return {
+        "mode": _mode,
+        "recorded": _recorded,
+        "dropped": _dropped,
+        "skipped": _skipped,
+        "errors": _errors,
+    }
+
+
+class _Package(types.ModuleType):
+    """Keeps ``d.record`` the function: importing the submodule ``sysspan.decisions.record``
+    would otherwise rebind the package attribute ``record`` to that module. (Use
+    ``from sysspan.decisions.record import ...`` to reach the module's contents.)"""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "record" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+os.register_at_fork(after_in_child=_after_fork)
+atexit.register(_channel_atexit)
+configure()

@@ -1,0 +1,285 @@
+"""The ``Decision`` record every input produces, and its conversion to a span (DESIGN §4).
+
+All four inputs (stderr protocol, decision channel, ``.ruchy`` files, Python API) produce
+the same plain :class:`Decision`; :func:`decision_span` turns one into the span a user sees
+in Jaeger or Tempo, and :func:`span_to_decision` reads it back from a trace file (for
+``sysspan decisions manifest/top/export``).
+
+:class:`DecisionLinker` is the piece that makes "this inline decision caused these reads"
+visible: it holds syscall spans back for a short, bounded window so that a timed decision,
+which is only reported once it has ended, can still adopt the syscalls its thread made
+inside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sysspan.ids import decision_id
+from sysspan.model import Span, SpanKind
+
+__all__ = [
+    "Decision",
+    "DecisionLinker",
+    "cached_decision_id",
+    "decision_attributes",
+    "decision_span",
+    "is_decision_span",
+    "json_text",
+    "span_to_decision",
+]
+
+
+@lru_cache(maxsize=16384)
+def cached_decision_id(category: str, name: str, file: str, line: int) -> int:
+    """:func:`sysspan.ids.decision_id`, memoised: a program has few decision sites but may
+    report each one millions of times, and the FNV loop is pure Python."""
+    return decision_id(category, name, file, line)
+
+
+@dataclass(slots=True)
+class Decision:
+    """One recorded decision.
+
+    ``input`` / ``result`` are JSON-able values (``result`` None = no result reported).
+    ``file`` / ``line`` / ``column`` locate the decision in source ("" / 0 when unknown;
+    ``column`` 0 = unknown). ``start_ns`` / ``end_ns`` are Unix-epoch nanoseconds; an instant
+    decision has ``end_ns == start_ns``. ``pid`` / ``tid`` say who recorded it (``tid`` 0 =
+    unknown).
+    """
+
+    category: str
+    name: str
+    input: Any = None
+    result: Any = None
+    file: str = ""
+    line: int = 0
+    column: int = 0
+    start_ns: int = 0
+    end_ns: int = 0
+    pid: int = 0
+    tid: int = 0
+
+    @property
+    def id(self) -> int:
+        """The FNV-1a 64 decision id over ``category::name::file::`` + ``line`` (u32 LE)."""
+        return cached_decision_id(self.category, self.name, self.file, self.line)
+
+    @property
+    def id_hex(self) -> str:
+        """``id`` as 16 lowercase hex digits (the ``decision.id`` attribute)."""
+        return f"{self.id:016x}"
+
+    @property
+    def qualified_name(self) -> str:
+        """``category::name``, the span name."""
+        return f"{self.category}::{self.name}"
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_ns - self.start_ns)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON for an attribute value; never raises (unserialisable parts become
+    their ``repr``, a self-referencing structure becomes its ``repr`` as a JSON string)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+    except (ValueError, TypeError, RecursionError):
+        return json.dumps(repr(value), ensure_ascii=False)
+
+
+def decision_attributes(decision: Decision) -> dict[str, Any]:
+    """The attributes of a decision span (also used by the Python API's SDK mode):
+    ``decision.id`` (16 lowercase hex), ``decision.category``, ``decision.name``,
+    ``decision.input`` (JSON text), ``decision.result`` (JSON text, only when a result was
+    reported), ``code.file.path`` / ``code.line.number`` (when known), ``code.column.number``
+    (when nonzero), ``process.pid`` (when known) and ``thread.id`` (when known)."""
+    attrs: dict[str, Any] = {
+        "decision.id": decision.id_hex,
+        "decision.category": decision.category,
+        "decision.name": decision.name,
+        "decision.input": json_text(decision.input),
+    }
+    if decision.result is not None:
+        attrs["decision.result"] = json_text(decision.result)
+    if decision.file:
+        attrs["code.file.path"] = decision.file
+    if decision.line:
+        attrs["code.line.number"] = decision.line
+    if decision.column:
+        attrs["code.column.number"] = decision.column
+    if decision.pid:
+        attrs["process.pid"] = decision.pid
+    if decision.tid:
+        attrs["thread.id"] = decision.tid
+    return attrs
+
+
+def decision_span(
+    decision: Decision,
+    *,
+    trace_id: int,
+    span_id: int,
+    parent_id: int,
+    trace_state: str = "",
+    flags: int = 1,
+) -> Span:
+    """The decision span of DESIGN §4: name ``category::name``, kind INTERNAL, real
+    start/end (equal for an instant decision), attributes from :func:`decision_attributes`.
+
+    ``parent_id`` is the span of the process that recorded the decision (the builder knows
+    it from ``decision.pid``); ``trace_state`` / ``flags`` as on the run's other spans.
+    """
+    end = decision.end_ns if decision.end_ns >= decision.start_ns else decision.start_ns
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        name=decision.qualified_name,
+        start_ns=decision.start_ns,
+        end_ns=end,
+        kind=SpanKind.INTERNAL,
+        attributes=decision_attributes(decision),
+        trace_state=trace_state,
+        flags=flags,
+    )
+
+
+def is_decision_span(span: Span) -> bool:
+    return "decision.id" in span.attributes
+
+
+def _loads(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def span_to_decision(span: Span) -> Decision | None:
+    """The :class:`Decision` behind a decision span (None for any other span).
+
+    Category and name come from the attributes, falling back to splitting the span name
+    at its first ``::``; input/result are decoded from their JSON text.
+    """
+    attrs = span.attributes
+    if "decision.id" not in attrs:
+        return None
+    category = attrs.get("decision.category")
+    name = attrs.get("decision.name")
+    if not isinstance(category, str) or not isinstance(name, str):
+        category, _, name = span.name.partition("::")
+    result_text = attrs.get("decision.result")
+    return Decision(
+        category=category,
+        name=name,
+        input=_loads(attrs.get("decision.input")),
+        result=_loads(result_text) if result_text is not None else None,
+        file=str(attrs.get("code.file.path", "") or ""),
+        line=_int(attrs.get("code.line.number", 0)),
+        column=_int(attrs.get("code.column.number", 0)),
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        pid=_int(attrs.get("process.pid", 0)),
+        tid=_int(attrs.get("thread.id", 0)),
+    )
+
+
+class DecisionLinker:
+    """Parents syscall spans under the timed decision of the same thread that contains them.
+
+    Why a buffer: syscall spans are finished at syscall exit, but a timed decision (Python
+    API ``with d.decision(...)``, a stderr ``[DECISION]`` closed by ``[RESULT]``) is only
+    known once it has ended. So syscall spans pass through here and wait at most
+    ``max_delay_ns`` (or until ``max_spans`` are waiting) before ``emit`` is called; a decision
+    arriving in time adopts every waiting syscall span of its thread that lies inside
+    ``[start_ns, end_ns]`` and has not been adopted yet. Decisions end inner-first, so the
+    innermost decision wins. Memory is bounded by ``max_spans``.
+
+    Counters: ``adopted`` syscall spans re-parented; ``late`` decisions whose window
+    reaches back before what was already emitted (some children may keep their process
+    parent). Not thread-safe: call it from the tracer thread only.
+    """
+
+    __slots__ = ("emit", "max_spans", "max_delay_ns", "_buf", "_emitted_until", "adopted", "late")
+
+    def __init__(
+        self,
+        emit: Callable[[Span], None],
+        *,
+        max_spans: int = 65536,
+        max_delay_ns: int = 2_000_000_000,
+    ) -> None:
+        self.emit = emit
+        self.max_spans = max(1, max_spans)
+        self.max_delay_ns = max_delay_ns
+        # entries: [span, tid, adopted]; in arrival (= syscall exit) order
+        self._buf: deque[list] = deque()
+        self._emitted_until = 0  # latest start_ns of a span already emitted
+        self.adopted = 0
+        self.late = 0
+
+    def syscall(self, span: Span, tid: int) -> None:
+        """A finished syscall span of thread ``tid``; emitted later (or now, if the buffer is full)."""
+        buf = self._buf
+        buf.append([span, tid, False])
+        horizon = span.end_ns - self.max_delay_ns
+        while buf and (len(buf) > self.max_spans or buf[0][0].end_ns < horizon):
+            self._emit_oldest()
+
+    def _emit_oldest(self) -> None:
+        span = self._buf.popleft()[0]
+        if span.start_ns > self._emitted_until:
+            self._emitted_until = span.start_ns
+        self.emit(span)
+
+    def decision(self, decision_span_: Span, tid: int) -> int:
+        """Adopt the waiting syscall spans of ``tid`` inside the decision span's interval,
+        then emit the decision span. Returns how many syscall spans were adopted."""
+        start, end = decision_span_.start_ns, decision_span_.end_ns
+        adopted = 0
+        if end > start and tid:
+            if start <= self._emitted_until:
+                self.late += 1
+            parent = decision_span_.span_id
+            for entry in reversed(self._buf):
+                span = entry[0]
+                if span.end_ns < start:
+                    break
+                if (
+                    entry[1] == tid
+                    and not entry[2]
+                    and span.start_ns >= start
+                    and span.end_ns <= end
+                ):
+                    span.parent_id = parent
+                    entry[2] = True
+                    adopted += 1
+        self.adopted += adopted
+        self.emit(decision_span_)
+        return adopted
+
+    def flush(self) -> None:
+        """Emit every waiting span (at the end of the run)."""
+        while self._buf:
+            self._emit_oldest()
+
+    def __len__(self) -> int:
+        return len(self._buf)
