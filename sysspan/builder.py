@@ -12,8 +12,11 @@ import signal as _signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sysspan.collector.decode import Decoded
+from sysspan.collector.decode import Decoded, MemoryReader
 from sysspan.collector.source import SourceCapture
+from sysspan.decisions.record import Decision, DecisionLinker, decision_span
+from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
+from sysspan.decisions.ruchy import DecisionWriter
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
 from sysspan.redact import redact_argv, redact_text
@@ -37,6 +40,20 @@ def exit_code_of(status: int | None) -> int | None:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return None
+
+
+_FLUSH = object()  # end of stream: release what the decision linker holds
+
+
+class _DecisionItem:
+    """A decision in the span stream, with its parent resolved on the tracer thread."""
+
+    __slots__ = ("decision", "parent", "seq")
+
+    def __init__(self, decision: Decision, parent: int, seq: int) -> None:
+        self.decision = decision
+        self.parent = parent
+        self.seq = seq
 
 
 @dataclass(slots=True)
@@ -83,6 +100,9 @@ class SpanBuilder:
         gate: Callable[[int], bool] | None = None,
         source: SourceCapture | None = None,
         line_stack: Callable[[list[str]], None] | None = None,
+        decisions: DecisionRecorder | None = None,
+        reader: MemoryReader | None = None,
+        decision_writer: DecisionWriter | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.run_span_id = run_span_id
@@ -97,6 +117,11 @@ class SpanBuilder:
         self.gate = gate  # sampling / rate limit: gate(t_ns) -> keep the span?
         self.source = source  # symbolises captured stacks (code.* attributes)
         self.line_stack = line_stack or (lambda _lines: None)
+        self.decisions = decisions  # decision sources (channel, stderr protocol) and gate
+        self.reader = reader  # tracee memory, for the stderr decision protocol
+        self.decision_writer = decision_writer  # --decisions-out
+        self.decision_count = 0
+        self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
         self.stats: dict[int, SyscallStat] = {}
         self.seq = 0
@@ -164,18 +189,41 @@ class SpanBuilder:
         gate = self.gate
         if gate is not None and not gate(t1):
             self.syscalls_dropped += 1
-            if self.line is None:
-                return
-            parent = 0  # text line only, no span
+            parent = 0  # no span; with -o the line is still written
         else:
             proc = self.procs.get(tgid)
             parent = proc.span_id if proc else self.run_span_id
+        if parent or self.line is not None:
+            self.seq += 1
+            self.emit((tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, self.seq, pcs))
+        dr = self.decisions
+        if dr is not None:
+            if nr in dr.write_nrs and args[0] == 2 and rval and rval > 0 and self.reader is not None:
+                data = self.reader.read(tid, args[1], min(rval, STDERR_READ_MAX))
+                if data:
+                    dr.feed_stderr(data, t1, tgid, tid)
+            if dr.pending:
+                self.drain_decisions()
+
+    def drain_decisions(self) -> None:
+        """Tracer thread: move admitted decisions into the span stream, each parented by the
+        span of the process that recorded it."""
+        pending = self.decisions.pending if self.decisions is not None else None
+        while pending:
+            self.emit_decision(pending.popleft())
+
+    def emit_decision(self, d: Decision) -> None:
+        proc = self.procs.get(d.pid)
         self.seq += 1
-        self.emit((tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, self.seq, pcs))
+        self.decision_count += 1
+        self.emit(_DecisionItem(d, proc.span_id if proc else self.run_span_id, self.seq))
 
     def materialize(self, batch: list) -> list[Span]:
         """Export thread: raw syscall tuples and queued text lines → spans (and lines)."""
         out: list[Span] = []
+        linker = self._linker
+        if linker is not None:
+            linker.emit = out.append
         fmt = self.format_call
         line = self.line
         make_id = self.ids.make
@@ -190,6 +238,13 @@ class SpanBuilder:
                 if self.line_event is not None:
                     tid, _, text = item.partition("\0")
                     self.line_event(int(tid), text)
+                continue
+            if type(item) is _DecisionItem:
+                linker = self._decision_span(item, out)
+                continue
+            if item is _FLUSH:
+                if linker is not None:
+                    linker.flush()
                 continue
             tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq, pcs = item
             d = fmt(nr, args, rval, ecap, xcap)
@@ -217,9 +272,39 @@ class SpanBuilder:
                 attrs["error.type"] = d.error
                 span.status = StatusCode.ERROR
                 span.status_message = d.ret
-            out.append(span)
+            if linker is not None:
+                linker.syscall(span, tid)
+            else:
+                out.append(span)
         self.spans_emitted += len(out)
         return out
+
+    def _decision_span(self, item: _DecisionItem, out: list[Span]) -> DecisionLinker:
+        """Export thread: the decision span, handed to the linker that adopts the syscall
+        spans of its thread inside it."""
+        d = item.decision
+        span = decision_span(
+            d,
+            trace_id=self.trace_id,
+            span_id=self.ids.make(d.pid, d.tid, item.seq),
+            parent_id=item.parent,
+            trace_state=self.trace_state,
+            flags=self.flags,
+        )
+        if self.decision_writer is not None:
+            self.decision_writer.add(d)
+        if self._linker is None:
+            self._linker = DecisionLinker(out.append, max_spans=8192)
+        self._linker.decision(span, d.tid)
+        return self._linker
+
+    def link_decisions(self) -> None:
+        """Hold syscall spans briefly (at most 8192 of them, 2 s of trace time) so that a
+        timed decision reported after it ended can adopt the syscalls inside it. Enabled
+        from the start when decisions can arrive: the first decision may reach sysspan
+        after syscalls it contains were already on their way."""
+        if self._linker is None:
+            self._linker = DecisionLinker(lambda _span: None, max_spans=8192)
 
     def stats_by_name(self, name_of: Callable[[int], str]) -> dict[str, SyscallStat]:
         """The exact per-syscall counters (the -c table), keyed by name."""
@@ -255,6 +340,9 @@ class SpanBuilder:
             proc.events.append(SpanEvent("signal", t, attrs))
 
     def process_exit(self, tgid: int, t: int, status: int | None) -> None:
+        if self.decisions is not None and self.emit is not None:
+            self.decisions.process_exit(tgid, t)
+            self.drain_decisions()
         proc = self.procs.pop(tgid, None)
         if self.line_event is not None and status is not None:
             if os.WIFSIGNALED(status):
@@ -299,10 +387,16 @@ class SpanBuilder:
         self.emit(span)
 
     def finish(self, t: int) -> None:
-        """End the spans of processes still open (detach, or tracees we lost)."""
+        """End the spans of processes still open (detach, or tracees we lost), hand over the
+        last decisions and release the syscall spans a decision linker still holds."""
+        if self.decisions is not None and self.emit is not None:
+            self.decisions.finish(t)
+            self.drain_decisions()
         for tgid, proc in list(self.procs.items()):
             self.procs.pop(tgid)
             self._finish_process(tgid, proc, t, None)
+        if self.emit is not None:
+            self.emit(_FLUSH)
 
     def root_name(self) -> str:
         proc = self.procs.get(self.root_tgid)

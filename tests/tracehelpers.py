@@ -40,7 +40,12 @@ class JSpan:
 
     @property
     def is_process(self) -> bool:
-        return "process.pid" in self.attrs and not self.is_run and not self.is_syscall
+        return (
+            "process.pid" in self.attrs
+            and not self.is_run
+            and not self.is_syscall
+            and "decision.id" not in self.attrs
+        )
 
 
 def _value(v: dict):

@@ -24,7 +24,10 @@ from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_avai
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
 from sysspan.config import OtlpSettings, output_dir, resolve_otlp, resource_from_env
-from sysspan.decisions.sampling import RateLimiter, Sampler, parse_ratio
+from sysspan.decisions.channel import DecisionChannel, open_channel
+from sysspan.decisions.recorder import DecisionRecorder
+from sysspan.decisions.ruchy import DecisionWriter
+from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.base import Sink, SinkReport
 from sysspan.exporters.console import LineWriter
@@ -76,6 +79,10 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--tp-required", action="store_true", help="fail (exit 1) when no valid incoming trace context is found")
     pr.add_argument("--no-syscalls", action="store_true", help="no ptrace: wrap the command in its run span only")
     st.add_argument("--no-seccomp", action="store_true", help="with -e trace=, stop at every syscall instead of installing a seccomp-bpf filter")
+    de = parser.add_argument_group("decisions")
+    de.add_argument("--decision-sample", type=_ratio, default=1.0, metavar="RATIO", help="keep this fraction of decisions (xorshift RNG); counts stay exact")
+    de.add_argument("--decision-rate", type=_nonneg_int("--decision-rate"), default=10_000, metavar="N", help="decision circuit breaker: at most N decision spans per second (default 10000, 0: no limit)")
+    de.add_argument("--decisions-out", metavar="DIR", help="also write the decisions as .ruchy/decisions.msgpack and decision_manifest.json under DIR")
     pr.add_argument("--strict", action="store_true", help="telemetry problems change the exit status (1) instead of being warnings")
 
 
@@ -91,7 +98,7 @@ def _pid(text: str) -> int:
 
 def _ratio(text: str) -> float:
     try:
-        return parse_ratio(text, "--sample")
+        return parse_ratio(text, "value")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -324,6 +331,21 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
 
     child_env = inject(env, run_ctx, baggage)
+    # Decisions: a pipe the command (and its descendants) can write JSON lines to, plus the
+    # stderr protocol; one gate samples, rate-limits and counts them all.
+    gate = DecisionGate(ns.decision_sample, ns.decision_rate)
+    recorder = DecisionRecorder(
+        gate, frozenset(nr for nr, name in table(arch).items() if name == "write")
+    )
+    channel = open_channel(recorder.on_channel, gate=gate)
+    child_env.update(channel.env())
+    builder.decisions = recorder
+    builder.link_decisions()
+    if ns.decisions_out:
+        try:
+            builder.decision_writer = DecisionWriter(ns.decisions_out)
+        except OSError as exc:
+            raise UsageError(f"--decisions-out {ns.decisions_out}: {exc.strerror}") from None
     start = time.time_ns()
     status: int | None
     root_pid = 0
@@ -331,7 +353,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     tracer: Tracer | None = None
     if ns.no_syscalls:
         pipeline = Pipeline(sinks, prepare=builder.materialize)
-        status, root_pid = _run_plain(path, argv, child_env)
+        builder.emit = pipeline.emit
+        recorder.direct = builder.emit_decision  # no tracer thread to hand decisions over
+        status, root_pid = _run_plain(path, argv, child_env, channel)
     else:
         execve_nrs = frozenset(nr for nr, name in table(arch).items() if name in ("execve", "execveat"))
         seccomp = None
@@ -350,6 +374,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
             source=source,
             ptrace=pt_handle,
         )
+        builder.reader = tracer.pt
         if ns.command:
 
             def relay(sig: int) -> None:
@@ -360,6 +385,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
                 # The child is forked before the export thread starts: forking a
                 # multi-threaded process is where deadlocks come from.
                 root_pid = tracer.spawn(path, argv, child_env)
+                channel.close_child_end()
                 pipeline = Pipeline(sinks, prepare=builder.materialize)
                 builder.emit = pipeline.emit
                 status = tracer.run()
@@ -377,6 +403,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
                 if not ns.quiet and tracer.detaching:
                     print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
     end = time.time_ns()
+    channel.close()
     builder.finish(end)
 
     code = exit_code_of(status)
@@ -395,11 +422,16 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         trace_state=state_header,
         flags=flags,
     )
+    run_span.attributes.update(gate.attributes())
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
     pipeline.emit(run_span)
     reports = pipeline.close()
+    if builder.decision_writer is not None:
+        builder.decision_writer.close()
+    if gate.malformed:
+        _warn(f"{gate.malformed} malformed decision records were ignored (decision.malformed)")
     if pipeline.prepare_errors:
         _warn(
             f"{pipeline.prepare_errors} syscall records could not be decoded "
@@ -448,9 +480,12 @@ def _span_gate(ratio: float | None, per_second: int | None):
     return lambda t: sample.keep() and limit.allow(t)
 
 
-def _run_plain(path: str, argv: list[str], env: dict[str, str]) -> tuple[int, int]:
+def _run_plain(
+    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel
+) -> tuple[int, int]:
     """--no-syscalls: run the command as is, forwarding signals, and return its wait status."""
-    proc = subprocess.Popen(argv, executable=path, env=env)  # noqa: S603 - the user's command
+    proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
+    channel.close_child_end()
 
     def relay(sig: int) -> None:
         if not _from_terminal(sig) and proc.returncode is None:
