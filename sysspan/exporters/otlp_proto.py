@@ -19,6 +19,9 @@ from typing import Any
 from sysspan.model import ResourceSpans, Span
 
 _pack_q = struct.Struct("<Q").pack
+# tag + 8-byte id (ids are big-endian byte strings on the wire); tag+time, tag+time
+_pack_tag_id = struct.Struct(">HQ").pack
+_pack_times = struct.Struct("<BQBQ").pack
 _pack_d = struct.Struct("<d").pack
 _pack_i = struct.Struct("<I").pack
 
@@ -127,22 +130,25 @@ class ProtoEncoder:
         if head is None:
             head = self._name_head(s.name, s.trace_state)
         state, name = head
-        parts = [trace, b"\x12\x08", s.span_id.to_bytes(8, "big"), state]
+        parts = [trace, _pack_tag_id(0x1208, s.span_id), state]
         if s.parent_id:
-            parts.append(b"\x22\x08")
-            parts.append(s.parent_id.to_bytes(8, "big"))
+            parts.append(_pack_tag_id(0x2208, s.parent_id))
         parts.append(name)
         if s.kind:
             parts.append(_KIND[s.kind])
-        if s.start_ns:
-            parts.append(b"\x39")
-            parts.append(_pack_q(s.start_ns))
-        if s.end_ns:
-            parts.append(b"\x41")
-            parts.append(_pack_q(s.end_ns))
+        start, end = s.start_ns, s.end_ns
+        if start and end:
+            parts.append(_pack_times(0x39, start, 0x41, end))
+        elif start:
+            parts.append(b"\x39" + _pack_q(start))
+        elif end:
+            parts.append(b"\x41" + _pack_q(end))
         cache = self._kv
         for item in s.attributes.items():
-            enc = cache.get(item) if type(item[1]) is not list else None
+            try:
+                enc = cache.get(item)
+            except TypeError:  # list values are not hashable (and not cached)
+                enc = None
             if enc is None:
                 enc = self._attr(*item)
             parts.append(enc)
