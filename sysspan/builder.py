@@ -11,15 +11,18 @@ import os
 import signal as _signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sysspan.collector.decode import Decoded, MemoryReader
-from sysspan.collector.source import SourceCapture
 from sysspan.decisions.record import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
-from sysspan.decisions.ruchy import DecisionWriter
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
 from sysspan.redact import redact_argv, redact_text
+
+if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
+    from sysspan.collector.decode import Decoded, MemoryReader
+    from sysspan.collector.source import SourceCapture
+    from sysspan.decisions.ruchy import DecisionWriter
 
 
 def signal_name(sig: int) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sysspan.collector import _ptrace as pt
 from sysspan.collector.procfs import proc_exe, proc_ids, read_cmdline
 from sysspan.collector.seccomp import PreparedFilter
-from sysspan.collector.source import SourceCapture
 from sysspan.errors import PtraceDenied, SysspanError
+
+if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
+    from sysspan.collector.source import SourceCapture
 
 GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 SYSCALL_TRAP = signal.SIGTRAP | 0x80

@@ -26,7 +26,6 @@ from sysspan.collector.tracer import Tracer
 from sysspan.config import OtlpSettings, output_dir, resolve_otlp, resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
-from sysspan.decisions.ruchy import DecisionWriter
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.base import Sink, SinkReport
@@ -342,6 +341,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     builder.decisions = recorder
     builder.link_decisions()
     if ns.decisions_out:
+        from sysspan.decisions.ruchy import DecisionWriter
+
         try:
             builder.decision_writer = DecisionWriter(ns.decisions_out)
         except OSError as exc:

@@ -1,13 +1,6 @@
-"""Sinks: where finished spans go (OTLP JSON lines file, OTLP gRPC/HTTP, ...).
+"""Sinks: where finished spans go (OTLP JSON lines file, OTLP gRPC/HTTP, console, summary).
 
-Importing this package does not import the OpenTelemetry SDK or grpc: ``OtlpSink`` loads
-them at its first export, so the tracer can fork the traced command before any grpc thread
-exists.
+The package itself imports nothing: each module is imported where it is used, so the
+default path (the JSONL file) never pays for the OTLP client stack at start-up, and no grpc
+thread exists when the tracer forks the traced command.
 """
-
-from sysspan.exporters.base import Sink, SinkReport
-from sysspan.exporters.jsonl import JsonlSink, default_trace_path
-from sysspan.exporters.otlp import OtlpSink
-from sysspan.exporters.pipeline import Pipeline
-
-__all__ = ["JsonlSink", "OtlpSink", "Pipeline", "Sink", "SinkReport", "default_trace_path"]
