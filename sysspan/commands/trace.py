@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TextIO
 
 from sysspan import __version__
@@ -23,12 +22,12 @@ from sysspan.collector.decode import Decoder
 from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
-from sysspan.config import OtlpSettings, output_dir, resolve_otlp, resource_from_env
+from sysspan.config import output_dir, resolve_otlp, resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
-from sysspan.exporters.base import Sink, SinkReport
+from sysspan.exporters.base import Sink
 from sysspan.exporters.console import LineWriter
 from sysspan.exporters.jsonl import JsonlSink, default_trace_path
 from sysspan.exporters.pipeline import Pipeline
@@ -48,7 +47,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-p", dest="pids", action="append", type=_pid, metavar="PID", help="attach to a running process (Ctrl-C detaches)")
     st.add_argument("-e", dest="exprs", action="append", default=[], metavar="EXPR", help="qualifying expression: trace=SET (names, !name, %%file %%network %%process %%memory %%signal %%ipc %%desc)")
     st.add_argument("-o", dest="output", metavar="FILE", help="write strace-style lines to FILE")
-    st.add_argument("-c", dest="summary", action="store_true", help="print a summary table (% time, seconds, usecs/call, calls, errors)")
+    st.add_argument("-c", dest="summary", action="store_true", help="print a summary table (%% time, seconds, usecs/call, calls, errors)")
     st.add_argument("-C", dest="summary_and_lines", action="store_true", help="like -c, and print the lines too")
     st.add_argument("-T", dest="show_time", action="store_true", help="show time spent in each syscall")
     st.add_argument("-t", dest="timestamps", action="count", default=0, help="prefix lines with the time (-tt: microseconds, -ttt: epoch)")
@@ -115,14 +114,6 @@ def _nonneg_int(flag: str):
     return parse
 
 
-@dataclass
-class _Run:
-    """State of one trace run that the end-of-run report needs."""
-
-    warnings: list[str] = field(default_factory=list)
-    reports: list[SinkReport] = field(default_factory=list)
-
-
 def _warn(msg: str) -> None:
     print(f"sysspan: warning: {msg}", file=sys.stderr)
 
@@ -164,7 +155,7 @@ def _build_sinks(
     exe_name: str,
     trace_id: int,
     remote_parent: int,
-) -> tuple[list[Sink], OtlpSettings | None]:
+) -> list[Sink]:
     settings = resolve_otlp(
         env,
         endpoint=ns.otlp_endpoint,
@@ -188,7 +179,7 @@ def _build_sinks(
                 settings, resource, spool, __version__, remote_parent_ids=remote, native=not ns.otlp_sdk
             )
         )
-    return sinks, settings
+    return sinks
 
 
 class _SignalRelay:
@@ -275,7 +266,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     resource.update(resource_from_env(env, exe_name))
     if ns.service_name:
         resource["service.name"] = ns.service_name
-    sinks, _settings = _build_sinks(
+    sinks = _build_sinks(
         ns, env, resource, exe_name, trace_id, incoming.span_id if incoming else 0
     )
 
