@@ -291,17 +291,19 @@ class Tracer:
                     continue
                 # entry (op 1) or seccomp stop (op 3)
                 nr = si[4]
+                ours = False  # the execve sysspan's own forked child makes: no user stack
                 if pre_exec and tid in pre_exec:
                     if nr not in self._execve_nrs:
                         self._resume(tid, 0)
                         continue
                     pre_exec.discard(tid)
+                    ours = True
                 if (traced is None or nr in traced) and (
                     recorded is None or tgid_of.get(tid) in recorded
                 ):
                     args = si[5:11]
                     pcs = None
-                    if source is not None:
+                    if source is not None and not ours:
                         pcs = source.capture(tgid_of.get(tid, tid), tid, (si[2], si[3]))
                     pending[tid] = (nr, args, t, cap.capture_entry(nr, args, tid, pt_), pcs)
                     pt_.syscall(tid, 0)  # always stop at this call's exit
