@@ -37,24 +37,20 @@ import argparse
 import calendar
 import os
 import re
-import shlex
 import sys
-import tempfile
 import time
 from datetime import date
 
-from sysspan import __version__
-from sysspan.config import output_dir, resolve_otlp, resource_from_env
+from sysspan.config import resource_from_env
 from sysspan.errors import ConfigError, PropagationError, UsageError
-from sysspan.exporters.base import Sink
-from sysspan.exporters.jsonl import JsonlSink, default_trace_path
-from sysspan.exporters.otlp import OtlpSink
+from sysspan.exporters.sinks import build_sinks
+from sysspan.fsutil import write_private_file
 from sysspan.ids import new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.propagation.carriers import (
-    BAGGAGE,
     TRACEPARENT,
     TRACESTATE,
+    context_lines,
     read_carrier_file,
     resolve_incoming,
     write_carrier_file,
@@ -89,7 +85,6 @@ _EPOCH = re.compile(r"(\d+)(ns|us|µs|ms|s)?")
 # An epoch-ns integer before this (1970-01-01T00:16:40Z) is almost surely seconds or ms.
 _SMALLEST_PLAUSIBLE_NS = 10**12
 _ATTR_TYPES = ("str", "string", "int", "float", "double", "bool")
-_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]*")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -268,19 +263,8 @@ def _open_span(ns: argparse.Namespace, env: dict[str, str]) -> tuple[SpanContext
     return ctx, parent, _saved(SPAN_START, state, env)
 
 
-def _shell_word(value: str) -> str:
-    """``value`` as is when the shell reads it back unchanged (so ``$GITHUB_ENV``, which
-    does not unquote, gets it verbatim), else single-quoted."""
-    return value if _PLAIN_WORD.fullmatch(value) else shlex.quote(value)
-
-
 def _state_lines(ctx: SpanContext, start_ns: int, parent: SpanContext | None, baggage: str | None) -> list[str]:
-    lines = [f"{TRACEPARENT}={ctx.traceparent}"]
-    state = ctx.tracestate.to_header() if ctx.tracestate is not None else ""
-    if state:
-        lines.append(f"{TRACESTATE}={_shell_word(state)}")
-    if baggage:
-        lines.append(f"{BAGGAGE}={_shell_word(baggage)}")
+    lines = context_lines(ctx, baggage)
     lines.append(f"{SPAN_START}={start_ns}")
     lines.append(f"{SPAN_PARENT}={parent.span_id_hex if parent else ''}")
     return lines
@@ -288,42 +272,7 @@ def _state_lines(ctx: SpanContext, start_ns: int, parent: SpanContext | None, ba
 
 def _write_state_file(path: str, lines: list[str]) -> None:
     """--open --state FILE: the state lines, mode 0600, replaced atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise ConfigError(f"--state {path}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _sinks(
-    ns: argparse.Namespace, env: dict[str, str], resource: dict, trace_id: int, remote: tuple[int, ...]
-) -> list[Sink]:
-    if ns.trace_file:
-        return [JsonlSink(ns.trace_file, resource, __version__)]
-    settings = resolve_otlp(
-        env,
-        endpoint=ns.otlp_endpoint,
-        protocol=ns.otlp_protocol,
-        headers=ns.otlp_header,
-        timeout_s=ns.otlp_timeout,
-    )
-    out_dir = output_dir(env, ns.output_dir)
-    if settings is None:
-        return [JsonlSink(default_trace_path(out_dir, "span", trace_id), resource, __version__)]
-    spool = default_trace_path(out_dir, "span-spool", trace_id)
-    return [OtlpSink(settings, resource, spool, __version__, remote_parent_ids=remote)]
+    write_private_file(path, "\n".join(lines) + "\n", f"--state {path}")
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
@@ -410,7 +359,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         resource["service.name"] = ns.service_name
     failed = False
     remote = (parent.span_id,) if parent is not None and parent.remote else ()
-    for sink in _sinks(ns, env, resource, trace_id, remote):
+    for sink in build_sinks(ns, env, resource, "span", trace_id, remote):
         sink.export([span])
         report = sink.close()
         for msg in report.messages:

@@ -16,21 +16,19 @@ import sys
 import time
 from typing import TextIO
 
-from sysspan import __version__
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
 from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
-from sysspan.config import output_dir, resolve_otlp, resource_from_env
+from sysspan.config import resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
-from sysspan.exporters.base import Sink
 from sysspan.exporters.console import LineWriter
-from sysspan.exporters.jsonl import JsonlSink, default_trace_path
 from sysspan.exporters.pipeline import Pipeline
+from sysspan.exporters.sinks import build_sinks
 from sysspan.exporters.summary import render_summary
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
@@ -148,40 +146,6 @@ def _trace_filter(exprs: list[str], arch: str) -> frozenset[int] | None:
     return selected
 
 
-def _build_sinks(
-    ns: argparse.Namespace,
-    env: dict[str, str],
-    resource: dict,
-    exe_name: str,
-    trace_id: int,
-    remote_parent: int,
-) -> list[Sink]:
-    settings = resolve_otlp(
-        env,
-        endpoint=ns.otlp_endpoint,
-        protocol=ns.otlp_protocol,
-        headers=ns.otlp_header,
-        timeout_s=ns.otlp_timeout,
-    )
-    out_dir = output_dir(env, ns.output_dir)
-    sinks: list[Sink] = []
-    if ns.trace_file or settings is None:
-        path = ns.trace_file or default_trace_path(out_dir, exe_name, trace_id)
-        sinks.append(JsonlSink(path, resource, __version__))
-    if settings is not None:
-        # Imported here: the OTLP exporter stack is heavy and the default path never needs it.
-        from sysspan.exporters.otlp import OtlpSink
-
-        spool = default_trace_path(out_dir, exe_name + "-spool", trace_id)
-        remote = {remote_parent} if remote_parent else set()
-        sinks.append(
-            OtlpSink(
-                settings, resource, spool, __version__, remote_parent_ids=remote, native=not ns.otlp_sdk
-            )
-        )
-    return sinks
-
-
 class _SignalRelay:
     """Ctrl-C and friends: forwarded to the traced command (run mode) or a clean detach
     (attach mode). SIGINT/SIGQUIT typed at a terminal already reach the command through
@@ -266,8 +230,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     resource.update(resource_from_env(env, exe_name))
     if ns.service_name:
         resource["service.name"] = ns.service_name
-    sinks = _build_sinks(
-        ns, env, resource, exe_name, trace_id, incoming.span_id if incoming else 0
+    sinks = build_sinks(
+        ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else ()
     )
 
     lines_out: TextIO | None = None

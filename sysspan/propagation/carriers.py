@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Mapping
 
 from sysspan.errors import ConfigError, PropagationError
+from sysspan.fsutil import write_private_file
 from sysspan.propagation.baggage import format_baggage, parse_baggage_counted
 from sysspan.propagation.traceparent import InvalidTraceContext, SpanContext, parse_traceparent
 from sysspan.propagation.tracestate import TraceState
@@ -192,45 +192,24 @@ def read_carrier_file(path: str) -> dict[str, str]:
     return result
 
 
-def _shell_value(value: str) -> str:
-    """Quote only when the shell needs it, so plain values stay readable by ``KEY=value``
-    parsers that do not unquote (docker --env-file, CI dotenv files)."""
-    return shlex.quote(value)
-
-
-def write_carrier_file(path: str, ctx: SpanContext, baggage: str | None = None) -> None:
-    """Atomically write ``TRACEPARENT=...`` (and ``TRACESTATE``/``BAGGAGE`` when present)
-    to ``path``, mode 0600: written to a temporary file in the same directory, then renamed
-    over ``path``, so a concurrent reader sees the old file or the new one, never half.
-    Raises ``ConfigError`` naming the file when it cannot be written."""
+def context_lines(ctx: SpanContext, baggage: str | None = None) -> list[str]:
+    """Shell-sourceable ``TRACEPARENT=...`` lines (``TRACESTATE``/``BAGGAGE`` when present).
+    Values are quoted only when the shell needs it (``shlex.quote`` leaves plain words as
+    they are), so ``KEY=value`` readers that do not unquote (docker --env-file, CI dotenv
+    files, ``$GITHUB_ENV``) read them too."""
     lines = [f"{TRACEPARENT}={ctx.traceparent}"]
     state = ctx.tracestate.to_header() if ctx.tracestate is not None else ""
     if state:
-        lines.append(f"{TRACESTATE}={_shell_value(state)}")
+        lines.append(f"{TRACESTATE}={shlex.quote(state)}")
     if baggage:
-        lines.append(f"{BAGGAGE}={_shell_value(baggage)}")
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise ConfigError(f"--tp-carrier {path}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        lines.append(f"{BAGGAGE}={shlex.quote(baggage)}")
+    return lines
+
+
+def write_carrier_file(path: str, ctx: SpanContext, baggage: str | None = None) -> None:
+    """Write the context lines to ``path`` (mode 0600, atomically: a concurrent reader sees
+    the old file or the new one, never half). ``ConfigError`` names the file on failure."""
+    write_private_file(path, "\n".join(context_lines(ctx, baggage)) + "\n", f"--tp-carrier {path}")
 
 
 # -- input order --------------------------------------------------------------------------------

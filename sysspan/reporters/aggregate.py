@@ -979,15 +979,9 @@ def _argv(value: Any) -> str:
 
 
 def _fmt_ns(ns: float) -> str:
-    """Human duration: ``850 ns``, ``12.3 µs``, ``4.56 ms``, ``1.23 s``."""
-    ns = float(ns)
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.3g} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.3g} ms"
-    return f"{ns / 1e9:.3g} s"
+    from sysspan.reporters.html import fmt_ns  # one formatter for every duration shown
+
+    return fmt_ns(ns)
 
 
 def aggregate_files(paths: Iterable[str | os.PathLike[str]]) -> Aggregator:
