@@ -314,3 +314,53 @@ def test_vfork_and_clone3_followed(tmp_path):
     names = [s.name for s in spans if s.is_process]
     assert "true" in names and "vf" in names
     assert any(s.name == "vfork" for s in spans if s.is_syscall)
+
+
+def _child_of(ppid: int) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == ppid:
+                return int(entry)
+    return None
+
+
+def test_ptrace_refused_says_why_and_how(tmp_path):
+    """A process that already has a tracer cannot be seized: one line, exit 1."""
+    holder = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "sleep", "30"])
+    try:
+        deadline = time.time() + 10
+        child = None
+        while child is None and time.time() < deadline:
+            child = _child_of(holder.pid)
+            time.sleep(0.01)
+        assert child is not None
+        proc = sysspan("-p", str(child), cwd=tmp_path)
+        assert proc.returncode == 1
+        assert "ptrace was refused" in proc.stderr and "SYS_PTRACE" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_interrupt_is_forwarded_and_the_trace_is_flushed(tmp_path):
+    out = tmp_path / "t.jsonl"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    tracer = subprocess.Popen(
+        [sys.executable, "-m", "sysspan", "--trace-file", str(out), "--", "sh", "-c", "echo ready; exec sleep 30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert tracer.stdout.readline().strip() == "ready"
+    tracer.send_signal(signal.SIGINT)
+    _, err = tracer.communicate(timeout=30)
+    assert tracer.returncode == 130, err  # the command's status: killed by SIGINT
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    assert run.attrs["error.type"] == "SIGINT"
+    assert any(s.is_syscall and s.name == "execve" for s in spans)
