@@ -329,16 +329,28 @@ def _child_of(ppid: int) -> int | None:
     return None
 
 
+def _traced_sleep(pid: int) -> bool:
+    """strace has attached and the child has exec'd sleep."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError:
+        return False
+    return status.get("Name", "").strip() == "sleep" and status.get("TracerPid", "0").strip() != "0"
+
+
 def test_ptrace_refused_says_why_and_how(tmp_path):
     """A process that already has a tracer cannot be seized: one line, exit 1."""
     holder = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "sleep", "30"])
     try:
         deadline = time.time() + 10
         child = None
-        while child is None and time.time() < deadline:
+        while time.time() < deadline:
             child = _child_of(holder.pid)
+            if child is not None and _traced_sleep(child):
+                break
             time.sleep(0.01)
-        assert child is not None
+        assert child is not None and _traced_sleep(child)
         proc = sysspan("-p", str(child), cwd=tmp_path)
         assert proc.returncode == 1
         assert "ptrace was refused" in proc.stderr and "SYS_PTRACE" in proc.stderr
