@@ -182,41 +182,18 @@ def _from_terminal(sig: int) -> bool:
 
 
 def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
+    """Trace ``ns.command`` (or attach to ``ns.pids[0]``) and return the exit status."""
     env = dict(os.environ if env is None else env)
-    if not ns.command and not ns.pids:
-        raise UsageError("nothing to trace: give a command after -- or -p PID")
-    if ns.command and ns.pids:
-        raise UsageError("give either a command or -p PID, not both")
-    if ns.pids and len(ns.pids) > 1:
-        raise UsageError("-p: one process at a time")
-    if ns.pids and ns.no_syscalls:
-        raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
-    if ns.summary and ns.summary_and_lines:
-        raise UsageError("-c and -C are mutually exclusive")
-
+    _check_args(ns)
     arch = machine_arch()
     traced = _trace_filter(ns.exprs, arch)
-    strsize = 32 if ns.strsize is None else ns.strsize
 
     incoming, baggage, warnings = resolve_incoming(
         ns.traceparent, ns.tp_carrier, env, required=ns.tp_required
     )
     for w in warnings:
         _warn(w)
-
-    if ns.command:
-        path = _resolve_command(ns.command, env)
-        exe_name = os.path.basename(ns.command[0])
-        argv = list(ns.command)
-    else:
-        from sysspan.collector.procfs import proc_comm, read_cmdline
-
-        path = ""
-        exe_name = proc_comm(ns.pids[0])
-        try:
-            argv = read_cmdline(ns.pids[0])
-        except OSError:
-            argv = []
+    path, exe_name, argv = _target(ns, env)
 
     trace_id = incoming.trace_id if incoming else new_trace_id()
     flags = incoming.flags if incoming else 1
@@ -233,37 +210,16 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     sinks = build_sinks(
         ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else ()
     )
-
-    lines_out: TextIO | None = None
-    writer: LineWriter | None = None
-    want_lines = ns.output is not None and not ns.summary or ns.summary_and_lines
-    if ns.output is not None:
-        try:
-            lines_out = open(ns.output, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
-    if want_lines:
-        writer = LineWriter(
-            lines_out or sys.stderr,
-            with_pid=ns.follow or bool(ns.pids),
-            show_time=ns.show_time,
-            timestamps=ns.timestamps,
-        )
+    lines_out, writer = _line_output(ns)
 
     # Buffer contents stay out of traces unless asked for (-s or --capture-data).
-    capture_data = ns.capture_data or ns.strsize is not None
-    decoder = Decoder(arch, strsize=strsize, decode_fds=ns.decode_fds, capture_data=capture_data)
-    gate = _span_gate(ns.sample, ns.max_spans_per_second)
-    source = None
-    pt_handle = None
-    if (ns.source or ns.stack_trace) and not ns.no_syscalls:
-        from sysspan.collector.source import SourceCapture
-
-        pt_handle = _ptrace_handle()
-        try:
-            source = SourceCapture(pt_handle, arch, full_stack=ns.stack_trace)
-        except ValueError as exc:
-            raise UsageError(f"--source/-k: {exc}") from None
+    decoder = Decoder(
+        arch,
+        strsize=32 if ns.strsize is None else ns.strsize,
+        decode_fds=ns.decode_fds,
+        capture_data=ns.capture_data or ns.strsize is not None,
+    )
+    source, pt_handle = _source_capture(ns, arch)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
@@ -274,7 +230,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         line_event=writer.event if writer else None,
         trace_flags=flags,
         trace_state=state_header,
-        gate=gate,
+        gate=_span_gate(ns.sample, ns.max_spans_per_second),
         source=source,
         line_stack=writer.stack if writer else None,
     )
@@ -283,81 +239,29 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         write_carrier_file(ns.tp_carrier, run_ctx, baggage)
     if ns.tp_print:
         print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
-
     child_env = inject(env, run_ctx, baggage)
-    # Decisions: a pipe the command (and its descendants) can write JSON lines to, plus the
-    # stderr protocol; one gate samples, rate-limits and counts them all.
-    gate = DecisionGate(ns.decision_sample, ns.decision_rate)
-    recorder = DecisionRecorder(
-        gate, frozenset(nr for nr, name in table(arch).items() if name == "write")
-    )
-    channel = open_channel(recorder.on_channel, gate=gate)
-    child_env.update(channel.env())
-    builder.decisions = recorder
-    builder.link_decisions()
-    if ns.decisions_out:
-        from sysspan.decisions.ruchy import DecisionWriter
+    decision_gate, channel = _open_decisions(ns, arch, builder, child_env)
 
-        try:
-            builder.decision_writer = DecisionWriter(ns.decisions_out)
-        except OSError as exc:
-            raise UsageError(f"--decisions-out {ns.decisions_out}: {exc.strerror}") from None
     start = time.time_ns()
-    status: int | None
-    root_pid = 0
-    pipeline: Pipeline
     tracer: Tracer | None = None
     if ns.no_syscalls:
         pipeline = Pipeline(sinks, prepare=builder.materialize)
         builder.emit = pipeline.emit
-        recorder.direct = builder.emit_decision  # no tracer thread to hand decisions over
+        builder.decisions.direct = builder.emit_decision  # no tracer thread to hand them over
         status, root_pid = _run_plain(path, argv, child_env, channel)
     else:
-        execve_nrs = frozenset(nr for nr, name in table(arch).items() if name in ("execve", "execveat"))
-        seccomp = None
-        if traced is not None and ns.command and not ns.no_seccomp:
-            if seccomp_available():
-                seccomp = PreparedFilter(build_filter(arch, traced | execve_nrs))
-            else:
-                _warn("seccomp-bpf is not available here; stopping at every syscall instead")
         tracer = Tracer(
             builder,
             decoder,
             follow=ns.follow,
             traced=traced,
-            execve_nrs=execve_nrs,
-            seccomp=seccomp,
+            execve_nrs=_numbers(arch, "execve", "execveat"),
+            seccomp=_seccomp_filter(ns, arch, traced),
             source=source,
             ptrace=pt_handle,
         )
         builder.reader = tracer.pt
-        if ns.command:
-
-            def relay(sig: int) -> None:
-                if not _from_terminal(sig):
-                    tracer.forward(sig)
-
-            with _SignalRelay(relay):
-                # The child is forked before the export thread starts: forking a
-                # multi-threaded process is where deadlocks come from.
-                root_pid = tracer.spawn(path, argv, child_env)
-                channel.close_child_end()
-                pipeline = Pipeline(sinks, prepare=builder.materialize)
-                builder.emit = pipeline.emit
-                status = tracer.run()
-            for w in tracer.warnings:
-                _warn(w)
-        else:
-            pipeline = Pipeline(sinks, prepare=builder.materialize)
-            builder.emit = pipeline.emit
-            with _SignalRelay(lambda _sig: tracer.request_detach()):
-                tracer.attach(ns.pids[0])
-                root_pid = ns.pids[0]
-                if not ns.quiet:
-                    print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-                status = tracer.run()
-                if not ns.quiet and tracer.detaching:
-                    print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
+        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env)
     end = time.time_ns()
     channel.close()
     builder.finish(end)
@@ -378,7 +282,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         trace_state=state_header,
         flags=flags,
     )
-    run_span.attributes.update(gate.attributes())
+    run_span.attributes.update(decision_gate.attributes())
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
@@ -386,8 +290,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     reports = pipeline.close()
     if builder.decision_writer is not None:
         builder.decision_writer.close()
-    if gate.malformed:
-        _warn(f"{gate.malformed} malformed decision records were ignored (decision.malformed)")
+    if decision_gate.malformed:
+        _warn(f"{decision_gate.malformed} malformed decision records were ignored (decision.malformed)")
     if pipeline.prepare_errors:
         _warn(
             f"{pipeline.prepare_errors} syscall records could not be decoded "
@@ -395,26 +299,166 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         )
 
     if ns.summary or ns.summary_and_lines:
-        table_text = render_summary(builder.stats_by_name(decoder.name))
-        (lines_out or sys.stderr).write(table_text)
+        (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
     if lines_out is not None:
         lines_out.close()
     elif writer is not None:
         writer.close()
 
+    failed = _print_reports(reports, ns.quiet)
+    if ns.strict and (failed or warnings):
+        return 1
+    if ns.pids:
+        return 0
+    return code if code is not None else 1
+
+
+def _check_args(ns: argparse.Namespace) -> None:
+    if not ns.command and not ns.pids:
+        raise UsageError("nothing to trace: give a command after -- or -p PID")
+    if ns.command and ns.pids:
+        raise UsageError("give either a command or -p PID, not both")
+    if ns.pids and len(ns.pids) > 1:
+        raise UsageError("-p: one process at a time")
+    if ns.pids and ns.no_syscalls:
+        raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
+    if ns.summary and ns.summary_and_lines:
+        raise UsageError("-c and -C are mutually exclusive")
+
+
+def _target(ns: argparse.Namespace, env: dict[str, str]) -> tuple[str, str, list[str]]:
+    """(executable path, executable name, argv) of what is traced."""
+    if ns.command:
+        return _resolve_command(ns.command, env), os.path.basename(ns.command[0]), list(ns.command)
+    from sysspan.collector.procfs import proc_comm, read_cmdline
+
+    try:
+        argv = read_cmdline(ns.pids[0])
+    except OSError:
+        argv = []
+    return "", proc_comm(ns.pids[0]), argv
+
+
+def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | None]:
+    """(-o file, strace-style line writer): lines with -o (unless -c) or with -C."""
+    lines_out: TextIO | None = None
+    if ns.output is not None:
+        try:
+            lines_out = open(ns.output, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
+    if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
+        return lines_out, None
+    writer = LineWriter(
+        lines_out or sys.stderr,
+        with_pid=ns.follow or bool(ns.pids),
+        show_time=ns.show_time,
+        timestamps=ns.timestamps,
+    )
+    return lines_out, writer
+
+
+def _source_capture(ns: argparse.Namespace, arch: str):
+    """(SourceCapture, the Ptrace handle it shares with the tracer) for --source/-k."""
+    if not (ns.source or ns.stack_trace) or ns.no_syscalls:
+        return None, None
+    from sysspan.collector.source import SourceCapture
+
+    pt_handle = _ptrace_handle()
+    try:
+        return SourceCapture(pt_handle, arch, full_stack=ns.stack_trace), pt_handle
+    except ValueError as exc:
+        raise UsageError(f"--source/-k: {exc}") from None
+
+
+def _open_decisions(
+    ns: argparse.Namespace, arch: str, builder: SpanBuilder, child_env: dict[str, str]
+) -> tuple[DecisionGate, DecisionChannel]:
+    """A pipe the command (and its descendants) can write decisions to, plus the stderr
+    protocol; one gate samples, rate-limits and counts them all."""
+    gate = DecisionGate(ns.decision_sample, ns.decision_rate)
+    recorder = DecisionRecorder(gate, _numbers(arch, "write"))
+    channel = open_channel(recorder.on_channel, gate=gate)
+    child_env.update(channel.env())
+    builder.decisions = recorder
+    builder.link_decisions()
+    if ns.decisions_out:
+        from sysspan.decisions.ruchy import DecisionWriter
+
+        try:
+            builder.decision_writer = DecisionWriter(ns.decisions_out)
+        except OSError as exc:
+            raise UsageError(f"--decisions-out {ns.decisions_out}: {exc.strerror}") from None
+    return gate, channel
+
+
+def _numbers(arch: str, *names: str) -> frozenset[int]:
+    return frozenset(nr for nr, name in table(arch).items() if name in names)
+
+
+def _seccomp_filter(ns: argparse.Namespace, arch: str, traced: frozenset[int] | None):
+    """The prepared seccomp-bpf filter for -e trace= on a spawned command, or None."""
+    if traced is None or not ns.command or ns.no_seccomp:
+        return None
+    if not seccomp_available():
+        _warn("seccomp-bpf is not available here; stopping at every syscall instead")
+        return None
+    return PreparedFilter(build_filter(arch, traced | _numbers(arch, "execve", "execveat")))
+
+
+def _trace(
+    ns: argparse.Namespace,
+    tracer: Tracer,
+    builder: SpanBuilder,
+    sinks: list,
+    channel: DecisionChannel,
+    path: str,
+    argv: list[str],
+    child_env: dict[str, str],
+) -> tuple[int | None, int, Pipeline]:
+    """Run the stop loop over the spawned command or the attached process; returns (wait
+    status, root pid, the pipeline the spans went into)."""
+    if ns.command:
+
+        def relay(sig: int) -> None:
+            if not _from_terminal(sig):
+                tracer.forward(sig)
+
+        with _SignalRelay(relay):
+            # The child is forked before the export thread starts: forking a
+            # multi-threaded process is where deadlocks come from.
+            root_pid = tracer.spawn(path, argv, child_env)
+            channel.close_child_end()
+            pipeline = Pipeline(sinks, prepare=builder.materialize)
+            builder.emit = pipeline.emit
+            status = tracer.run()
+        for w in tracer.warnings:
+            _warn(w)
+        return status, root_pid, pipeline
+    pipeline = Pipeline(sinks, prepare=builder.materialize)
+    builder.emit = pipeline.emit
+    root_pid = ns.pids[0]
+    with _SignalRelay(lambda _sig: tracer.request_detach()):
+        tracer.attach(root_pid)
+        if not ns.quiet:
+            print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
+        status = tracer.run()
+        if not ns.quiet and tracer.detaching:
+            print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
+    return status, root_pid, pipeline
+
+
+def _print_reports(reports: list, quiet: int) -> bool:
+    """Each sink's end-of-run lines; failures as warnings. True when a sink failed."""
     failed = False
     for report in reports:
         for msg in report.messages:
             if report.spans_failed:
                 failed = True
                 _warn(msg)
-            elif ns.quiet < 2:
+            elif quiet < 2:
                 print(f"sysspan: {msg}", file=sys.stderr)
-    if ns.strict and (failed or warnings):
-        return 1
-    if ns.pids:
-        return 0
-    return code if code is not None else 1
+    return failed
 
 
 def _ptrace_handle():
