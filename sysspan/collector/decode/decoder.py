@@ -1,0 +1,317 @@
+"""The Decoder: signatures compiled per architecture into capture functions, and formatting.
+
+``capture_entry``/``capture_exit`` are the tracer's hot path: a bounds check and a list
+lookup by syscall number, returning None when nothing needs reading. ``format`` renders what
+was captured, off the hot path, and never raises.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from sysspan.collector import constants as C
+from sysspan.collector.decode.errno_text import format_error, is_error
+from sysspan.collector.decode.kinds.base import Kind, _Ctx
+from sysspan.collector.decode.kinds.fcntl_ioctl import _fcntl_ret
+from sysspan.collector.decode.reading import MemoryReader
+from sysspan.collector.decode.signatures import SIGNATURES
+from sysspan.collector.decode.text import _U32, _U64, _hex, _oct, _ptr, _text, _with_link, quote
+from sysspan.collector.decode.tokens import _kinds_for
+from sysspan.collector.syscalls import ARCHES, table
+from sysspan.errors import ConfigError
+
+
+class Decoded(NamedTuple):
+    """One syscall rendered the way strace prints it, plus the facts spans need."""
+
+    name: str
+    args: str
+    ret: str
+    error: str | None
+    path: str | None
+    argv: list[str] | None
+
+
+class _Spec(NamedTuple):
+    name: str
+    kinds: tuple[tuple[int, Kind], ...]
+    ret: str
+    entry_pos: tuple[int | None, ...]  # per kind: index into the entry tuple
+    exit_pos: tuple[int | None, ...]
+    ret_link_pos: int | None  # index of the returned fd's path in the exit tuple (-y)
+
+
+def _proc_fd_path(pid: int, fd: int) -> str | None:
+    """What /proc says an fd (or AT_FDCWD) of ``pid`` refers to, for strace's -y."""
+    where = f"/proc/{pid}/cwd" if fd == C.AT_FDCWD else f"/proc/{pid}/fd/{fd}"
+    if fd < 0 and fd != C.AT_FDCWD:
+        return None
+    try:
+        return _text(os.readlink(os.fsencode(where)))
+    except OSError:
+        return None
+
+
+class Decoder:
+    """Decodes syscalls of one architecture into strace-like text.
+
+    ``strsize`` is strace's ``-s`` (data shown per buffer/string); ``decode_fds`` is ``-y``
+    (show the path behind each descriptor, looked up with ``fd_path(pid, fd)``, by default from
+    /proc at capture time). ``capture_data=False`` never reads the contents of data buffers
+    (read/write/send/recv payloads, iovecs): they show as their address and length, so no
+    payload reaches a trace unless asked for (DESIGN §10), and no memory read is paid for it.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        strsize: int = 32,
+        decode_fds: bool = False,
+        *,
+        fd_path: Callable[[int, int], str | None] | None = None,
+        capture_data: bool = True,
+    ) -> None:
+        if arch not in ARCHES:
+            raise ConfigError(
+                f"unknown architecture {arch!r} (expected one of: {', '.join(ARCHES)})"
+            )
+        if strsize < 0:
+            raise ConfigError(f"-s: string size must be >= 0, got {strsize}")
+        self.arch = arch
+        self.strsize = strsize
+        self.capture_data = capture_data
+        self.decode_fds = decode_fds
+        self.fd_path = fd_path or _proc_fd_path
+        # struct stat: (size, st_mode offset, st_rdev offset, st_size offset)
+        self.stat_layout = (144, 24, 40, 48) if arch == "x86_64" else (128, 16, 32, 48)
+        self._table = table(arch)
+        size = max(self._table, default=-1) + 1
+        self._specs: list[_Spec | None] = [None] * size
+        self._entry: list[Callable[..., Any] | None] = [None] * size
+        self._exit: list[Callable[..., Any] | None] = [None] * size
+        self._n = size
+        for nr, name in self._table.items():
+            sig = SIGNATURES.get(name)
+            if sig is None:
+                continue
+            spec, entry_fn, exit_fn = self._compile(name, sig)
+            self._specs[nr] = spec
+            self._entry[nr] = entry_fn
+            self._exit[nr] = exit_fn
+
+    # ---- compilation ---------------------------------------------------------------------
+
+    def _compile(self, name: str, sig: tuple[str, str]) -> tuple[_Spec, Any, Any]:
+        kinds = _kinds_for(sig[0])
+        ret = sig[1]
+        entry_caps: list[tuple[int, Callable[..., Any]]] = []
+        exit_caps: list[tuple[int, Callable[..., Any]]] = []
+        entry_pos: list[int | None] = []
+        exit_pos: list[int | None] = []
+        for i, kind in kinds:
+            want_entry = kind.has_entry and (self.decode_fds or not kind.fd_like)
+            if want_entry:
+                entry_pos.append(len(entry_caps))
+                entry_caps.append((i, kind.entry))
+            else:
+                entry_pos.append(None)
+            if kind.has_exit:
+                exit_pos.append(len(exit_caps))
+                exit_caps.append((i, kind.exit))
+            else:
+                exit_pos.append(None)
+        ret_link_pos = None
+        if self.decode_fds and ret in ("fd", "fcntl"):
+            ret_link_pos = len(exit_caps)
+            exit_caps.append((-1, _ret_fd_link if ret == "fd" else _ret_fcntl_link))
+        spec = _Spec(name, tuple(kinds), ret, tuple(entry_pos), tuple(exit_pos), ret_link_pos)
+        return spec, _make_entry(self, entry_caps), _make_exit(self, exit_caps)
+
+    # ---- hot path ------------------------------------------------------------------------
+
+    def capture_entry(
+        self, nr: int, args: tuple[int, ...], pid: int, reader: MemoryReader
+    ) -> object | None:
+        """Read what this syscall's inputs point to; None when nothing needs reading."""
+        if 0 <= nr < self._n:
+            fn = self._entry[nr]
+            if fn is not None:
+                return fn(args, pid, reader)
+        return None
+
+    def capture_exit(
+        self, nr: int, args: tuple[int, ...], rval: int, pid: int, reader: MemoryReader
+    ) -> object | None:
+        """Read what a successful syscall wrote; None when it failed or wrote nothing we show."""
+        if 0 <= nr < self._n:
+            fn = self._exit[nr]
+            if fn is not None and not -4096 < rval < 0:
+                return fn(args, rval, pid, reader)
+        return None
+
+    # ---- formatting ----------------------------------------------------------------------
+
+    def name(self, nr: int) -> str:
+        """The syscall's name, or strace's ``syscall_0x1f4`` for numbers the table lacks."""
+        name = self._table.get(nr)
+        return name if name is not None else f"syscall_{nr & _U64:#x}"
+
+    def format(
+        self,
+        nr: int,
+        args: tuple[int, ...],
+        rval: int | None,
+        entry: object | None,
+        exit: object | None,
+    ) -> Decoded:
+        """Render one syscall; a pure function of its inputs that never raises."""
+        try:
+            args = tuple(int(a) & _U64 for a in args[:6]) + (0,) * max(0, 6 - len(args))
+        except (TypeError, ValueError):
+            args = (0,) * 6
+        if rval is not None and not isinstance(rval, int):
+            rval = None
+        spec = self._specs[nr] if isinstance(nr, int) and 0 <= nr < self._n else None
+        try:
+            if spec is None:
+                return self._format_raw(nr, args, rval, 6)
+            return self._format_spec(spec, args, rval, entry, exit)
+        except Exception:  # noqa: BLE001 - the decoder must never take the tracer down
+            nargs = 6 if spec is None else _nargs(spec)
+            return self._format_raw(nr, args, rval, nargs)
+
+    def _format_raw(self, nr: int, args: Sequence[int], rval: int | None, nargs: int) -> Decoded:
+        ret, error = self._ret_text(rval, "d", None)
+        return Decoded(
+            self.name(nr) if isinstance(nr, int) else "syscall_?",
+            ", ".join(_hex(a) for a in args[:nargs]),
+            ret,
+            error,
+            None,
+            None,
+        )
+
+    def _format_spec(
+        self, spec: _Spec, args: Sequence[int], rval: int | None, entry: object, exit: object
+    ) -> Decoded:
+        ctx = _Ctx(self, args, rval)
+        ent = entry if isinstance(entry, tuple) else ()
+        ext = exit if isinstance(exit, tuple) and ctx.ok else ()
+        parts = []
+        for (i, kind), ep, xp in zip(spec.kinds, spec.entry_pos, spec.exit_pos, strict=True):
+            ev = ent[ep] if ep is not None and ep < len(ent) else None
+            xv = ext[xp] if xp is not None and xp < len(ext) else None
+            text = kind.render(ctx, i, ev, xv)
+            if text is not None:
+                parts.append(text)
+        link = None
+        if spec.ret_link_pos is not None and spec.ret_link_pos < len(ext):
+            link = ext[spec.ret_link_pos]
+        ret, error = self._ret_text(rval, spec.ret, args, link)
+        path = ctx.path
+        if path is None and ctx.fdlinks:
+            first = ctx.fdlinks[min(ctx.fdlinks)]
+            path = first if first.startswith("/") else None
+        return Decoded(spec.name, ", ".join(parts), ret, error, path, ctx.argv)
+
+    def _ret_text(
+        self, rval: int | None, style: str, args: Sequence[int] | None, link: object = None
+    ) -> tuple[str, str | None]:
+        if rval is None:
+            return "?", None
+        if is_error(rval):
+            return format_error(-rval)
+        if style == "x":
+            return _hex(rval & _U64), None
+        if style == "o":
+            return _oct(rval), None
+        if style == "fd":
+            return _with_link(str(rval), link), None
+        if style == "fcntl" and args is not None:
+            cmd = args[1] & _U32
+            if cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC return a new descriptor
+                return _with_link(str(rval), link), None
+            return _fcntl_ret(cmd, rval, self.arch), None
+        return str(rval), None
+
+    # ---- shared renderers used by the kinds --------------------------------------------
+
+    def show_str(self, data: bytes, total: int) -> str:
+        """Quote up to ``strsize`` bytes, adding ``...`` when ``total`` is longer."""
+        s = self.strsize
+        return quote(data[:s]) + ("..." if total > s else "")
+
+    def show_iov(self, items: tuple, count: int) -> str:
+        out = []
+        for k, item in enumerate(items):
+            if k >= self.strsize:
+                out.append("...")
+                break
+            base, length, data, shown = item
+            text = self.show_str(data, shown) if isinstance(data, bytes) else _ptr(base)
+            out.append(f"{{iov_base={text}, iov_len={length}}}")
+        else:
+            if len(items) < count:
+                out.append("...")
+        return "[" + ", ".join(out) + "]"
+
+
+def _nargs(spec: _Spec) -> int:
+    if not spec.kinds:
+        return 0
+    i, kind = spec.kinds[-1]
+    return min(6, i + kind.width)
+
+
+def _ret_fd_link(
+    d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
+) -> str | None:
+    return d.fd_path(pid, rval) if rval >= 0 else None
+
+
+def _ret_fcntl_link(
+    d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
+) -> str | None:
+    if rval < 0 or (args[1] & _U32) not in (0, 1030):  # only F_DUPFD{,_CLOEXEC} return an fd
+        return None
+    return d.fd_path(pid, rval)
+
+
+def _make_entry(
+    dec: Decoder, caps: list[tuple[int, Callable[..., Any]]]
+) -> Callable[..., Any] | None:
+    if not caps:
+        return None
+    frozen = tuple(caps)
+
+    def run(args: Sequence[int], pid: int, reader: MemoryReader) -> tuple[Any, ...]:
+        out = []
+        for i, fn in frozen:
+            try:
+                out.append(fn(dec, args, i, pid, reader))
+            except Exception:  # noqa: BLE001 - a vanished tracee or odd reader: show the address
+                out.append(None)
+        return tuple(out)
+
+    return run
+
+
+def _make_exit(
+    dec: Decoder, caps: list[tuple[int, Callable[..., Any]]]
+) -> Callable[..., Any] | None:
+    if not caps:
+        return None
+    frozen = tuple(caps)
+
+    def run(args: Sequence[int], rval: int, pid: int, reader: MemoryReader) -> tuple[Any, ...]:
+        out = []
+        for i, fn in frozen:
+            try:
+                out.append(fn(dec, args, i, rval, pid, reader))
+            except Exception:  # noqa: BLE001
+                out.append(None)
+        return tuple(out)
+
+    return run
