@@ -35,6 +35,7 @@ from typing import Any
 
 from sysspan.commands.stats import classify
 from sysspan.model import ResourceSpans, Span, StatusCode
+from sysspan.reporters.units import fmt_ns
 from sysspan.tracefile import iter_trace_file
 
 __all__ = [
@@ -865,7 +866,7 @@ class Aggregator:
         if self._exact is None:
             notes.append(
                 f"more than {EXACT_SYSCALLS:,} syscalls: the timeline shows time binned on a "
-                f"grid of {TIMELINE_BINS} bins of {_fmt_ns(self._width)}"
+                f"grid of {TIMELINE_BINS} bins of {fmt_ns(self._width)}"
             )
         if self._nfolded >= MAX_FOLDED_KEYS:
             notes.append(f"more than {MAX_FOLDED_KEYS:,} distinct stacks: later new stacks "
@@ -977,11 +978,6 @@ def _argv(value: Any) -> str:
         return " ".join(str(v) for v in value)
     return "" if value is None else str(value)
 
-
-def _fmt_ns(ns: float) -> str:
-    from sysspan.reporters.html import fmt_ns  # one formatter for every duration shown
-
-    return fmt_ns(ns)
 
 
 def aggregate_files(paths: Iterable[str | os.PathLike[str]]) -> Aggregator:

@@ -25,6 +25,7 @@ from sysspan.reporters.aggregate import (
     Report,
     syscall_class,
 )
+from sysspan.reporters.units import fmt_ns
 
 __all__ = ["MAX_CELLS", "MAX_FLAME_NODES", "MAX_ROWS", "build_view", "flame_tree", "render_html",
            "write_html"]  # fmt: skip
@@ -49,23 +50,6 @@ _KIND_PROCESS, _KIND_DECISION, _KIND_STACK, _KIND_OTHER, _KIND_ROOT = (
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def fmt_ns(ns: float | int | None) -> str:
-    """``850 ns``, ``12.3 µs``, ``4.56 ms``, ``1.23 s``, ``2m 03s``."""
-    if ns is None:
-        return ""
-    ns = float(ns)
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.3g} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.3g} ms"
-    if ns < 60e9:
-        return f"{ns / 1e9:.3g} s"
-    minutes, seconds = divmod(ns / 1e9, 60)
-    return f"{int(minutes)}m {seconds:02.0f}s"
 
 
 def _e(value: Any) -> str:
