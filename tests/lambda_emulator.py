@@ -23,21 +23,23 @@ and the invocation ends only when the runtime *and every extension* are back in 
 ``invoke()``, and never before it asked). ``shutdown()`` sends SHUTDOWN with a 2-second
 deadline.
 
-``python -m tests.lambda_emulator runtime`` is a minimal Python runtime (what the AWS
-runtime interface client does): it imports ``$_HANDLER`` and loops over invocations.
+Where Lambda is stricter or rougher than a kind server, the emulator is too: request headers
+up to 1 MiB (awslambdaric's X-Ray error cause), X-Ray headers with ``Sampled=0`` unless the
+function has active tracing, a runtime that exits mid-invocation ends that invocation with
+``Runtime.ExitError`` (:meth:`LambdaEmulator.attach_runtime`), and ``shutdown()`` sends the
+runtime SIGTERM, then SIGKILL 500 ms later, before SHUTDOWN reaches the extensions. The
+runtime in the tests is the real one: ``python -m awslambdaric HANDLER``.
 """
 
 from __future__ import annotations
 
 import http.client
-import importlib
 import json
-import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -52,6 +54,12 @@ TELEMETRY = "/2022-07-01/telemetry"
 SCHEMA_VERSIONS = ("2022-07-01", "2022-12-13", "2025-01-29")
 TELEMETRY_TYPES = ("platform", "function", "extension")
 SHUTDOWN_DEADLINE_MS = 2000
+#: How long the runtime has between SIGTERM and SIGKILL at shutdown.
+RUNTIME_SIGTERM_GRACE_S = 0.5
+#: Lambda takes an X-Ray error cause of up to 1 MiB in a request header; http.client's
+#: header parser (which http.server uses) stops at 64 KiB unless told otherwise.
+MAX_HEADER_LINE = 1024 * 1024 + 4096
+http.client._MAXLINE = max(http.client._MAXLINE, MAX_HEADER_LINE)  # type: ignore[attr-defined]
 
 
 def _now_ms() -> int:
@@ -63,11 +71,11 @@ def _iso(ts: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def xray_header() -> tuple[str, str, str]:
+def xray_header(sampled: bool = True) -> tuple[str, str, str]:
     """A fresh X-Ray trace header as Lambda makes one: (header, root, parent)."""
     root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
     parent = uuid.uuid4().hex[:16]
-    return f"Root={root};Parent={parent};Sampled=1", root, parent
+    return f"Root={root};Parent={parent};Sampled={int(sampled)}", root, parent
 
 
 # --------------------------------------------------------------------------- state
@@ -82,6 +90,8 @@ class Invocation:
     client_context: dict | None
     response: Any = None
     error: Any = None
+    error_type: str = ""
+    error_cause: str = ""
     done: bool = False
     started: float = field(default_factory=time.time)
     finished: float = 0.0
@@ -113,7 +123,8 @@ class LambdaEmulator:
     """One execution environment. ``telemetry_linger_ms`` overrides how long events wait
     for a batch (default: the subscription's ``timeoutMs``, as Lambda does);
     ``telemetry_api=False`` answers the subscription with 404 (an environment without the
-    Telemetry API)."""
+    Telemetry API); ``active_tracing=False`` makes X-Ray headers say ``Sampled=0``, as for
+    a function without active tracing."""
 
     def __init__(
         self,
@@ -126,7 +137,11 @@ class LambdaEmulator:
         timeout_s: float = 30.0,
         telemetry_linger_ms: int | None = None,
         telemetry_api: bool = True,
+        active_tracing: bool = True,
     ) -> None:
+        self.active_tracing = active_tracing
+        self.runtime: subprocess.Popen | None = None
+        self.runtime_exit: int | None = None
         self.function_name = function_name
         self.version = version
         self.region = region
@@ -215,10 +230,31 @@ class LambdaEmulator:
                     },
                 )
 
+    def attach_runtime(self, proc: subprocess.Popen) -> None:
+        """Watch the runtime process as Lambda does: an exit during an invocation ends it
+        with ``Runtime.ExitError``; ``shutdown()`` stops it with SIGTERM."""
+        self.runtime = proc
+
+        def watch() -> None:
+            code = proc.wait()
+            with self.cond:
+                self.runtime_exit = code
+                self.runtime_waiting = False
+                inv = self._current
+                if inv is not None and not inv.done:
+                    how = f"signal: {signal.Signals(-code).name.lower()}" if code < 0 else f"exit status {code}"
+                    inv.error = {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: {how}"}
+                    inv.error_type = "Runtime.ExitError"
+                    inv.done = True
+                    self._emit("platform.runtimeDone", {"requestId": inv.request_id, "status": "failure", "errorType": "Runtime.ExitError", "tracing": self._tracing(inv)})
+                self.cond.notify_all()
+
+        threading.Thread(target=watch, name="runtime-watch", daemon=True).start()
+
     def _frozen(self) -> bool:
-        """Runtime and every extension wait in ``next`` with nothing queued."""
+        """Runtime (unless it died) and every extension wait in ``next`` with nothing queued."""
         return (
-            self.runtime_waiting
+            (self.runtime_waiting or self.runtime_exit is not None)
             and not self._runtime_queue
             and all(e.waiting and not e.queue for e in self.extensions.values())
         )
@@ -237,11 +273,13 @@ class LambdaEmulator:
                 raise TimeoutError("the environment is not idle: an extension or the runtime is not in next")
             if not self._init_done:
                 raise RuntimeError("call wait_ready() first")
+            if self.runtime_exit is not None:
+                raise RuntimeError(f"the runtime exited ({self.runtime_exit}): the environment needs a new Init")
             inv = Invocation(
                 request_id=str(uuid.uuid4()),
                 payload=payload,
                 deadline_ms=_now_ms() + int(self.timeout_s * 1000),
-                trace_header=trace_header or xray_header()[0],
+                trace_header=trace_header or xray_header(self.active_tracing)[0],
                 client_context=client_context,
             )
             self.invocations.append(inv)
@@ -284,9 +322,18 @@ class LambdaEmulator:
             return inv
 
     def shutdown(self, reason: str = "spindown") -> int:
-        """Send SHUTDOWN to the extensions registered for it; returns its deadline (ms).
-        (Lambda stops the runtime first: the caller sends it SIGTERM.)"""
+        """Lambda's Shutdown phase: SIGTERM to the attached runtime (SIGKILL if it is still
+        there 500 ms later), then SHUTDOWN to the extensions registered for it; returns the
+        extensions' deadline (ms)."""
         deadline = _now_ms() + SHUTDOWN_DEADLINE_MS
+        proc = self.runtime
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(RUNTIME_SIGTERM_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         with self.cond:
             self._shutdown_sent = True
             for ext in self.extensions.values():
@@ -411,7 +458,7 @@ class LambdaEmulator:
                         emu.cond.notify_all()
                     self._send(202, {"status": "OK"})
                 elif path.startswith(f"{RUNTIME}/invocation/") and path.endswith(("/response", "/error")):
-                    emu._runtime_result(self, path, body)
+                    emu._runtime_result(self, path, body, self.headers)
                 else:
                     self._error(404, "InvalidRequest", f"no such path {path}")
 
@@ -448,7 +495,7 @@ class LambdaEmulator:
             headers["Lambda-Runtime-Client-Context"] = json.dumps(inv.client_context)
         h._send(200, inv.payload, headers)
 
-    def _runtime_result(self, h: Any, path: str, body: bytes) -> None:
+    def _runtime_result(self, h: Any, path: str, body: bytes, headers: Any) -> None:
         request_id = path[len(f"{RUNTIME}/invocation/") :].rsplit("/", 1)[0]
         is_error = path.endswith("/error")
         with self.cond:
@@ -462,6 +509,8 @@ class LambdaEmulator:
                 value = body.decode(errors="replace")
             if is_error:
                 inv.error = value
+                inv.error_type = headers.get("Lambda-Runtime-Function-Error-Type", "")
+                inv.error_cause = headers.get("Lambda-Runtime-Function-XRay-Error-Cause", "")
             else:
                 inv.response = value
             inv.done = True
@@ -580,79 +629,3 @@ def _validate_subscription(doc: Any) -> str | None:
         if key in buffering and not (isinstance(buffering[key], int) and low <= buffering[key] <= high):
             return f"buffering.{key} must be an integer in {low}..{high}"
     return None
-
-
-# --------------------------------------------------------------------------- a Python runtime
-
-
-class ClientContext:
-    def __init__(self, doc: dict) -> None:
-        self.client = doc.get("client")
-        self.custom = doc.get("custom")
-        self.env = doc.get("env")
-
-
-class LambdaContext:
-    """The ``context`` object the AWS Python runtime passes to handlers."""
-
-    def __init__(self, headers: Any, env: dict[str, str]) -> None:
-        self.aws_request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
-        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn", "")
-        self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-        raw = headers.get("Lambda-Runtime-Client-Context")
-        self.client_context = ClientContext(json.loads(raw)) if raw else None
-        self.identity = None
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(self._deadline_ms - _now_ms(), 0)
-
-
-def _call(api: str, method: str, path: str, body: bytes | None = None) -> tuple[int, Any, bytes]:
-    host, _, port = api.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=None)
-    try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body is not None else {})
-        resp = conn.getresponse()
-        return resp.status, resp.headers, resp.read()
-    finally:
-        conn.close()
-
-
-def run_runtime() -> int:
-    """Import ``$_HANDLER`` and serve invocations until the environment stops."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # Lambda's SIGTERM: run atexit hooks
-    api = os.environ["AWS_LAMBDA_RUNTIME_API"]
-    spec = os.environ.get("_HANDLER", "")
-    try:
-        module_path, _, func = spec.rpartition(".")
-        handler = getattr(importlib.import_module(module_path.replace("/", ".")), func)
-    except Exception as exc:
-        error = {"errorType": "Runtime.ImportModuleError", "errorMessage": f"{spec}: {exc}"}
-        _call(api, "POST", f"{RUNTIME}/init/error", json.dumps(error).encode())
-        traceback.print_exc()
-        return 1
-    while True:
-        status, headers, body = _call(api, "GET", f"{RUNTIME}/invocation/next")
-        if status != 200:
-            return 0
-        request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
-        os.environ["_X_AMZN_TRACE_ID"] = headers.get("Lambda-Runtime-Trace-Id", "")
-        context = LambdaContext(headers, dict(os.environ))
-        try:
-            result = handler(json.loads(body) if body else None, context)
-            _call(api, "POST", f"{RUNTIME}/invocation/{request_id}/response", json.dumps(result).encode())
-        except Exception as exc:
-            error = {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": traceback.format_exc().splitlines()}
-            _call(api, "POST", f"{RUNTIME}/invocation/{request_id}/error", json.dumps(error).encode())
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["runtime"]:
-        print("usage: python -m tests.lambda_emulator runtime", file=sys.stderr)
-        raise SystemExit(2)
-    raise SystemExit(run_runtime())

@@ -1,16 +1,24 @@
-"""The Python handler wrapper: one SERVER span per Lambda invocation, in the caller's trace.
+"""The invocation span: one SERVER span per Lambda invocation, in the caller's trace.
 
-Installed by ``AWS_LAMBDA_EXEC_WRAPPER=/opt/sysspan-wrapper``: that script moves the
-function's handler to ``SYSSPAN_ORIG_HANDLER`` and makes ``_HANDLER`` point here, so the
-Python runtime calls :func:`handler`, which calls the original. Code that prefers not to use
-the exec wrapper can decorate its handler with :func:`wrap` instead.
+The runtime reaches it through ``sysspan.lambda_.wrapper.handler``, the handler name the
+exec wrapper (``/opt/sysspan-wrapper``) gives the runtime in place of the function's own,
+which it moves to ``SYSSPAN_ORIG_HANDLER``. Under awslambdaric (every AWS Python runtime
+and image) :mod:`sysspan.lambda_.ric` then records the span from inside the runtime's own
+invocation loop, so the function's errors and tracebacks are exactly what they are without
+sysspan; other runtimes get a wrapping handler (and one log line saying so). Code can also
+decorate its handler with :func:`wrap`.
 
 For each invocation:
 
 * the parent is the caller's context, first found of: ``event["headers"]["traceparent"]``
-  (header names case-insensitive, API Gateway / ALB / function URLs), the client context's
-  ``custom["traceparent"]`` (``aws lambda invoke --client-context``, see ``sysspan lambda
-  invoke``), the X-Ray header ``_X_AMZN_TRACE_ID`` converted to W3C; else a new trace;
+  (header names case-insensitive, API Gateway / ALB / function URLs), ``context.w3c()``
+  (the client context's ``w3c`` entry), the client context's ``custom["traceparent"]``
+  (``aws lambda invoke --client-context``, see ``sysspan lambda invoke``), the X-Ray header
+  ``_X_AMZN_TRACE_ID`` with ``Sampled=1`` converted to W3C; else a new trace;
+* sampling: a caller's context that is not sampled (``-00``) is followed: no span is
+  recorded and the function is handed nothing (its own SDK decides for itself). A span is
+  never recorded under a parent that is not recorded (an X-Ray ``Sampled=0`` header is
+  not a parent);
 * the span carries ``faas.trigger``, ``faas.invocation_id`` (the request id),
   ``faas.coldstart`` (true only for the first invocation of the environment),
   ``faas.name``, ``faas.version``, ``cloud.provider``/``cloud.platform``,
@@ -21,7 +29,7 @@ For each invocation:
   the span is also the active context, so the function's spans nest under it, and its
   tracer provider is flushed when the handler returns;
 * the span is sent (OTLP/HTTP JSON) to the sysspan extension's local receiver *before* the
-  handler's result goes back to the runtime, so it is in the extension's buffer when Lambda
+  runtime's answer goes back to Lambda, so it is in the extension's buffer when Lambda
   reports ``platform.runtimeDone``.
 
 Telemetry never breaks the function: every failure here is one line on stderr.
@@ -30,6 +38,7 @@ Telemetry never breaks the function: every failure here is one line on stderr.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import time
@@ -41,6 +50,7 @@ from typing import Any
 
 from sysspan import __version__
 from sysspan.lambda_ import DEFAULT_OTLP_PORT
+from sysspan.lambda_.bootstrap import ORIG_HANDLER_ENV
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.propagation.traceparent import (
     FLAG_SAMPLED,
@@ -51,7 +61,6 @@ from sysspan.propagation.traceparent import (
 )
 from sysspan.propagation.tracestate import TraceState
 
-ORIG_HANDLER_ENV = "SYSSPAN_ORIG_HANDLER"
 ENDPOINT_ENV = "SYSSPAN_LAMBDA_OTLP_ENDPOINT"
 SCOPE_NAME = "sysspan.lambda"
 _SEND_TIMEOUT_S = 2.0
@@ -104,12 +113,27 @@ def _with_state(ctx: SpanContext, state: Any) -> SpanContext:
     return SpanContext(ctx.trace_id, ctx.span_id, ctx.flags, parsed, True) if parsed else ctx
 
 
+def _w3c(context: Any) -> dict[str, Any]:
+    """awslambdaric's ``context.w3c()``: the client context's ``w3c`` entry (which the
+    runtime removes from ``context.client_context``)."""
+    method = getattr(context, "w3c", None)
+    if not callable(method):
+        return {}
+    try:
+        return _lower_keys(method())
+    except Exception:
+        return {}
+
+
 def extract_parent(event: Any, context: Any, env: Mapping[str, str]) -> tuple[SpanContext | None, str, str | None]:
-    """The caller's context, where it came from (``headers``, ``client_context``,
+    """The caller's context, where it came from (``headers``, ``w3c``, ``client_context``,
     ``xray`` or ``none``) and its baggage header. Invalid values are skipped (one warning),
-    and the next source is tried."""
+    and the next source is tried. An X-Ray header counts only with ``Sampled=1``: otherwise
+    X-Ray records nothing of that trace, and a span under it would have a parent no
+    backend ever receives."""
     for source, get in (
         ("headers", lambda name: _header(event, name)),
+        ("w3c", lambda name: _w3c(context).get(name)),
         ("client_context", lambda name: _client_custom(context).get(name)),
     ):
         raw = get("traceparent")
@@ -125,7 +149,7 @@ def extract_parent(event: Any, context: Any, env: Mapping[str, str]) -> tuple[Sp
     xray = env.get("_X_AMZN_TRACE_ID", "")
     if xray:
         ctx = xray_to_traceparent(xray)
-        if ctx is not None:
+        if ctx is not None and ctx.sampled:
             return ctx, "xray", None
     return None, "none", None
 
@@ -244,6 +268,115 @@ def _flush_otel(deadline_ms: int | None) -> None:
 # --------------------------------------------------------------------------- instrumentation
 
 
+class RuntimeErrorReport:
+    """An error as the runtime reported it to Lambda (type, message, formatted trace)."""
+
+    def __init__(self, error_type: str, message: str, stacktrace: str) -> None:
+        self.type = error_type or "Runtime.Unknown"
+        self.message = message
+        self.stacktrace = stacktrace
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> RuntimeErrorReport:
+        return cls(type(exc).__qualname__, str(exc), "".join(traceback.format_exception(exc)))
+
+    @classmethod
+    def from_runtime(cls, body: Any) -> RuntimeErrorReport:
+        """From the JSON the runtime posts to ``/invocation/{id}/error``."""
+        try:
+            doc = json.loads(body) if isinstance(body, (str, bytes)) else body
+        except ValueError:
+            doc = None
+        if not isinstance(doc, Mapping):
+            return cls("Runtime.Unknown", str(body)[:1000], "")
+        trace = doc.get("stackTrace")
+        lines = [str(x) for x in trace] if isinstance(trace, list) else []
+        return cls(str(doc.get("errorType") or ""), str(doc.get("errorMessage") or ""), "".join(lines))
+
+
+class ActiveInvocation:
+    """One invocation between the event reaching the handler and the runtime answering."""
+
+    def __init__(
+        self,
+        inst: Instrumentation,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        source: str,
+        event: Any,
+        context: Any,
+        coldstart: bool,
+        recorded: bool,
+    ) -> None:
+        self.inst = inst
+        self.ctx = ctx
+        self.parent = parent
+        self.source = source
+        self.event = event
+        self.context = context
+        self.coldstart = coldstart
+        self.recorded = recorded
+        self.start = time.time_ns()
+        self.result: Any = None
+        self._saved: dict[str, str | None] | None = None
+        self._token: Any = None
+        self._handler_running = True
+        self._finished = False
+
+    def hand_over(self, baggage: str | None) -> None:
+        """``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` and the OpenTelemetry context point
+        at the invocation span while the handler runs."""
+        self._saved = {k: os.environ.get(k) for k in ("TRACEPARENT", "TRACESTATE", "BAGGAGE")}
+        os.environ["TRACEPARENT"] = self.ctx.traceparent
+        header = self.ctx.tracestate.to_header() if self.ctx.tracestate else ""
+        if header:
+            os.environ["TRACESTATE"] = header
+        else:
+            os.environ.pop("TRACESTATE", None)
+        if baggage:
+            os.environ["BAGGAGE"] = baggage
+        self._token = _attach_otel(self.ctx)
+
+    def handler_done(self, result: Any) -> None:
+        """The handler returned (or raised): undo :meth:`hand_over` and flush the
+        function's own spans so they reach the extension before the runtime answers."""
+        if not self._handler_running:
+            return
+        self._handler_running = False
+        self.result = result
+        if self._saved is None:
+            return
+        _detach_otel(self._token)
+        deadline_ms = None
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            try:
+                deadline_ms = int(time.time() * 1000) + int(remaining())
+            except Exception:
+                deadline_ms = None
+        _flush_otel(deadline_ms)
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved = None
+
+    def finish(self, *, exception: BaseException | None = None, report: RuntimeErrorReport | None = None) -> None:
+        """Record the span (when sampled) before the runtime's answer goes to Lambda."""
+        self.handler_done(self.result)
+        if self._finished:
+            return
+        self._finished = True
+        if not self.recorded:
+            return
+        error = report or (RuntimeErrorReport.from_exception(exception) if exception is not None else None)
+        try:
+            self.inst.send(self.inst._span(self, error))
+        except Exception as exc:  # never let telemetry change the function's outcome
+            _warn(f"invocation span not recorded: {type(exc).__name__}: {exc}")
+
+
 class Instrumentation:
     """The state shared by all invocations of one execution environment."""
 
@@ -264,72 +397,42 @@ class Instrumentation:
         self.endpoint = self.env.get(ENDPOINT_ENV, "").strip() or f"http://127.0.0.1:{port}/v1/traces"
         self.failures = 0
 
-    def call(self, fn: Handler, event: Any, context: Any) -> Any:
-        start = time.time_ns()
+    def begin(self, event: Any, context: Any) -> ActiveInvocation:
+        """The handler is about to run: decide the span's context and hand it to the
+        function (environment and OpenTelemetry context) when it is to be recorded."""
         coldstart, self.coldstart = self.coldstart, False
         self.seq += 1
         parent, source, baggage = extract_parent(event, context, os.environ)
+        recorded = parent is None or parent.sampled
         if parent is not None:
             trace_id, flags, state = parent.trace_id, parent.flags, parent.tracestate
         else:
             from sysspan.ids import new_trace_id
 
             trace_id, flags, state = new_trace_id(), FLAG_SAMPLED, None
-        span_id = self.ids.make(self.pid, 0, self.seq)
-        ctx = SpanContext(trace_id, span_id, flags, state, remote=False)
+        ctx = SpanContext(trace_id, self.ids.make(self.pid, 0, self.seq), flags, state, remote=False)
+        active = ActiveInvocation(self, ctx, parent, source, event, context, coldstart, recorded)
+        if recorded:
+            active.hand_over(baggage)
+        return active
 
-        saved = {k: os.environ.get(k) for k in ("TRACEPARENT", "TRACESTATE", "BAGGAGE")}
-        os.environ["TRACEPARENT"] = ctx.traceparent
-        header = state.to_header() if state else ""
-        if header:
-            os.environ["TRACESTATE"] = header
-        else:
-            os.environ.pop("TRACESTATE", None)
-        if baggage:
-            os.environ["BAGGAGE"] = baggage
-        token = _attach_otel(ctx)
-
-        deadline_ms = None
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        if callable(remaining):
-            try:
-                deadline_ms = int(time.time() * 1000) + int(remaining())
-            except Exception:
-                deadline_ms = None
-        error: BaseException | None = None
-        result: Any = None
+    def call(self, fn: Handler, event: Any, context: Any) -> Any:
+        """Run ``fn`` inside an invocation span (the decorator form; the runtime hooks in
+        :mod:`sysspan.lambda_.ric` leave no frame of ours in the function's tracebacks)."""
+        active = self.begin(event, context)
         try:
             result = fn(event, context)
-            return result
         except BaseException as exc:
-            error = exc
+            active.handler_done(None)
+            active.finish(exception=exc)
             raise
-        finally:
-            _detach_otel(token)
-            _flush_otel(deadline_ms)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            try:
-                span = self._span(ctx, parent, source, start, event, context, coldstart, result, error)
-                self.send(span)
-            except Exception as exc:  # never let telemetry change the function's outcome
-                _warn(f"invocation span not recorded: {type(exc).__name__}: {exc}")
+        active.handler_done(result)
+        active.finish()
+        return result
 
-    def _span(
-        self,
-        ctx: SpanContext,
-        parent: SpanContext | None,
-        source: str,
-        start: int,
-        event: Any,
-        context: Any,
-        coldstart: bool,
-        result: Any,
-        error: BaseException | None,
-    ) -> Span:
+    def _span(self, active: ActiveInvocation, error: RuntimeErrorReport | None) -> Span:
+        ctx, parent, source, event, context = active.ctx, active.parent, active.source, active.event, active.context
+        coldstart, result, start = active.coldstart, active.result, active.start
         name = getattr(context, "function_name", None) or self.env.get("AWS_LAMBDA_FUNCTION_NAME", "") or "lambda"
         trigger = trigger_of(event)
         attrs: dict[str, Any] = {
@@ -359,16 +462,16 @@ class Instrumentation:
         events: list[SpanEvent] = []
         if error is not None:
             status = StatusCode.ERROR
-            message = f"{type(error).__name__}: {error}"[:1000]
-            attrs["error.type"] = type(error).__qualname__
+            message = f"{error.type}: {error.message}"[:1000] if error.message else error.type
+            attrs["error.type"] = error.type
             events.append(
                 SpanEvent(
                     "exception",
                     time.time_ns(),
                     {
-                        "exception.type": type(error).__qualname__,
-                        "exception.message": str(error)[:1000],
-                        "exception.stacktrace": "".join(traceback.format_exception(error))[-8000:],
+                        "exception.type": error.type,
+                        "exception.message": error.message[:1000],
+                        "exception.stacktrace": error.stacktrace[-8000:],
                     },
                 )
             )
@@ -412,10 +515,10 @@ class Instrumentation:
 
 
 _instrumentation: Instrumentation | None = None
-_original: Handler | None = None
 
 
-def _state() -> Instrumentation:
+def state() -> Instrumentation:
+    """The execution environment's instrumentation, made on first use."""
     global _instrumentation
     if _instrumentation is None:
         _instrumentation = Instrumentation()
@@ -423,7 +526,8 @@ def _state() -> Instrumentation:
 
 
 def load_handler(spec: str) -> Handler:
-    """Import ``module.function`` (``dir/module.function`` as the Python runtime allows)."""
+    """Import ``module.function`` (``dir/module.function`` as the Python runtime allows),
+    for runtimes other than awslambdaric's bootstrap (which resolves it itself)."""
     module_path, _, func = spec.strip().rpartition(".")
     if not module_path or not func:
         raise ImportError(f"{ORIG_HANDLER_ENV}={spec!r}: expected module.function")
@@ -437,37 +541,18 @@ def load_handler(spec: str) -> Handler:
     return fn
 
 
-def _original_handler() -> Handler:
-    global _original
-    if _original is None:
-        spec = os.environ.get(ORIG_HANDLER_ENV, "")
-        if not spec:
-            raise RuntimeError(
-                f"{ORIG_HANDLER_ENV} is not set: use AWS_LAMBDA_EXEC_WRAPPER=/opt/sysspan-wrapper, "
-                "which sets it from the function's handler"
-            )
-        _original = load_handler(spec)
-    return _original
-
-
-def handler(event: Any, context: Any) -> Any:
-    """The handler the Python runtime calls (``_HANDLER=sysspan.lambda_.wrapper.handler``)."""
-    return _state().call(_original_handler(), event, context)
-
-
 def wrap(fn: Handler) -> Handler:
     """Decorator form: ``handler = sysspan.lambda_.wrapper.wrap(handler)``."""
 
     def wrapped(event: Any, context: Any) -> Any:
-        return _state().call(fn, event, context)
+        return state().call(fn, event, context)
 
     wrapped.__name__ = getattr(fn, "__name__", "handler")
     wrapped.__doc__ = fn.__doc__
     return wrapped
 
 
-# The runtime imports this module during the Init phase: import the function's own module
-# now too, so its initialisation code runs (and fails) where it would without the wrapper.
-if os.environ.get(ORIG_HANDLER_ENV):
-    _original_handler()
-    _state()
+# ``sysspan.lambda_.wrapper.handler`` (the name the exec wrapper gives the runtime) is
+# resolved on first access by the runtime, from code whose file name lets awslambdaric
+# drop its frames from tracebacks as it drops its own: see sysspan/lambda_/bootstrap.py.
+from sysspan.lambda_.bootstrap import __getattr__  # noqa: E402,F401
