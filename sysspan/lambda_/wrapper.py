@@ -46,6 +46,7 @@ import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sysspan import __version__
@@ -294,34 +295,25 @@ class RuntimeErrorReport:
         return cls(str(doc.get("errorType") or ""), str(doc.get("errorMessage") or ""), "".join(lines))
 
 
+@dataclass
 class ActiveInvocation:
     """One invocation between the event reaching the handler and the runtime answering."""
 
-    def __init__(
-        self,
-        inst: Instrumentation,
-        ctx: SpanContext,
-        parent: SpanContext | None,
-        source: str,
-        event: Any,
-        context: Any,
-        coldstart: bool,
-        recorded: bool,
-    ) -> None:
-        self.inst = inst
-        self.ctx = ctx
-        self.parent = parent
-        self.source = source
-        self.event = event
-        self.context = context
-        self.coldstart = coldstart
-        self.recorded = recorded
-        self.start = time.time_ns()
-        self.result: Any = None
-        self._saved: dict[str, str | None] | None = None
-        self._token: Any = None
-        self._handler_running = True
-        self._finished = False
+    inst: Instrumentation
+    ctx: SpanContext
+    parent: SpanContext | None
+    source: str
+    event: Any
+    context: Any
+    coldstart: bool
+    #: False when the caller's context is not sampled: no span, nothing handed over.
+    recorded: bool
+    start: int = field(default_factory=time.time_ns)
+    result: Any = None
+    _saved: dict[str, str | None] | None = None
+    _token: Any = None
+    _handler_running: bool = True
+    _finished: bool = False
 
     def hand_over(self, baggage: str | None) -> None:
         """``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` and the OpenTelemetry context point

@@ -14,22 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_compose import dockerfile_instructions
 from tests.tracehelpers import REPO, load_spans
 
 DOCKERFILES = [REPO / "Dockerfile", REPO / "examples" / "docker" / "Dockerfile.build-traced"]
 BIN = Path(sys.executable).parent
-
-
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    out: list[tuple[str, str]] = []
-    text = re.sub(r"\\\n", " ", path.read_text())
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
 
 
 def _hadolint(path: Path) -> subprocess.CompletedProcess:
@@ -52,7 +41,7 @@ def test_hadolint_can_fail(tmp_path: Path) -> None:
 
 
 def test_image_sets_no_environment_and_runs_unprivileged() -> None:
-    instructions = _instructions(REPO / "Dockerfile")
+    instructions = dockerfile_instructions(REPO / "Dockerfile")
     assert [i for i in instructions if i[0] in ("ENV", "ARG")] == []
     users = [args for word, args in instructions if word == "USER"]
     assert users and users[-1] not in ("0", "root")
@@ -60,7 +49,7 @@ def test_image_sets_no_environment_and_runs_unprivileged() -> None:
 
 
 def _entrypoint() -> list[str]:
-    (args,) = [a for word, a in _instructions(REPO / "Dockerfile") if word == "ENTRYPOINT"]
+    (args,) = [a for word, a in dockerfile_instructions(REPO / "Dockerfile") if word == "ENTRYPOINT"]
     return json.loads(args)
 
 
