@@ -56,6 +56,7 @@ from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp import OtlpSink
 from sysspan.lambda_ import DEFAULT_OTLP_PORT, EXTENSION_NAME
 from sysspan.model import ResourceSpans
+from sysspan.propagation.traceparent import FLAG_SAMPLED
 
 EXTENSION_API = "/2020-01-01/extension"
 TELEMETRY_API = "/2022-07-01/telemetry"
@@ -605,15 +606,20 @@ class Extension:
     # -- receiving
 
     def _on_spans(self, batches: list[ResourceSpans]) -> None:
-        self.forwarder.add(batches)
         # The wrapper's invocation span is sent when the handler has returned: a second
-        # "this invocation is over" signal, used when the Telemetry API is unavailable.
+        # "this invocation is over" signal, used when the Telemetry API is unavailable. It
+        # comes unsampled (flags 0) when the caller's context was: a signal only, not kept.
+        kept: list[ResourceSpans] = []
         for batch in batches:
             if batch.scope_name == WRAPPER_SCOPE:
                 for span in batch.spans:
                     rid = span.attributes.get("faas.invocation_id")
                     if isinstance(rid, str):
                         self._wrapper_done.mark_done(rid, "wrapper")
+                batch = replace(batch, spans=[s for s in batch.spans if s.flags & FLAG_SAMPLED])
+            if batch.spans:
+                kept.append(batch)
+        self.forwarder.add(kept)
 
     def _bind(self) -> None:
         """Bind both listeners. A port already taken (another extension, e.g. an OpenTelemetry

@@ -354,13 +354,12 @@ class ActiveInvocation:
         _flush_otel(deadline_ms)
 
     def finish(self, *, exception: BaseException | None = None, report: RuntimeErrorReport | None = None) -> None:
-        """Record the span (when sampled) before the runtime's answer goes to Lambda."""
+        """Send the span before the runtime's answer goes to Lambda. Unsampled (flags 0)
+        it still tells the extension the invocation is over, which then drops it."""
         self.handler_done(self.result)
         if self._finished:
             return
         self._finished = True
-        if not self.recorded:
-            return
         error = report or (RuntimeErrorReport.from_exception(exception) if exception is not None else None)
         try:
             self.inst.send(self.inst._span(self, error))

@@ -441,10 +441,14 @@ def test_large_error_cause_and_a_runtime_that_exits(harness_factory, http_receiv
     assert "shutdown (failure): 3 invocation(s)" in log and "lost" not in log, log
 
 
-def test_unsampled_callers(harness_factory, http_receiver) -> None:
+@pytest.mark.parametrize("telemetry_api", [True, False])
+def test_unsampled_callers(harness_factory, http_receiver, telemetry_api: bool) -> None:
     """X-Ray Sampled=0 (no active tracing) is no parent; a W3C caller's -00 is followed by
-    sysspan and leaves the function's own spans to its SDK."""
-    h = harness_factory(http_receiver.endpoint, style="managed", active_tracing=False)
+    sysspan and leaves the function's own spans to its SDK. Without the Telemetry API the
+    unsampled invocation span still ends the invocation for the extension (and is dropped)."""
+    h = harness_factory(
+        http_receiver.endpoint, style="managed", active_tracing=False, telemetry_api=telemetry_api, timeout_s=600
+    )
     seen = Seen(http_receiver)
     inv = h.emu.invoke({})
     assert "Sampled=0" in inv.trace_header
@@ -463,6 +467,8 @@ def test_unsampled_callers(harness_factory, http_receiver) -> None:
     assert {s.span_id.hex() for _, s in new} == set(inv.response["span_ids"])
     assert all(s.trace_id.hex() != "4bf92f3577b34da6a3ce929d0e0e4736" for _, s in new)
     assert h.shutdown()[0] == 0
+    log = h.log()
+    assert "by the invocation's deadline" not in log and "2 invocation(s), 5 spans received, 5 delivered" in log, log
 
 
 def test_wrapper_script_says_once_when_it_cannot_take_part(tmp_path: Path) -> None:
