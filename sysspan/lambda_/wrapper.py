@@ -149,9 +149,9 @@ def extract_parent(event: Any, context: Any, env: Mapping[str, str]) -> tuple[Sp
         return _with_state(ctx, get("tracestate")), source, baggage if isinstance(baggage, str) else None
     xray = env.get("_X_AMZN_TRACE_ID", "")
     if xray:
-        ctx = xray_to_traceparent(xray)
-        if ctx is not None and ctx.sampled:
-            return ctx, "xray", None
+        xray_ctx = xray_to_traceparent(xray)
+        if xray_ctx is not None and xray_ctx.sampled:
+            return xray_ctx, "xray", None
     return None, "none", None
 
 
@@ -179,10 +179,14 @@ def trigger_of(event: Any) -> str:
     return "other"
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _http_attributes(event: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     attrs: dict[str, Any] = {}
-    rc = event.get("requestContext") if isinstance(event.get("requestContext"), Mapping) else {}
-    http = rc.get("http") if isinstance(rc.get("http"), Mapping) else {}
+    rc = _mapping(event.get("requestContext"))
+    http = _mapping(rc.get("http"))
     method = event.get("httpMethod") or http.get("method")
     path = event.get("rawPath") or event.get("path") or http.get("path")
     route = event.get("routeKey") if event.get("routeKey") not in (None, "$default") else None
