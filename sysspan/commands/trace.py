@@ -26,6 +26,8 @@ from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
+from sysspan.exporters.budget import add_options as add_budget_options
+from sysspan.exporters.budget import apply_budget
 from sysspan.exporters.console import LineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
@@ -67,6 +69,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--max-spans-per-second", type=_nonneg_int("--max-spans-per-second"), metavar="N", help="circuit breaker: above N syscall spans/s, drop and count (0: no limit)")
     ot.add_argument("--otlp-sdk", action="store_true", help="export through the OpenTelemetry SDK exporters instead of sysspan's direct encoder")
     ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
+    add_budget_options(ot)
 
     pr = parser.add_argument_group("propagation")
     pr.add_argument("--traceparent", metavar="TP", help="parent the run span under this W3C traceparent (wins over TRACEPARENT)")
@@ -210,6 +213,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     sinks = build_sinks(
         ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else ()
     )
+    sinks = apply_budget(sinks, ns, run_span_id)
     lines_out, writer = _line_output(ns)
 
     # Buffer contents stay out of traces unless asked for (-s or --capture-data).
