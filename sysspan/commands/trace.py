@@ -18,6 +18,7 @@ from typing import TextIO
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
+from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
@@ -29,6 +30,7 @@ from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.budget import add_options as add_budget_options
 from sysspan.exporters.budget import apply_budget
 from sysspan.exporters.console import LineWriter
+from sysspan.exporters.json_lines import JsonLineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
 from sysspan.exporters.summary import render_summary
@@ -47,6 +49,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-p", dest="pids", action="append", type=_pid, metavar="PID", help="attach to a running process (Ctrl-C detaches)")
     st.add_argument("-e", dest="exprs", action="append", default=[], metavar="EXPR", help="qualifying expression: trace=SET (names, !name, %%file %%network %%process %%memory %%signal %%ipc %%desc)")
     st.add_argument("-o", dest="output", metavar="FILE", help="write strace-style lines to FILE")
+    st.add_argument("--json", dest="json_lines", action="store_true", help="with -o (or -C): write the lines as JSON records with typed fields")
     st.add_argument("-c", dest="summary", action="store_true", help="print a summary table (%% time, seconds, usecs/call, calls, errors)")
     st.add_argument("-C", dest="summary_and_lines", action="store_true", help="like -c, and print the lines too")
     st.add_argument("-T", dest="show_time", action="store_true", help="show time spent in each syscall")
@@ -238,6 +241,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         source=source,
         line_stack=writer.stack if writer else None,
     )
+    builder.typed = TypedArgs(decoder).attributes
 
     if ns.tp_carrier:
         write_carrier_file(ns.tp_carrier, run_ctx, baggage)
@@ -328,6 +332,8 @@ def _check_args(ns: argparse.Namespace) -> None:
         raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
     if ns.summary and ns.summary_and_lines:
         raise UsageError("-c and -C are mutually exclusive")
+    if ns.json_lines and ns.output is None and not ns.summary_and_lines:
+        raise UsageError("--json: give -o FILE (or -C) for the JSON lines to go to")
 
 
 def _target(ns: argparse.Namespace, env: dict[str, str]) -> tuple[str, str, list[str]]:
@@ -353,7 +359,7 @@ def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | No
             raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
     if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
         return lines_out, None
-    writer = LineWriter(
+    writer = (JsonLineWriter if ns.json_lines else LineWriter)(
         lines_out or sys.stderr,
         with_pid=ns.follow or bool(ns.pids),
         show_time=ns.show_time,
