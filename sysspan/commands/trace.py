@@ -8,6 +8,7 @@ trace; the per-syscall work lives in collector/ and builder.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -38,8 +39,10 @@ from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import SpanContext
 from sysspan.redact import redact_argv
+from sysspan.stderr_tail import StderrTail
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +76,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--otlp-sdk", action="store_true", help="export through the OpenTelemetry SDK exporters instead of sysspan's direct encoder")
     ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
     add_budget_options(ot)
+    ot.add_argument("--stderr-tail", type=_nonneg_int("--stderr-tail"), default=0, metavar="N", help="when the command fails, its last N stderr lines (redacted) become an event on the run span; stderr still passes through unchanged")
 
     pr = parser.add_argument_group("propagation")
     pr.add_argument("--traceparent", metavar="TP", help="parent the run span under this W3C traceparent (wins over TRACEPARENT)")
@@ -194,9 +198,17 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     arch = machine_arch()
     traced = _trace_filter(ns.exprs, arch)
 
+    derived, derive_warnings = github_parent(env) if not ns.pids else (None, [])
     incoming, baggage, warnings = resolve_incoming(
-        ns.traceparent, ns.tp_carrier, env, required=ns.tp_required
+        ns.traceparent, ns.tp_carrier, env, required=ns.tp_required and derived is None
     )
+    if incoming is None and derived is not None and not warnings:
+        # No TRACEPARENT inside a GitHub Actions job: join the workflow trace the
+        # Collector's GitHub receiver builds, at the ids it derives.
+        incoming = derived.context
+        warnings += derive_warnings
+        if not ns.quiet:
+            print(f"sysspan: {describe(derived)}", file=sys.stderr)
     for w in warnings:
         _warn(w)
     path, exe_name, argv = _target(ns, env)
@@ -250,13 +262,15 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     child_env = inject(env, run_ctx, baggage)
     decision_gate, channel = _open_decisions(ns, arch, builder, child_env)
 
+    tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
+    spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
     tracer: Tracer | None = None
     if ns.no_syscalls:
         pipeline = Pipeline(sinks, prepare=builder.materialize)
         builder.emit = pipeline.emit
         builder.decisions.direct = builder.emit_decision  # no tracer thread to hand them over
-        status, root_pid = _run_plain(path, argv, child_env, channel)
+        status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     else:
         tracer = Tracer(
             builder,
@@ -269,7 +283,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
             ptrace=pt_handle,
         )
         builder.reader = tracer.pt
-        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env)
+        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env, spawning)
     end = time.time_ns()
     channel.close()
     builder.finish(end)
@@ -291,6 +305,11 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         flags=flags,
     )
     run_span.attributes.update(decision_gate.attributes())
+    if tail is not None:
+        lines = tail.finish()
+        event = tail.event(lines, end) if run_span.status == StatusCode.ERROR else None
+        if event is not None:
+            run_span.events.append(event)
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
@@ -425,6 +444,7 @@ def _trace(
     path: str,
     argv: list[str],
     child_env: dict[str, str],
+    spawning=contextlib.nullcontext,
 ) -> tuple[int | None, int, Pipeline]:
     """Run the stop loop over the spawned command or the attached process; returns (wait
     status, root pid, the pipeline the spans went into)."""
@@ -437,7 +457,8 @@ def _trace(
         with _SignalRelay(relay):
             # The child is forked before the export thread starts: forking a
             # multi-threaded process is where deadlocks come from.
-            root_pid = tracer.spawn(path, argv, child_env)
+            with spawning():
+                root_pid = tracer.spawn(path, argv, child_env)
             channel.close_child_end()
             pipeline = Pipeline(sinks, prepare=builder.materialize)
             builder.emit = pipeline.emit
@@ -491,10 +512,12 @@ def _span_gate(ratio: float | None, per_second: int | None):
 
 
 def _run_plain(
-    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel
+    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel,
+    spawning=contextlib.nullcontext,
 ) -> tuple[int, int]:
     """--no-syscalls: run the command as is, forwarding signals, and return its wait status."""
-    proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
+    with spawning():
+        proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
     channel.close_child_end()
 
     def relay(sig: int) -> None:
