@@ -40,15 +40,15 @@ import heapq
 from collections.abc import Sequence
 
 from sysspan.exporters.base import Sink, SinkReport
-from sysspan.exporters.otlp_proto import ProtoEncoder
+from sysspan.exporters.otlp_proto import ProtoEncoder, key_value
 from sysspan.exporters.summaries import CallSummary, summary_attributes
 from sysspan.model import Span
 
 MODES = ("all", "budget", "errors", "none")
 DEFAULT_LIMIT = 10_000
-# Tempo's default max_bytes_per_trace is 5 MB; stay under 4 MB with room for the
-# per-request resource and framing bytes the span sizes do not include.
-DEFAULT_MAX_BYTES = 4_000_000 - 96_000
+# Tempo's default max_bytes_per_trace is 5 MB; stay under 4 MB (spans, and the resource
+# every request repeats), with a little room for estimates.
+DEFAULT_MAX_BYTES = 4_000_000 - 16_000
 DEFAULT_SLOWEST = 8
 _BATCH = 512
 _PER_SPAN_FRAMING = 3  # the ScopeSpans field tag and length prefix around each span
@@ -117,7 +117,16 @@ class BudgetSink:
         self._run_span: Span | None = None
         self._bytes = 0
         self._encoder = ProtoEncoder()
+        resource = getattr(inner, "resource", None) or {}
+        self._request_overhead = 64 + sum(
+            len(key_value(k, v)) + 3 for k, v in resource.items()
+        )
         self.tally = _Tally()
+        # Half the budget may go out during the run (first occurrences, see _syscall).
+        self._early_left = self.limit // 2
+        self._early_bytes_left = max_bytes // 2
+        self._early_ids: set[int] = set()
+        self.inner_pending: list[Span] = []
 
     # -- the sink contract --------------------------------------------------------------------
 
@@ -134,7 +143,12 @@ class BudgetSink:
                 self._release_until(span.start_ns, out)
             self._syscall(span, name, attrs.get("error.type"), out)
         if out:
-            self._send(out)
+            self._count(out)
+        if self.inner_pending:
+            out += self.inner_pending  # sized when they were picked
+            self.inner_pending = []
+        if out:
+            self._export(out)
 
     def close(self) -> SinkReport:
         out: list[Span] = []
@@ -151,7 +165,7 @@ class BudgetSink:
             self._send(out)
         chosen = self._choose()
         for start in range(0, len(chosen), _BATCH):
-            self._send(chosen[start:start + _BATCH])
+            self._export(chosen[start:start + _BATCH])  # sized in _choose
         report = self.inner.close()
         report.messages.append(self.closing_line())
         return report
@@ -244,6 +258,18 @@ class BudgetSink:
             tier = 1 if rank == 0 else 4
         if in_decision:
             tier = 0
+        if tier <= 1 and self._early_left > 0:
+            # A first occurrence is kept whatever comes later, as long as the reserve for
+            # them lasts: send it now instead of holding it to the end.
+            size = len(self._encoder.span(span)) + _PER_SPAN_FRAMING
+            if size <= self._early_bytes_left:
+                self._early_left -= 1
+                self._early_bytes_left -= size
+                self._bytes += size
+                self._early_ids.add(span.span_id)
+                self._keep_now(span, name, err, in_decision)
+                self.inner_pending.append(span)
+                return
         self._offer((-tier, -rank, -self._arrival), in_decision, span)
         if self.slowest:
             slow = self._slow.get(name)
@@ -256,7 +282,7 @@ class BudgetSink:
 
     def _offer(self, key: tuple[int, int, int], in_decision: bool, span: Span) -> None:
         heap = self._heap
-        if len(heap) < self.limit:
+        if len(heap) < self.limit - len(self._early_ids):
             heapq.heappush(heap, (key, in_decision, span))
         elif heap and key > heap[0][0]:
             heapq.heapreplace(heap, (key, in_decision, span))
@@ -278,8 +304,11 @@ class BudgetSink:
         best: dict[int, tuple[tuple[int, int, int], bool, Span]] = {}
         for item in self._heap:
             best[id(item[2])] = item
+        early = self._early_ids
         for slow in self._slow.values():
             for _duration, arrival, span in slow:
+                if span.span_id in early:
+                    continue
                 key = (-2, 0, -arrival)
                 have = best.get(id(span))
                 if have is None or have[0] < key:
@@ -288,14 +317,16 @@ class BudgetSink:
         chosen: list[Span] = []
         room = self.max_bytes - self._bytes
         size_of = self._encoder.span
+        limit = self.limit - len(early)
         for _key, in_decision, span in ranked:
-            if len(chosen) >= self.limit:
+            if len(chosen) >= limit:
                 break
             size = len(size_of(span)) + _PER_SPAN_FRAMING
             if size > room:
                 self.tally.cut_by_bytes += 1
                 continue
             room -= size
+            self._bytes += size
             chosen.append(span)
             err = span.attributes.get("error.type")
             self._keep_now(
@@ -310,8 +341,16 @@ class BudgetSink:
         return chosen
 
     def _send(self, spans: list[Span]) -> None:
+        self._count(spans)
+        self._export(spans)
+
+    def _count(self, spans: list[Span]) -> None:
         size_of = self._encoder.span
         self._bytes += sum(len(size_of(s)) + _PER_SPAN_FRAMING for s in spans)
+
+    def _export(self, spans: list[Span]) -> None:
+        # every request repeats the resource and scope
+        self._bytes += self._request_overhead
         self.inner.export(spans)
 
     # -- the closing line -----------------------------------------------------------------------
