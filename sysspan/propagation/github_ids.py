@@ -21,7 +21,7 @@ environment, so the workflow passes it as ``SYSSPAN_GITHUB_CHECK_RUN_ID``; the s
 display name, when the run span should hang under the step rather than the job, as
 ``SYSSPAN_GITHUB_STEP_NAME`` (the step's ``name:`` exactly as the workflow spells it).
 The parent is the step span when both are known, else the job span, else the workflow
-run span.
+run span. ``SYSSPAN_GITHUB_JOIN=0`` turns the derivation off (a new trace, as elsewhere).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sysspan.propagation.traceparent import SpanContext
 
 CHECK_RUN_ID_VAR = "SYSSPAN_GITHUB_CHECK_RUN_ID"
 STEP_NAME_VAR = "SYSSPAN_GITHUB_STEP_NAME"
+JOIN_VAR = "SYSSPAN_GITHUB_JOIN"  # "0": start a new trace instead
 
 
 def _digest(text: str) -> str:
@@ -86,7 +87,7 @@ def github_parent(env: Mapping[str, str]) -> tuple[GithubParent | None, list[str
     """The derived parent inside a GitHub Actions job (None outside one, or without a
     usable ``GITHUB_RUN_ID``), and warnings about values that could not be used."""
     warnings: list[str] = []
-    if env.get("GITHUB_ACTIONS") != "true":
+    if env.get("GITHUB_ACTIONS") != "true" or env.get(JOIN_VAR, "").strip() == "0":
         return None, warnings
     run_id = _number(env, "GITHUB_RUN_ID", warnings)
     if run_id is None:
