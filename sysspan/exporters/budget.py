@@ -141,7 +141,7 @@ class BudgetSink:
                 continue
             if pending and span.start_ns > pending[0][0]:
                 self._release_until(span.start_ns, out)
-            self._syscall(span, name, attrs.get("error.type"), out)
+            self._syscall(span, str(name), attrs.get("error.type"), out)
         if out:
             self._count(out)
         if self.inner_pending:
