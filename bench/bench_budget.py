@@ -26,45 +26,31 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent import futures
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from common import SYSSPAN, env, machine_note  # noqa: E402
+from common import SYSSPAN, env, machine_note, serve_trace_service  # noqa: E402
 
 from tests.cproject import make_project  # noqa: E402
 
 
 def _receiver(port_q, counts) -> None:
-    import grpc
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+    def count(request) -> None:
+        syscalls = sum(
+            1
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+            if any(kv.key == "syscall.name" for kv in span.attributes)
+        )
+        with counts.get_lock():
+            counts[0] += syscalls
+            counts[1] += request.ByteSize()
 
-    class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802 - gRPC name
-            syscalls = sum(
-                1
-                for rs in request.resource_spans
-                for ss in rs.scope_spans
-                for span in ss.spans
-                if any(kv.key == "syscall.name" for kv in span.attributes)
-            )
-            with counts.get_lock():
-                counts[0] += syscalls
-                counts[1] += request.ByteSize()
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=2),
-        options=[("grpc.max_receive_message_length", 64 << 20)],
-    )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    port_q.put(port)
-    server.wait_for_termination()
+    serve_trace_service(port_q, count)
 
 
 def _timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
