@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder
 
 Attrs = dict[str, Any]
-_Step = Callable[["_Call", Attrs], None]
+# step(args, rval, entry captures, exit captures, tgid, out): adds attributes to ``out``
+_Step = Callable[[Sequence[int], "int | None", tuple, tuple, int, Attrs], None]
 
 # Syscalls whose second argument is a length in bytes (memory mappings).
 _LENGTH_ARG1 = frozenset({"mmap", "munmap", "mprotect", "madvise", "mremap", "msync", "mlock",
@@ -49,24 +50,13 @@ _LENGTH_ARG1 = frozenset({"mmap", "munmap", "mprotect", "madvise", "mremap", "ms
 # Calls whose sockaddr is this end of the socket rather than the peer.
 _LOCAL_ADDR = frozenset({"bind", "getsockname"})
 _STREAM_ONLY = frozenset({"accept", "accept4"})
+# Calls on a socket descriptor that get the transport socket() recorded for it.
+_SOCKET_CALLS = frozenset({
+    "connect", "bind", "listen", "shutdown", "sendto", "recvfrom", "sendmsg", "recvmsg",
+    "sendmmsg", "recvmmsg", "getsockname", "getpeername", "setsockopt", "getsockopt",
+})
 _SOCK_STREAM, _SOCK_DGRAM, _SOCK_SEQPACKET = 1, 2, 5
 _FAMILY_TYPE = {C.AF_INET: "ipv4", C.AF_INET6: "ipv6"}
-
-
-class _Call:
-    """One syscall as the extraction steps see it."""
-
-    __slots__ = ("dec", "name", "args", "rval", "entry", "exit", "tgid")
-
-    def __init__(self, dec: Decoder, name: str, args: Sequence[int], rval: int | None,
-                 entry: tuple, exit: tuple, tgid: int) -> None:
-        self.dec = dec
-        self.name = name
-        self.args = args
-        self.rval = rval
-        self.entry = entry
-        self.exit = exit
-        self.tgid = tgid
 
 
 def flag_names(text: str | None) -> list[str]:
@@ -126,17 +116,14 @@ class TypedArgs:
         plan = self._plans.get(nr)
         if plan is None:
             plan = self._plans[nr] = self._compile(nr)
-        if not plan:
-            return {}
-        spec = self.dec._specs[nr]
-        assert spec is not None
-        ent = entry if isinstance(entry, tuple) else ()
-        ext = exit if isinstance(exit, tuple) else ()
-        call = _Call(self.dec, spec.name, args, rval, ent, ext, tgid)
         out: Attrs = {}
+        if not plan:
+            return out
+        ent = entry if type(entry) is tuple else ()
+        ext = exit if type(exit) is tuple else ()
         for step in plan:
             try:
-                step(call, out)
+                step(args, rval, ent, ext, tgid, out)
             except Exception:  # noqa: BLE001,S112 - odd registers or captures: leave the attribute out
                 continue
         return out
@@ -160,7 +147,7 @@ class TypedArgs:
             None,
         )
         if flags is not None:
-            steps.append(_flags_step(*flags))
+            steps.append(_flags_step(self.dec, *flags))
         buf = next(((i, k) for i, k in kinds if isinstance(k, _Buf)), None)
         if buf is not None:
             steps.append(_size_step(buf[1].n))
@@ -170,12 +157,12 @@ class TypedArgs:
             if isinstance(kind, _SockaddrIn):
                 index = spec.entry_pos[pos]
                 if index is not None:
-                    steps.append(_sockaddr_step(index, from_exit=False, local=name in _LOCAL_ADDR))
+                    steps.append(_sockaddr_step(index, name, from_exit=False))
             elif isinstance(kind, _SockaddrOut):
                 index = spec.exit_pos[pos]
                 if index is not None:
-                    steps.append(_sockaddr_step(index, from_exit=True, local=name in _LOCAL_ADDR))
-        if name in ("socket", "accept", "accept4", "close") or fd_at is not None:
+                    steps.append(_sockaddr_step(index, name, from_exit=True))
+        if name in ("socket", "close") or name in _STREAM_ONLY or name in _SOCKET_CALLS:
             steps.append(self._socket_step(name, fd_at))
         return tuple(steps)
 
@@ -183,21 +170,22 @@ class TypedArgs:
         """Remember what socket() created; name the transport of calls on that fd."""
         sockets = self._sockets
 
-        def step(c: _Call, out: Attrs) -> None:
-            ok = c.rval is not None and c.rval >= 0
+        def step(args: Sequence[int], rval: int | None, ent: tuple, ext: tuple, tgid: int,
+                 out: Attrs) -> None:
+            ok = rval is not None and rval >= 0
             if name == "socket":
-                transport = _transport(c.args[0] & 0xFFFF, c.args[1] & _U32)
-                net_type = _FAMILY_TYPE.get(c.args[0] & 0xFFFF)
+                transport = _transport(args[0] & 0xFFFF, args[1] & _U32)
+                net_type = _FAMILY_TYPE.get(args[0] & 0xFFFF)
                 if ok:
-                    self._remember((c.tgid, c.rval or 0), (transport, net_type))
+                    self._remember((tgid, rval or 0), (transport, net_type))
                 _put_transport(out, transport, net_type)
                 return
-            fd = _i32(c.args[fd_at]) if fd_at is not None else -1
+            fd = _i32(args[fd_at]) if fd_at is not None else -1
             if name == "close":
-                if ok:
-                    sockets.pop((c.tgid, fd), None)
+                if ok and sockets:
+                    sockets.pop((tgid, fd), None)
                 return
-            known = sockets.get((c.tgid, fd))
+            known = sockets.get((tgid, fd))
             if name in _STREAM_ONLY:
                 # accept only works on connection-oriented sockets: the new one is the same kind
                 family_type = out.get("network.type") or (known[1] if known else None)
@@ -205,7 +193,7 @@ class TypedArgs:
                     "tcp" if family_type in ("ipv4", "ipv6") else known[0] if known else None
                 )
                 if ok:
-                    self._remember((c.tgid, c.rval or 0), (transport, family_type))
+                    self._remember((tgid, rval or 0), (transport, family_type))
                 _put_transport(out, transport, family_type)
                 return
             if known is not None:
@@ -227,18 +215,19 @@ def _put_transport(out: Attrs, transport: str | None, net_type: str | None) -> N
 
 
 def _fd_step(i: int) -> _Step:
-    def step(c: _Call, out: Attrs) -> None:
-        fd = _i32(c.args[i])
+    def step(args: Sequence[int], rval: int | None, ent: tuple, ext: tuple, tgid: int,
+             out: Attrs) -> None:
+        fd = _i32(args[i])
         if fd >= 0:
             out["syscall.fd"] = fd
 
     return step
 
 
-def _flags_step(i: int, kind: Any) -> _Step:
-    def step(c: _Call, out: Attrs) -> None:
-        ctx = _Ctx(c.dec, c.args, c.rval)
-        names = flag_names(kind.render(ctx, i, None, None))
+def _flags_step(dec: Decoder, i: int, kind: Any) -> _Step:
+    def step(args: Sequence[int], rval: int | None, ent: tuple, ext: tuple, tgid: int,
+             out: Attrs) -> None:
+        names = flag_names(kind.render(_Ctx(dec, args, rval), i, None, None))
         if names:
             out["syscall.flags"] = names
 
@@ -246,17 +235,20 @@ def _flags_step(i: int, kind: Any) -> _Step:
 
 
 def _size_step(n: int) -> _Step:
-    def step(c: _Call, out: Attrs) -> None:
-        out["syscall.size"] = c.args[n] & 0xFFFFFFFFFFFFFFFF
+    def step(args: Sequence[int], rval: int | None, ent: tuple, ext: tuple, tgid: int,
+             out: Attrs) -> None:
+        out["syscall.size"] = args[n] & 0xFFFFFFFFFFFFFFFF
 
     return step
 
 
-def _sockaddr_step(index: int, *, from_exit: bool, local: bool) -> _Step:
-    prefix = "network.local." if local else "network.peer."
+def _sockaddr_step(index: int, name: str, *, from_exit: bool) -> _Step:
+    prefix = "network.local." if name in _LOCAL_ADDR else "network.peer."
+    datagram_call = name in ("sendto", "recvfrom")
 
-    def step(c: _Call, out: Attrs) -> None:
-        captured = c.exit if from_exit else c.entry
+    def step(args: Sequence[int], rval: int | None, ent: tuple, ext: tuple, tgid: int,
+             out: Attrs) -> None:
+        captured = ext if from_exit else ent
         data = captured[index] if index < len(captured) else None
         if not isinstance(data, bytes):
             return
@@ -269,7 +261,7 @@ def _sockaddr_step(index: int, *, from_exit: bool, local: bool) -> _Step:
             out["network.transport"] = "unix"
         elif net_type is not None:
             out["network.type"] = net_type
-            if c.name in ("sendto", "recvfrom") and "network.transport" not in out:
+            if datagram_call and "network.transport" not in out:
                 # an explicit address per datagram: connected TCP sockets pass none
                 out["network.transport"] = "udp"
 
