@@ -145,7 +145,7 @@ class BudgetSink:
         if out:
             self._count(out)
         if self.inner_pending:
-            out += self.inner_pending  # sized when they were picked
+            out += self.inner_pending  # sized when they were picked or released
             self.inner_pending = []
         if out:
             self._export(out)
@@ -153,16 +153,19 @@ class BudgetSink:
     def close(self) -> SinkReport:
         out: list[Span] = []
         self._release_until(None, out)
+        out += self.inner_pending  # counted when released
+        self.inner_pending = []
         if self._run_span is not None:
             run = self._run_span
             owner = self._owners.pop(self.run_span_id, None)
             if owner is not None and owner.calls:
                 run.attributes.update(summary_attributes(owner.calls))
+            self._count([run])
             out.append(run)
         for owner_id in list(self._owners):  # owners whose span never came (lost processes)
             self._owners.pop(owner_id)
         if out:
-            self._send(out)
+            self._export(out)
         chosen = self._choose()
         for start in range(0, len(chosen), _BATCH):
             self._export(chosen[start:start + _BATCH])  # sized in _choose
@@ -200,12 +203,18 @@ class BudgetSink:
             _, span_id, span = heapq.heappop(pending)
             owner = self._owners.pop(span_id, None)
             self._released.add(span_id)
+            size = len(self._encoder.span(span)) + _PER_SPAN_FRAMING
             if owner is not None:
                 if owner.calls:
-                    span.attributes.update(summary_attributes(owner.calls))
+                    summary = summary_attributes(owner.calls)
+                    # an int attribute encodes in at most len(key) + 16 bytes: counting that
+                    # bound spares encoding hundreds of one-off values twice
+                    size += sum(len(key) + 16 for key in summary)
+                    span.attributes.update(summary)
                 for decision in owner.decisions:
                     self._decision_owner.pop(decision, None)
-            out.append(span)
+            self._bytes += size
+            self.inner_pending.append(span)
 
     # -- syscall spans ----------------------------------------------------------------------
 
@@ -339,10 +348,6 @@ class BudgetSink:
         self._heap.clear()
         self._slow.clear()
         return chosen
-
-    def _send(self, spans: list[Span]) -> None:
-        self._count(spans)
-        self._export(spans)
 
     def _count(self, spans: list[Span]) -> None:
         size_of = self._encoder.span
