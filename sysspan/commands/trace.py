@@ -198,7 +198,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     arch = machine_arch()
     traced = _trace_filter(ns.exprs, arch)
 
-    derived, derive_warnings = github_parent(env) if not ns.pids else (None, [])
+    derived, derive_warnings = github_parent(env)
     incoming, baggage, warnings = resolve_incoming(
         ns.traceparent, ns.tp_carrier, env, required=ns.tp_required and derived is None
     )
