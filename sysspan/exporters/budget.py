@@ -50,8 +50,11 @@ DEFAULT_LIMIT = 10_000
 # every request repeats), with a little room for estimates.
 DEFAULT_MAX_BYTES = 4_000_000 - 16_000
 DEFAULT_SLOWEST = 8
-_BATCH = 512
-_PER_SPAN_FRAMING = 3  # the ScopeSpans field tag and length prefix around each span
+# Requests sent at the end are cut at this many encoded bytes: few round trips, and well
+# under the 4 MiB a gRPC server accepts by default.
+_REQUEST_BYTES = 1_000_000
+_PER_SPAN_FRAMING = 3
+_SMALLEST_SPAN = 80  # ids, times, name, status: no syscall span encodes in fewer bytes  # the ScopeSpans field tag and length prefix around each span
 
 
 class _Owner:
@@ -167,8 +170,16 @@ class BudgetSink:
         if out:
             self._export(out)
         chosen = self._choose()
-        for start in range(0, len(chosen), _BATCH):
-            self._export(chosen[start:start + _BATCH])  # sized in _choose
+        batch: list[Span] = []
+        batch_bytes = 0
+        for span, size in chosen:  # sized in _choose
+            if batch and batch_bytes + size > _REQUEST_BYTES:
+                self._export(batch)
+                batch, batch_bytes = [], 0
+            batch.append(span)
+            batch_bytes += size
+        if batch:
+            self._export(batch)
         report = self.inner.close()
         report.messages.append(self.closing_line())
         return report
@@ -305,7 +316,7 @@ class BudgetSink:
         if in_decision:
             tally.kept_decision += 1
 
-    def _choose(self) -> list[Span]:
+    def _choose(self) -> list[tuple[Span, int]]:
         """The syscall spans sent at the end: the heap's best, plus the slowest per name,
         best first, cut to ``limit`` spans and the bytes left."""
         if self.mode != "budget":
@@ -323,12 +334,15 @@ class BudgetSink:
                 if have is None or have[0] < key:
                     best[id(span)] = (key, False if have is None else have[1], span)
         ranked = sorted(best.values(), key=lambda item: item[0], reverse=True)
-        chosen: list[Span] = []
+        chosen: list[tuple[Span, int]] = []
         room = self.max_bytes - self._bytes
         size_of = self._encoder.span
         limit = self.limit - len(early)
-        for _key, in_decision, span in ranked:
+        for index, (_key, in_decision, span) in enumerate(ranked):
             if len(chosen) >= limit:
+                break
+            if room < _SMALLEST_SPAN:  # full: the rest cannot fit, spare encoding them
+                self.tally.cut_by_bytes += min(len(ranked) - index, limit - len(chosen))
                 break
             size = len(size_of(span)) + _PER_SPAN_FRAMING
             if size > room:
@@ -336,7 +350,7 @@ class BudgetSink:
                 continue
             room -= size
             self._bytes += size
-            chosen.append(span)
+            chosen.append((span, size))
             err = span.attributes.get("error.type")
             self._keep_now(
                 span,
@@ -344,7 +358,7 @@ class BudgetSink:
                 err if isinstance(err, str) else None,
                 in_decision,
             )
-        chosen.sort(key=lambda s: s.start_ns)
+        chosen.sort(key=lambda item: item[0].start_ns)
         self._heap.clear()
         self._slow.clear()
         return chosen
