@@ -49,8 +49,9 @@ class StderrTail:
         self._out = os.dup(2)  # the real stderr, where the bytes go
         self._read_fd, self._write_fd = os.pipe()
         self.bytes_copied = 0
+        # Started once the command is forked: forking a multi-threaded process is where
+        # deadlocks come from (the pipe holds what the command writes until then).
         self._thread = threading.Thread(target=self._copy, name="sysspan-stderr", daemon=True)
-        self._thread.start()
 
     @contextlib.contextmanager
     def child_stderr(self) -> Iterator[None]:
@@ -64,6 +65,7 @@ class StderrTail:
             os.close(saved)
             os.close(self._write_fd)
             self._write_fd = -1
+            self._thread.start()
 
     def _copy(self) -> None:
         while True:
@@ -107,9 +109,10 @@ class StderrTail:
     def finish(self, timeout: float = 1.0) -> list[str]:
         """Wait (briefly: a background process may keep the pipe open) for the copy to end;
         the last lines, redacted."""
-        if self._write_fd >= 0:
+        if self._write_fd >= 0:  # the command never started
             os.close(self._write_fd)
             self._write_fd = -1
+            self._thread.start()
         self._thread.join(timeout)
         lines = list(self._tail)
         if self._partial:
