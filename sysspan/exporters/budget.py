@@ -21,8 +21,10 @@ spans. ``BudgetSink`` sits in front of a sink (the OTLP one by default) and lets
 
 Memory is bounded: candidates live in one heap of ``limit`` entries (the worst candidate
 on top, replaced when a better one arrives) plus ``slowest`` per syscall name; the exact
-counters are per process and released with its span. Candidates are sent when the sink
-closes, because whether a span is among the slowest is known only at the end.
+counters are per process and released with its span. Tiers 0 and 1 are final when they
+arrive, so they go out during the run while half the budget (spans and bytes) lasts; the
+other candidates are sent when the sink closes, because whether a span is among the slowest
+is known only at the end.
 
 Why process spans wait: a syscall span can reach the sink after its process span (the
 decision linker holds syscall spans for a moment), and the summary must include it. A
