@@ -18,7 +18,7 @@ syscall span gets, where the call has them:
 
 Names follow the OpenTelemetry semantic conventions where they define one (``network.*``,
 ``file.path``). Each syscall number compiles once into a plan of what to extract, so calls
-without typed arguments cost one list lookup.
+without typed arguments cost one dict lookup.
 """
 
 from __future__ import annotations
