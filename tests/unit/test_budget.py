@@ -173,3 +173,27 @@ def test_bytes_cap_and_errors_mode():
 def test_all_is_not_a_budget_mode():
     with pytest.raises(ValueError):
         BudgetSink(Collect(), run_span_id=RUN, mode="all")
+
+
+def test_memory_stays_bounded_whatever_the_stream():
+    inner = Collect()
+    sink = BudgetSink(inner, run_span_id=RUN, limit=100, slowest=4)
+    s = Stream()
+    names = ["read", "write", "openat", "close", "mmap"]
+    held_max = 0
+    for p in range(50):
+        start = s.t
+        for i in range(2_000):
+            s.syscall(100 + p, names[i % 5], "ENOENT" if i % 3 == 0 else None, dur=1000 + (i * 7919) % 5000)
+        s.process(100 + p, start)
+        sink.export(s.spans)
+        s.spans = []
+        held = len(sink._heap) + sum(len(v) for v in sink._slow.values())
+        held_max = max(held_max, held)
+        assert len(sink._owners) <= 2  # the process just finished, and at most one pending
+    assert held_max <= 100 + 4 * len(names)
+    sink.export([Span(9, RUN, 0, "run", 0, 10**15, attributes={"syscall.count": 1})])
+    sink.close()
+    syscalls = [sp for sp in inner.spans if "syscall.name" in sp.attributes]
+    assert len(syscalls) <= 100
+    assert sum(1 for sp in inner.spans if "process.parent_pid" in sp.attributes) == 50
