@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from collections import Counter, defaultdict
 
 import pytest
@@ -129,3 +130,29 @@ def test_span_budget_flag_is_checked(tmp_path):
     proc = sysspan("--span-budget", "lots", "--", "true", cwd=tmp_path)
     assert proc.returncode == 2
     assert "--span-budget: expected a number" in proc.stderr
+
+
+def test_syscalls_inside_a_decision_survive_a_tiny_budget(tmp_path, grpc_receiver):
+    prog = tmp_path / "prog.py"
+    prog.write_text(
+        "import sysspan.decisions as d\n"
+        "with d.decision('inline', 'should_inline', input={'fn': 'foo'}) as dec:\n"
+        "    for _ in range(5):\n"
+        "        open('/etc/hostname').read()\n"
+        "    dec.result = True\n"
+    )
+    trace_file = tmp_path / "t.jsonl"
+    proc = sysspan(
+        "--span-budget", "100", "--trace-file", str(trace_file), "--otlp-protocol", "grpc",
+        "--", sys.executable, str(prog),
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": grpc_receiver.endpoint},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    full = load_spans(trace_file)
+    (decision,) = [s for s in full if "decision.id" in s.attrs]
+    inside = {s.span_id for s in full if s.is_syscall and s.parent_id == decision.span_id}
+    assert len(inside) >= 10  # 5 x (openat, read..., close)
+    got = {pb.span_id.hex() for _, pb in grpc_receiver.spans() if any(kv.key == "syscall.name" for kv in pb.attributes)}
+    assert len(got) <= 100 < len([s for s in full if s.is_syscall])
+    assert inside <= got
