@@ -189,3 +189,29 @@ def test_json_needs_somewhere_to_go(tmp_path):
     proc = sysspan("--json", "--", "true", cwd=tmp_path)
     assert proc.returncode == 2
     assert "--json: give -o FILE" in proc.stderr
+
+
+def test_typed_paths_flags_sizes_agree_with_strace_on_cat(tmp_path):
+    """A program we did not write: every openat/read/write/mmap/munmap of ``cat`` (loader
+    included). Descriptor numbers are left out: sysspan's decision pipe shifts them."""
+    src = tmp_path / "in-marker.txt"
+    src.write_text("line\n" * 3000)
+    argv = [shutil.which("cat") or "cat", str(src)]
+    strace_out = tmp_path / "strace.txt"
+    subprocess.run(["strace", "-o", str(strace_out), *argv], check=True, capture_output=True)
+    st = [m.groups() for m in map(_LINE.match, strace_out.read_text().splitlines()) if m]
+    json_out = tmp_path / "lines.json"
+    proc = sysspan("-o", str(json_out), "--json", "--", *argv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mine = [json.loads(line) for line in json_out.read_text().splitlines()]
+    names = ("openat", "read", "write", "mmap", "munmap")
+    st = [r for r in st if r[0] in names]
+    mine = [r for r in mine if r.get("syscall") in names]
+    assert [r[0] for r in st] == [r["syscall"] for r in mine]
+    compared = 0
+    for (name, args_text, _ret), rec in zip(st, mine, strict=True):
+        exp = expected_from_strace(name, args_text, {})
+        exp.pop("syscall.fd", None)
+        assert {k: rec.get(k) for k in exp} == exp, (name, args_text, rec)
+        compared += len(exp)
+    assert compared >= 20
