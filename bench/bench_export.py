@@ -18,36 +18,22 @@ import argparse
 import multiprocessing as mp
 import sys
 import time
-from concurrent import futures
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import machine_note  # noqa: E402
+from common import machine_note, serve_trace_service  # noqa: E402
 
 ARGS = ['0, "\\0", 1', '1, "\\0", 1']
 
 
 def _receiver(port_q, counter) -> None:
-    import grpc
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+    def count(request) -> None:
+        n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        with counter.get_lock():
+            counter.value += n
 
-    class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802 - gRPC name
-            n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-            with counter.get_lock():
-                counter.value += n
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=2),
-        options=[("grpc.max_receive_message_length", 64 << 20)],
-    )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    port_q.put(port)
-    server.wait_for_termination()
+    serve_trace_service(port_q, count)
 
 
 def _wait(counter, target: int, timeout: float = 600) -> float:

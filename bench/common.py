@@ -50,3 +50,28 @@ def median(values: list[float]) -> float:
 
 def machine_note() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def serve_trace_service(port_q, on_request) -> None:
+    """In a receiver process: an OTLP/gRPC trace service on a loopback ephemeral port that
+    calls ``on_request(request)`` for each decoded ``ExportTraceServiceRequest``; the port
+    goes to ``port_q``. Runs until the process is terminated."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802 - gRPC name
+            on_request(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2),
+        options=[("grpc.max_receive_message_length", 64 << 20)],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port_q.put(port)
+    server.wait_for_termination()

@@ -85,7 +85,12 @@ class SpanBuilder:
     Process and run spans are emitted as ``Span`` objects; syscalls are emitted as raw tuples
     that ``materialize`` turns into spans (and ``line(...)`` text) on the export thread, so
     the tracer thread never formats anything.
+
+    ``typed`` (set after construction, see ``collector/decode/typed.py``) adds the typed
+    argument attributes to syscall spans and hands them to ``line`` too.
     """
+
+    typed: Callable[..., dict] | None = None
 
     def __init__(
         self,
@@ -95,7 +100,7 @@ class SpanBuilder:
         ids: SpanIds,
         format_call: Callable[..., Decoded],
         emit: Callable[[Span], None] | None,
-        line: Callable[[int, int, int, int, Decoded], None] | None = None,
+        line: Callable[..., None] | None = None,
         line_event: Callable[[int, str], None] | None = None,
         trace_flags: int = 1,
         trace_state: str = "",
@@ -251,8 +256,9 @@ class SpanBuilder:
                 continue
             tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq, pcs = item
             d = fmt(nr, args, rval, ecap, xcap)
+            typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
             if line is not None:
-                line(tid, t0, t1, 0, d)
+                line(tid, t0, t1, 0, d, typed)
                 if pcs and self.source is not None and self.source.full_stack:
                     self.line_stack(self.source.stack_lines(tgid, pcs))
             if not parent:
@@ -266,6 +272,8 @@ class SpanBuilder:
                 attrs["syscall.return"] = rval
             if d.path is not None:
                 attrs["file.path"] = d.path
+            if typed:
+                attrs.update(typed)
             if pcs and self.source is not None:
                 attrs.update(self.source.attributes(tgid, pcs))
             span = Span(trace_id, make_id(tgid, tid, seq), parent, d.name, t0, t1, SpanKind.INTERNAL, attrs)

@@ -103,7 +103,8 @@ def sysspan(
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m sysspan ARGS`` as a real process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE"))}
+    # GITHUB_*: a suite run inside GitHub Actions must not join the workflow's trace
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
     full_env["PYTHONPATH"] = str(REPO)
     if env:
         full_env.update(env)

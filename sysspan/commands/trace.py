@@ -8,6 +8,7 @@ trace; the per-syscall work lives in collector/ and builder.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from typing import TextIO
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
+from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
@@ -26,7 +28,10 @@ from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
+from sysspan.exporters.budget import add_options as add_budget_options
+from sysspan.exporters.budget import apply_budget
 from sysspan.exporters.console import LineWriter
+from sysspan.exporters.json_lines import JsonLineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
 from sysspan.exporters.summary import render_summary
@@ -34,8 +39,10 @@ from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import SpanContext
 from sysspan.redact import redact_argv
+from sysspan.stderr_tail import StderrTail
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +52,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-p", dest="pids", action="append", type=_pid, metavar="PID", help="attach to a running process (Ctrl-C detaches)")
     st.add_argument("-e", dest="exprs", action="append", default=[], metavar="EXPR", help="qualifying expression: trace=SET (names, !name, %%file %%network %%process %%memory %%signal %%ipc %%desc)")
     st.add_argument("-o", dest="output", metavar="FILE", help="write strace-style lines to FILE")
+    st.add_argument("--json", dest="json_lines", action="store_true", help="with -o (or -C): write the lines as JSON records with typed fields")
     st.add_argument("-c", dest="summary", action="store_true", help="print a summary table (%% time, seconds, usecs/call, calls, errors)")
     st.add_argument("-C", dest="summary_and_lines", action="store_true", help="like -c, and print the lines too")
     st.add_argument("-T", dest="show_time", action="store_true", help="show time spent in each syscall")
@@ -67,6 +75,8 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--max-spans-per-second", type=_nonneg_int("--max-spans-per-second"), metavar="N", help="circuit breaker: above N syscall spans/s, drop and count (0: no limit)")
     ot.add_argument("--otlp-sdk", action="store_true", help="export through the OpenTelemetry SDK exporters instead of sysspan's direct encoder")
     ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
+    add_budget_options(ot)
+    ot.add_argument("--stderr-tail", type=_nonneg_int("--stderr-tail"), default=0, metavar="N", help="when the command fails, its last N stderr lines (redacted) become an event on the run span; stderr still passes through unchanged")
 
     pr = parser.add_argument_group("propagation")
     pr.add_argument("--traceparent", metavar="TP", help="parent the run span under this W3C traceparent (wins over TRACEPARENT)")
@@ -188,9 +198,17 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     arch = machine_arch()
     traced = _trace_filter(ns.exprs, arch)
 
+    derived, derive_warnings = github_parent(env)
     incoming, baggage, warnings = resolve_incoming(
-        ns.traceparent, ns.tp_carrier, env, required=ns.tp_required
+        ns.traceparent, ns.tp_carrier, env, required=ns.tp_required and derived is None
     )
+    if incoming is None and derived is not None and not warnings:
+        # No TRACEPARENT inside a GitHub Actions job: join the workflow trace the
+        # Collector's GitHub receiver builds, at the ids it derives.
+        incoming = derived.context
+        warnings += derive_warnings
+        if not ns.quiet:
+            print(f"sysspan: {describe(derived)}", file=sys.stderr)
     for w in warnings:
         _warn(w)
     path, exe_name, argv = _target(ns, env)
@@ -210,6 +228,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     sinks = build_sinks(
         ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else ()
     )
+    sinks = apply_budget(sinks, ns, run_span_id)
     lines_out, writer = _line_output(ns)
 
     # Buffer contents stay out of traces unless asked for (-s or --capture-data).
@@ -234,6 +253,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         source=source,
         line_stack=writer.stack if writer else None,
     )
+    builder.typed = TypedArgs(decoder).attributes
 
     if ns.tp_carrier:
         write_carrier_file(ns.tp_carrier, run_ctx, baggage)
@@ -242,13 +262,15 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     child_env = inject(env, run_ctx, baggage)
     decision_gate, channel = _open_decisions(ns, arch, builder, child_env)
 
+    tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
+    spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
     tracer: Tracer | None = None
     if ns.no_syscalls:
         pipeline = Pipeline(sinks, prepare=builder.materialize)
         builder.emit = pipeline.emit
         builder.decisions.direct = builder.emit_decision  # no tracer thread to hand them over
-        status, root_pid = _run_plain(path, argv, child_env, channel)
+        status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     else:
         tracer = Tracer(
             builder,
@@ -261,7 +283,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
             ptrace=pt_handle,
         )
         builder.reader = tracer.pt
-        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env)
+        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env, spawning)
     end = time.time_ns()
     channel.close()
     builder.finish(end)
@@ -283,6 +305,11 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         flags=flags,
     )
     run_span.attributes.update(decision_gate.attributes())
+    if tail is not None:
+        lines = tail.finish()
+        event = tail.event(lines, end) if run_span.status == StatusCode.ERROR else None
+        if event is not None:
+            run_span.events.append(event)
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
@@ -324,6 +351,8 @@ def _check_args(ns: argparse.Namespace) -> None:
         raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
     if ns.summary and ns.summary_and_lines:
         raise UsageError("-c and -C are mutually exclusive")
+    if ns.json_lines and ns.output is None and not ns.summary_and_lines:
+        raise UsageError("--json: give -o FILE (or -C) for the JSON lines to go to")
 
 
 def _target(ns: argparse.Namespace, env: dict[str, str]) -> tuple[str, str, list[str]]:
@@ -349,7 +378,7 @@ def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | No
             raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
     if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
         return lines_out, None
-    writer = LineWriter(
+    writer = (JsonLineWriter if ns.json_lines else LineWriter)(
         lines_out or sys.stderr,
         with_pid=ns.follow or bool(ns.pids),
         show_time=ns.show_time,
@@ -415,6 +444,7 @@ def _trace(
     path: str,
     argv: list[str],
     child_env: dict[str, str],
+    spawning=contextlib.nullcontext,
 ) -> tuple[int | None, int, Pipeline]:
     """Run the stop loop over the spawned command or the attached process; returns (wait
     status, root pid, the pipeline the spans went into)."""
@@ -427,7 +457,8 @@ def _trace(
         with _SignalRelay(relay):
             # The child is forked before the export thread starts: forking a
             # multi-threaded process is where deadlocks come from.
-            root_pid = tracer.spawn(path, argv, child_env)
+            with spawning():
+                root_pid = tracer.spawn(path, argv, child_env)
             channel.close_child_end()
             pipeline = Pipeline(sinks, prepare=builder.materialize)
             builder.emit = pipeline.emit
@@ -481,10 +512,12 @@ def _span_gate(ratio: float | None, per_second: int | None):
 
 
 def _run_plain(
-    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel
+    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel,
+    spawning=contextlib.nullcontext,
 ) -> tuple[int, int]:
     """--no-syscalls: run the command as is, forwarding signals, and return its wait status."""
-    proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
+    with spawning():
+        proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
     channel.close_child_end()
 
     def relay(sig: int) -> None:

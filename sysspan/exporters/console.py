@@ -37,7 +37,9 @@ class LineWriter:
             parts.append(f"{t_ns // 1_000_000_000}.{(t_ns // 1000) % 1_000_000:06d}")
         return (" ".join(parts) + " ") if parts else ""
 
-    def syscall(self, tid: int, t0: int, t1: int, _flags: int, d: Decoded) -> None:
+    def syscall(
+        self, tid: int, t0: int, t1: int, _flags: int, d: Decoded, _typed: dict | None = None
+    ) -> None:
         call = f"{self._prefix(tid, t0)}{d.name}({d.args})"
         ret = d.ret
         # strace pads the " = ret" column to 40 characters
