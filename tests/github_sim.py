@@ -132,7 +132,8 @@ def run_workflow(
             "inputs": {},
             "needs": {n: run.needs[n] for n in _needs(job)},
             "steps": {},
-            "job": {"status": "success"},
+            # Each job is its own check run; the number only has to differ between jobs.
+            "job": {"status": "success", "check_run_id": 51725241954 + len(run.workspaces)},
         }
         runner = {
             **base_env,

