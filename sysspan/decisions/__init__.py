@@ -131,6 +131,8 @@ _pid = os.getpid()
 _local = threading.local()  # .tid: the native thread id (gettid is a syscall; idents get reused)
 _skipped = 0  # dropped in-process since the last line written (channel mode)
 _SKIPPED_FLUSH = 256  # report drops at least this often, so an os._exit loses fewer
+_left = 0  # ring mode: calls left until the next look (see _ring_look); unused otherwise
+_gap = 0
 _recorded = 0
 _dropped = 0
 _errors = 0
@@ -183,8 +185,12 @@ def _tid() -> int:
 
 def record(category: str, name: str, input: Any = None, result: Any = None) -> None:
     """Record an instant decision made at the caller's line. Returns nothing, never raises."""
+    global _left
     if _emit is None:
         return
+    _left -= 1
+    if _left > 0:
+        return  # sampled out: the whole cost is this countdown
     t = _time_ns()
     if _filter is not None and not _filter(t):
         return
@@ -253,7 +259,11 @@ def decision(category: str, name: str, input: Any = None) -> Any:
     inside the block become its children. The source line is the ``with`` statement's.
     Sampling and rate limiting are decided here, at the start.
     """
+    global _left
     if _emit is None:
+        return _Off()
+    _left -= 1
+    if _left > 0:
         return _Off()
     if _filter is not None and not _filter(_time_ns()):
         return _Off()
@@ -346,6 +356,8 @@ def _report_skipped() -> None:
 def _channel_atexit() -> None:
     if _emit is _channel_emit:
         _report_skipped()
+    elif _ring_attached:
+        _ring_flush()
 
 
 def _check_pipe(env: Mapping[str, str]) -> int:
@@ -367,6 +379,171 @@ def _check_pipe(env: Mapping[str, str]) -> int:
         except ValueError:
             return -1
     return fd
+
+
+# --------------------------------------------------------------------------- ring mode
+#
+# Sampling is a countdown: ``_left`` calls until the next look (``_ring_look``), drawn from
+# a geometric distribution, so a sampled-out decision costs one decrement and no random
+# draw. A look counts the calls since the previous one as ``_gap - _left`` under the lock,
+# which keeps counts exact when threads race into the slow path together.
+
+_ring_path = ""
+_ring_ops: Any = None  # sysspan.decisions._ring once this process has mapped the ring
+_ring_attached = False
+_ring_first = True  # the next look is the process's first: start inside a geometric gap
+_ring_never = False
+_ring_log1mp = 0.0  # log(1 - ratio); 0.0 = keep every decision
+_ring_max_payload = 0
+_blocked_until = 0
+_last_look = 0
+_NEVER = 1 << 62
+
+
+def _draw_gap() -> int:
+    """Calls until the next kept one: geometric with success probability = the ratio."""
+    if _ring_never:
+        return _NEVER
+    if _ring_log1mp == 0.0:
+        return 1
+    import math
+    import random
+
+    return 1 + int(math.log(1.0 - random.random()) / _ring_log1mp)
+
+
+def _ring_attach() -> bool:
+    """Map the ring (first decision of this process) and read the writer's parameters."""
+    global _ring_ops, _ring_attached, _ring_never, _ring_log1mp, _ring_max_payload
+    global _sampler, _limiter, _errors
+    try:
+        from sysspan.decisions import _ring
+
+        params = _ring.attach(_ring_path)
+    except (ImportError, OSError, ValueError):
+        params = None
+    if params is None:
+        _errors += 1
+        _off()
+        return False
+    ratio, rate, _ring_max_payload = params
+    import math
+
+    _ring_never = not ratio > 0.0
+    _ring_log1mp = math.log1p(-ratio) if 0.0 < ratio < 1.0 else 0.0
+    if rate >= 1:
+        from sysspan.decisions.sampling import RateLimiter
+
+        _limiter = RateLimiter(int(rate))
+    _ring_ops = _ring
+    _ring_attached = True
+    return True
+
+
+def _ring_look(t_ns: int) -> bool:
+    """The countdown ran out: keep this decision? Counts every call since the last look."""
+    global _left, _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first
+    with _count_lock:
+        calls = _gap - _left
+        if calls <= 0:
+            return False  # counted by another thread's look
+        if not _ring_attached and not _ring_attach():
+            return False
+        keep = True
+        if _ring_first:
+            _ring_first = False
+            gap = _draw_gap()
+            if gap > 1:  # the first kept decision lies gap - 1 calls ahead
+                keep = False
+                _skipped += calls
+                _dropped += calls
+                _gap = _left = gap - 1
+                _last_look = t_ns
+                return False
+        limiter = _limiter
+        if limiter is not None and (t_ns < _blocked_until or not limiter.allow(t_ns)):
+            keep = False
+            if t_ns >= _blocked_until:
+                _blocked_until = limiter.next_allowed_ns()
+            # skip about as many calls as arrive before the limiter has a token again
+            per_ns = calls / max(1, t_ns - _last_look)
+            gap = max(1, min(int((_blocked_until - t_ns) * per_ns), 1 << 20))
+        else:
+            gap = _draw_gap()
+        lost = calls if not keep else calls - 1
+        _skipped += lost
+        _dropped += lost
+        _last_look = t_ns
+        _gap = _left = gap
+        return keep
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - the program's __repr__ must not break it
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _packer() -> Any:
+    try:
+        return _local.pack
+    except AttributeError:
+        import msgpack
+
+        pack = _local.pack = msgpack.Packer(default=_safe_repr).pack  # one per thread
+        return pack
+
+
+def _ring_emit(
+    category: Any,
+    name: Any,
+    input: Any,
+    result: Any,
+    file: str,
+    line: int,
+    start: int,
+    end: int,
+) -> None:
+    global _skipped, _recorded, _errors
+    if type(category) is not str:
+        category = str(category)
+    if type(name) is not str:
+        name = str(name)
+    pack = _packer()
+    try:
+        payload = pack([category, name, file, input, result])
+    except Exception:  # noqa: BLE001 - out-of-range ints, a default that raises, ...
+        pack = _local.pack = type(pack.__self__)(default=_safe_repr).pack
+        payload = pack([category, name, file, _safe_repr(input), _safe_repr(result)])
+    if len(payload) > _ring_max_payload:
+        payload = pack(
+            [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None]
+        )
+    with _count_lock:
+        carried, _skipped = _skipped, 0
+    rc = _ring_ops.write(payload, start, end, line, carried)
+    if rc == 0:
+        _recorded += 1
+        return
+    # full (the ring counted the decision) or not mapped: the carried count must not be lost
+    _ring_ops.add_skipped(carried)
+    if rc < 0:
+        _errors += 1
+        _off()
+
+
+def _ring_flush() -> None:
+    """Report the decisions this process skipped and no record carried (at exit)."""
+    global _skipped, _gap
+    if not _ring_attached or _ring_ops is None:
+        return
+    with _count_lock:
+        owed = _skipped + max(0, _gap - _left)
+        _skipped = 0
+        _gap = _left
+    if owed:
+        _ring_ops.add_skipped(owed)
 
 
 # --------------------------------------------------------------------------- SDK mode
@@ -515,11 +692,12 @@ def _off() -> None:
 
 
 def _after_fork() -> None:
-    global _pid, _skipped, _local, _count_lock, _lock
+    global _pid, _skipped, _local, _count_lock, _lock, _gap
     _count_lock = threading.Lock()  # another thread may have held it at fork time
     _lock = threading.Lock()
     _pid = os.getpid()
     _skipped = 0  # the parent reports its own
+    _gap = _left
     _local = threading.local()
     if _sampler is not None:
         _sampler.reseed()
@@ -546,6 +724,7 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     10,000; 0 = unlimited). Bad values are ignored (the program must not fail over them).
     """
     global _emit, _mode, _sampler, _limiter, _filter, _fd, _otel, _skipped
+    global _left, _gap, _ring_path, _ring_attached, _ring_first, _ring_ops, _blocked_until
     env = os.environ if env is None else env
     if _otel is not None:
         _otel.shutdown()
@@ -553,7 +732,19 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     _off()
     _skipped = 0
     _sampler = _limiter = _filter = None
+    _left = _gap = 0
+    if _ring_ops is not None:
+        _ring_ops.detach()
+    _ring_ops, _ring_attached, _ring_first, _blocked_until = None, False, True, 0
     fd = _check_pipe(env) if env.get("SYSSPAN_DECISION_FD") else -1
+    if env.get("SYSSPAN_DECISION_RING"):
+        # mapped on the first decision, so a process that records none never touches it
+        _ring_path = env["SYSSPAN_DECISION_RING"]
+        _left = _gap = 1
+        _filter = _ring_look
+        _emit = _ring_emit
+        _mode = "ring"
+        return _mode
     if fd >= 0:
         _fd = fd
         _emit = _channel_emit

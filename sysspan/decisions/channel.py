@@ -214,6 +214,10 @@ class DecisionChannel:
             out[ENV_RATE] = str(self.gate.limiter.per_second)
         return out
 
+    def attributes(self) -> dict[str, int]:
+        """Run span attributes of this transport (the gate's counters cover the pipe)."""
+        return {}
+
     def close_child_end(self) -> None:
         """Close sysspan's own copy of the write end (right after the command was started,
         or at :meth:`close`); the reader sees EOF once every writer has exited."""
