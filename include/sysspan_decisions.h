@@ -130,41 +130,41 @@ static inline void *sysspan_ring_map(const char *path) {
     return base;
 }
 
-/* Reserve a slot, fill it, commit it. Never blocks: a full ring (or a lost race repeated
- * SYSSPAN_RESERVE_TRIES times) adds one to the header's `full` counter instead. */
-static inline int sysspan_ring_write(void *base, const void *payload, uint32_t len,
-                                     uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
-                                     uint32_t pid, uint32_t tid, uint32_t line,
-                                     uint32_t column) {
+/* Reserve the slot for the next position and stamp it with the writer's pid. Returns the
+ * slot (its position in *pos_out), or NULL when the ring is full or the slot could not be
+ * won in SYSSPAN_RESERVE_TRIES attempts; NULL adds one to the header's `full` counter, so
+ * the writer never blocks and the decision is still counted. */
+static inline char *sysspan_ring_reserve(void *base, uint64_t *pos_out, uint32_t pid) {
     uint64_t *head = SYSSPAN__U64(base, SYSSPAN_H_HEAD);
-    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
-        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
-        return SYSSPAN_TOO_BIG;
-    }
     uint64_t pos = __atomic_load_n(head, __ATOMIC_RELAXED);
-    char *slot = NULL;
-    int tries = 0;
-    for (;;) {
-        if (++tries > SYSSPAN_RESERVE_TRIES) {
-            __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
-            return SYSSPAN_FULL;
-        }
-        slot = sysspan_ring_slot(base, pos);
+    for (int tries = 0; tries < SYSSPAN_RESERVE_TRIES; tries++) {
+        char *slot = sysspan_ring_slot(base, pos);
         uint64_t seq = __atomic_load_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE);
         int64_t diff = (int64_t)(seq - pos);
         if (diff == 0) {
             if (__atomic_compare_exchange_n(head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED))
-                break;
+                                            __ATOMIC_RELAXED)) {
+                __atomic_store_n(SYSSPAN__U32(slot, SYSSPAN_S_OWNER), pid, __ATOMIC_RELAXED);
+                *pos_out = pos;
+                return slot;
+            }
         } else if (diff < 0) {
-            /* the reader has not freed this slot from the previous lap: full */
-            __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
-            return SYSSPAN_FULL;
+            break; /* the reader has not freed this slot from the previous lap: full */
         } else {
             pos = __atomic_load_n(head, __ATOMIC_RELAXED);
         }
     }
-    __atomic_store_n(SYSSPAN__U32(slot, SYSSPAN_S_OWNER), pid, __ATOMIC_RELAXED);
+    __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Fill a reserved slot and publish it. The commit is a CAS, not a store: if the reader gave
+ * up on this slot meanwhile (it moved seq on), the record is neither published nor counted
+ * twice. */
+static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
+                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
+                                       uint64_t skipped, uint32_t tid, uint32_t line,
+                                       uint32_t column) {
     *SYSSPAN__U64(slot, SYSSPAN_S_START) = start_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_END) = end_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_SKIPPED) = skipped;
@@ -174,11 +174,25 @@ static inline int sysspan_ring_write(void *base, const void *payload, uint32_t l
     *SYSSPAN__U32(slot, SYSSPAN_S_LEN) = len;
     memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
     *SYSSPAN__U32(slot, SYSSPAN_S_CHECK) = sysspan_ring_check(slot, pos, len);
-    /* Commit with a CAS, not a store: if the reader gave up on this slot meanwhile (it
-     * moved seq on), the record is not published twice and not counted twice. */
     uint64_t expected = pos;
     __atomic_compare_exchange_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), &expected, pos + 1, 0,
                                 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/* Reserve, fill, commit: SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in the
+ * header's `full`). */
+static inline int sysspan_ring_write(void *base, const void *payload, uint32_t len,
+                                     uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
+                                     uint32_t pid, uint32_t tid, uint32_t line,
+                                     uint32_t column) {
+    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
+        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+        return SYSSPAN_TOO_BIG;
+    }
+    uint64_t pos;
+    char *slot = sysspan_ring_reserve(base, &pos, pid);
+    if (!slot) return SYSSPAN_FULL;
+    sysspan_ring_commit(slot, pos, payload, len, start_ns, end_ns, skipped, tid, line, column);
     return SYSSPAN_WRITTEN;
 }
 

@@ -384,6 +384,8 @@ def _open_decisions(
     recorder = DecisionRecorder(gate, _numbers(arch, "write"))
     opener = open_channel if ns.decision_pipe else open_ring
     channel = opener(recorder.on_channel, gate=gate)
+    if isinstance(channel, DecisionRing):
+        recorder.sync = channel.drain
     child_env.update(channel.env())
     builder.decisions = recorder
     builder.link_decisions()

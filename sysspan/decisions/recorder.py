@@ -29,6 +29,9 @@ class DecisionRecorder:
         self.write_nrs = write_nrs
         self.pending: deque[Decision] = deque()
         self.direct: Callable[[Decision], None] | None = None
+        # takes what a polled source (the ring) holds now, so a process's decisions are in
+        # ``pending`` before its exit is handled and they can still find its span
+        self.sync: Callable[[], object] | None = None
         self._stderr: dict[int, StderrDecoder] = {}
 
     def on_channel(self, decision: Decision) -> None:
@@ -47,6 +50,8 @@ class DecisionRecorder:
 
     def process_exit(self, tgid: int, t_ns: int) -> None:
         """Decisions a process left open end with it."""
+        if self.sync is not None:
+            self.sync()
         dec = self._stderr.pop(tgid, None)
         if dec is not None:
             self._admit(dec.flush(t_ns), t_ns, dec)

@@ -159,12 +159,18 @@ class DecisionRing:
         self._stuck_since = 0.0
         self._closed = False
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the reader thread and drain() (tracer thread)
         self._thread = threading.Thread(target=self._run, name="sysspan-decision-ring", daemon=True)
         self._thread.start()
 
     # -- public ---------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         return {ENV_RING: self.path}
+
+    def drain(self) -> int:
+        """Take what is committed now, from any thread (the tracer before a process exit)."""
+        with self._lock:
+            return 0 if self._closed else self._drain(closing=False)
 
     def close_child_end(self) -> None:
         """Nothing to close: writers inherit no descriptor (the pipe's counterpart)."""
@@ -179,10 +185,11 @@ class DecisionRing:
         """Stop the thread, take what is committed, give up the rest, count, remove the file."""
         if self._closed:
             return
-        self._closed = True
         self._stop.set()
         self._thread.join()
-        self._drain(closing=True)
+        with self._lock:
+            self._closed = True
+            self._drain(closing=True)
         load = self._ops.load
         self.full = load(self._mm, H_FULL)
         header_skipped = load(self._mm, H_SKIPPED)
@@ -203,7 +210,9 @@ class DecisionRing:
     def _run(self) -> None:
         idle = _IDLE_MIN_S
         while not self._stop.is_set():
-            if self._drain(closing=False):
+            with self._lock:
+                moved = self._drain(closing=False)
+            if moved:
                 idle = _IDLE_MIN_S
                 continue
             self._stop.wait(idle)
