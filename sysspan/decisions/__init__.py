@@ -442,13 +442,22 @@ def _ring_attach() -> bool:
 
 def _ring_look(t_ns: int) -> bool:
     """The countdown ran out: keep this decision? Counts every call since the last look."""
-    global _left, _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first
+    global _left, _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first, _filter
     with _count_lock:
-        calls = _gap - _left
+        if _ring_attached and _filter is None:
+            return True  # another thread found that everything is kept
+        left0 = _left
+        calls = _gap - left0
         if calls <= 0:
             return False  # counted by another thread's look
-        if not _ring_attached and not _ring_attach():
-            return False
+        if not _ring_attached:
+            if not _ring_attach():
+                return False
+            if _ring_log1mp == 0.0 and not _ring_never and _limiter is None:
+                # keep everything: no look at all from now on, so racing threads can
+                # never count each other's decisions as skipped
+                _filter = None
+                return True
         keep = True
         if _ring_first:
             _ring_first = False
@@ -457,7 +466,8 @@ def _ring_look(t_ns: int) -> bool:
                 keep = False
                 _skipped += calls
                 _dropped += calls
-                _gap = _left = gap - 1
+                _left += gap - 1 - left0  # relative: keeps decrements made meanwhile
+                _gap = gap - 1
                 _last_look = t_ns
                 return False
         limiter = _limiter
@@ -474,7 +484,11 @@ def _ring_look(t_ns: int) -> bool:
         _skipped += lost
         _dropped += lost
         _last_look = t_ns
-        _gap = _left = gap
+        # Relative, not ``_left = gap``: another thread may have counted down since
+        # ``left0`` was read (the GIL can switch at any call above); those calls belong
+        # to the next look.
+        _left += gap - left0
+        _gap = gap
         return keep
 
 
@@ -539,7 +553,8 @@ def _ring_flush() -> None:
     if not _ring_attached or _ring_ops is None:
         return
     with _count_lock:
-        owed = _skipped + max(0, _gap - _left)
+        counting = _filter is _ring_look  # in keep-everything mode the countdown means nothing
+        owed = _skipped + (max(0, _gap - _left) if counting else 0)
         _skipped = 0
         _gap = _left
     if owed:
