@@ -327,8 +327,9 @@ static inline uint64_t sysspan__now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The slow path of SYSSPAN_DECIDE: the thread's countdown reached zero. */
-static inline void sysspan_decide_slow_i64(const char *category, const char *name,
+/* The slow path of SYSSPAN_DECIDE: the thread's countdown reached zero. Kept out of line
+ * (and cold) so that the hot function the macro sits in stays as small as without it. */
+__attribute__((noinline, cold)) static void sysspan_decide_slow_i64(const char *category, const char *name,
                                            const char *file, int line, int64_t input,
                                            int64_t result) {
     pthread_once(&sysspan__once, sysspan__init_process);

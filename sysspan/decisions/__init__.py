@@ -131,7 +131,10 @@ _pid = os.getpid()
 _local = threading.local()  # .tid: the native thread id (gettid is a syscall; idents get reused)
 _skipped = 0  # dropped in-process since the last line written (channel mode)
 _SKIPPED_FLUSH = 256  # report drops at least this often, so an os._exit loses fewer
-_left = 0  # ring mode: calls left until the next look (see _ring_look); unused otherwise
+# ring mode: ``_cd[0]`` calls left until the next look (see _ring_look); unused otherwise.
+# A list, not a global int: a STORE_GLOBAL per call would invalidate every cached global
+# lookup of this module and cost more than the rest of a sampled-out call.
+_cd = [0]
 _gap = 0
 _recorded = 0
 _dropped = 0
@@ -185,11 +188,10 @@ def _tid() -> int:
 
 def record(category: str, name: str, input: Any = None, result: Any = None) -> None:
     """Record an instant decision made at the caller's line. Returns nothing, never raises."""
-    global _left
     if _emit is None:
         return
-    _left -= 1
-    if _left > 0:
+    _cd[0] -= 1
+    if _cd[0] > 0:
         return  # sampled out: the whole cost is this countdown
     t = _time_ns()
     if _filter is not None and not _filter(t):
@@ -259,11 +261,10 @@ def decision(category: str, name: str, input: Any = None) -> Any:
     inside the block become its children. The source line is the ``with`` statement's.
     Sampling and rate limiting are decided here, at the start.
     """
-    global _left
     if _emit is None:
         return _Off()
-    _left -= 1
-    if _left > 0:
+    _cd[0] -= 1
+    if _cd[0] > 0:
         return _Off()
     if _filter is not None and not _filter(_time_ns()):
         return _Off()
@@ -383,9 +384,9 @@ def _check_pipe(env: Mapping[str, str]) -> int:
 
 # --------------------------------------------------------------------------- ring mode
 #
-# Sampling is a countdown: ``_left`` calls until the next look (``_ring_look``), drawn from
+# Sampling is a countdown: ``_cd[0]`` calls until the next look (``_ring_look``), drawn from
 # a geometric distribution, so a sampled-out decision costs one decrement and no random
-# draw. A look counts the calls since the previous one as ``_gap - _left`` under the lock,
+# draw. A look counts the calls since the previous one as ``_gap - _cd[0]`` under the lock,
 # which keeps counts exact when threads race into the slow path together.
 
 _ring_path = ""
@@ -442,11 +443,11 @@ def _ring_attach() -> bool:
 
 def _ring_look(t_ns: int) -> bool:
     """The countdown ran out: keep this decision? Counts every call since the last look."""
-    global _left, _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first, _filter
+    global _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first, _filter
     with _count_lock:
         if _ring_attached and _filter is None:
             return True  # another thread found that everything is kept
-        left0 = _left
+        left0 = _cd[0]
         calls = _gap - left0
         if calls <= 0:
             return False  # counted by another thread's look
@@ -466,7 +467,7 @@ def _ring_look(t_ns: int) -> bool:
                 keep = False
                 _skipped += calls
                 _dropped += calls
-                _left += gap - 1 - left0  # relative: keeps decrements made meanwhile
+                _cd[0] += gap - 1 - left0  # relative: keeps decrements made meanwhile
                 _gap = gap - 1
                 _last_look = t_ns
                 return False
@@ -484,10 +485,10 @@ def _ring_look(t_ns: int) -> bool:
         _skipped += lost
         _dropped += lost
         _last_look = t_ns
-        # Relative, not ``_left = gap``: another thread may have counted down since
+        # Relative, not ``_cd[0] = gap``: another thread may have counted down since
         # ``left0`` was read (the GIL can switch at any call above); those calls belong
         # to the next look.
-        _left += gap - left0
+        _cd[0] += gap - left0
         _gap = gap
         return keep
 
@@ -524,7 +525,10 @@ def _ring_emit(
         category = str(category)
     if type(name) is not str:
         name = str(name)
-    pack = _packer()
+    try:
+        pack = _local.pack
+    except AttributeError:
+        pack = _packer()
     try:
         payload = pack([category, name, file, input, result])
     except Exception:  # noqa: BLE001 - out-of-range ints, a default that raises, ...
@@ -534,8 +538,10 @@ def _ring_emit(
         payload = pack(
             [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None]
         )
-    with _count_lock:
-        carried, _skipped = _skipped, 0
+    carried = 0
+    if _skipped:  # a look adds to it under the lock; take it under the lock too
+        with _count_lock:
+            carried, _skipped = _skipped, 0
     rc = _ring_ops.write(payload, start, end, line, carried)
     if rc == 0:
         _recorded += 1
@@ -554,9 +560,9 @@ def _ring_flush() -> None:
         return
     with _count_lock:
         counting = _filter is _ring_look  # in keep-everything mode the countdown means nothing
-        owed = _skipped + (max(0, _gap - _left) if counting else 0)
+        owed = _skipped + (max(0, _gap - _cd[0]) if counting else 0)
         _skipped = 0
-        _gap = _left
+        _gap = _cd[0]
     if owed:
         _ring_ops.add_skipped(owed)
 
@@ -712,7 +718,7 @@ def _after_fork() -> None:
     _lock = threading.Lock()
     _pid = os.getpid()
     _skipped = 0  # the parent reports its own
-    _gap = _left
+    _gap = _cd[0]
     _local = threading.local()
     if _sampler is not None:
         _sampler.reseed()
@@ -739,7 +745,7 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     10,000; 0 = unlimited). Bad values are ignored (the program must not fail over them).
     """
     global _emit, _mode, _sampler, _limiter, _filter, _fd, _otel, _skipped
-    global _left, _gap, _ring_path, _ring_attached, _ring_first, _ring_ops, _blocked_until
+    global _gap, _ring_path, _ring_attached, _ring_first, _ring_ops, _blocked_until
     env = os.environ if env is None else env
     if _otel is not None:
         _otel.shutdown()
@@ -747,7 +753,7 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     _off()
     _skipped = 0
     _sampler = _limiter = _filter = None
-    _left = _gap = 0
+    _cd[0] = _gap = 0
     if _ring_ops is not None:
         _ring_ops.detach()
     _ring_ops, _ring_attached, _ring_first, _blocked_until = None, False, True, 0
@@ -755,7 +761,7 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     if env.get("SYSSPAN_DECISION_RING"):
         # mapped on the first decision, so a process that records none never touches it
         _ring_path = env["SYSSPAN_DECISION_RING"]
-        _left = _gap = 1
+        _cd[0] = _gap = 1
         _filter = _ring_look
         _emit = _ring_emit
         _mode = "ring"
