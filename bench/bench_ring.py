@@ -61,7 +61,7 @@ def _out(argv: list[str], cwd: Path) -> tuple[float, list[str]]:
 
 
 def _ratios(base: list[float], other: list[float]) -> str:
-    r = [o / b for b, o in zip(base, other)]
+    r = [o / b for b, o in zip(base, other, strict=True)]
     return f"x{statistics.median(r):.2f} (min-max {min(r):.2f}-{max(r):.2f}, {len(r)} pairs)"
 
 
@@ -157,7 +157,7 @@ def figure_program(tmp: Path, runs: int, n: int) -> None:
           f"decision.count {run['decision.count']:,}")
     # sysspan's own start and end (imports, the trace file) are in the figure above; this
     # is what is left for the decisions themselves
-    rest = [t - s for t, s in zip(traced, start_only)]
+    rest = [t - s for t, s in zip(traced, start_only, strict=True)]
     print(f"   without sysspan's own start/stop (sysspan --no-syscalls -- true: {statistics.median(start_only):.2f} s): "
           f"{_ratios(plain, rest)}")
 

@@ -23,8 +23,8 @@ from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
 from sysspan.config import resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
-from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.recorder import DecisionRecorder
+from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.console import LineWriter
