@@ -28,6 +28,7 @@ from typing import Any
 
 import msgpack
 
+from sysspan.decisions.delivery import DecisionDelivery
 from sysspan.decisions.record import Decision
 from sysspan.decisions.sampling import DecisionGate
 
@@ -96,7 +97,7 @@ def _pid_gone(pid: int) -> bool:
     return state in (b"Z", b"X")
 
 
-class DecisionRing:
+class DecisionRing(DecisionDelivery):
     """The ring file plus the thread that drains it. Create it with :func:`open_ring`.
 
     ``env()``      ``{"SYSSPAN_DECISION_RING": path}`` for the traced command
@@ -127,8 +128,7 @@ class DecisionRing:
         if slot_count < 2 or slot_count & (slot_count - 1) or slot_size < 128 or slot_size & (slot_size - 1):
             raise ValueError("slot_count and slot_size must be powers of two (slot_size >= 128)")
         self._ops = _ring
-        self.on_decision = on_decision
-        self.gate = gate
+        super().__init__(on_decision, gate)
         if sample_ratio is None:
             sample_ratio = gate.sampler.ratio if gate is not None else 1.0
         self.sample_ratio = sample_ratio
@@ -136,8 +136,7 @@ class DecisionRing:
         self.geometry = (HEADER_SIZE, slot_size, slot_count)
         self.size = HEADER_SIZE + slot_size * slot_count
         self.stuck_bound_s = stuck_bound_s
-        self.received = self.skipped = self.full = self.abandoned = self.malformed = 0
-        self.callback_errors = 0
+        self.full = self.abandoned = 0
         self.path = os.path.join(
             directory or ring_dir(), f"sysspan-decisions-{os.getpid()}-{secrets.token_hex(6)}"
         )
@@ -193,7 +192,7 @@ class DecisionRing:
         load = self._ops.load
         self.full = load(self._mm, H_FULL)
         header_skipped = load(self._mm, H_SKIPPED)
-        self._note_skipped(header_skipped)
+        self._skipped(header_skipped)
         if self.gate is not None:
             self.gate.note_skipped(self.full + self.abandoned)
         with contextlib.suppress(OSError):
@@ -281,31 +280,12 @@ class DecisionRing:
             self._malformed(1)
             return
         category, name, file, input_, result = decoded
-        self._note_skipped(skipped)
-        self.received += 1
+        self._skipped(skipped)
         t_ns = time.time_ns()
         if not start:
             start = t_ns
         decision = Decision(category, name, input_, result, file, line, column, start, max(start, end), pid, tid)
-        gate = self.gate
-        if gate is not None and not gate.admit(t_ns, presampled=True):
-            return
-        if self.on_decision is not None:
-            try:
-                self.on_decision(decision)
-            except Exception:  # noqa: BLE001 - a sink problem must not stop the reader
-                self.callback_errors += 1
-
-    def _note_skipped(self, n: int) -> None:
-        if n:
-            self.skipped += n
-            if self.gate is not None:
-                self.gate.note_skipped(n)
-
-    def _malformed(self, n: int) -> None:
-        self.malformed += n
-        if self.gate is not None:
-            self.gate.note_malformed(n)
+        self._deliver(decision, t_ns, True)
 
 
 def open_ring(
