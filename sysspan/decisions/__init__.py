@@ -398,6 +398,7 @@ _ring_log1mp = 0.0  # log(1 - ratio); 0.0 = keep every decision
 _ring_max_payload = 0
 _blocked_until = 0
 _last_look = 0
+_per_ns = 0.0  # calls per nanosecond seen between looks (sizes the gap while rate-limited)
 _NEVER = 1 << 62
 
 
@@ -443,7 +444,7 @@ def _ring_attach() -> bool:
 
 def _ring_look(t_ns: int) -> bool:
     """The countdown ran out: keep this decision? Counts every call since the last look."""
-    global _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first, _filter
+    global _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first, _filter, _per_ns
     with _count_lock:
         if _ring_attached and _filter is None:
             return True  # another thread found that everything is kept
@@ -472,13 +473,17 @@ def _ring_look(t_ns: int) -> bool:
                 _last_look = t_ns
                 return False
         limiter = _limiter
+        if t_ns > _last_look:
+            _per_ns = calls / (t_ns - _last_look)  # how fast this process decides
         if limiter is not None and (t_ns < _blocked_until or not limiter.allow(t_ns)):
             keep = False
             if t_ns >= _blocked_until:
                 _blocked_until = limiter.next_allowed_ns()
+        elif limiter is not None:
+            _blocked_until = limiter.next_allowed_ns()
+        if t_ns < _blocked_until:
             # skip about as many calls as arrive before the limiter has a token again
-            per_ns = calls / max(1, t_ns - _last_look)
-            gap = max(1, min(int((_blocked_until - t_ns) * per_ns), 1 << 20))
+            gap = max(1, min(int((_blocked_until - t_ns) * _per_ns), 1 << 20))
         else:
             gap = _draw_gap()
         lost = calls if not keep else calls - 1

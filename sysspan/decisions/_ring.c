@@ -124,7 +124,8 @@ static PyObject *ring_take(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyBuffer_Release(&ref.view);
         return PyLong_FromUnsignedLongLong(seq);
     }
-    char copy[SYSSPAN_S_PAYLOAD];
+    uint64_t copy64[SYSSPAN_S_PAYLOAD / 8]; /* aligned like the slot */
+    char *copy = (char *)copy64;
     memcpy(copy, ref.slot, SYSSPAN_S_PAYLOAD);
     uint32_t len = *SYSSPAN__U32(copy, SYSSPAN_S_LEN);
     PyObject *payload = NULL;

@@ -15,7 +15,9 @@ contents make no sense (a hostile or buggy writer) is counted as malformed and s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import mmap
 import os
 import secrets
@@ -78,6 +80,11 @@ def decode_payload(payload: bytes | None) -> tuple[str, str, str, Any, Any] | No
     if type(file) is not str:
         return None
     return category, name, file, input_, result
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _pid_gone(pid: int) -> bool:
@@ -149,6 +156,8 @@ class DecisionRing(DecisionDelivery):
             os.unlink(self.path)
             raise
         os.close(fd)
+        self._remove_at_exit = functools.partial(_remove, self.path)
+        atexit.register(self._remove_at_exit)  # also when the run ends in an exception
         mm = self._mm
         struct.pack_into("<8sIIIIdI", mm, 0, MAGIC, VERSION, HEADER_SIZE, slot_size, slot_count, float(sample_ratio), min(rate, _U32))
         for i in range(slot_count):  # slot i is free for position i
@@ -195,8 +204,8 @@ class DecisionRing(DecisionDelivery):
         self._skipped(header_skipped)
         if self.gate is not None:
             self.gate.note_skipped(self.full + self.abandoned)
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        _remove(self.path)
+        atexit.unregister(self._remove_at_exit)
         self._mm.close()
 
     def __enter__(self) -> DecisionRing:
