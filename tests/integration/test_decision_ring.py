@@ -348,3 +348,18 @@ def test_decision_pipe_flag_keeps_the_pipe_protocol(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "channel False\n"
     assert [s.name for s in load_spans(out) if "decision.id" in s.attrs] == ["a::b"]
+
+
+def test_rate_limited_python_writer_writes_little_and_counts_exactly(tmp_path) -> None:
+    prog = tmp_path / "w.py"
+    prog.write_text("import sys, sysspan.decisions as d\nfor i in range(int(sys.argv[1])):\n    d.record('r', 'n', input=i)\n")
+    gate = DecisionGate(1.0, 200)
+    got: list[Decision] = []
+    ring = open_ring(got.append, gate=gate)
+    try:
+        subprocess.run([sys.executable, str(prog), "50000"], env=_env(**ring.env()), check=True, timeout=120)
+    finally:
+        ring.close()
+    assert gate.count == 50_000 and gate.kept == len(got)
+    assert 200 <= ring.received < 2_000  # the burst and the refill, not 50,000 records
+    assert ring.skipped == 50_000 - ring.received
