@@ -12,7 +12,14 @@ The source file and line are taken from the caller (``sys._getframe(1)``: the co
 object's ``co_filename`` as Python reports it, and the current line). Where decisions go
 is decided once, at import (call :func:`configure` to decide again):
 
-* **under sysspan** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
+* **under sysspan** (``SYSSPAN_DECISION_RING`` names sysspan's shared-memory ring, mode
+  ``"ring"``): the first decision maps the file (through the small C extension
+  ``sysspan.decisions._ring``, which does the atomic operations Python cannot do on an
+  mmap); each kept decision is one msgpack payload written into a reserved slot, no
+  syscall, no descriptor kept. A full ring counts the decision and never blocks. Sampling
+  and the rate limit come from the ring's header and are applied by a countdown: a
+  sampled-out call costs one decrement (see ``_ring_look``). Layout: docs/decision-ring.md.
+* **under sysspan --decision-pipe** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
   line per decision, written with a single ``os.write`` (pid via ``os.getpid()``, tid via
   ``threading.get_native_id()``). No ptrace cost, works with ``--no-syscalls``. The fd is
   only used when it is a pipe whose inode matches ``SYSSPAN_DECISION_INO`` (when given), so
@@ -25,14 +32,14 @@ is decided once, at import (call :func:`configure` to decide again):
   OpenTelemetry span or the ``TRACEPARENT`` of the environment, flushed at exit.
 * **otherwise** nothing: ``record`` returns after one global test (see ``bench/``).
 
-Before anything is built or written, decisions are sampled in-process
-(``SYSSPAN_DECISION_SAMPLE=<ratio>``, xorshift64*) and rate-limited per process
+With the pipe or the SDK, before anything is built or written, decisions are sampled
+in-process (``SYSSPAN_DECISION_SAMPLE=<ratio>``, xorshift64*) and rate-limited per process
 (``SYSSPAN_DECISION_RATE=<per second>``: under sysspan when sysspan passes it, which keeps
 a decision burst from costing a pipe write each; standalone default 10,000; 0 =
 unlimited). Under sysspan the number dropped travels with the next line (``skipped``),
 every 256 drops, and at exit, so sysspan's ``decision.count`` / ``decision.dropped`` stay
 exact; a process that ends without running ``atexit`` (``os._exit``, a kill) can leave at
-most 255 drops unreported.
+most 255 drops unreported (with the ring: at most the current sampling gap).
 
 A timed decision left by an exception gets ``result = {"exception": "<type name>"}``
 unless a result was set. Nothing here ever raises into the program: a write that fails
@@ -742,7 +749,7 @@ def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
 
 def configure(env: Mapping[str, str] | None = None) -> str:
     """Decide (again) where decisions go, from ``env`` (default ``os.environ``); returns the
-    mode: ``"channel"``, ``"otel"`` or ``"off"``. Called once at import.
+    mode: ``"ring"``, ``"channel"``, ``"otel"`` or ``"off"``. Called once at import.
 
     In-process filtering, applied before anything is built or written:
     ``SYSSPAN_DECISION_SAMPLE`` (ratio, default 1) and ``SYSSPAN_DECISION_RATE`` (decisions
@@ -794,7 +801,8 @@ def configure(env: Mapping[str, str] | None = None) -> str:
 
 
 def mode() -> str:
-    """``"channel"`` (under sysspan), ``"otel"`` (standalone SDK export) or ``"off"``."""
+    """``"ring"`` (under sysspan), ``"channel"`` (under sysspan --decision-pipe), ``"otel"``
+    (standalone SDK export) or ``"off"``."""
     return _mode
 
 

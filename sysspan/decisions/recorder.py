@@ -1,9 +1,11 @@
 """Tracer-side glue for decisions: where they come from during a trace run and how they
 enter the span stream.
 
-* the channel (``SYSSPAN_DECISION_FD``): its reader thread appends admitted decisions to a
-  deque that the tracer thread drains at its next event, so decisions enter the stream
-  *after* the syscalls that happened inside them (which the tracer emitted first);
+* the ring (``SYSSPAN_DECISION_RING``) or the pipe (``SYSSPAN_DECISION_FD``): its reader
+  thread appends admitted decisions to a deque that the tracer thread drains at its next
+  event (and, for the ring, after draining it at each process exit), so decisions enter
+  the stream *after* the syscalls that happened inside them (which the tracer emitted
+  first);
 * the stderr protocol: at the exit of a ``write(2, ...)`` the builder hands the bytes the
   tracee wrote to ``feed_stderr`` while the tracee is still stopped;
 * ``--no-syscalls``: no tracer thread, so channel decisions go straight to ``direct``.
