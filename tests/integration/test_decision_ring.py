@@ -78,6 +78,7 @@ def test_c_processes_and_threads_write_at_once_none_lost_torn_or_duplicated(c_wr
     gate = DecisionGate(1.0, 0)
     got = Collector()
     ring = open_ring(got, gate=gate, slot_count=1 << 15)
+    assert os.stat(ring.path).st_mode & 0o777 == 0o600
     try:
         subprocess.run([str(c_writer), "stress", str(procs), str(threads), str(each)],
                        env=_env(**ring.env()), check=True, timeout=300)
@@ -229,7 +230,7 @@ def test_hostile_ring_contents_never_crash_or_hang_the_reader(seed) -> None:
 
 SHOW = textwrap.dedent(
     """\
-    import json, os
+    import json, os, sys
     fds = {}
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -237,7 +238,14 @@ SHOW = textwrap.dedent(
         except OSError:
             continue
         fds[fd] = target.split("[")[0]  # the kind of a pipe or socket, not its inode
-    print(json.dumps({"fds": fds, "env": dict(os.environ)}))
+    maps = []
+    if os.environ.get("SYSSPAN_DECISION_RING"):  # mapped on the first decision, not before
+        import sysspan.decisions as d
+        ring = os.environ["SYSSPAN_DECISION_RING"]
+        maps.append(ring in open("/proc/self/maps").read())
+        d.record("show", "mapped")
+        maps.append(ring in open("/proc/self/maps").read())
+    print(json.dumps({"fds": fds, "env": dict(os.environ), "maps": maps}))
     """
 )
 
@@ -268,6 +276,10 @@ def test_traced_command_sees_the_untraced_fds_and_env_plus_four_variables(tmp_pa
     assert added["TRACEPARENT"] != env["TRACEPARENT"]  # now the run span's context
     assert {k for k in a["env"] if k not in b["env"]} == set()
     assert not any(k.startswith("SYSSPAN_DECISION_") and k != ENV_RING for k in b["env"])
+    assert b["maps"] == [False, True]
+    ring = b["env"][ENV_RING]
+    assert not os.path.exists(ring)  # removed when the run ended
+    assert [s.name for s in load_spans(tmp_path / "t.jsonl") if "decision.id" in s.attrs] == ["show::mapped"]
 
 
 @pytest.mark.parametrize("mode", [["--no-syscalls"], []], ids=["no-syscalls", "ptrace"])
