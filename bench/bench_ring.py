@@ -150,12 +150,15 @@ def figures_workloads(tmp: Path, runs: int, quick: bool) -> None:
 
 def figure_program(tmp: Path, runs: int, n: int) -> None:
     loop = str(WORK / "loop.py")
-    plain, traced, start_only = [], [], []
+    plain, traced, start_only, loop_plain, loop_traced = [], [], [], [], []
     for _ in range(runs):
-        plain.append(_out([PY, loop, str(n)], tmp)[0])
+        wall, fields = _out([PY, loop, str(n)], tmp)
+        plain.append(wall)
+        loop_plain.append(float(fields[0]))
         wall, fields = _out([*SYSSPAN, "--no-syscalls", "--trace-file", str(tmp / "f4.jsonl"), "--", PY, loop, str(n)], tmp)
         assert fields[2] == "ring", fields
         traced.append(wall)
+        loop_traced.append(float(fields[0]))
         start_only.append(_out([*SYSSPAN, "--no-syscalls", "--trace-file", str(tmp / "f4t.jsonl"), "--", "true"], tmp)[0])
     run = _run_span(tmp / "f4.jsonl")
     print(f"4. {n:,} decisions from Python under sysspan --no-syscalls / untraced (whole process): "
@@ -165,7 +168,7 @@ def figure_program(tmp: Path, runs: int, n: int) -> None:
     # is what is left for the decisions themselves
     rest = [t - s for t, s in zip(traced, start_only, strict=True)]
     print(f"   without sysspan's own start/stop (sysspan --no-syscalls -- true: {statistics.median(start_only):.2f} s): "
-          f"{_ratios(plain, rest)}")
+          f"{_ratios(plain, rest)}; the program's own loop, per call: {_ratios(loop_plain, loop_traced)}")
 
 
 def main() -> int:
