@@ -55,6 +55,14 @@ def _check(p: int, t: int, k: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _write_into(ring, argv: list[str], timeout: float = 300) -> None:
+    """Run a writer with the ring's variable, then close the ring (final drain, counters)."""
+    try:
+        subprocess.run(argv, env=_env(**ring.env()), check=True, timeout=timeout)
+    finally:
+        ring.close()
+
+
 class Collector:
     """on_decision for the stress tests: every (name, input) once, with the right result."""
 
@@ -79,11 +87,7 @@ def test_c_processes_and_threads_write_at_once_none_lost_torn_or_duplicated(c_wr
     got = Collector()
     ring = open_ring(got, gate=gate, slot_count=1 << 15)
     assert os.stat(ring.path).st_mode & 0o777 == 0o600
-    try:
-        subprocess.run([str(c_writer), "stress", str(procs), str(threads), str(each)],
-                       env=_env(**ring.env()), check=True, timeout=300)
-    finally:
-        ring.close()
+    _write_into(ring, [str(c_writer), "stress", str(procs), str(threads), str(each)])
     total = procs * threads * each
     assert got.duplicates == 0 and got.wrong == 0 and ring.malformed == 0
     assert ring.received == len(got.seen) > 0
@@ -120,10 +124,7 @@ def test_python_threads_and_forked_children_count_exactly_when_sampled(tmp_path)
     gate = DecisionGate(0.05, 0)
     got: list[Decision] = []
     ring = open_ring(got.append, gate=gate)
-    try:
-        subprocess.run([sys.executable, str(prog), "20000"], env=_env(**ring.env()), check=True, timeout=120)
-    finally:
-        ring.close()
+    _write_into(ring, [sys.executable, str(prog), "20000"])
     total = 7 * 20_000
     assert gate.count == total  # every call counted, sampled in or not
     assert gate.kept == len(got) == ring.received and ring.full == 0 and ring.malformed == 0
@@ -367,10 +368,7 @@ def test_rate_limited_python_writer_writes_little_and_counts_exactly(tmp_path) -
     gate = DecisionGate(1.0, 200)
     got: list[Decision] = []
     ring = open_ring(got.append, gate=gate)
-    try:
-        subprocess.run([sys.executable, str(prog), "50000"], env=_env(**ring.env()), check=True, timeout=120)
-    finally:
-        ring.close()
+    _write_into(ring, [sys.executable, str(prog), "50000"])
     assert gate.count == 50_000 and gate.kept == len(got)
     assert 200 <= ring.received < 2_000  # the burst and the refill, not 50,000 records
     assert ring.skipped == 50_000 - ring.received
