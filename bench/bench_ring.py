@@ -15,7 +15,9 @@
    otherwise turns one recursive call of the uninstrumented fib into a loop, and the
    comparison would be between different call counts). Wall time of the hot part and its
    thread CPU time (the reader thread of sysspan competes for the CPUs in wall time only).
-   The Python versions of the three (bench/workloads/*.py) are run the same way.
+   The Python versions of the three (bench/workloads/*.py) are run the same way; their hot
+   part includes the first decision's one-time mapping of the ring (and msgpack import),
+   which dominates the --quick sizes.
 4. A Python program making 1,000,000 decisions under sysspan --no-syscalls (default
    settings) / untraced, whole-process wall time.
 
