@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench deps clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the C extension of the decision ring, so gcc comes first.
+$(STAMP): pyproject.toml setup.py sysspan/decisions/_ring.c include/sysspan_decisions.h
+	@command -v gcc >/dev/null 2>&1 || { echo "installing Debian packages: gcc"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -22,6 +22,7 @@ def main() -> int:
         ["bench_source.py", *(["--calls", "2000", "--repeat", "2"] if quick else [])],
         ["bench_decisions.py", *(["--quick"] if quick else [])],
         ["bench_budget.py", *(["--runs", "1"] if quick else ["--runs", "5"])],
+        ["bench_ring.py", *(["--quick"] if quick else [])],
     ]
     failed = 0
     for script, *args in runs:

@@ -26,6 +26,7 @@ from sysspan.collector.tracer import Tracer
 from sysspan.config import resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
+from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.budget import add_options as add_budget_options
@@ -88,6 +89,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     de = parser.add_argument_group("decisions")
     de.add_argument("--decision-sample", type=_ratio, default=1.0, metavar="RATIO", help="keep this fraction of decisions (xorshift RNG); counts stay exact")
     de.add_argument("--decision-rate", type=_nonneg_int("--decision-rate"), default=10_000, metavar="N", help="decision circuit breaker: at most N decision spans per second (default 10000, 0: no limit)")
+    de.add_argument("--decision-pipe", action="store_true", help="hand decisions over through an inherited pipe (SYSSPAN_DECISION_FD, JSON lines) instead of the shared-memory ring")
     de.add_argument("--decisions-out", metavar="DIR", help="also write the decisions as .ruchy/decisions.msgpack and decision_manifest.json under DIR")
     pr.add_argument("--strict", action="store_true", help="telemetry problems change the exit status (1) instead of being warnings")
 
@@ -310,6 +312,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         event = tail.event(lines, end) if run_span.status == StatusCode.ERROR else None
         if event is not None:
             run_span.events.append(event)
+    run_span.attributes.update(channel.attributes())
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
@@ -402,12 +405,16 @@ def _source_capture(ns: argparse.Namespace, arch: str):
 
 def _open_decisions(
     ns: argparse.Namespace, arch: str, builder: SpanBuilder, child_env: dict[str, str]
-) -> tuple[DecisionGate, DecisionChannel]:
-    """A pipe the command (and its descendants) can write decisions to, plus the stderr
-    protocol; one gate samples, rate-limits and counts them all."""
+) -> tuple[DecisionGate, DecisionChannel | DecisionRing]:
+    """The shared-memory ring (or with --decision-pipe a pipe) the command and its
+    descendants record decisions into, plus the stderr protocol; one gate samples,
+    rate-limits and counts them all."""
     gate = DecisionGate(ns.decision_sample, ns.decision_rate)
     recorder = DecisionRecorder(gate, _numbers(arch, "write"))
-    channel = open_channel(recorder.on_channel, gate=gate)
+    opener = open_channel if ns.decision_pipe else open_ring
+    channel = opener(recorder.on_channel, gate=gate)
+    if isinstance(channel, DecisionRing):
+        recorder.sync = channel.drain
     child_env.update(channel.env())
     builder.decisions = recorder
     builder.link_decisions()
@@ -440,7 +447,7 @@ def _trace(
     tracer: Tracer,
     builder: SpanBuilder,
     sinks: list,
-    channel: DecisionChannel,
+    channel: DecisionChannel | DecisionRing,
     path: str,
     argv: list[str],
     child_env: dict[str, str],
@@ -512,12 +519,14 @@ def _span_gate(ratio: float | None, per_second: int | None):
 
 
 def _run_plain(
-    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel,
+    path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel | DecisionRing,
     spawning=contextlib.nullcontext,
 ) -> tuple[int, int]:
-    """--no-syscalls: run the command as is, forwarding signals, and return its wait status."""
+    """--no-syscalls: run the command as is, forwarding signals, and return its wait status.
+    It inherits exactly the descriptors an untraced run would (plus the pipe with
+    --decision-pipe, which is inheritable)."""
     with spawning():
-        proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
+        proc = subprocess.Popen(argv, executable=path, env=env, close_fds=False)  # noqa: S603
     channel.close_child_end()
 
     def relay(sig: int) -> None:

@@ -12,7 +12,14 @@ The source file and line are taken from the caller (``sys._getframe(1)``: the co
 object's ``co_filename`` as Python reports it, and the current line). Where decisions go
 is decided once, at import (call :func:`configure` to decide again):
 
-* **under sysspan** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
+* **under sysspan** (``SYSSPAN_DECISION_RING`` names sysspan's shared-memory ring, mode
+  ``"ring"``): the first decision maps the file (through the small C extension
+  ``sysspan.decisions._ring``, which does the atomic operations Python cannot do on an
+  mmap); each kept decision is one msgpack payload written into a reserved slot, no
+  syscall, no descriptor kept. A full ring counts the decision and never blocks. Sampling
+  and the rate limit come from the ring's header and are applied by a countdown: a
+  sampled-out call costs one decrement (see ``_ring_look``). Layout: docs/decision-ring.md.
+* **under sysspan --decision-pipe** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
   line per decision, written with a single ``os.write`` (pid via ``os.getpid()``, tid via
   ``threading.get_native_id()``). No ptrace cost, works with ``--no-syscalls``. The fd is
   only used when it is a pipe whose inode matches ``SYSSPAN_DECISION_INO`` (when given), so
@@ -25,14 +32,14 @@ is decided once, at import (call :func:`configure` to decide again):
   OpenTelemetry span or the ``TRACEPARENT`` of the environment, flushed at exit.
 * **otherwise** nothing: ``record`` returns after one global test (see ``bench/``).
 
-Before anything is built or written, decisions are sampled in-process
-(``SYSSPAN_DECISION_SAMPLE=<ratio>``, xorshift64*) and rate-limited per process
+With the pipe or the SDK, before anything is built or written, decisions are sampled
+in-process (``SYSSPAN_DECISION_SAMPLE=<ratio>``, xorshift64*) and rate-limited per process
 (``SYSSPAN_DECISION_RATE=<per second>``: under sysspan when sysspan passes it, which keeps
 a decision burst from costing a pipe write each; standalone default 10,000; 0 =
 unlimited). Under sysspan the number dropped travels with the next line (``skipped``),
 every 256 drops, and at exit, so sysspan's ``decision.count`` / ``decision.dropped`` stay
 exact; a process that ends without running ``atexit`` (``os._exit``, a kill) can leave at
-most 255 drops unreported.
+most 255 drops unreported (with the ring: at most the current sampling gap).
 
 A timed decision left by an exception gets ``result = {"exception": "<type name>"}``
 unless a result was set. Nothing here ever raises into the program: a write that fails
@@ -131,6 +138,11 @@ _pid = os.getpid()
 _local = threading.local()  # .tid: the native thread id (gettid is a syscall; idents get reused)
 _skipped = 0  # dropped in-process since the last line written (channel mode)
 _SKIPPED_FLUSH = 256  # report drops at least this often, so an os._exit loses fewer
+# ring mode: ``_cd[0]`` calls left until the next look (see _ring_look); unused otherwise.
+# A list, not a global int: a STORE_GLOBAL per call would invalidate every cached global
+# lookup of this module and cost more than the rest of a sampled-out call.
+_cd = [0]
+_gap = 0
 _recorded = 0
 _dropped = 0
 _errors = 0
@@ -185,6 +197,9 @@ def record(category: str, name: str, input: Any = None, result: Any = None) -> N
     """Record an instant decision made at the caller's line. Returns nothing, never raises."""
     if _emit is None:
         return
+    _cd[0] -= 1
+    if _cd[0] > 0:
+        return  # sampled out: the whole cost is this countdown
     t = _time_ns()
     if _filter is not None and not _filter(t):
         return
@@ -254,6 +269,9 @@ def decision(category: str, name: str, input: Any = None) -> Any:
     Sampling and rate limiting are decided here, at the start.
     """
     if _emit is None:
+        return _Off()
+    _cd[0] -= 1
+    if _cd[0] > 0:
         return _Off()
     if _filter is not None and not _filter(_time_ns()):
         return _Off()
@@ -346,6 +364,8 @@ def _report_skipped() -> None:
 def _channel_atexit() -> None:
     if _emit is _channel_emit:
         _report_skipped()
+    elif _ring_attached:
+        _ring_flush()
 
 
 def _check_pipe(env: Mapping[str, str]) -> int:
@@ -367,6 +387,196 @@ def _check_pipe(env: Mapping[str, str]) -> int:
         except ValueError:
             return -1
     return fd
+
+
+# --------------------------------------------------------------------------- ring mode
+#
+# Sampling is a countdown: ``_cd[0]`` calls until the next look (``_ring_look``), drawn from
+# a geometric distribution, so a sampled-out decision costs one decrement and no random
+# draw. A look counts the calls since the previous one as ``_gap - _cd[0]`` under the lock,
+# which keeps counts exact when threads race into the slow path together.
+
+_ring_path = ""
+_ring_ops: Any = None  # sysspan.decisions._ring once this process has mapped the ring
+_ring_attached = False
+_ring_first = True  # the next look is the process's first: start inside a geometric gap
+_ring_never = False
+_ring_log1mp = 0.0  # log(1 - ratio); 0.0 = keep every decision
+_ring_max_payload = 0
+_blocked_until = 0
+_last_look = 0
+_per_ns = 0.0  # calls per nanosecond seen between looks (sizes the gap while rate-limited)
+_NEVER = 1 << 62
+
+
+def _draw_gap() -> int:
+    """Calls until the next kept one: geometric with success probability = the ratio."""
+    if _ring_never:
+        return _NEVER
+    if _ring_log1mp == 0.0:
+        return 1
+    import math
+    import random
+
+    return 1 + int(math.log(1.0 - random.random()) / _ring_log1mp)
+
+
+def _ring_attach() -> bool:
+    """Map the ring (first decision of this process) and read the writer's parameters."""
+    global _ring_ops, _ring_attached, _ring_never, _ring_log1mp, _ring_max_payload
+    global _sampler, _limiter, _errors
+    try:
+        from sysspan.decisions import _ring
+
+        params = _ring.attach(_ring_path)
+    except (ImportError, OSError, ValueError):
+        params = None
+    if params is None:
+        _errors += 1
+        _off()
+        return False
+    ratio, rate, _ring_max_payload = params
+    import math
+
+    _ring_never = not ratio > 0.0
+    _ring_log1mp = math.log1p(-ratio) if 0.0 < ratio < 1.0 else 0.0
+    if rate >= 1:
+        from sysspan.decisions.sampling import RateLimiter
+
+        _limiter = RateLimiter(int(rate))
+    _ring_ops = _ring
+    _ring_attached = True
+    return True
+
+
+def _ring_look(t_ns: int) -> bool:
+    """The countdown ran out: keep this decision? Counts every call since the last look."""
+    global _gap, _skipped, _dropped, _blocked_until, _last_look, _ring_first, _filter, _per_ns
+    with _count_lock:
+        if _ring_attached and _filter is None:
+            return True  # another thread found that everything is kept
+        left0 = _cd[0]
+        calls = _gap - left0
+        if calls <= 0:
+            return False  # counted by another thread's look
+        if not _ring_attached:
+            if not _ring_attach():
+                return False
+            if _ring_log1mp == 0.0 and not _ring_never and _limiter is None:
+                # keep everything: no look at all from now on, so racing threads can
+                # never count each other's decisions as skipped
+                _filter = None
+                return True
+        keep = True
+        if _ring_first:
+            _ring_first = False
+            gap = _draw_gap()
+            if gap > 1:  # the first kept decision lies gap - 1 calls ahead
+                keep = False
+                _skipped += calls
+                _dropped += calls
+                _cd[0] += gap - 1 - left0  # relative: keeps decrements made meanwhile
+                _gap = gap - 1
+                _last_look = t_ns
+                return False
+        limiter = _limiter
+        if t_ns > _last_look:
+            _per_ns = calls / (t_ns - _last_look)  # how fast this process decides
+        if limiter is not None and (t_ns < _blocked_until or not limiter.allow(t_ns)):
+            keep = False
+            if t_ns >= _blocked_until:
+                _blocked_until = limiter.next_allowed_ns()
+        elif limiter is not None:
+            _blocked_until = limiter.next_allowed_ns()
+        if t_ns < _blocked_until:
+            # skip about as many calls as arrive before the limiter has a token again
+            gap = max(1, min(int((_blocked_until - t_ns) * _per_ns), 1 << 20))
+        else:
+            gap = _draw_gap()
+        lost = calls if not keep else calls - 1
+        _skipped += lost
+        _dropped += lost
+        _last_look = t_ns
+        # Relative, not ``_cd[0] = gap``: another thread may have counted down since
+        # ``left0`` was read (the GIL can switch at any call above); those calls belong
+        # to the next look.
+        _cd[0] += gap - left0
+        _gap = gap
+        return keep
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - the program's __repr__ must not break it
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _packer() -> Any:
+    try:
+        return _local.pack
+    except AttributeError:
+        import msgpack
+
+        pack = _local.pack = msgpack.Packer(default=_safe_repr).pack  # one per thread
+        return pack
+
+
+def _ring_emit(
+    category: Any,
+    name: Any,
+    input: Any,
+    result: Any,
+    file: str,
+    line: int,
+    start: int,
+    end: int,
+) -> None:
+    global _skipped, _recorded, _errors
+    if type(category) is not str:
+        category = str(category)
+    if type(name) is not str:
+        name = str(name)
+    try:
+        pack = _local.pack
+    except AttributeError:
+        pack = _packer()
+    try:
+        payload = pack([category, name, file, input, result])
+    except Exception:  # noqa: BLE001 - out-of-range ints, a default that raises, ...
+        pack = _local.pack = type(pack.__self__)(default=_safe_repr).pack
+        payload = pack([category, name, file, _safe_repr(input), _safe_repr(result)])
+    if len(payload) > _ring_max_payload:
+        payload = pack(
+            [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None]
+        )
+    carried = 0
+    if _skipped:  # a look adds to it under the lock; take it under the lock too
+        with _count_lock:
+            carried, _skipped = _skipped, 0
+    rc = _ring_ops.write(payload, start, end, line, carried)
+    if rc == 0:
+        _recorded += 1
+        return
+    # full (the ring counted the decision) or not mapped: the carried count must not be lost
+    _ring_ops.add_skipped(carried)
+    if rc < 0:
+        _errors += 1
+        _off()
+
+
+def _ring_flush() -> None:
+    """Report the decisions this process skipped and no record carried (at exit)."""
+    global _skipped, _gap
+    if not _ring_attached or _ring_ops is None:
+        return
+    with _count_lock:
+        counting = _filter is _ring_look  # in keep-everything mode the countdown means nothing
+        owed = _skipped + (max(0, _gap - _cd[0]) if counting else 0)
+        _skipped = 0
+        _gap = _cd[0]
+    if owed:
+        _ring_ops.add_skipped(owed)
 
 
 # --------------------------------------------------------------------------- SDK mode
@@ -515,11 +725,12 @@ def _off() -> None:
 
 
 def _after_fork() -> None:
-    global _pid, _skipped, _local, _count_lock, _lock
+    global _pid, _skipped, _local, _count_lock, _lock, _gap
     _count_lock = threading.Lock()  # another thread may have held it at fork time
     _lock = threading.Lock()
     _pid = os.getpid()
     _skipped = 0  # the parent reports its own
+    _gap = _cd[0]
     _local = threading.local()
     if _sampler is not None:
         _sampler.reseed()
@@ -538,7 +749,7 @@ def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
 
 def configure(env: Mapping[str, str] | None = None) -> str:
     """Decide (again) where decisions go, from ``env`` (default ``os.environ``); returns the
-    mode: ``"channel"``, ``"otel"`` or ``"off"``. Called once at import.
+    mode: ``"ring"``, ``"channel"``, ``"otel"`` or ``"off"``. Called once at import.
 
     In-process filtering, applied before anything is built or written:
     ``SYSSPAN_DECISION_SAMPLE`` (ratio, default 1) and ``SYSSPAN_DECISION_RATE`` (decisions
@@ -546,6 +757,7 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     10,000; 0 = unlimited). Bad values are ignored (the program must not fail over them).
     """
     global _emit, _mode, _sampler, _limiter, _filter, _fd, _otel, _skipped
+    global _gap, _ring_path, _ring_attached, _ring_first, _ring_ops, _blocked_until
     env = os.environ if env is None else env
     if _otel is not None:
         _otel.shutdown()
@@ -553,7 +765,19 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     _off()
     _skipped = 0
     _sampler = _limiter = _filter = None
+    _cd[0] = _gap = 0
+    if _ring_ops is not None:
+        _ring_ops.detach()
+    _ring_ops, _ring_attached, _ring_first, _blocked_until = None, False, True, 0
     fd = _check_pipe(env) if env.get("SYSSPAN_DECISION_FD") else -1
+    if env.get("SYSSPAN_DECISION_RING"):
+        # mapped on the first decision, so a process that records none never touches it
+        _ring_path = env["SYSSPAN_DECISION_RING"]
+        _cd[0] = _gap = 1
+        _filter = _ring_look
+        _emit = _ring_emit
+        _mode = "ring"
+        return _mode
     if fd >= 0:
         _fd = fd
         _emit = _channel_emit
@@ -577,7 +801,8 @@ def configure(env: Mapping[str, str] | None = None) -> str:
 
 
 def mode() -> str:
-    """``"channel"`` (under sysspan), ``"otel"`` (standalone SDK export) or ``"off"``."""
+    """``"ring"`` (under sysspan), ``"channel"`` (under sysspan --decision-pipe), ``"otel"``
+    (standalone SDK export) or ``"off"``."""
     return _mode
 
 

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sysspan.decisions.delivery import DecisionDelivery
 from sysspan.decisions.record import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.decisions.stderr_protocol import MAX_LINE, LineBuffer
@@ -153,7 +154,7 @@ def _decode_lines(lines: list[bytes]) -> list[Any] | None:
     return out
 
 
-class DecisionChannel:
+class DecisionChannel(DecisionDelivery):
     """A decision pipe plus the thread that reads it. Create it with :func:`open_channel`.
 
     ``child_fd``   the inheritable write end to hand to the command (keep its number:
@@ -181,15 +182,10 @@ class DecisionChannel:
         sample_ratio: float | None = None,
         max_line: int = MAX_LINE,
     ) -> None:
-        self.on_decision = on_decision
-        self.gate = gate
+        super().__init__(on_decision, gate)
         if sample_ratio is None:
             sample_ratio = gate.sampler.ratio if gate is not None else 1.0
         self.sample_ratio = sample_ratio
-        self.received = 0
-        self.skipped = 0
-        self.malformed = 0
-        self.callback_errors = 0
         self._lines = LineBuffer(max_line)
         read_fd, write_fd = os.pipe()  # both O_CLOEXEC
         with contextlib.suppress(OSError):
@@ -213,6 +209,10 @@ class DecisionChannel:
         if self.gate is not None and self.gate.limiter.per_second > 0:
             out[ENV_RATE] = str(self.gate.limiter.per_second)
         return out
+
+    def attributes(self) -> dict[str, int]:
+        """Run span attributes of this transport (the gate's counters cover the pipe)."""
+        return {}
 
     def close_child_end(self) -> None:
         """Close sysspan's own copy of the write end (right after the command was started,
@@ -302,11 +302,6 @@ class DecisionChannel:
         for value in values:
             handle(None if value is _BAD else decode_channel_object(value, t_ns), t_ns)
 
-    def _malformed(self, n: int) -> None:
-        self.malformed += n
-        if self.gate is not None:
-            self.gate.note_malformed(n)
-
     def _line(self, line: bytes, t_ns: int) -> None:
         self._handle(parse_channel_line(line, t_ns), t_ns)
 
@@ -319,21 +314,7 @@ class DecisionChannel:
             return
         decision, skipped, presampled = parsed
         self._skipped(skipped)
-        self.received += 1
-        gate = self.gate
-        if gate is not None and not gate.admit(t_ns, presampled=presampled):
-            return
-        if self.on_decision is not None:
-            try:
-                self.on_decision(decision)
-            except Exception:  # noqa: BLE001 - a sink problem must not stop the reader
-                self.callback_errors += 1
-
-    def _skipped(self, n: int) -> None:
-        if n:
-            self.skipped += n
-            if self.gate is not None:
-                self.gate.note_skipped(n)
+        self._deliver(decision, t_ns, presampled)
 
 
 def open_channel(

@@ -1,9 +1,11 @@
 """Tracer-side glue for decisions: where they come from during a trace run and how they
 enter the span stream.
 
-* the channel (``SYSSPAN_DECISION_FD``): its reader thread appends admitted decisions to a
-  deque that the tracer thread drains at its next event, so decisions enter the stream
-  *after* the syscalls that happened inside them (which the tracer emitted first);
+* the ring (``SYSSPAN_DECISION_RING``) or the pipe (``SYSSPAN_DECISION_FD``): its reader
+  thread appends admitted decisions to a deque that the tracer thread drains at its next
+  event (and, for the ring, after draining it at each process exit), so decisions enter
+  the stream *after* the syscalls that happened inside them (which the tracer emitted
+  first);
 * the stderr protocol: at the exit of a ``write(2, ...)`` the builder hands the bytes the
   tracee wrote to ``feed_stderr`` while the tracee is still stopped;
 * ``--no-syscalls``: no tracer thread, so channel decisions go straight to ``direct``.
@@ -29,6 +31,9 @@ class DecisionRecorder:
         self.write_nrs = write_nrs
         self.pending: deque[Decision] = deque()
         self.direct: Callable[[Decision], None] | None = None
+        # takes what a polled source (the ring) holds now, so a process's decisions are in
+        # ``pending`` before its exit is handled and they can still find its span
+        self.sync: Callable[[], object] | None = None
         self._stderr: dict[int, StderrDecoder] = {}
 
     def on_channel(self, decision: Decision) -> None:
@@ -47,6 +52,8 @@ class DecisionRecorder:
 
     def process_exit(self, tgid: int, t_ns: int) -> None:
         """Decisions a process left open end with it."""
+        if self.sync is not None:
+            self.sync()
         dec = self._stderr.pop(tgid, None)
         if dec is not None:
             self._admit(dec.flush(t_ns), t_ns, dec)

@@ -1,0 +1,374 @@
+/* sysspan_decisions.h - record decisions into sysspan's shared-memory decision ring.
+ *
+ * Header-only. Include it in a C or C++ program (or bind it from Rust through FFI) and
+ * link with -lm (the geometric sampling draw uses log()):
+ *
+ *     #include "sysspan_decisions.h"
+ *     SYSSPAN_DECIDE("codegen", "integer_type", max_value, chosen_bits);
+ *
+ * Under sysspan, SYSSPAN_DECISION_RING names the ring file; the first decision of the
+ * process maps it (no file descriptor is kept). Without that variable every decision costs
+ * one thread-local decrement, like a sampled-out one. Layout and protocol:
+ * docs/decision-ring.md. Each translation unit that includes this header keeps its own
+ * mapping and per-thread sampling state.
+ */
+#ifndef SYSSPAN_DECISIONS_H
+#define SYSSPAN_DECISIONS_H
+
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SYSSPAN_RING_ENV "SYSSPAN_DECISION_RING"
+#define SYSSPAN_RING_MAGIC "SYSSPDR1"
+#define SYSSPAN_RING_VERSION 1u
+
+/* header offsets (bytes from the start of the file) */
+#define SYSSPAN_H_MAGIC 0
+#define SYSSPAN_H_VERSION 8
+#define SYSSPAN_H_HEADER_SIZE 12
+#define SYSSPAN_H_SLOT_SIZE 16
+#define SYSSPAN_H_SLOT_COUNT 20
+#define SYSSPAN_H_SAMPLE 24
+#define SYSSPAN_H_RATE 32
+#define SYSSPAN_H_HEAD 64
+#define SYSSPAN_H_FULL 128
+#define SYSSPAN_H_SKIPPED 136
+#define SYSSPAN_H_TAIL 192
+
+/* slot offsets (bytes from the start of a slot) */
+#define SYSSPAN_S_SEQ 0
+#define SYSSPAN_S_OWNER 8
+#define SYSSPAN_S_CHECK 12
+#define SYSSPAN_S_START 16
+#define SYSSPAN_S_END 24
+#define SYSSPAN_S_SKIPPED 32
+#define SYSSPAN_S_TID 40
+#define SYSSPAN_S_LINE 44
+#define SYSSPAN_S_COLUMN 48
+#define SYSSPAN_S_LEN 52
+#define SYSSPAN_S_PAYLOAD 56
+
+/* A writer gives up (and counts the decision as dropped) after this many lost races for a
+ * slot, so a corrupted ring can never make it spin. */
+#define SYSSPAN_RESERVE_TRIES 256
+
+enum { SYSSPAN_WRITTEN = 0, SYSSPAN_FULL = 1, SYSSPAN_TOO_BIG = 2 };
+
+#define SYSSPAN__U64(base, off) ((uint64_t *)((char *)(base) + (off)))
+#define SYSSPAN__U32(base, off) ((uint32_t *)((char *)(base) + (off)))
+
+/* ----------------------------------------------------------------- layout helpers */
+
+static inline uint32_t sysspan_ring_slot_size(const void *base) {
+    return *SYSSPAN__U32(base, SYSSPAN_H_SLOT_SIZE);
+}
+
+static inline uint32_t sysspan_ring_slot_count(const void *base) {
+    return *SYSSPAN__U32(base, SYSSPAN_H_SLOT_COUNT);
+}
+
+static inline char *sysspan_ring_slot(void *base, uint64_t pos) {
+    uint32_t count = sysspan_ring_slot_count(base);
+    return (char *)base + *SYSSPAN__U32(base, SYSSPAN_H_HEADER_SIZE) +
+           (size_t)(pos & (uint64_t)(count - 1)) * sysspan_ring_slot_size(base);
+}
+
+/* The record checksum: 64-bit FNV-style mixing over 8-byte little-endian words of slot
+ * bytes 16..55 and the zero-padded payload, seeded with the slot position, folded to 32
+ * bits. It exposes records a stalled writer overwrote after the reader gave up on it. */
+static inline uint32_t sysspan_ring_check(const char *slot, uint64_t pos, uint32_t len) {
+    uint64_t h = 0xcbf29ce484222325ull ^ pos;
+    const char *p = slot + SYSSPAN_S_START;
+    const char *end = slot + SYSSPAN_S_PAYLOAD + len;
+    uint64_t w;
+    while (p + 8 <= end) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        p += 8;
+    }
+    if (p < end) {
+        w = 0;
+        memcpy(&w, p, (size_t)(end - p));
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Validate a mapped ring of `size` bytes: magic, version, power-of-two geometry that fits. */
+static inline int sysspan_ring_valid(const void *base, size_t size) {
+    if (size < 4096 || memcmp(base, SYSSPAN_RING_MAGIC, 8) != 0) return 0;
+    if (*SYSSPAN__U32(base, SYSSPAN_H_VERSION) != SYSSPAN_RING_VERSION) return 0;
+    uint64_t hs = *SYSSPAN__U32(base, SYSSPAN_H_HEADER_SIZE);
+    uint64_t ss = sysspan_ring_slot_size(base), sc = sysspan_ring_slot_count(base);
+    if (hs < 256 || ss < 128 || sc < 2 || (ss & (ss - 1)) || (sc & (sc - 1)) || ss % 8) return 0;
+    return hs + ss * sc <= size;
+}
+
+/* Map the ring at `path` read-write and close the descriptor; NULL when it is not a ring. */
+static inline void *sysspan_ring_map(const char *path) {
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return NULL;
+    struct stat st;
+    void *base = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 4096)
+        base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) return NULL;
+    if (!sysspan_ring_valid(base, (size_t)st.st_size)) {
+        munmap(base, (size_t)st.st_size);
+        return NULL;
+    }
+    return base;
+}
+
+/* Reserve the slot for the next position and stamp it with the writer's pid. Returns the
+ * slot (its position in *pos_out), or NULL when the ring is full or the slot could not be
+ * won in SYSSPAN_RESERVE_TRIES attempts; NULL adds one to the header's `full` counter, so
+ * the writer never blocks and the decision is still counted. */
+static inline char *sysspan_ring_reserve(void *base, uint64_t *pos_out, uint32_t pid) {
+    uint64_t *head = SYSSPAN__U64(base, SYSSPAN_H_HEAD);
+    uint64_t pos = __atomic_load_n(head, __ATOMIC_RELAXED);
+    for (int tries = 0; tries < SYSSPAN_RESERVE_TRIES; tries++) {
+        char *slot = sysspan_ring_slot(base, pos);
+        uint64_t seq = __atomic_load_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE);
+        int64_t diff = (int64_t)(seq - pos);
+        if (diff == 0) {
+            if (__atomic_compare_exchange_n(head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED)) {
+                __atomic_store_n(SYSSPAN__U32(slot, SYSSPAN_S_OWNER), pid, __ATOMIC_RELAXED);
+                *pos_out = pos;
+                return slot;
+            }
+        } else if (diff < 0) {
+            break; /* the reader has not freed this slot from the previous lap: full */
+        } else {
+            pos = __atomic_load_n(head, __ATOMIC_RELAXED);
+        }
+    }
+    __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Fill a reserved slot and publish it. The commit is a CAS, not a store: if the reader gave
+ * up on this slot meanwhile (it moved seq on), the record is neither published nor counted
+ * twice. */
+static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
+                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
+                                       uint64_t skipped, uint32_t tid, uint32_t line,
+                                       uint32_t column) {
+    *SYSSPAN__U64(slot, SYSSPAN_S_START) = start_ns;
+    *SYSSPAN__U64(slot, SYSSPAN_S_END) = end_ns;
+    *SYSSPAN__U64(slot, SYSSPAN_S_SKIPPED) = skipped;
+    *SYSSPAN__U32(slot, SYSSPAN_S_TID) = tid;
+    *SYSSPAN__U32(slot, SYSSPAN_S_LINE) = line;
+    *SYSSPAN__U32(slot, SYSSPAN_S_COLUMN) = column;
+    *SYSSPAN__U32(slot, SYSSPAN_S_LEN) = len;
+    memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
+    *SYSSPAN__U32(slot, SYSSPAN_S_CHECK) = sysspan_ring_check(slot, pos, len);
+    uint64_t expected = pos;
+    __atomic_compare_exchange_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), &expected, pos + 1, 0,
+                                __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/* Reserve, fill, commit: SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in the
+ * header's `full`). */
+static inline int sysspan_ring_write(void *base, const void *payload, uint32_t len,
+                                     uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
+                                     uint32_t pid, uint32_t tid, uint32_t line,
+                                     uint32_t column) {
+    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
+        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+        return SYSSPAN_TOO_BIG;
+    }
+    uint64_t pos;
+    char *slot = sysspan_ring_reserve(base, &pos, pid);
+    if (!slot) return SYSSPAN_FULL;
+    sysspan_ring_commit(slot, pos, payload, len, start_ns, end_ns, skipped, tid, line, column);
+    return SYSSPAN_WRITTEN;
+}
+
+/* Decisions sampled away and not yet carried by a record (reported at thread/process exit). */
+static inline void sysspan_ring_add_skipped(void *base, uint64_t n) {
+    if (n) __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_SKIPPED), n, __ATOMIC_RELAXED);
+}
+
+/* --------------------------------------------------------------- msgpack payload */
+
+static inline char *sysspan__mp_str(char *p, const char *end, const char *s) {
+    size_t n = strlen(s);
+    if (n < 32) {
+        if (p + 1 + n > end) return NULL;
+        *p++ = (char)(0xa0 | n);
+    } else if (n < 256) {
+        if (p + 2 + n > end) return NULL;
+        *p++ = (char)0xd9;
+        *p++ = (char)n;
+    } else if (n < 65536) {
+        if (p + 3 + n > end) return NULL;
+        *p++ = (char)0xda;
+        *p++ = (char)(n >> 8);
+        *p++ = (char)n;
+    } else {
+        return NULL;
+    }
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static inline char *sysspan__mp_int(char *p, const char *end, int64_t v) {
+    if (v >= -32 && v < 128) {
+        if (p + 1 > end) return NULL;
+        *p++ = (char)(int8_t)v;
+        return p;
+    }
+    if (p + 9 > end) return NULL;
+    uint64_t u = (uint64_t)v;
+    *p++ = (char)0xd3; /* int 64, big-endian */
+    for (int shift = 56; shift >= 0; shift -= 8) *p++ = (char)(u >> shift);
+    return p;
+}
+
+/* The payload: msgpack array [category, name, file, input, result]. */
+static inline int sysspan_payload_i64(char *buf, size_t cap, const char *category,
+                                      const char *name, const char *file, int64_t input,
+                                      int64_t result) {
+    char *p = buf, *end = buf + cap;
+    if (cap < 1) return -1;
+    *p++ = (char)0x95;
+    if (!(p = sysspan__mp_str(p, end, category))) return -1;
+    if (!(p = sysspan__mp_str(p, end, name))) return -1;
+    if (!(p = sysspan__mp_str(p, end, file))) return -1;
+    if (!(p = sysspan__mp_int(p, end, input))) return -1;
+    if (!(p = sysspan__mp_int(p, end, result))) return -1;
+    return (int)(p - buf);
+}
+
+/* ------------------------------------------------------------- the recording API */
+
+/* Per-thread countdown: calls left until the next recorded decision. Starts at 0, so the
+ * first call of a thread takes the slow path that sets it up. */
+static __thread int64_t sysspan__left;
+static __thread int64_t sysspan__gap;
+static __thread uint64_t sysspan__rng;
+static __thread uint32_t sysspan__tid;
+
+static void *sysspan__base;
+static uint32_t sysspan__pid;
+static double sysspan__log1mp; /* log(1 - ratio); 0 = keep everything */
+static int sysspan__never;     /* ratio 0: keep nothing */
+static pthread_once_t sysspan__once = PTHREAD_ONCE_INIT;
+static pthread_key_t sysspan__key;
+
+static inline void sysspan__thread_flush(void *unused) {
+    (void)unused;
+    if (sysspan__base && sysspan__gap > 0) {
+        int64_t owed = sysspan__gap - sysspan__left;
+        if (owed > 0) sysspan_ring_add_skipped(sysspan__base, (uint64_t)owed);
+        sysspan__gap = sysspan__left;
+    }
+}
+
+/* Report this thread's sampled-away decisions now (also done at thread and process exit). */
+static inline void sysspan_decisions_flush(void) { sysspan__thread_flush(NULL); }
+
+static inline void sysspan__atexit(void) { sysspan__thread_flush(NULL); }
+
+static inline void sysspan__after_fork(void) {
+    sysspan__pid = (uint32_t)getpid();
+    sysspan__tid = 0;
+    sysspan__gap = sysspan__left; /* the parent reports what it skipped */
+}
+
+static inline void sysspan__init_process(void) {
+    const char *path = getenv(SYSSPAN_RING_ENV);
+    void *base = path && *path ? sysspan_ring_map(path) : NULL;
+    if (!base) return;
+    double ratio;
+    memcpy(&ratio, (char *)base + SYSSPAN_H_SAMPLE, sizeof ratio);
+    if (!(ratio > 0.0)) sysspan__never = 1;
+    else if (ratio < 1.0) sysspan__log1mp = log1p(-ratio);
+    sysspan__pid = (uint32_t)getpid();
+    pthread_key_create(&sysspan__key, sysspan__thread_flush);
+    pthread_atfork(NULL, NULL, sysspan__after_fork);
+    atexit(sysspan__atexit);
+    __atomic_store_n(&sysspan__base, base, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t sysspan__next_u64(void) {
+    uint64_t x = sysspan__rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    sysspan__rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Calls until the next kept one (>= 1): geometric with success probability `ratio`. */
+static inline int64_t sysspan__draw_gap(void) {
+    if (sysspan__never) return INT64_MAX;
+    if (sysspan__log1mp == 0.0) return 1;
+    double u = ((double)(sysspan__next_u64() >> 11) + 1.0) / 9007199254740992.0; /* (0, 1] */
+    double g = floor(log(u) / sysspan__log1mp) + 1.0;
+    return g >= 9.0e18 ? INT64_MAX : (int64_t)g;
+}
+
+static inline uint64_t sysspan__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The slow path of SYSSPAN_DECIDE: the thread's countdown reached zero. Kept out of line
+ * (and cold) so that the hot function the macro sits in stays as small as without it. */
+__attribute__((noinline, cold)) static void sysspan_decide_slow_i64(const char *category, const char *name,
+                                           const char *file, int line, int64_t input,
+                                           int64_t result) {
+    pthread_once(&sysspan__once, sysspan__init_process);
+    void *base = __atomic_load_n(&sysspan__base, __ATOMIC_ACQUIRE);
+    if (!base) {
+        sysspan__left = INT64_MAX; /* not under sysspan: one decrement per call from now on */
+        return;
+    }
+    if (sysspan__gap == 0) { /* this thread's first decision */
+        uint64_t seed = sysspan__now_ns() ^ ((uint64_t)(uintptr_t)&sysspan__left << 17);
+        sysspan__rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+        sysspan__tid = (uint32_t)syscall(SYS_gettid);
+        pthread_setspecific(sysspan__key, (void *)1);
+        sysspan__gap = sysspan__left = sysspan__draw_gap();
+        if (--sysspan__left > 0) return;
+    }
+    if (!sysspan__tid) sysspan__tid = (uint32_t)syscall(SYS_gettid);
+    uint64_t skipped = (uint64_t)(sysspan__gap - 1);
+    sysspan__gap = sysspan__left = sysspan__draw_gap();
+    char payload[512];
+    int len = sysspan_payload_i64(payload, sizeof payload, category, name, file, input, result);
+    uint64_t now = sysspan__now_ns();
+    if (len < 0) {
+        sysspan_ring_add_skipped(base, skipped);
+        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if (sysspan_ring_write(base, payload, (uint32_t)len, now, now, skipped, sysspan__pid,
+                           sysspan__tid, (uint32_t)line, 0) != SYSSPAN_WRITTEN)
+        sysspan_ring_add_skipped(base, skipped); /* the record that carried them was lost */
+}
+
+/* Record an instant decision with integer input and result at this source line. A call
+ * the sampler skips costs one thread-local decrement and a predictable branch. */
+#define SYSSPAN_DECIDE(category, name, input, result)                                       \
+    do {                                                                                    \
+        if (__builtin_expect(--sysspan__left > 0, 1)) break;                                \
+        sysspan_decide_slow_i64((category), (name), __FILE__, __LINE__, (int64_t)(input),   \
+                                (int64_t)(result));                                         \
+    } while (0)
+
+#endif /* SYSSPAN_DECISIONS_H */

@@ -1,0 +1,250 @@
+/* sysspan.decisions._ring: the atomic operations on the shared-memory decision ring that
+ * Python cannot do on an mmap. The writer half serves the Python API (sysspan.decisions);
+ * the reader half serves sysspan's drain thread (sysspan.decisions.ring). The protocol
+ * itself lives in include/sysspan_decisions.h, shared with C/C++/Rust writers. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "sysspan_decisions.h"
+
+/* ------------------------------------------------------------------ writer side */
+
+static void *w_base;
+static size_t w_size;
+static uint32_t w_pid;
+static __thread uint32_t w_tid;
+
+static void w_after_fork(void) {
+    w_pid = (uint32_t)getpid();
+    w_tid = 0;
+}
+
+static PyObject *ring_attach(PyObject *self, PyObject *arg) {
+    PyObject *bytes_path;
+    if (!PyUnicode_FSConverter(arg, &bytes_path)) return NULL;
+    void *base = sysspan_ring_map(PyBytes_AS_STRING(bytes_path));
+    Py_DECREF(bytes_path);
+    if (!base) Py_RETURN_NONE;
+    if (w_base) munmap(w_base, w_size);
+    w_base = base;
+    w_size = *SYSSPAN__U32(base, SYSSPAN_H_HEADER_SIZE) +
+             (size_t)sysspan_ring_slot_size(base) * sysspan_ring_slot_count(base);
+    static int registered;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, w_after_fork);
+        registered = 1;
+    }
+    w_pid = (uint32_t)getpid();
+    double ratio;
+    memcpy(&ratio, (char *)base + SYSSPAN_H_SAMPLE, sizeof ratio);
+    uint32_t rate = *SYSSPAN__U32(base, SYSSPAN_H_RATE);
+    return Py_BuildValue("(dIn)", ratio, rate,
+                         (Py_ssize_t)(sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD));
+}
+
+static PyObject *ring_detach(PyObject *self, PyObject *unused) {
+    if (w_base) munmap(w_base, w_size);
+    w_base = NULL;
+    Py_RETURN_NONE;
+}
+
+/* write(payload, start_ns, end_ns, line, skipped) -> 0 written, 1 full, 2 too big, -1 detached */
+static PyObject *ring_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "write(payload: bytes, start, end, line, skipped)");
+        return NULL;
+    }
+    unsigned long long start = PyLong_AsUnsignedLongLongMask(args[1]);
+    unsigned long long end = PyLong_AsUnsignedLongLongMask(args[2]);
+    unsigned long line = PyLong_AsUnsignedLongMask(args[3]);
+    unsigned long long skipped = PyLong_AsUnsignedLongLongMask(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    if (!w_base) return PyLong_FromLong(-1);
+    if (!w_tid) w_tid = (uint32_t)syscall(SYS_gettid);
+    int rc = sysspan_ring_write(w_base, PyBytes_AS_STRING(args[0]),
+                                (uint32_t)PyBytes_GET_SIZE(args[0]), start, end, skipped, w_pid,
+                                w_tid, (uint32_t)line, 0);
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *ring_add_skipped(PyObject *self, PyObject *arg) {
+    unsigned long long n = PyLong_AsUnsignedLongLongMask(arg);
+    if (PyErr_Occurred()) return NULL;
+    if (w_base) sysspan_ring_add_skipped(w_base, n);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ reader side */
+/* The reader never trusts the geometry in the shared header (any writer can scribble on
+ * it): it passes its own and every access is checked against the buffer's length. */
+
+typedef struct {
+    Py_buffer view;
+    char *slot;
+    uint64_t pos, count, payload_max;
+} slot_ref;
+
+static int get_slot(PyObject *const *args, slot_ref *ref) {
+    /* args: buf, pos, header_size, slot_size, slot_count */
+    if (PyObject_GetBuffer(args[0], &ref->view, PyBUF_WRITABLE) < 0) return -1;
+    ref->pos = PyLong_AsUnsignedLongLongMask(args[1]);
+    uint64_t hs = PyLong_AsUnsignedLongLongMask(args[2]);
+    uint64_t ss = PyLong_AsUnsignedLongLongMask(args[3]);
+    uint64_t sc = PyLong_AsUnsignedLongLongMask(args[4]);
+    if (PyErr_Occurred() || sc == 0 || (sc & (sc - 1)) || ss < 128 || ss % 8 || hs % 8 ||
+        hs + ss * sc > (uint64_t)ref->view.len) {
+        PyBuffer_Release(&ref->view);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "ring geometry does not fit");
+        return -1;
+    }
+    ref->count = sc;
+    ref->payload_max = ss - SYSSPAN_S_PAYLOAD;
+    ref->slot = (char *)ref->view.buf + hs + (ref->pos & (sc - 1)) * ss;
+    return 0;
+}
+
+static void free_slot(slot_ref *ref) {
+    __atomic_store_n(SYSSPAN__U32(ref->slot, SYSSPAN_S_OWNER), 0, __ATOMIC_RELAXED);
+    __atomic_store_n(SYSSPAN__U64(ref->slot, SYSSPAN_S_SEQ), ref->pos + ref->count,
+                     __ATOMIC_RELEASE);
+}
+
+/* take(buf, pos, header_size, slot_size, slot_count) -> record tuple, or the slot's seq
+ * (an int) when it holds no committed record for pos. The tuple is (start, end, skipped,
+ * pid, tid, line, column, payload or None, checksum ok); the slot is freed. */
+static PyObject *ring_take(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    slot_ref ref;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "take(buf, pos, header_size, slot_size, slot_count)");
+        return NULL;
+    }
+    if (get_slot(args, &ref) < 0) return NULL;
+    uint64_t seq = __atomic_load_n(SYSSPAN__U64(ref.slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE);
+    if (seq != ref.pos + 1) {
+        PyBuffer_Release(&ref.view);
+        return PyLong_FromUnsignedLongLong(seq);
+    }
+    uint64_t copy64[SYSSPAN_S_PAYLOAD / 8]; /* aligned like the slot */
+    char *copy = (char *)copy64;
+    memcpy(copy, ref.slot, SYSSPAN_S_PAYLOAD);
+    uint32_t len = *SYSSPAN__U32(copy, SYSSPAN_S_LEN);
+    PyObject *payload = NULL;
+    int ok = 0;
+    if (len <= ref.payload_max) {
+        payload = PyBytes_FromStringAndSize(ref.slot + SYSSPAN_S_PAYLOAD, len);
+        if (!payload) {
+            PyBuffer_Release(&ref.view);
+            return NULL;
+        }
+        /* checksum over the copies, so what is returned is what was checked */
+        char *tmp = PyMem_Malloc(SYSSPAN_S_PAYLOAD + len);
+        if (tmp) {
+            memcpy(tmp, copy, SYSSPAN_S_PAYLOAD);
+            memcpy(tmp + SYSSPAN_S_PAYLOAD, PyBytes_AS_STRING(payload), len);
+            ok = sysspan_ring_check(tmp, ref.pos, len) == *SYSSPAN__U32(copy, SYSSPAN_S_CHECK);
+            PyMem_Free(tmp);
+        }
+    } else {
+        payload = Py_None;
+        Py_INCREF(payload);
+    }
+    free_slot(&ref);
+    PyBuffer_Release(&ref.view);
+    return Py_BuildValue("(KKKIIIINO)", (unsigned long long)*SYSSPAN__U64(copy, SYSSPAN_S_START),
+                         (unsigned long long)*SYSSPAN__U64(copy, SYSSPAN_S_END),
+                         (unsigned long long)*SYSSPAN__U64(copy, SYSSPAN_S_SKIPPED),
+                         *SYSSPAN__U32(copy, SYSSPAN_S_OWNER), *SYSSPAN__U32(copy, SYSSPAN_S_TID),
+                         *SYSSPAN__U32(copy, SYSSPAN_S_LINE), *SYSSPAN__U32(copy, SYSSPAN_S_COLUMN),
+                         payload, ok ? Py_True : Py_False);
+}
+
+/* skip(buf, pos, header_size, slot_size, slot_count, expected_seq) -> True when the reader
+ * took the slot away from a writer that never committed (the writer's commit then fails). */
+static PyObject *ring_skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    slot_ref ref;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "skip(buf, pos, header_size, slot_size, slot_count, seq)");
+        return NULL;
+    }
+    uint64_t expected = PyLong_AsUnsignedLongLongMask(args[5]);
+    if (PyErr_Occurred() || get_slot(args, &ref) < 0) return NULL;
+    int won = __atomic_compare_exchange_n(SYSSPAN__U64(ref.slot, SYSSPAN_S_SEQ), &expected,
+                                          ref.pos + ref.count, 0, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED);
+    if (won) __atomic_store_n(SYSSPAN__U32(ref.slot, SYSSPAN_S_OWNER), 0, __ATOMIC_RELAXED);
+    PyBuffer_Release(&ref.view);
+    return PyBool_FromLong(won);
+}
+
+/* owner(buf, pos, header_size, slot_size, slot_count) -> pid that reserved the slot (0: none yet) */
+static PyObject *ring_owner(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    slot_ref ref;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "owner(buf, pos, header_size, slot_size, slot_count)");
+        return NULL;
+    }
+    if (get_slot(args, &ref) < 0) return NULL;
+    uint32_t pid = __atomic_load_n(SYSSPAN__U32(ref.slot, SYSSPAN_S_OWNER), __ATOMIC_RELAXED);
+    PyBuffer_Release(&ref.view);
+    return PyLong_FromUnsignedLong(pid);
+}
+
+/* load(buf, offset) -> u64 read with acquire ordering (an 8-aligned offset inside buf) */
+static PyObject *ring_load(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer view;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "load(buf, offset)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return NULL;
+    if (off < 0 || off % 8 || off + 8 > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "offset outside the ring");
+        return NULL;
+    }
+    uint64_t v = __atomic_load_n(SYSSPAN__U64(view.buf, off), __ATOMIC_ACQUIRE);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+/* store(buf, offset, value): u64 store with release ordering */
+static PyObject *ring_store(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer view;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "store(buf, offset, value)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return NULL;
+    if (off < 0 || off % 8 || off + 8 > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "offset outside the ring");
+        return NULL;
+    }
+    __atomic_store_n(SYSSPAN__U64(view.buf, off), (uint64_t)v, __ATOMIC_RELEASE);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"attach", ring_attach, METH_O, "Map the ring at path for writing; (ratio, rate, max payload) or None."},
+    {"detach", ring_detach, METH_NOARGS, "Unmap the writer's ring."},
+    {"write", (PyCFunction)(void (*)(void))ring_write, METH_FASTCALL, "Write one record."},
+    {"add_skipped", ring_add_skipped, METH_O, "Add to the ring's skipped counter."},
+    {"take", (PyCFunction)(void (*)(void))ring_take, METH_FASTCALL, "Reader: take a committed record."},
+    {"skip", (PyCFunction)(void (*)(void))ring_skip, METH_FASTCALL, "Reader: give up on a slot."},
+    {"owner", (PyCFunction)(void (*)(void))ring_owner, METH_FASTCALL, "Reader: the pid that reserved a slot."},
+    {"load", (PyCFunction)(void (*)(void))ring_load, METH_FASTCALL, "Atomic u64 load."},
+    {"store", (PyCFunction)(void (*)(void))ring_store, METH_FASTCALL, "Atomic u64 store."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "sysspan.decisions._ring", NULL, -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__ring(void) { return PyModule_Create(&module); }

@@ -1,0 +1,374 @@
+"""The shared-memory decision ring: C and Python writers against the real reader and the
+real sysspan, many writers at once, a writer killed mid-write, hostile ring contents, and
+what a traced command inherits (nothing but four variables)."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sysspan.decisions.record import Decision
+from sysspan.decisions.ring import ENV_RING, H_FULL, H_HEAD, HEADER_SIZE, open_ring
+from sysspan.decisions.sampling import DecisionGate
+from tests.tracehelpers import REPO, load_spans, sysspan
+
+WRITER_C = REPO / "tests" / "data" / "ring" / "ring_writer.c"
+
+
+@pytest.fixture(scope="module")
+def c_writer(tmp_path_factory) -> Path:
+    """tests/data/ring/ring_writer.c built with gcc against include/sysspan_decisions.h."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (make test installs it)")
+    out = tmp_path_factory.mktemp("ring") / "ring_writer"
+    subprocess.run(
+        ["gcc", "-O2", "-Wall", "-std=gnu11", "-pthread", "-I", str(REPO / "include"),
+         str(WRITER_C), "-o", str(out), "-lm"],
+        check=True,
+    )
+    return out
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SYSSPAN_", "TRACE", "BAGGAGE"))}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+def _check(p: int, t: int, k: int) -> int:
+    """ring_writer.c's result for decision k of thread t of process p."""
+    value = ((p * 64 + t) << 32) ^ ((k * 2654435761) & ((1 << 64) - 1))
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _write_into(ring, argv: list[str], timeout: float = 300) -> None:
+    """Run a writer with the ring's variable, then close the ring (final drain, counters)."""
+    try:
+        subprocess.run(argv, env=_env(**ring.env()), check=True, timeout=timeout)
+    finally:
+        ring.close()
+
+
+class Collector:
+    """on_decision for the stress tests: every (name, input) once, with the right result."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, int]] = set()
+        self.duplicates = 0
+        self.wrong = 0
+
+    def __call__(self, d: Decision) -> None:
+        key = (d.name, d.input)
+        if key in self.seen:
+            self.duplicates += 1
+        self.seen.add(key)
+        p, t = (int(x) for x in d.name[1:].split("t"))
+        if d.result != _check(p, t, d.input):
+            self.wrong += 1
+
+
+def test_c_processes_and_threads_write_at_once_none_lost_torn_or_duplicated(c_writer) -> None:
+    procs, threads, each = 8, 4, 100_000
+    gate = DecisionGate(1.0, 0)
+    got = Collector()
+    ring = open_ring(got, gate=gate, slot_count=1 << 15)
+    assert os.stat(ring.path).st_mode & 0o777 == 0o600
+    _write_into(ring, [str(c_writer), "stress", str(procs), str(threads), str(each)])
+    total = procs * threads * each
+    assert got.duplicates == 0 and got.wrong == 0 and ring.malformed == 0
+    assert ring.received == len(got.seen) > 0
+    assert ring.received + ring.full == total  # a span, or counted as lost to a full ring
+    assert ring.abandoned == 0
+    assert gate.count == total and gate.kept == ring.received
+    assert not os.path.exists(ring.path)
+
+
+def test_python_threads_and_forked_children_count_exactly_when_sampled(tmp_path) -> None:
+    prog = tmp_path / "w.py"
+    prog.write_text(textwrap.dedent(
+        """\
+        import os, sys, threading
+        import sysspan.decisions as d
+        n = int(sys.argv[1])
+        def work(tag):
+            for i in range(n):
+                d.record("py", tag, input=i, result=i % 3)
+        pids = []
+        for p in range(2):
+            pid = os.fork()
+            if pid == 0:
+                ts = [threading.Thread(target=work, args=(f"p{p}t{t}",)) for t in range(3)]
+                [t.start() for t in ts]
+                [t.join() for t in ts]
+                sys.exit(0)  # atexit reports what this process sampled away
+            pids.append(pid)
+        work("main")
+        for pid in pids:
+            assert os.waitpid(pid, 0)[1] == 0
+        """
+    ))
+    gate = DecisionGate(0.05, 0)
+    got: list[Decision] = []
+    ring = open_ring(got.append, gate=gate)
+    _write_into(ring, [sys.executable, str(prog), "20000"])
+    total = 7 * 20_000
+    assert gate.count == total  # every call counted, sampled in or not
+    assert gate.kept == len(got) == ring.received and ring.full == 0 and ring.malformed == 0
+    assert 0.03 * total < len(got) < 0.07 * total
+    assert all(d.file == str(prog) and d.line == 6 and d.result == d.input % 3 for d in got)
+    assert len({(d.name, d.input) for d in got}) == len(got)
+
+
+def test_a_writer_killed_between_reserve_and_commit_does_not_wedge_the_ring(c_writer) -> None:
+    gate = DecisionGate(1.0, 0)
+    got: list[Decision] = []
+    ring = open_ring(got.append, gate=gate, stuck_bound_s=60)  # the dead pid frees it, not time
+    try:
+        killed = subprocess.run([str(c_writer), "killed"], env=_env(**ring.env()), capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL
+        assert int(killed.stdout) == 0  # it held slot 0, reserved and never committed
+        subprocess.run([str(c_writer), "threads", "2", "50"], env=_env(**ring.env()), check=True)
+        deadline = time.monotonic() + 30
+        while len(got) < 100 and time.monotonic() < deadline:  # the reader moves on by itself
+            time.sleep(0.02)
+        assert len(got) == 100 and ring.abandoned == 1
+    finally:
+        ring.close()
+    assert gate.count == 101 and gate.dropped == 1
+    assert ring.attributes() == {"decision.ring.full": 0, "decision.ring.abandoned": 1}
+
+
+def test_a_slot_reserved_by_a_live_writer_is_given_up_after_the_bound(c_writer) -> None:
+    got: list[Decision] = []
+    ring = open_ring(got.append, stuck_bound_s=0.2)
+    fd = os.open(ring.path, os.O_RDWR)
+    mm = mmap.mmap(fd, ring.size)
+    os.close(fd)
+    try:
+        struct.pack_into("<Q", mm, H_HEAD, 1)  # slot 0 reserved (by "this" live process), never filled
+        struct.pack_into("<I", mm, HEADER_SIZE + 8, os.getpid())
+        deadline = time.monotonic() + 30
+        while ring.abandoned == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ring.abandoned == 1
+        subprocess.run([str(c_writer), "threads", "1", "1"], env=_env(**ring.env()), check=True)
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [g.qualified_name for g in got] == ["stress::p0t0"]
+    finally:
+        mm.close()
+        ring.close()
+
+
+def _hostile(mm: mmap.mmap, size: int, rng: random.Random, rounds: int) -> None:
+    """Scribble on the ring like a broken or malicious writer: random bytes, plausible
+    sequence words with garbage records, huge lengths, wild head and counters."""
+    slot_size, count = 128, 16
+    for _ in range(rounds):
+        kind = rng.randrange(5)
+        pos = rng.randrange(64)
+        slot = HEADER_SIZE + (pos % count) * slot_size
+        if kind == 0:
+            off = rng.randrange(size - 64)
+            mm[off : off + 64] = rng.randbytes(64)
+        elif kind == 1:  # "committed" with a random body
+            mm[slot + 8 : slot + slot_size] = rng.randbytes(slot_size - 8)
+            struct.pack_into("<Q", mm, slot, pos + 1)
+        elif kind == 2:  # "committed" msgpack-looking payload, wrong or right length
+            body = bytes([0x95]) + rng.randbytes(rng.randrange(60))
+            struct.pack_into("<I", mm, slot + 52, rng.choice([len(body), 0xFFFFFFFF, 72]))
+            mm[slot + 56 : slot + 56 + len(body)] = body
+            struct.pack_into("<Q", mm, slot, pos + 1)
+        elif kind == 3:
+            struct.pack_into("<Q", mm, H_HEAD, rng.choice([0, pos, 1 << 63, (1 << 64) - 1, rng.getrandbits(64)]))
+        else:
+            struct.pack_into("<QQ", mm, H_FULL, rng.getrandbits(64), rng.getrandbits(64))
+            struct.pack_into("<IIII", mm, 12, *(rng.getrandbits(32) for _ in range(4)))  # geometry
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hostile_ring_contents_never_crash_or_hang_the_reader(seed) -> None:
+    errors: list[BaseException] = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        ring = open_ring(lambda _d: None, gate=DecisionGate(1.0, 0), slot_count=16, slot_size=128, stuck_bound_s=0.05)
+        fd = os.open(ring.path, os.O_RDWR)
+        mm = mmap.mmap(fd, ring.size)
+        os.close(fd)
+        rng = random.Random(seed)
+        for _ in range(20):
+            _hostile(mm, ring.size, rng, 50)
+            time.sleep(0.01)
+        mm.close()
+        closer = threading.Thread(target=ring.close)
+        closer.start()
+        closer.join(30)
+        assert not closer.is_alive(), "close() hung on a hostile ring"
+    finally:
+        threading.excepthook = old_hook
+    assert errors == []
+    assert ring.malformed >= 0 and isinstance(ring.full, int)
+
+
+# ------------------------------------------------------------------ under the real sysspan
+
+SHOW = textwrap.dedent(
+    """\
+    import json, os, sys
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        fds[fd] = target.split("[")[0]  # the kind of a pipe or socket, not its inode
+    maps = []
+    if os.environ.get("SYSSPAN_DECISION_RING"):  # mapped on the first decision, not before
+        import sysspan.decisions as d
+        ring = os.environ["SYSSPAN_DECISION_RING"]
+        maps.append(ring in open("/proc/self/maps").read())
+        d.record("show", "mapped")
+        maps.append(ring in open("/proc/self/maps").read())
+    print(json.dumps({"fds": fds, "env": dict(os.environ), "maps": maps}))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", [["--no-syscalls"], []], ids=["no-syscalls", "ptrace"])
+def test_traced_command_sees_the_untraced_fds_and_env_plus_four_variables(tmp_path, mode) -> None:
+    show = tmp_path / "show.py"
+    show.write_text(SHOW)
+    extra_r, extra_w = os.pipe()  # an inherited descriptor both runs must pass on alike
+    os.set_inheritable(extra_r, True)
+    env = _env(BAGGAGE="k=v", TRACEPARENT="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+               TRACESTATE="vendor=x")
+    try:
+        plain = subprocess.run([sys.executable, str(show)], env=env, capture_output=True, text=True,
+                               check=True, pass_fds=(extra_r,), stdin=subprocess.DEVNULL)
+        traced = subprocess.run(
+            [sys.executable, "-m", "sysspan", *mode, "-q", "-q", "--trace-file", str(tmp_path / "t.jsonl"),
+             "--", sys.executable, str(show)],
+            env=env, capture_output=True, text=True, check=True, pass_fds=(extra_r,), stdin=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(extra_r)
+        os.close(extra_w)
+    a, b = json.loads(plain.stdout), json.loads(traced.stdout)
+    assert b["fds"] == a["fds"] and str(extra_r) in b["fds"]
+    added = {k: v for k, v in b["env"].items() if a["env"].get(k) != v}
+    assert set(added) == {"TRACEPARENT", ENV_RING}  # TRACESTATE and BAGGAGE kept their values
+    assert added["TRACEPARENT"] != env["TRACEPARENT"]  # now the run span's context
+    assert {k for k in a["env"] if k not in b["env"]} == set()
+    assert not any(k.startswith("SYSSPAN_DECISION_") and k != ENV_RING for k in b["env"])
+    assert b["maps"] == [False, True]
+    ring = b["env"][ENV_RING]
+    assert not os.path.exists(ring)  # removed when the run ended
+    assert [s.name for s in load_spans(tmp_path / "t.jsonl") if "decision.id" in s.attrs] == ["show::mapped"]
+
+
+@pytest.mark.parametrize("mode", [["--no-syscalls"], []], ids=["no-syscalls", "ptrace"])
+def test_sysspan_does_not_wait_for_a_background_child(tmp_path, mode) -> None:
+    pidfile = tmp_path / "bg.pid"
+    proc = sysspan(*mode, "-q", "--trace-file", str(tmp_path / "t.jsonl"), "--",
+                   "sh", "-c", f"(sleep 30 </dev/null >/dev/null 2>&1 & echo $! > {pidfile}); echo done", timeout=60)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "done\n"
+        bg = int(pidfile.read_text())
+        # sysspan is back while the background child still runs, and that child holds
+        # nothing of sysspan's: no descriptor to wait for
+        assert Path(f"/proc/{bg}/stat").read_text().rsplit(")", 1)[1].split()[0] in "RSD"
+        fds = {fd: os.readlink(f"/proc/{bg}/fd/{fd}") for fd in os.listdir(f"/proc/{bg}/fd")}
+        assert fds == {"0": "/dev/null", "1": "/dev/null", "2": "/dev/null"}
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_c_header_client_under_sysspan_counts_exactly(tmp_path, c_writer) -> None:
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--no-syscalls", "--decision-sample", "0.01", "--decision-rate", "0",
+                   "--trace-file", str(out), "--", str(c_writer), "fib", "20", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "6765\n"
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    decisions = [s for s in spans if "decision.id" in s.attrs]
+    calls = 2 * 10946 - 1  # fib(20) calls fib 2 * fib(21) - 1 times
+    assert run.attrs["decision.count"] == calls
+    assert run.attrs["decision.count"] - run.attrs["decision.dropped"] == len(decisions) > 0
+    d0 = decisions[0]
+    assert d0.name == "bench::fib" and d0.attrs["code.file.path"].endswith("ring_writer.c")
+    assert all(d.attrs["decision.result"] == str(int(int(d.attrs["decision.input"]) < 2)) for d in decisions)
+    assert run.attrs["decision.ring.full"] == 0 and run.attrs["decision.ring.abandoned"] == 0
+
+
+def test_python_api_under_sysspan_ptrace_with_threads(tmp_path) -> None:
+    prog = tmp_path / "p.py"
+    prog.write_text(textwrap.dedent(
+        """\
+        import threading
+        import sysspan.decisions as d
+        def work(t):
+            for i in range(300):
+                d.record("api", f"t{t}", input=i, result=[t, i])
+        ts = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        print(d.mode())
+        """
+    ))
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("-f", "--decision-rate", "0", "--trace-file", str(out), "--", sys.executable, str(prog))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ring\n"
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    decisions = [s for s in spans if "decision.id" in s.attrs]
+    assert run.attrs["decision.count"] == len(decisions) == 1200 and run.attrs["decision.dropped"] == 0
+    pyproc = next(s for s in spans if s.is_process and s.attrs["process.pid"] == decisions[0].attrs["process.pid"])
+    assert all(s.parent_id == pyproc.span_id for s in decisions)
+    assert {(s.name, s.attrs["decision.input"]) for s in decisions} == {
+        (f"api::t{t}", str(i)) for t in range(4) for i in range(300)
+    }
+
+
+def test_decision_pipe_flag_keeps_the_pipe_protocol(tmp_path) -> None:
+    prog = tmp_path / "p.py"
+    prog.write_text("import os, sysspan.decisions as d\nd.record('a', 'b', input=1)\nprint(d.mode(), 'SYSSPAN_DECISION_RING' in os.environ)\n")
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--no-syscalls", "--decision-pipe", "--trace-file", str(out), "--", sys.executable, str(prog))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "channel False\n"
+    assert [s.name for s in load_spans(out) if "decision.id" in s.attrs] == ["a::b"]
+
+
+def test_rate_limited_python_writer_writes_little_and_counts_exactly(tmp_path) -> None:
+    prog = tmp_path / "w.py"
+    prog.write_text("import sys, sysspan.decisions as d\nfor i in range(int(sys.argv[1])):\n    d.record('r', 'n', input=i)\n")
+    gate = DecisionGate(1.0, 200)
+    got: list[Decision] = []
+    ring = open_ring(got.append, gate=gate)
+    _write_into(ring, [sys.executable, str(prog), "50000"])
+    assert gate.count == 50_000 and gate.kept == len(got)
+    assert 200 <= ring.received < 2_000  # the burst and the refill, not 50,000 records
+    assert ring.skipped == 50_000 - ring.received
