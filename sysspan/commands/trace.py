@@ -20,10 +20,10 @@ from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
 from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
-from sysspan.collector.tracer import Tracer
+from sysspan.collector.tracer import Tracer, relayed_signals_blocked
 from sysspan.config import resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
-from sysspan.decisions.recorder import DecisionRecorder
+from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.console import LineWriter
@@ -219,13 +219,22 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         decode_fds=ns.decode_fds,
         capture_data=ns.capture_data or ns.strsize is not None,
     )
-    source, pt_handle = _source_capture(ns, arch)
+    source = _source_capture(ns, arch)
+    if ns.tp_carrier:
+        write_carrier_file(ns.tp_carrier, run_ctx, baggage)
+    if ns.tp_print:
+        print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
+    child_env = inject(env, run_ctx, baggage)
+    decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
+    # The export thread starts once the child is forked: forking a multi-threaded process
+    # is where deadlocks come from.
+    pipeline = Pipeline(sinks, start=False)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
         ids=ids,
         format_call=decoder.format,
-        emit=None,
+        emit=pipeline.emit,
         line=writer.syscall if writer else None,
         line_event=writer.event if writer else None,
         trace_flags=flags,
@@ -233,35 +242,28 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         gate=_span_gate(ns.sample, ns.max_spans_per_second),
         source=source,
         line_stack=writer.stack if writer else None,
+        decisions=recorder,
+        decision_writer=decision_writer,
     )
-
-    if ns.tp_carrier:
-        write_carrier_file(ns.tp_carrier, run_ctx, baggage)
-    if ns.tp_print:
-        print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
-    child_env = inject(env, run_ctx, baggage)
-    decision_gate, channel = _open_decisions(ns, arch, builder, child_env)
 
     start = time.time_ns()
     tracer: Tracer | None = None
     if ns.no_syscalls:
-        pipeline = Pipeline(sinks, prepare=builder.materialize)
-        builder.emit = pipeline.emit
-        builder.decisions.direct = builder.emit_decision  # no tracer thread to hand them over
+        recorder.direct = builder.emit_decision  # no tracer thread to hand them over
+        pipeline.start(builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env, channel)
     else:
         tracer = Tracer(
-            builder,
             decoder,
             follow=ns.follow,
             traced=traced,
             execve_nrs=_numbers(arch, "execve", "execveat"),
             seccomp=_seccomp_filter(ns, arch, traced),
             source=source,
-            ptrace=pt_handle,
+            stderr_nrs=recorder.write_nrs,
+            stderr_max=STDERR_READ_MAX,
         )
-        builder.reader = tracer.pt
-        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env)
+        status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env)
     end = time.time_ns()
     channel.close()
     builder.finish(end)
@@ -359,37 +361,35 @@ def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | No
 
 
 def _source_capture(ns: argparse.Namespace, arch: str):
-    """(SourceCapture, the Ptrace handle it shares with the tracer) for --source/-k."""
+    """The SourceCapture for --source/-k, or None."""
     if not (ns.source or ns.stack_trace) or ns.no_syscalls:
-        return None, None
+        return None
+    from sysspan.collector._ptrace import Ptrace
     from sysspan.collector.source import SourceCapture
 
-    pt_handle = _ptrace_handle()
     try:
-        return SourceCapture(pt_handle, arch, full_stack=ns.stack_trace), pt_handle
+        return SourceCapture(Ptrace(), arch, full_stack=ns.stack_trace)
     except ValueError as exc:
         raise UsageError(f"--source/-k: {exc}") from None
 
 
-def _open_decisions(
-    ns: argparse.Namespace, arch: str, builder: SpanBuilder, child_env: dict[str, str]
-) -> tuple[DecisionGate, DecisionChannel]:
-    """A pipe the command (and its descendants) can write decisions to, plus the stderr
-    protocol; one gate samples, rate-limits and counts them all."""
+def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]):
+    """(gate, channel, recorder, --decisions-out writer or None): a pipe the command (and
+    its descendants) can write decisions to, plus the stderr protocol; one gate samples,
+    rate-limits and counts them all."""
     gate = DecisionGate(ns.decision_sample, ns.decision_rate)
     recorder = DecisionRecorder(gate, _numbers(arch, "write"))
     channel = open_channel(recorder.on_channel, gate=gate)
     child_env.update(channel.env())
-    builder.decisions = recorder
-    builder.link_decisions()
+    writer = None
     if ns.decisions_out:
         from sysspan.decisions.ruchy import DecisionWriter
 
         try:
-            builder.decision_writer = DecisionWriter(ns.decisions_out)
+            writer = DecisionWriter(ns.decisions_out)
         except OSError as exc:
             raise UsageError(f"--decisions-out {ns.decisions_out}: {exc.strerror}") from None
-    return gate, channel
+    return gate, channel, recorder, writer
 
 
 def _numbers(arch: str, *names: str) -> frozenset[int]:
@@ -410,14 +410,14 @@ def _trace(
     ns: argparse.Namespace,
     tracer: Tracer,
     builder: SpanBuilder,
-    sinks: list,
+    pipeline: Pipeline,
     channel: DecisionChannel,
     path: str,
     argv: list[str],
     child_env: dict[str, str],
-) -> tuple[int | None, int, Pipeline]:
+) -> tuple[int | None, int]:
     """Run the stop loop over the spawned command or the attached process; returns (wait
-    status, root pid, the pipeline the spans went into)."""
+    status, root pid)."""
     if ns.command:
 
         def relay(sig: int) -> None:
@@ -425,27 +425,25 @@ def _trace(
                 tracer.forward(sig)
 
         with _SignalRelay(relay):
-            # The child is forked before the export thread starts: forking a
-            # multi-threaded process is where deadlocks come from.
             root_pid = tracer.spawn(path, argv, child_env)
             channel.close_child_end()
-            pipeline = Pipeline(sinks, prepare=builder.materialize)
-            builder.emit = pipeline.emit
-            status = tracer.run()
+            with relayed_signals_blocked():
+                pipeline.start(builder.materialize)
+            status = tracer.run(builder.handle)
         for w in tracer.warnings:
             _warn(w)
-        return status, root_pid, pipeline
-    pipeline = Pipeline(sinks, prepare=builder.materialize)
-    builder.emit = pipeline.emit
+        return status, root_pid
+    with relayed_signals_blocked():
+        pipeline.start(builder.materialize)
     root_pid = ns.pids[0]
     with _SignalRelay(lambda _sig: tracer.request_detach()):
         tracer.attach(root_pid)
         if not ns.quiet:
             print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-        status = tracer.run()
+        status = tracer.run(builder.handle)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
-    return status, root_pid, pipeline
+    return status, root_pid
 
 
 def _print_reports(reports: list, quiet: int) -> bool:
@@ -459,12 +457,6 @@ def _print_reports(reports: list, quiet: int) -> bool:
             elif quiet < 2:
                 print(f"sysspan: {msg}", file=sys.stderr)
     return failed
-
-
-def _ptrace_handle():
-    from sysspan.collector._ptrace import Ptrace
-
-    return Ptrace()
 
 
 def _span_gate(ratio: float | None, per_second: int | None):
