@@ -120,7 +120,9 @@ def machine_note() -> str:
 
 
 # -- a loopback OTLP/gRPC receiver in its own process ------------------------------------------
-def _receiver(port_q, counter, run_count, workers: int) -> None:
+def _receiver(port_q, counter, run_count, workers: int, pin_cpu: int | None) -> None:
+    if pin_cpu is not None:
+        os.sched_setaffinity(0, {pin_cpu})
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -155,14 +157,14 @@ class Receiver:
     """``with Receiver() as r``: ``r.endpoint``, ``r.counter.value`` (spans counted),
     ``r.run_count.value`` (the run span's syscall.count, when a trace was sent)."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, pin_cpu: int | None = None) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         self.counter = ctx.Value("q", 0)
         self.run_count = ctx.Value("q", -1)
         self._q = ctx.Queue()
-        self._proc = ctx.Process(target=_receiver, args=(self._q, self.counter, self.run_count, workers), daemon=True)
+        self._proc = ctx.Process(target=_receiver, args=(self._q, self.counter, self.run_count, workers, pin_cpu), daemon=True)
 
     def __enter__(self) -> Receiver:
         self._proc.start()
