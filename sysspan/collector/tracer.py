@@ -34,6 +34,7 @@ from sysspan.collector.records import (
     F_PY_ENTRY,
     F_PY_EXIT,
     F_PY_STACK,
+    F_TRUNCATED,
     RawSyscall,
     Record,
     Syscall,
@@ -138,6 +139,7 @@ class Tracer:
         self._at_entry: dict[int, tuple[object, tuple[int, ...] | None]] = {}
         self._at_exit: dict[int, object] = {}
         self._drain_error: BaseException | None = None
+        self._truncated = 0  # syscalls whose reads did not fit in one record
 
     @property
     def stops(self) -> int:
@@ -253,6 +255,16 @@ class Tracer:
             self.stats = loop.stats()
         if self._drain_error is not None:
             raise SysspanError(f"decoding the trace failed: {self._drain_error!r}")
+        if self._truncated:
+            self.warnings.append(
+                f"{self._truncated} syscalls had more argument data than one record holds"
+                f" ({self.ring_bytes // 4} bytes); what did not fit shows as addresses"
+            )
+        if self.stats.get("ptrace_errors", 0):
+            self.warnings.append(
+                f"{self.stats['ptrace_errors']} ptrace requests failed unexpectedly;"
+                " the trace may miss stops"
+            )
         if self.stats.get("seccomp_failed_errno", -1) >= 0:
             err = self.stats["seccomp_failed_errno"]
             reason = os.strerror(err) if err else "no status from the child"
@@ -280,6 +292,8 @@ class Tracer:
         """The decoder's captures for one syscall: from the loop's snapshot, or what Python
         captured at the stop."""
         flags = raw.flags
+        if flags & F_TRUNCATED:
+            self._truncated += 1
         nr, args, tid = raw.nr, raw.args, raw.tid
         dec = self.decoder
         pcs = None
