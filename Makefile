@@ -7,16 +7,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench deps clean
+.PHONY: demo test lint bench deps compiler clean
 
-# setup.py builds the C extension of the decision ring, so gcc comes first.
-$(STAMP): pyproject.toml setup.py sysspan/decisions/_ring.c include/sysspan_decisions.h
-	@command -v gcc >/dev/null 2>&1 || { echo "installing Debian packages: gcc"; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; }
+# setup.py builds two C extensions (the stop loop, the decision ring), so a compiler comes
+# first. compileall: where PYTHONDONTWRITEBYTECODE is set, every start would otherwise
+# compile sysspan's sources again (most of a short trace's start-up).
+$(STAMP): pyproject.toml setup.py sysspan/collector/_stoploop.c sysspan/decisions/_ring.c include/sysspan_decisions.h | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q sysspan > /dev/null
 	touch $(STAMP)
+
+compiler:
+	@command -v gcc >/dev/null 2>&1 || { \
+	  echo "installing Debian packages: gcc libc6-dev"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; }
 
 deps:
 	@missing=""; \

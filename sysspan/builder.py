@@ -13,16 +13,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sysspan.collector.records import (
+    FLUSH,
+    DecisionItem,
+    Flush,
+    LineEvent,
+    ProcessExec,
+    ProcessExit,
+    ProcessStart,
+    Record,
+    Signal,
+    Syscall,
+    SyscallItem,
+)
 from sysspan.decisions.record import Decision, DecisionLinker, decision_span
-from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
+from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
 from sysspan.redact import redact_argv, redact_text
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
-    from sysspan.collector.decode import Decoded, MemoryReader
+    from sysspan.collector.decode import Decoded
     from sysspan.collector.source import SourceCapture
     from sysspan.decisions.ruchy import DecisionWriter
+
+
+_FORMAT_CACHE_MAX = 4096
 
 
 def signal_name(sig: int) -> str:
@@ -43,20 +59,6 @@ def exit_code_of(status: int | None) -> int | None:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return None
-
-
-_FLUSH = object()  # end of stream: release what the decision linker holds
-
-
-class _DecisionItem:
-    """A decision in the span stream, with its parent resolved on the tracer thread."""
-
-    __slots__ = ("decision", "parent", "seq")
-
-    def __init__(self, decision: Decision, parent: int, seq: int) -> None:
-        self.decision = decision
-        self.parent = parent
-        self.seq = seq
 
 
 @dataclass(slots=True)
@@ -80,17 +82,16 @@ class _Proc:
 
 
 class SpanBuilder:
-    """Implements the tracer's ``Events``.
+    """Consumes the tracer's records (``handle``).
 
-    Process and run spans are emitted as ``Span`` objects; syscalls are emitted as raw tuples
-    that ``materialize`` turns into spans (and ``line(...)`` text) on the export thread, so
-    the tracer thread never formats anything.
+    Process and run spans are emitted as ``Span`` objects; syscalls are emitted as
+    ``SyscallItem``s that ``materialize`` turns into spans (and ``line(...)`` text) on the
+    export thread, so the thread feeding the builder never formats anything.
 
-    ``typed`` (set after construction, see ``collector/decode/typed.py``) adds the typed
-    argument attributes to syscall spans and hands them to ``line`` too.
+    ``typed`` (see ``collector/decode/typed.py``) adds the typed argument attributes to
+    syscall spans and hands them to ``line`` too.
     """
 
-    typed: Callable[..., dict] | None = None
 
     def __init__(
         self,
@@ -99,7 +100,7 @@ class SpanBuilder:
         run_span_id: int,
         ids: SpanIds,
         format_call: Callable[..., Decoded],
-        emit: Callable[[Span], None] | None,
+        emit: Callable[[object], None],
         line: Callable[..., None] | None = None,
         line_event: Callable[[int, str], None] | None = None,
         trace_flags: int = 1,
@@ -109,8 +110,8 @@ class SpanBuilder:
         source: SourceCapture | None = None,
         line_stack: Callable[[list[str]], None] | None = None,
         decisions: DecisionRecorder | None = None,
-        reader: MemoryReader | None = None,
         decision_writer: DecisionWriter | None = None,
+        typed: Callable[..., dict | None] | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.run_span_id = run_span_id
@@ -126,8 +127,8 @@ class SpanBuilder:
         self.source = source  # symbolises captured stacks (code.* attributes)
         self.line_stack = line_stack or (lambda _lines: None)
         self.decisions = decisions  # decision sources (channel, stderr protocol) and gate
-        self.reader = reader  # tracee memory, for the stderr decision protocol
         self.decision_writer = decision_writer  # --decisions-out
+        self.typed = typed  # typed argument attributes (collector/decode/typed.py)
         self.decision_count = 0
         self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
@@ -138,9 +139,24 @@ class SpanBuilder:
         self.process_count = 0
         self.spans_emitted = 0
         self.root_tgid = 0
+        self._formatted: dict[tuple, Decoded] = {}  # export thread only
+        self._handlers: dict[type, Callable] = {
+            Syscall: self.syscall,
+            ProcessStart: self.process_start,
+            ProcessExec: self.process_exec,
+            Signal: self.signal,
+            ProcessExit: self.process_exit,
+        }
+        if decisions is not None:
+            self.link_decisions()
 
-    # -- Events ----------------------------------------------------------------------------
-    def process_start(self, tgid: int, parent_tgid: int, t: int, attached: bool) -> None:
+    # -- records ---------------------------------------------------------------------------
+    def handle(self, rec: Record) -> None:
+        """Take one record from the tracer."""
+        self._handlers[type(rec)](rec)
+
+    def process_start(self, rec: ProcessStart) -> None:
+        tgid, parent_tgid, t, attached = rec.tgid, rec.parent_tgid, rec.t, rec.attached
         parent = self.procs.get(parent_tgid)
         self.seq += 1
         proc = _Proc(
@@ -158,7 +174,8 @@ class SpanBuilder:
         self.procs[tgid] = proc
         self.process_count += 1
 
-    def process_exec(self, tgid: int, t: int, path: str, argv: list[str]) -> None:
+    def process_exec(self, rec: ProcessExec) -> None:
+        tgid, t, path, argv = rec.tgid, rec.t, rec.path, rec.argv
         proc = self.procs.get(tgid)
         if proc is None:
             return
@@ -168,22 +185,11 @@ class SpanBuilder:
         proc.name = os.path.basename(path) or path
         proc.argv = redact_argv(argv)
 
-    def syscall(
-        self,
-        tid: int,
-        tgid: int,
-        nr: int,
-        args: tuple[int, ...],
-        rval: int | None,
-        t0: int,
-        t1: int,
-        ecap: object,
-        xcap: object,
-        pcs: tuple[int, ...] | None = None,
-    ) -> None:
-        """Hot path (tracer thread): exact counters, the sampling gate, then one tuple to the
+    def syscall(self, rec: Syscall) -> None:
+        """Hot path (drain thread): exact counters, the sampling gate, then one item to the
         pipeline. Decoding and span construction happen in ``materialize`` on the export
         thread."""
+        tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
         self.syscall_count += 1
         stat = self.stats.get(nr)
         if stat is None:
@@ -192,8 +198,6 @@ class SpanBuilder:
         stat.total_ns += t1 - t0
         if rval is not None and -4096 < rval < 0:
             stat.errors += 1
-        if self.emit is None:
-            return
         gate = self.gate
         if gate is not None and not gate(t1):
             self.syscalls_dropped += 1
@@ -203,59 +207,73 @@ class SpanBuilder:
             parent = proc.span_id if proc else self.run_span_id
         if parent or self.line is not None:
             self.seq += 1
-            self.emit((tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, self.seq, pcs))
+            self.emit(SyscallItem(rec, parent, self.seq))
         dr = self.decisions
         if dr is not None:
-            if nr in dr.write_nrs and args[0] == 2 and rval and rval > 0 and self.reader is not None:
-                data = self.reader.read(tid, args[1], min(rval, STDERR_READ_MAX))
-                if data:
-                    dr.feed_stderr(data, t1, tgid, tid)
+            if stderr:
+                dr.feed_stderr(stderr, t1, tgid, tid)
             if dr.pending:
-                self.drain_decisions()
+                self.drain_decisions(t1)
 
-    def drain_decisions(self) -> None:
-        """Tracer thread: move admitted decisions into the span stream, each parented by the
-        span of the process that recorded it."""
+    def drain_decisions(self, upto: int | None = None) -> None:
+        """Move admitted decisions into the span stream, each parented by the span of the
+        process that recorded it. With ``upto``, only those made by then: records reach
+        the builder a little after they happen, decisions over the channel in real time,
+        and a decision must not overtake the records before it (its process's start)."""
         pending = self.decisions.pending if self.decisions is not None else None
         while pending:
+            if upto is not None:
+                d = pending[0]
+                if max(d.start_ns, d.end_ns) > upto:
+                    return
             self.emit_decision(pending.popleft())
 
     def emit_decision(self, d: Decision) -> None:
         proc = self.procs.get(d.pid)
         self.seq += 1
         self.decision_count += 1
-        self.emit(_DecisionItem(d, proc.span_id if proc else self.run_span_id, self.seq))
+        self.emit(DecisionItem(d, proc.span_id if proc else self.run_span_id, self.seq))
 
     def materialize(self, batch: list) -> list[Span]:
-        """Export thread: raw syscall tuples and queued text lines → spans (and lines)."""
+        """Export thread: syscall items and queued text lines → spans (and lines)."""
         out: list[Span] = []
         linker = self._linker
         if linker is not None:
             linker.emit = out.append
         fmt = self.format_call
+        formatted = self._formatted
         line = self.line
         make_id = self.ids.make
         trace_id = self.trace_id
         trace_state = self.trace_state
         flags = self.flags
         for item in batch:
-            if type(item) is Span:
-                out.append(item)
-                continue
-            if type(item) is str:  # a signal/exit line, kept in order with the syscalls
-                if self.line_event is not None:
-                    tid, _, text = item.partition("\0")
-                    self.line_event(int(tid), text)
-                continue
-            if type(item) is _DecisionItem:
-                linker = self._decision_span(item, out)
-                continue
-            if item is _FLUSH:
-                if linker is not None:
+            kind = type(item)
+            if kind is not SyscallItem:
+                if kind is Span:
+                    out.append(item)
+                elif kind is LineEvent:  # a signal/exit line, in order with the syscalls
+                    if self.line_event is not None:
+                        self.line_event(item.tid, item.text)
+                elif kind is DecisionItem:
+                    linker = self._decision_span(item, out)
+                elif kind is Flush and linker is not None:
                     linker.flush()
                 continue
-            tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq, pcs = item
-            d = fmt(nr, args, rval, ecap, xcap)
+            call, parent, seq = item
+            tid, tgid, nr, args, rval, t0, t1, _s0, _s1, ecap, xcap, pcs, _err = call
+            # Loops repeat the same call (same registers, same bytes read) over and over;
+            # formatting is a pure function of these, so each distinct one is done once.
+            key = (nr, args, rval, ecap, xcap)
+            try:
+                d = formatted[key]
+            except KeyError:
+                d = fmt(*key)
+                if len(formatted) >= _FORMAT_CACHE_MAX:
+                    formatted.clear()
+                formatted[key] = d
+            except TypeError:  # an unhashable capture (argv lists)
+                d = fmt(*key)
             typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
             if line is not None:
                 line(tid, t0, t1, 0, d, typed)
@@ -290,7 +308,7 @@ class SpanBuilder:
         self.spans_emitted += len(out)
         return out
 
-    def _decision_span(self, item: _DecisionItem, out: list[Span]) -> DecisionLinker:
+    def _decision_span(self, item: DecisionItem, out: list[Span]) -> DecisionLinker:
         """Export thread: the decision span, handed to the linker that adopts the syscall
         spans of its thread inside it."""
         d = item.decision
@@ -331,12 +349,10 @@ class SpanBuilder:
     def _line_event(self, tid: int, text: str) -> None:
         """Signal and exit lines go through the pipeline so they stay in order with the
         syscall lines that the export thread writes."""
-        if self.emit is not None:
-            self.emit(f"{tid}\0{text}")
-        elif self.line_event is not None:
-            self.line_event(tid, text)
+        self.emit(LineEvent(tid, text))
 
-    def signal(self, tid: int, tgid: int, sig: int, t: int, info: tuple | None) -> None:
+    def signal(self, rec: Signal) -> None:
+        tid, tgid, sig, t, info = rec.tid, rec.tgid, rec.sig, rec.t, rec.info
         name = signal_name(sig)
         if self.line_event is not None:
             detail = f"si_signo={name}"
@@ -350,10 +366,11 @@ class SpanBuilder:
                 attrs["signal.sender_pid"] = info[2]
             proc.events.append(SpanEvent("signal", t, attrs))
 
-    def process_exit(self, tgid: int, t: int, status: int | None) -> None:
-        if self.decisions is not None and self.emit is not None:
+    def process_exit(self, rec: ProcessExit) -> None:
+        tgid, t, status = rec.tgid, rec.t, rec.status
+        if self.decisions is not None:
             self.decisions.process_exit(tgid, t)
-            self.drain_decisions()
+            self.drain_decisions(t)
         proc = self.procs.pop(tgid, None)
         if self.line_event is not None and status is not None:
             if os.WIFSIGNALED(status):
@@ -365,8 +382,6 @@ class SpanBuilder:
 
     # -- finishing -------------------------------------------------------------------------
     def _finish_process(self, tgid: int, proc: _Proc, t: int, status: int | None) -> None:
-        if self.emit is None:
-            return
         attrs: dict = {"process.pid": tgid, "process.parent_pid": proc.ppid}
         if proc.exe:
             attrs["process.executable.path"] = proc.exe
@@ -400,14 +415,13 @@ class SpanBuilder:
     def finish(self, t: int) -> None:
         """End the spans of processes still open (detach, or tracees we lost), hand over the
         last decisions and release the syscall spans a decision linker still holds."""
-        if self.decisions is not None and self.emit is not None:
+        if self.decisions is not None:
             self.decisions.finish(t)
             self.drain_decisions()
         for tgid, proc in list(self.procs.items()):
             self.procs.pop(tgid)
             self._finish_process(tgid, proc, t, None)
-        if self.emit is not None:
-            self.emit(_FLUSH)
+        self.emit(FLUSH)
 
     def root_name(self) -> str:
         proc = self.procs.get(self.root_tgid)

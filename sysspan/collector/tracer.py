@@ -1,67 +1,90 @@
-"""The ptrace stop loop.
+"""The tracer: the compiled stop loop on this thread, record decoding on another.
 
-One ``waitpid`` per stop, one ``PTRACE_GET_SYSCALL_INFO`` per syscall stop, and a tuple
-handed to the ``Events`` receiver when a syscall completes. Nothing here knows about spans
-or OTLP; decoding captures only the raw bytes a shown argument needs, while the tracee is
-stopped, and leaves formatting to whoever consumes the events.
+``Loop`` (``_stoploop.c``) owns every ptrace request, so it runs on the thread that seized
+the tracees (the caller of ``spawn``/``attach`` and ``run``), without the GIL. It writes
+binary records into a bounded ring; a drain thread here turns them into the typed records
+of ``sysspan.collector.records`` and hands them to the consumer (the span builder). When the
+consumer falls behind, the loop waits: nothing is dropped and memory stays bounded by the
+ring.
+
+What the decoder needs from tracee memory is read by the loop itself, following plans the
+decoder compiles (``Decoder.plans``); the decoder's capture functions then run on the drain
+thread against that snapshot. Syscalls whose reads depend on other reads (argv, iovecs,
+msghdr) and the stack capture of ``--source``/``-k`` instead call back into Python while
+the tracee is stopped: a stack is only readable then, and walking it needs the unwinder's
+caches of mappings and call frame information, which live in Python. Copying a bounded
+stack snapshot per syscall into the record would free the stop from the GIL, but an
+unwinder that works from copies is a rewrite of its own; the callback keeps ``--source``
+exactly as correct as before at its old speed, and costs nothing when it is off.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from sysspan.collector import _ptrace as pt
-from sysspan.collector.procfs import proc_exe, proc_ids, read_cmdline
-from sysspan.collector.seccomp import PreparedFilter
+from sysspan.collector import _stoploop
+from sysspan.collector.records import (
+    F_OURS,
+    F_PY_ENTRY,
+    F_PY_EXIT,
+    F_PY_STACK,
+    F_TRUNCATED,
+    RawSyscall,
+    Record,
+    Syscall,
+    check_layout,
+    parse_records,
+)
 from sysspan.errors import PtraceDenied, SysspanError
 
 if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
+    from sysspan.collector.decode import Decoder
+    from sysspan.collector.seccomp import PreparedFilter
     from sysspan.collector.source import SourceCapture
 
-GROUP_STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
-SYSCALL_TRAP = signal.SIGTRAP | 0x80
-_WALL = 0x40000000
-_SIGN = 1 << 63
-_WRAP = 1 << 64
+check_layout(_stoploop)
+
+PTRACE_O_TRACESYSGOOD = 0x1
+PTRACE_O_TRACEFORK = 0x2
+PTRACE_O_TRACEVFORK = 0x4
+PTRACE_O_TRACECLONE = 0x8
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_TRACESECCOMP = 0x80
+H_ENTRY, H_EXIT, H_EXEC, H_GONE = 1, 2, 3, 4
+#: The ring between the loop and the drain thread. Records are ~150 bytes, so this holds
+#: tens of thousands of syscalls: enough to ride out an export hiccup, small enough to
+#: keep memory flat.
+RING_BYTES = 4 << 20
+#: Signals the CLI relays (Ctrl-C and friends): delivered to the loop's thread only, where
+#: they interrupt its waitpid.
+RELAYED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
-class Capture(Protocol):
-    """The decoder's hot-path half (see ``sysspan.collector.decode.Decoder``)."""
+@contextmanager
+def relayed_signals_blocked() -> Iterator[None]:
+    """Threads started inside inherit a mask without the relayed signals, so the kernel
+    delivers those to the tracer thread, whose waitpid they interrupt."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    def capture_entry(self, nr: int, args: tuple[int, ...], pid: int, reader: object) -> object: ...
 
-    def capture_exit(
-        self, nr: int, args: tuple[int, ...], rval: int, pid: int, reader: object
-    ) -> object: ...
+class NativeReader:
+    """The decoder's ``MemoryReader`` over process_vm_readv, for the stops Python handles."""
 
+    def read(self, pid: int, addr: int, size: int) -> bytes:
+        return _stoploop.read_mem(pid, addr, size)
 
-class Events(Protocol):
-    """What the tracer reports. Times are epoch nanoseconds."""
-
-    def process_start(self, tgid: int, parent_tgid: int, t: int, attached: bool) -> None: ...
-
-    def process_exec(self, tgid: int, t: int, path: str, argv: list[str]) -> None: ...
-
-    def syscall(
-        self,
-        tid: int,
-        tgid: int,
-        nr: int,
-        args: tuple[int, ...],
-        rval: int | None,
-        t0: int,
-        t1: int,
-        ecap: object,
-        xcap: object,
-        pcs: tuple[int, ...] | None,
-    ) -> None: ...
-
-    def signal(self, tid: int, tgid: int, sig: int, t: int, info: tuple | None) -> None: ...
-
-    def process_exit(self, tgid: int, t: int, status: int | None) -> None: ...
+    def read_cstr(self, pid: int, addr: int, limit: int) -> bytes | None:
+        return _stoploop.read_cstr(pid, addr, limit)
 
 
 def ptrace_denied_message(err: OSError, what: str) -> str:
@@ -73,54 +96,73 @@ def ptrace_denied_message(err: OSError, what: str) -> str:
 
 
 class Tracer:
-    """Runs the stop loop over one traced command (``spawn``) or attached process (``attach``)."""
+    """Traces one spawned command (``spawn``) or attached process (``attach``); ``run``
+    feeds every record to ``consume`` on the drain thread, in the order they happened."""
 
     def __init__(
         self,
-        events: Events,
-        capture: Capture,
+        decoder: Decoder,
         *,
         follow: bool,
         traced: frozenset[int] | None = None,
         execve_nrs: frozenset[int] = frozenset(),
         seccomp: PreparedFilter | None = None,
         source: SourceCapture | None = None,
-        ptrace: pt.Ptrace | None = None,
+        stderr_nrs: frozenset[int] = frozenset(),
+        stderr_max: int = 0,
+        ring_bytes: int = RING_BYTES,
     ) -> None:
-        self.events = events
-        self.capture = capture
+        self.decoder = decoder
         self.follow = follow
-        self.pt = ptrace or pt.Ptrace()
-        # The syscall numbers to record; None means every syscall.
         self.traced = traced
+        self.execve_nrs = execve_nrs
         self.seccomp = seccomp
-        # Source correlation (--source / -k): unwinds the stack at each traced entry. It
-        # re-reads /proc/PID/maps when a pc falls outside the known mappings, so mmap
-        # calls need no stop of their own.
         self.source = source
-        self.seccomp_mode = False
-        self.warnings: list[str] = []
-        self._seccomp_status_fd = -1
-        self.options = pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACEEXEC
+        self.ring_bytes = ring_bytes
+        self.plans = decoder.plans(stderr_nrs, stderr_max)
+        self.options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC
         if seccomp is not None:
-            self.options |= pt.PTRACE_O_TRACESECCOMP
+            self.options |= PTRACE_O_TRACESECCOMP
         # The seccomp filter is inherited by every descendant, and a SECCOMP_RET_TRACE
         # syscall fails with ENOSYS in a process nobody traces. So with the filter the
-        # children are always followed; without -f they are only kept running, not
-        # recorded (``recorded`` holds the process ids whose syscalls become events).
+        # children are always followed; without -f they are only kept running, not recorded.
         if follow or seccomp is not None:
-            self.options |= pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK | pt.PTRACE_O_TRACECLONE
-        self.recorded: set[int] | None = None if follow else set()
-        self.tgid_of: dict[int, int] = {}  # tid -> tgid of every live tracee
-        self.threads: dict[int, set[int]] = {}  # tgid -> live tids
-        self.pending: dict[int, tuple] = {}  # tid -> (nr, args, t0, ecap) between entry and exit
+            self.options |= PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE
+        self.warnings: list[str] = []
+        self.loop: _stoploop.Loop | None = None
         self.root_pid = 0
-        self.root_status: int | None = None
         self.attached = False
         self.detaching = False
-        self._pre_exec: set[int] = set()  # spawned child before its first execve
-        self.stops = 0  # ptrace stops seen: the cost the kernel charged for this trace
-        self._execve_nrs = execve_nrs
+        self.stats: dict[str, int] = {}
+        self._reader = NativeReader()
+        # What Python captured while a tracee was stopped, by the call's entry seq.
+        self._at_entry: dict[int, tuple[object, tuple[int, ...] | None]] = {}
+        self._at_exit: dict[int, object] = {}
+        self._drain_error: BaseException | None = None
+        self._truncated = 0  # syscalls whose reads did not fit in one record
+
+    @property
+    def stops(self) -> int:
+        """ptrace stops seen: the cost the kernel charged for this trace."""
+        return self.stats.get("stops", 0)
+
+    @property
+    def seccomp_mode(self) -> bool:
+        return bool(self.stats.get("seccomp_mode", 0))
+
+    def _make_loop(self, seccomp_fd: int) -> _stoploop.Loop:
+        self.loop = _stoploop.Loop(
+            ring_bytes=self.ring_bytes,
+            options=self.options,
+            follow=self.follow,
+            traced=self.traced,
+            execve_nrs=self.execve_nrs,
+            plans=self.plans,
+            hook=self._hook,
+            hook_source=self.source is not None,
+            seccomp_fd=seccomp_fd,
+        )
+        return self.loop
 
     # -- starting ---------------------------------------------------------------------------
     def spawn(self, path: str, argv: list[str], env: dict[str, str]) -> int:
@@ -133,6 +175,7 @@ class Tracer:
             try:
                 for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, ())
                 os.kill(os.getpid(), signal.SIGSTOP)
                 if self.seccomp is not None:
                     # Traced by now, so RET_TRACE cannot hit a tracer-less ENOSYS.
@@ -146,20 +189,17 @@ class Tracer:
         _, status = os.waitpid(pid, os.WUNTRACED)
         if not os.WIFSTOPPED(status):
             raise SysspanError(f"{argv[0]}: the child exited before it could be traced")
+        if status_w >= 0:
+            os.close(status_w)
+        loop = self._make_loop(status_r)
         try:
-            self.pt.seize(pid, self.options | pt.PTRACE_O_EXITKILL)
+            loop.spawned(pid, time.time_ns())
         except OSError as exc:
+            loop.finish()
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             raise PtraceDenied(ptrace_denied_message(exc, argv[0])) from None
-        if self.seccomp is not None:
-            os.close(status_w)
-            self._seccomp_status_fd = status_r
-            self.seccomp_mode = True
         self.root_pid = pid
-        self._pre_exec.add(pid)
-        self._add(pid, pid, os.getpid(), time.time_ns(), attached=False)
-        os.kill(pid, signal.SIGCONT)
         return pid
 
     def attach(self, pid: int) -> None:
@@ -170,272 +210,129 @@ class Tracer:
             raise SysspanError(f"-p {pid}: no such process") from None
         except PermissionError:
             pass  # ptrace below gives the precise reason
+        from sysspan.collector.procfs import proc_ids
+
         self.attached = True
         self.root_pid = pid
-        now = time.time_ns()
-        self.events.process_start(pid, pt.parent_pid(pid), now, True)
-        self.threads[pid] = set()
-        if self.recorded is not None:
-            self.recorded.add(pid)
-        seen: set[int] = set()
-        while True:
-            try:
-                tids = {int(t) for t in os.listdir(f"/proc/{pid}/task")}
-            except FileNotFoundError:
-                raise SysspanError(f"-p {pid}: the process exited while attaching") from None
-            new = tids - seen
-            if not new:
-                break
-            for tid in sorted(new):
-                try:
-                    self.pt.seize(tid, self.options)
-                except OSError as exc:
-                    if exc.errno == 3 and tid != pid:  # thread exited meanwhile
-                        continue
-                    if not seen:
-                        raise PtraceDenied(ptrace_denied_message(exc, f"process {pid}")) from None
-                    continue
-                self.pt.interrupt(tid)
-                self.tgid_of[tid] = pid
-                self.threads[pid].add(tid)
-            seen |= new
+        loop = self._make_loop(-1)
         try:
-            self.events.process_exec(pid, now, proc_exe(pid), read_cmdline(pid))
-        except OSError:
-            pass
-
-    def _add(self, tid: int, tgid: int, parent_tgid: int, t: int, attached: bool) -> None:
-        self.tgid_of[tid] = tgid
-        if tgid not in self.threads:
-            self.threads[tgid] = set()
-            if self.recorded is not None:
-                if self.recorded and tgid not in self.recorded:
-                    self.threads[tgid].add(tid)
-                    return  # followed only to keep it running under the seccomp filter
-                self.recorded.add(tgid)
-            self.events.process_start(tgid, parent_tgid, t, attached)
-        self.threads[tgid].add(tid)
-
-    def _adopt(self, tid: int, t: int, parent_tgid: int = 0) -> int:
-        """Register a tracee seen for the first time (a new child's stop can arrive before
-        its parent's fork event)."""
-        tgid, ppid = proc_ids(tid)
-        if not tgid:
-            tgid, ppid = tid, parent_tgid
-        self._add(tid, tgid, parent_tgid or ppid, t, attached=False)
-        return tgid
+            loop.attach(pid, proc_ids(pid)[1], time.time_ns())
+        except FileNotFoundError:
+            loop.finish()
+            raise SysspanError(f"-p {pid}: the process exited while attaching") from None
+        except OSError as exc:
+            loop.finish()
+            raise PtraceDenied(ptrace_denied_message(exc, f"process {pid}")) from None
 
     # -- control ----------------------------------------------------------------------------
     def request_detach(self) -> None:
         """Detach from every tracee at its next stop (``-p`` and Ctrl-C)."""
         self.detaching = True
-        for tid in list(self.tgid_of):
-            self.pt.interrupt(tid)
+        if self.loop is not None:
+            self.loop.request_detach()
 
     def forward(self, sig: int) -> None:
         """Deliver ``sig`` to the traced command (Ctrl-C and friends)."""
-        if self.root_pid and self.root_status is None:
-            try:
-                os.kill(self.root_pid, sig)
-            except ProcessLookupError:
-                pass
+        if self.loop is not None:
+            self.loop.forward(sig)
 
-    # -- the loop ---------------------------------------------------------------------------
-    def run(self) -> int | None:
-        """Trace until no tracee is left; returns the root process's wait status (None if
-        detached or not our child)."""
-        pt_ = self.pt
-        info = pt_.syscall_info
-        pending = self.pending
-        tgid_of = self.tgid_of
-        events = self.events
-        cap = self.capture
-        traced = self.traced
-        now = time.time_ns
-        waitpid = os.waitpid
-        pre_exec = self._pre_exec
-        source = self.source
-        recorded = self.recorded
-        stops = 0
-        while tgid_of:
-            try:
-                tid, status = waitpid(-1, _WALL)
-            except ChildProcessError:
-                break
-            t = now()
-            stops += 1
-            self.stops = stops
-            if status & 0xFF != 0x7F:
-                self._gone(tid, status, t)
-                continue
-            sig = (status >> 8) & 0xFF
-            event = status >> 16
-            if sig == SYSCALL_TRAP or event == pt.PTRACE_EVENT_SECCOMP:
-                if self.detaching:
-                    self._detach(tid, 0)
-                    continue
-                si = info(tid)
-                op = si[0]
-                if op == 2:  # exit
-                    entry = pending.pop(tid, None)
-                    if entry is not None:
-                        rval = si[4]
-                        if rval & _SIGN:
-                            rval -= _WRAP
-                        nr, args, t0, ecap, pcs = entry
-                        xcap = cap.capture_exit(nr, args, rval, tid, pt_)
-                        tgid = tgid_of.get(tid) or self._adopt(tid, t)
-                        events.syscall(tid, tgid, nr, args, rval, t0, t, ecap, xcap, pcs)
-                    # seccomp mode: run freely until the next filtered syscall
-                    (pt_.cont if self.seccomp_mode else pt_.syscall)(tid, 0)
-                    continue
-                # entry (op 1) or seccomp stop (op 3)
-                nr = si[4]
-                ours = False  # the execve sysspan's own forked child makes: no user stack
-                if pre_exec and tid in pre_exec:
-                    if nr not in self._execve_nrs:
-                        self._resume(tid, 0)
-                        continue
-                    pre_exec.discard(tid)
-                    ours = True
-                if (traced is None or nr in traced) and (
-                    recorded is None or tgid_of.get(tid) in recorded
-                ):
-                    args = si[5:11]
-                    pcs = None
-                    if source is not None and not ours:
-                        pcs = source.capture(tgid_of.get(tid, tid), tid, (si[2], si[3]))
-                    pending[tid] = (nr, args, t, cap.capture_entry(nr, args, tid, pt_), pcs)
-                    pt_.syscall(tid, 0)  # always stop at this call's exit
-                else:
-                    self._resume(tid, 0)
-                continue
-            if event:
-                self._event(tid, event, sig, t)
-                continue
-            # Signal-delivery stop: report it and pass the signal on.
-            if self.detaching:
-                self._detach(tid, sig)
-                continue
-            tgid = tgid_of.get(tid) or self._adopt(tid, t)
-            if not (pre_exec and tid in pre_exec) and (recorded is None or tgid in recorded):
-                events.signal(tid, tgid, sig, t, pt_.siginfo(tid))
-            self._resume(tid, sig)
-        return self.root_status
-
-    def _resume(self, tid: int, sig: int) -> None:
-        """PTRACE_SYSCALL while syscall stops are wanted for this thread; with the seccomp
-        filter only a thread inside a traced call needs one (to see its exit)."""
-        if self.seccomp_mode and tid not in self.pending:
-            self.pt.cont(tid, sig)
-        else:
-            self.pt.syscall(tid, sig)
-
-    def _event(self, tid: int, event: int, sig: int, t: int) -> None:
-        pt_ = self.pt
-        if tid not in self.tgid_of:
-            self._adopt(tid, t)
-        if event in (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK, pt.PTRACE_EVENT_CLONE):
-            child = pt_.event_msg(tid)
-            if child and child not in self.tgid_of:
-                parent_tgid = self.tgid_of[tid]
-                if event == pt.PTRACE_EVENT_CLONE:
-                    ctgid, _ = proc_ids(child)
-                    if ctgid == parent_tgid:
-                        self.tgid_of[child] = parent_tgid
-                        self.threads[parent_tgid].add(child)
-                    else:
-                        self._add(child, ctgid or child, parent_tgid, t, attached=False)
-                else:
-                    self._add(child, child, parent_tgid, t, attached=False)
-        elif event == pt.PTRACE_EVENT_EXEC:
-            tgid = self.tgid_of[tid]
-            former = pt_.event_msg(tid)
-            if former and former != tid:
-                # A non-leader thread exec'd: it now carries the leader's tid and the
-                # other threads are gone.
-                entry = self.pending.pop(former, None)
-                if entry is not None:
-                    self.pending[tid] = entry
-                for other in list(self.threads.get(tgid, ())):
-                    if other != tid:
-                        self.tgid_of.pop(other, None)
-                        self.pending.pop(other, None)
-                self.threads[tgid] = {tid}
-            self._pre_exec.discard(tid)
-            if self.recorded is not None and tgid not in self.recorded:
-                self._resume(tid, 0)
-                return
-            if self.source is not None:
-                self.source.on_exec(tgid)
-            if self._seccomp_status_fd >= 0:
-                self._check_seccomp()
-            try:
-                self.events.process_exec(tgid, t, proc_exe(tid), read_cmdline(tid))
-            except OSError:
-                pass
-        elif event == pt.PTRACE_EVENT_STOP:
-            if self.detaching:
-                self._detach(tid, 0)
-                return
-            if sig in GROUP_STOP_SIGNALS:
-                # Group-stop under PTRACE_SEIZE: stay stopped without swallowing SIGCONT.
-                pt_.listen(tid)
-                return
-        if self.detaching:
-            self._detach(tid, 0)
-            return
-        self._resume(tid, 0)
-
-    def _check_seccomp(self) -> None:
-        """The child wrote whether its filter went in before it exec'd; without it, fall
-        back to stopping at every syscall."""
-        fd, self._seccomp_status_fd = self._seccomp_status_fd, -1
+    # -- running ----------------------------------------------------------------------------
+    def run(self, consume: Callable[[Record], None]) -> int | None:
+        """Trace until no tracee is left, feeding ``consume`` on the drain thread; returns
+        the root process's wait status (None if detached or not our child)."""
+        loop = self.loop
+        if loop is None:
+            raise SysspanError("nothing to trace: spawn or attach first")
+        with relayed_signals_blocked():
+            drain = threading.Thread(
+                target=self._drain, args=(loop, consume), name="sysspan-drain", daemon=True
+            )
+            drain.start()
         try:
-            data = os.read(fd, 1)
-        except BlockingIOError:
-            data = b""
+            status = loop.run()
         finally:
-            os.close(fd)
-        if data != b"\0":
-            err = data[0] if data else 0
-            self.seccomp_mode = False
+            drain.join()
+            self.stats = loop.stats()
+        if self._drain_error is not None:
+            raise SysspanError(f"decoding the trace failed: {self._drain_error!r}")
+        if self._truncated:
+            self.warnings.append(
+                f"{self._truncated} syscalls had more argument data than one record holds"
+                f" ({self.ring_bytes // 4} bytes); what did not fit shows as addresses"
+            )
+        if self.stats.get("ptrace_errors", 0):
+            self.warnings.append(
+                f"{self.stats['ptrace_errors']} ptrace requests failed unexpectedly;"
+                " the trace may miss stops"
+            )
+        if self.stats.get("seccomp_failed_errno", -1) >= 0:
+            err = self.stats["seccomp_failed_errno"]
             reason = os.strerror(err) if err else "no status from the child"
             self.warnings.append(
                 f"seccomp-bpf filter unavailable ({reason}); stopping at every syscall instead"
             )
+        return status
 
-    def _detach(self, tid: int, sig: int) -> None:
-        self.pt.detach(tid, sig)
-        self._forget(tid)
+    def _drain(self, loop: _stoploop.Loop, consume: Callable[[Record], None]) -> None:
+        complete = self._complete
+        try:
+            while True:
+                chunk = loop.drain()
+                if chunk is None:
+                    return
+                for rec in parse_records(chunk):
+                    if type(rec) is RawSyscall:
+                        rec = complete(rec)
+                    consume(rec)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - reported by run() on the main thread
+            self._drain_error = exc
+            loop.abandon()
 
-    def _forget(self, tid: int) -> int | None:
-        tgid = self.tgid_of.pop(tid, None)
-        self.pending.pop(tid, None)
-        self.pt.forget(tid)
-        if tgid is not None:
-            members = self.threads.get(tgid)
-            if members is not None:
-                members.discard(tid)
-        return tgid
+    def _complete(self, raw: RawSyscall) -> Syscall:
+        """The decoder's captures for one syscall: from the loop's snapshot, or what Python
+        captured at the stop."""
+        call, flags, entry, exit_ = raw
+        if flags & F_TRUNCATED:
+            self._truncated += 1
+        nr, args, tid, rval = call.nr, call.args, call.tid, call.rval
+        dec = self.decoder
+        ecap = xcap = pcs = None
+        if flags & (F_PY_ENTRY | F_PY_STACK):
+            ecap, pcs = self._at_entry.pop(call.seq0, (None, None))
+        if not flags & F_PY_ENTRY and entry is not None:
+            ecap = dec.capture_entry(nr, args, tid, entry)
+        if flags & F_PY_EXIT:
+            xcap = self._at_exit.pop(call.seq0, None)
+        elif exit_ is not None and rval is not None:
+            xcap = dec.capture_exit(nr, args, rval, tid, exit_)
+        return call._replace(ecap=ecap, xcap=xcap, pcs=pcs)
 
-    def _gone(self, tid: int, status: int, t: int) -> None:
-        """A tracee exited or was killed."""
-        entry = self.pending.get(tid)
-        tgid = self.tgid_of.get(tid)
-        if entry is not None and tgid is not None:
-            # exit/exit_group (or a call interrupted by a fatal signal) never return.
-            nr, args, t0, ecap, pcs = entry
-            self.events.syscall(tid, tgid, nr, args, None, t0, t, ecap, None, pcs)
-        self._forget(tid)
-        if tid == self.root_pid and not self.attached:
-            self.root_status = status
-        if tgid is not None and tid == tgid:
-            for other in list(self.threads.get(tgid, ())):
-                self._forget(other)
-            self.threads.pop(tgid, None)
-            if self.recorded is not None and tgid not in self.recorded:
-                return
-            self.events.process_exit(tgid, t, status)
-            if self.source is not None:
+    def _hook(
+        self,
+        what: int,
+        tid: int,
+        tgid: int,
+        nr: int,
+        args: tuple[int, ...],
+        rval: int,
+        ip: int,
+        sp: int,
+        seq0: int,
+        flags: int,
+    ) -> None:
+        """Python's part of a stop, while the tracee is stopped (see the module doc)."""
+        if what == H_ENTRY:
+            ecap = None
+            if flags & F_PY_ENTRY:
+                ecap = self.decoder.capture_entry(nr, args, tid, self._reader)
+            pcs = None
+            if flags & F_PY_STACK and self.source is not None and not flags & F_OURS:
+                pcs = self.source.capture(tgid, tid, (ip, sp))
+            self._at_entry[seq0] = (ecap, pcs)
+        elif what == H_EXIT:
+            self._at_exit[seq0] = self.decoder.capture_exit(nr, args, rval, tid, self._reader)
+        elif self.source is not None:
+            if what == H_EXEC:
+                self.source.on_exec(tgid)
+            elif what == H_GONE:
                 self.source.release(tgid)

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from typing import TextIO
@@ -20,12 +19,11 @@ from typing import TextIO
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
 from sysspan.collector.decode.typed import TypedArgs
-from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
-from sysspan.collector.tracer import Tracer
+from sysspan.collector.tracer import Tracer, relayed_signals_blocked
 from sysspan.config import resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
-from sysspan.decisions.recorder import DecisionRecorder
+from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
@@ -240,13 +238,23 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         decode_fds=ns.decode_fds,
         capture_data=ns.capture_data or ns.strsize is not None,
     )
-    source, pt_handle = _source_capture(ns, arch)
+    source = _source_capture(ns, arch)
+    if ns.tp_carrier:
+        write_carrier_file(ns.tp_carrier, run_ctx, baggage)
+    if ns.tp_print:
+        print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
+    child_env = inject(env, run_ctx, baggage)
+    decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
+    # The export thread starts once the child is forked: forking a multi-threaded process
+    # is where deadlocks come from. A short queue: when export is the slower side, the
+    # records wait in the stop loop's ring (150 bytes each), not as Python objects.
+    pipeline = Pipeline(sinks, start=False, queue_batches=8)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
         ids=ids,
         format_call=decoder.format,
-        emit=None,
+        emit=pipeline.emit,
         line=writer.syscall if writer else None,
         line_event=writer.event if writer else None,
         trace_flags=flags,
@@ -254,38 +262,31 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         gate=_span_gate(ns.sample, ns.max_spans_per_second),
         source=source,
         line_stack=writer.stack if writer else None,
+        decisions=recorder,
+        decision_writer=decision_writer,
+        typed=TypedArgs(decoder).attributes,
     )
-    builder.typed = TypedArgs(decoder).attributes
-
-    if ns.tp_carrier:
-        write_carrier_file(ns.tp_carrier, run_ctx, baggage)
-    if ns.tp_print:
-        print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
-    child_env = inject(env, run_ctx, baggage)
-    decision_gate, channel = _open_decisions(ns, arch, builder, child_env)
 
     tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
     spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
     tracer: Tracer | None = None
     if ns.no_syscalls:
-        pipeline = Pipeline(sinks, prepare=builder.materialize)
-        builder.emit = pipeline.emit
-        builder.decisions.direct = builder.emit_decision  # no tracer thread to hand them over
+        recorder.direct = builder.emit_decision  # no tracer thread to hand them over
+        pipeline.start(builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     else:
         tracer = Tracer(
-            builder,
             decoder,
             follow=ns.follow,
             traced=traced,
             execve_nrs=_numbers(arch, "execve", "execveat"),
             seccomp=_seccomp_filter(ns, arch, traced),
             source=source,
-            ptrace=pt_handle,
+            stderr_nrs=recorder.write_nrs,
+            stderr_max=STDERR_READ_MAX,
         )
-        builder.reader = tracer.pt
-        status, root_pid, pipeline = _trace(ns, tracer, builder, sinks, channel, path, argv, child_env, spawning)
+        status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env, spawning)
     end = time.time_ns()
     channel.close()
     builder.finish(end)
@@ -391,23 +392,24 @@ def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | No
 
 
 def _source_capture(ns: argparse.Namespace, arch: str):
-    """(SourceCapture, the Ptrace handle it shares with the tracer) for --source/-k."""
+    """The SourceCapture for --source/-k, or None."""
     if not (ns.source or ns.stack_trace) or ns.no_syscalls:
-        return None, None
+        return None
+    from sysspan.collector._ptrace import Ptrace
     from sysspan.collector.source import SourceCapture
 
-    pt_handle = _ptrace_handle()
     try:
-        return SourceCapture(pt_handle, arch, full_stack=ns.stack_trace), pt_handle
+        return SourceCapture(Ptrace(), arch, full_stack=ns.stack_trace)
     except ValueError as exc:
         raise UsageError(f"--source/-k: {exc}") from None
 
 
-def _open_decisions(
-    ns: argparse.Namespace, arch: str, builder: SpanBuilder, child_env: dict[str, str]
-) -> tuple[DecisionGate, DecisionChannel | DecisionRing]:
-    """The shared-memory ring (or with --decision-pipe a pipe) the command and its
-    descendants record decisions into, plus the stderr protocol; one gate samples,
+def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]) -> tuple[
+    DecisionGate, DecisionChannel | DecisionRing, DecisionRecorder, object | None
+]:
+    """(gate, channel, recorder, --decisions-out writer or None): the shared-memory ring (or
+    with --decision-pipe a pipe) the command and its descendants record decisions into, plus
+    the stderr protocol; one gate samples,
     rate-limits and counts them all."""
     gate = DecisionGate(ns.decision_sample, ns.decision_rate)
     recorder = DecisionRecorder(gate, _numbers(arch, "write"))
@@ -416,16 +418,15 @@ def _open_decisions(
     if isinstance(channel, DecisionRing):
         recorder.sync = channel.drain
     child_env.update(channel.env())
-    builder.decisions = recorder
-    builder.link_decisions()
+    writer = None
     if ns.decisions_out:
         from sysspan.decisions.ruchy import DecisionWriter
 
         try:
-            builder.decision_writer = DecisionWriter(ns.decisions_out)
+            writer = DecisionWriter(ns.decisions_out)
         except OSError as exc:
             raise UsageError(f"--decisions-out {ns.decisions_out}: {exc.strerror}") from None
-    return gate, channel
+    return gate, channel, recorder, writer
 
 
 def _numbers(arch: str, *names: str) -> frozenset[int]:
@@ -436,6 +437,8 @@ def _seccomp_filter(ns: argparse.Namespace, arch: str, traced: frozenset[int] | 
     """The prepared seccomp-bpf filter for -e trace= on a spawned command, or None."""
     if traced is None or not ns.command or ns.no_seccomp:
         return None
+    from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
+
     if not seccomp_available():
         _warn("seccomp-bpf is not available here; stopping at every syscall instead")
         return None
@@ -446,15 +449,15 @@ def _trace(
     ns: argparse.Namespace,
     tracer: Tracer,
     builder: SpanBuilder,
-    sinks: list,
+    pipeline: Pipeline,
     channel: DecisionChannel | DecisionRing,
     path: str,
     argv: list[str],
     child_env: dict[str, str],
     spawning=contextlib.nullcontext,
-) -> tuple[int | None, int, Pipeline]:
+) -> tuple[int | None, int]:
     """Run the stop loop over the spawned command or the attached process; returns (wait
-    status, root pid, the pipeline the spans went into)."""
+    status, root pid)."""
     if ns.command:
 
         def relay(sig: int) -> None:
@@ -462,28 +465,28 @@ def _trace(
                 tracer.forward(sig)
 
         with _SignalRelay(relay):
-            # The child is forked before the export thread starts: forking a
-            # multi-threaded process is where deadlocks come from.
             with spawning():
                 root_pid = tracer.spawn(path, argv, child_env)
             channel.close_child_end()
-            pipeline = Pipeline(sinks, prepare=builder.materialize)
-            builder.emit = pipeline.emit
-            status = tracer.run()
+            with relayed_signals_blocked():
+                pipeline.start(builder.materialize)
+            status = tracer.run(builder.handle)
         for w in tracer.warnings:
             _warn(w)
-        return status, root_pid, pipeline
-    pipeline = Pipeline(sinks, prepare=builder.materialize)
-    builder.emit = pipeline.emit
+        return status, root_pid
+    with relayed_signals_blocked():
+        pipeline.start(builder.materialize)
     root_pid = ns.pids[0]
     with _SignalRelay(lambda _sig: tracer.request_detach()):
         tracer.attach(root_pid)
         if not ns.quiet:
             print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-        status = tracer.run()
+        status = tracer.run(builder.handle)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
-    return status, root_pid, pipeline
+    for w in tracer.warnings:
+        _warn(w)
+    return status, root_pid
 
 
 def _print_reports(reports: list, quiet: int) -> bool:
@@ -497,12 +500,6 @@ def _print_reports(reports: list, quiet: int) -> bool:
             elif quiet < 2:
                 print(f"sysspan: {msg}", file=sys.stderr)
     return failed
-
-
-def _ptrace_handle():
-    from sysspan.collector._ptrace import Ptrace
-
-    return Ptrace()
 
 
 def _span_gate(ratio: float | None, per_second: int | None):
@@ -525,6 +522,8 @@ def _run_plain(
     """--no-syscalls: run the command as is, forwarding signals, and return its wait status.
     It inherits exactly the descriptors an untraced run would (plus the pipe with
     --decision-pipe, which is inheritable)."""
+    import subprocess  # only --no-syscalls runs the command this way
+
     with spawning():
         proc = subprocess.Popen(argv, executable=path, env=env, close_fds=False)  # noqa: S603
     channel.close_child_end()

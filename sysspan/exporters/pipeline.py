@@ -54,9 +54,12 @@ class Pipeline:
         batch_size: int = 512,
         queue_batches: int = 64,
         prepare: Callable[[list], list[Span]] | None = None,
+        start: bool = True,
     ) -> None:
         """``prepare`` runs on the export thread and turns each batch of emitted items into
-        spans: the tracer emits raw tuples and the decoding happens here, off the stop path."""
+        spans: the tracer emits raw records and the decoding happens here, off the stop path.
+        With ``start=False`` the export thread waits for ``start()`` (so a child can be
+        forked before the process has threads)."""
         if batch_size < 1 or queue_batches < 1:
             raise ValueError("batch_size and queue_batches must be at least 1")
         self.sinks = list(sinks)
@@ -70,7 +73,16 @@ class Pipeline:
         self.prepare_errors = 0
         self.prepare_first_error = ""
         self._thread = threading.Thread(target=self._run, name="sysspan-export", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
+
+    def start(self, prepare: Callable[[list], list[Span]] | None = None) -> None:
+        """Start the export thread (once; see ``start=False``), with ``prepare`` if given
+        (the span builder, made after the pipeline it emits into)."""
+        if prepare is not None:
+            self._prepare = prepare
+        if self._thread.ident is None:
+            self._thread.start()
 
     @property
     def spans_emitted(self) -> int:
@@ -108,6 +120,7 @@ class Pipeline:
         in the order the sinks were given. Safe to call again (returns the same reports)."""
         if self._reports is not None:
             return self._reports
+        self.start()
         self._hand_off()
         self._queue.put(_STOP)
         self._thread.join()
@@ -147,14 +160,21 @@ class Pipeline:
                     if not self.prepare_first_error:
                         self.prepare_first_error = _describe(exc)
                     continue
-            for sink, trouble in zip(self.sinks, self._trouble, strict=True):
-                try:
-                    sink.export(item)
-                except Exception as exc:
-                    trouble.batches += 1
-                    trouble.spans += len(item)
-                    if not trouble.first:
-                        trouble.first = _describe(exc)
+            # prepare can release many held spans at once (the decision linker at the end):
+            # export them in batches, so no request or line grows with the trace.
+            size = self.batch_size
+            for start in range(0, len(item), size):
+                self._export(item[start : start + size] if len(item) > size else item)
+
+    def _export(self, batch: list) -> None:
+        for sink, trouble in zip(self.sinks, self._trouble, strict=True):
+            try:
+                sink.export(batch)
+            except Exception as exc:
+                trouble.batches += 1
+                trouble.spans += len(batch)
+                if not trouble.first:
+                    trouble.first = _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -92,11 +92,14 @@ class Decoder:
         self._entry: list[Callable[..., Any] | None] = [None] * size
         self._exit: list[Callable[..., Any] | None] = [None] * size
         self._n = size
+        # per syscall: what the compiled stop loop reads for the captures (see ``plans``)
+        self._plan_parts: list[tuple[tuple | None, tuple | None] | None] = [None] * size
         for nr, name in self._table.items():
             sig = SIGNATURES.get(name)
             if sig is None:
                 continue
             spec, entry_fn, exit_fn = self._compile(name, sig)
+            self._plan_parts[nr] = self._plan(spec)
             self._specs[nr] = spec
             self._entry[nr] = entry_fn
             self._exit[nr] = exit_fn
@@ -128,6 +131,47 @@ class Decoder:
             exit_caps.append((-1, _ret_fd_link if ret == "fd" else _ret_fcntl_link))
         spec = _Spec(name, tuple(kinds), ret, tuple(entry_pos), tuple(exit_pos), ret_link_pos)
         return spec, _make_entry(self, entry_caps), _make_exit(self, exit_caps)
+
+    def _plan(self, spec: _Spec) -> tuple[tuple | None, tuple | None]:
+        """(entry reads, exit reads) the loop can make for this syscall's captures; a side
+        is None when some capture on it must read at the stop itself (in Python)."""
+        sides: list[tuple | None] = []
+        for at_exit, positions in ((False, spec.entry_pos), (True, spec.exit_pos)):
+            ops: list | None = []
+            for (i, kind), pos in zip(spec.kinds, positions, strict=True):
+                if pos is None:
+                    continue
+                got = kind.plan(self, i, at_exit)
+                if got is None:
+                    ops = None
+                    break
+                ops.extend(got)  # type: ignore[union-attr]
+            if at_exit and spec.ret_link_pos is not None:
+                ops = None  # -y: the returned fd's path comes from /proc at the stop
+            sides.append(tuple(ops) if ops is not None else None)
+        return sides[0], sides[1]
+
+    def plans(
+        self, stderr_nrs: frozenset[int] = frozenset(), stderr_max: int = 0
+    ) -> list[tuple | None]:
+        """What the compiled stop loop reads from tracee memory, indexed by syscall number:
+        None, or (entry ops, entry needs Python, exit ops, exit needs Python). Writes to
+        fd 2 of ``stderr_nrs`` also keep up to ``stderr_max`` bytes of their data (the
+        decision protocol on stderr)."""
+        from sysspan.collector.decode.kinds.base import PLAN_RVAL, mem_op
+
+        out: list[tuple | None] = []
+        for nr in range(max(self._n, max(stderr_nrs, default=-1) + 1)):
+            parts = self._plan_parts[nr] if nr < self._n else None
+            entry, exit_ = parts if parts is not None else ((), ())
+            exit_ops = exit_ or ()
+            if nr in stderr_nrs:
+                exit_ops = (*exit_ops, mem_op(1, stderr_max, -1, PLAN_RVAL, 0, 0, 2, op=2))
+            if parts is None and not exit_ops:
+                out.append(None)
+                continue
+            out.append((entry or (), entry is None, exit_ops, exit_ is None))
+        return out
 
     # ---- hot path ------------------------------------------------------------------------
 

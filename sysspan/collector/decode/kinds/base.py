@@ -36,6 +36,26 @@ class _Ctx:
         self.fdlinks: dict[int, str] = {}
 
 
+#: A read the compiled stop loop makes for a capture function (see ``Decoder.plans``):
+#: (arg, op, cap, len_arg, flags, mult, cond_arg, cond_val). ``op`` 0 reads
+#: min(cap, args[len_arg], rval) bytes (times ``mult``) at args[arg], ``op`` 1 a
+#: NUL-terminated string of at most ``cap`` bytes; ``cond_arg`` >= 0 reads only when
+#: args[cond_arg] == cond_val.
+PlanOp = tuple[int, int, int, int, int, int, int, int]
+PLAN_RVAL, PLAN_U32LEN = 1, 2
+
+
+def mem_op(
+    arg: int, cap: int, len_arg: int = -1, flags: int = 0, mult: int = 0,
+    cond_arg: int = -1, cond_val: int = 0, op: int = 0,
+) -> PlanOp:
+    return (arg, op, cap, len_arg, flags, mult, cond_arg, cond_val)
+
+
+def cstr_op(arg: int, limit: int) -> PlanOp:
+    return (arg, 1, limit, -1, 0, 0, -1, 0)
+
+
 EntryCap = Callable[["Decoder", Sequence[int], int, int, MemoryReader], Any]
 ExitCap = Callable[["Decoder", Sequence[int], int, int, int, MemoryReader], Any]
 
@@ -61,6 +81,11 @@ class Kind:
     has_entry = False
     has_exit = False
 
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        """The reads ``entry`` (or ``exit``) makes, for the compiled loop to make instead;
+        None when they depend on memory read first (then Python reads at the stop)."""
+        return None
+
     def render(self, c: _Ctx, i: int, ev: Any, xv: Any) -> str | None:
         raise NotImplementedError
 
@@ -80,6 +105,9 @@ class _FixedStruct(_Directed):
     else as its address."""
 
     size = 0
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, self.size),)
 
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         return _read_exact(r, pid, args[i], self.size)

@@ -10,7 +10,15 @@ import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sysspan.collector.decode.kinds.base import _Ctx, _Directed, _FixedStruct, _TransferLimited
+from sysspan.collector.decode.kinds.base import (
+    PLAN_RVAL,
+    PlanOp,
+    _Ctx,
+    _Directed,
+    _FixedStruct,
+    _TransferLimited,
+    mem_op,
+)
 from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, MemoryReader, _read_exact
 from sysspan.collector.decode.text import _i32, _ptr, quote_hex
 
@@ -25,6 +33,11 @@ class _Buf(_Directed):
         super().__init__(output)
         self.n = n
         self.as_hex = as_hex
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        if not d.capture_data:
+            return ()
+        return (mem_op(i, d.strsize, self.n, PLAN_RVAL if at_exit else 0),)
 
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         if not d.capture_data:
@@ -53,6 +66,9 @@ class _ReadlinkBuf(_Buf):
 
     def __init__(self) -> None:
         super().__init__(n=2, output=True)
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, d.strsize, -1, PLAN_RVAL),)
 
     def exit(
         self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader

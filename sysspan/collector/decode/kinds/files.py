@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
-from sysspan.collector.decode.kinds.base import Kind, _Ctx, _FixedStruct
+from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, cstr_op, mem_op
 from sysspan.collector.decode.reading import PATH_MAX, MemoryReader, _read_exact
 from sysspan.collector.decode.text import (
     _U32,
@@ -47,6 +47,9 @@ class _Path(Kind):
 
     has_entry = True
 
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (cstr_op(i, PATH_MAX),)
+
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         addr = args[i]
         return None if addr == 0 else r.read_cstr(pid, addr, PATH_MAX)
@@ -64,6 +67,9 @@ class _OutPath(Kind):
 
     has_exit = True
 
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (cstr_op(i, PATH_MAX),)
+
     def exit(
         self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
     ) -> Any:
@@ -78,6 +84,9 @@ class _CStr(Kind):
 
     has_entry = True
 
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (cstr_op(i, d.strsize + 1),)
+
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         return r.read_cstr(pid, args[i], d.strsize + 1) if args[i] else None
 
@@ -91,6 +100,9 @@ class _Stat(Kind):
     """``struct stat`` (layout differs between x86_64 and aarch64), read at exit."""
 
     has_exit = True
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, d.stat_layout[0]),)
 
     def exit(
         self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
@@ -157,6 +169,9 @@ class _IntPair(Kind):
     """``[3, 4]`` (pipe, pipe2, socketpair), read at exit (with -y: plus both fds' paths)."""
 
     has_exit = True
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return None if d.decode_fds else (mem_op(i, 8),)
 
     def exit(
         self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
-from sysspan.collector.decode.kinds.base import Kind, _Ctx, _Directed, _TransferLimited
+from sysspan.collector.decode.kinds.base import (
+    PLAN_U32LEN,
+    Kind,
+    PlanOp,
+    _Ctx,
+    _Directed,
+    _TransferLimited,
+    mem_op,
+)
 from sysspan.collector.decode.kinds.buffers import _read_iov
 from sysspan.collector.decode.reading import (
     ARRAY_MAX_ITEMS,
@@ -85,6 +93,9 @@ class _SockaddrIn(_Sockaddr):
     def __init__(self, n: int) -> None:
         super().__init__(n, output=False)
 
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, SOCKADDR_MAX, self.n, PLAN_U32LEN),)
+
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         size = min(args[self.n] & _U32, SOCKADDR_MAX)
         return _read_exact(r, pid, args[i], size) if size else None
@@ -112,6 +123,9 @@ class _Socklen(Kind):
 
     has_entry = True
     has_exit = True
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, 4),)
 
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         return _read_u32(r, pid, args[i])

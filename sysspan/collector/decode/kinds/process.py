@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
-from sysspan.collector.decode.kinds.base import Kind, _Ctx, _FixedStruct
+from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, mem_op
 from sysspan.collector.decode.kinds.signals import _signame
 from sysspan.collector.decode.reading import (
     ARG_STRLEN_MAX,
@@ -211,6 +211,9 @@ def _wait_status(s: int) -> str:
 
 class _WaitStatus(Kind):
     has_exit = True
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, 4),)
 
     def exit(
         self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
-from sysspan.collector.decode.kinds.base import Kind, _Ctx, _FixedStruct
+from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, mem_op
 from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, MemoryReader, _read_exact
 from sysspan.collector.decode.text import _U32, _flags, _hex, _ptr
 
@@ -32,6 +32,9 @@ class _Pollfds(Kind):
 
     def __init__(self, n: int) -> None:
         self.n = n
+
+    def plan(self, d: Decoder, i: int, at_exit: bool) -> tuple[PlanOp, ...] | None:
+        return (mem_op(i, min(ARRAY_MAX_ITEMS, d.strsize + 1), self.n, mult=8),)
 
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         count = min(args[self.n], ARRAY_MAX_ITEMS, d.strsize + 1)
