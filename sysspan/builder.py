@@ -205,6 +205,11 @@ class SpanBuilder:
                 data = self.reader.read(tid, args[1], min(rval, STDERR_READ_MAX))
                 if data:
                     dr.feed_stderr(data, t1, tgid, tid)
+                if rval > STDERR_READ_MAX:
+                    # Only the head and tail of a huge write are read: the line across the
+                    # gap is lost, the lines in the tail still count.
+                    tail = min(rval - STDERR_READ_MAX, STDERR_READ_MAX)
+                    dr.feed_stderr_gap(self.reader.read(tid, args[1] + rval - tail, tail) or b"", t1, tgid, tid)
             if dr.pending:
                 self.drain_decisions()
 

@@ -45,6 +45,15 @@ class DecisionRecorder:
             dec = self._stderr[tgid] = StderrDecoder()
         self._admit(dec.feed(data, t_ns, tgid, tid), t_ns, dec)
 
+    def feed_stderr_gap(self, tail: bytes, t_ns: int, tgid: int, tid: int) -> None:
+        """Tracer thread: bytes of one write to fd 2 were skipped; ``tail`` is what followed
+        them in the same write."""
+        dec = self._stderr.get(tgid)
+        if dec is None:
+            dec = self._stderr[tgid] = StderrDecoder()
+        dec.gap()
+        self._admit(dec.feed(tail, t_ns, tgid, tid), t_ns, dec)
+
     def process_exit(self, tgid: int, t_ns: int) -> None:
         """Decisions a process left open end with it."""
         dec = self._stderr.pop(tgid, None)

@@ -103,6 +103,15 @@ class LineBuffer:
         else:
             self._parts.append(data)
 
+    def gap(self) -> None:
+        """Bytes of the stream were skipped: the line in progress is broken, so it is dropped
+        (counted in ``overlong``) up to the next newline, where reading resynchronises."""
+        if not self._discarding:
+            self.overlong += 1
+        self._parts = []
+        self._size = 0
+        self._discarding = True
+
     def take_partial(self) -> bytes:
         """The unterminated rest (at end of stream), and forget it."""
         rest = b"".join(self._parts)
@@ -196,6 +205,12 @@ class StderrDecoder:
         for line in lines:
             self._line(line, t_ns, pid, tid, out)
         return out
+
+    def gap(self) -> None:
+        """Part of a write was not read (see :meth:`LineBuffer.gap`)."""
+        before = self.lines.overlong
+        self.lines.gap()
+        self.malformed += self.lines.overlong - before
 
     def flush(self, t_ns: int) -> list[Decision]:
         """Close the stream: parse an unterminated last line (stamped with the time of its
