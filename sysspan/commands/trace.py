@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TextIO
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
 from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer
-from sysspan.config import resource_from_env
+from sysspan.config import env_warnings, resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
@@ -30,6 +29,7 @@ from sysspan.exporters.console import LineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
 from sysspan.exporters.summary import render_summary
+from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
@@ -60,7 +60,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; else the JSONL file)")
     ot.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http/json"), help="OTLP protocol (default: grpc for port 4317, else http/protobuf)")
     ot.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header (repeatable)")
-    ot.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="OTLP export timeout")
+    ot.add_argument("--otlp-timeout", type=_positive_seconds(), metavar="SECONDS", help="OTLP export timeout, retries included (default 10)")
     ot.add_argument("--trace-file", metavar="FILE", help="write OTLP JSON lines to FILE (always, also when exporting over OTLP)")
     ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
     ot.add_argument("--sample", type=_ratio, metavar="RATIO", help="keep this fraction of syscall spans (xorshift RNG per syscall); counts stay exact")
@@ -97,6 +97,19 @@ def _ratio(text: str) -> float:
         return parse_ratio(text, "value")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_seconds():
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+        return value
+
+    return parse
 
 
 def _nonneg_int(flag: str):
@@ -203,14 +216,20 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     run_ctx = SpanContext(trace_id=trace_id, span_id=run_span_id, flags=flags, tracestate=tracestate, remote=False)
     state_header = tracestate.to_header() if tracestate is not None else ""
 
+    # Bad telemetry settings are warnings (the command runs) unless --strict.
+    config_warnings: list[str] | None = None if ns.strict else []
     resource = detect_resource(env)
-    resource.update(resource_from_env(env, exe_name))
+    resource.update(resource_from_env(env, exe_name, config_warnings))
     if ns.service_name:
         resource["service.name"] = ns.service_name
+    fallback = Fallback(env)
     sinks = build_sinks(
-        ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else ()
+        ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else (),
+        fallback=fallback, warnings=config_warnings,
     )
-    lines_out, writer = _line_output(ns)
+    for w in (config_warnings or []) + env_warnings(env):
+        _warn(w)
+    lines_out, writer = _line_output(ns, fallback)
 
     # Buffer contents stay out of traces unless asked for (-s or --capture-data).
     decoder = Decoder(
@@ -267,6 +286,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     builder.finish(end)
 
     code = exit_code_of(status)
+    # From here on the command has run: cli.main returns its status even if writing the
+    # telemetry fails in a way nothing below foresaw.
+    ns.command_status = None if ns.strict else code
     run_span = _run_span(
         trace_id=trace_id,
         span_id=run_span_id,
@@ -302,6 +324,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
     if lines_out is not None:
         lines_out.close()
+        for msg in lines_out.file.describe(lambda n: f"{n} line{'s' if n != 1 else ''}"):
+            warnings.append(msg)
+            _warn(f"-o: {msg}")
     elif writer is not None:
         writer.close()
 
@@ -322,6 +347,8 @@ def _check_args(ns: argparse.Namespace) -> None:
         raise UsageError("-p: one process at a time")
     if ns.pids and ns.no_syscalls:
         raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
+    if ns.no_syscalls and ns.exprs:
+        raise UsageError("-e selects syscalls to trace, but --no-syscalls traces none: drop one of them")
     if ns.summary and ns.summary_and_lines:
         raise UsageError("-c and -C are mutually exclusive")
 
@@ -339,14 +366,14 @@ def _target(ns: argparse.Namespace, env: dict[str, str]) -> tuple[str, str, list
     return "", proc_comm(ns.pids[0]), argv
 
 
-def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | None]:
-    """(-o file, strace-style line writer): lines with -o (unless -c) or with -C."""
-    lines_out: TextIO | None = None
+def _line_output(
+    ns: argparse.Namespace, fallback: Fallback
+) -> tuple[TextLines | None, LineWriter | None]:
+    """(-o file, strace-style line writer): lines with -o (unless -c) or with -C. The -o
+    file never fails the run: what it cannot take goes to the fallback location."""
+    lines_out: TextLines | None = None
     if ns.output is not None:
-        try:
-            lines_out = open(ns.output, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
+        lines_out = TextLines(ns.output, fallback)
     if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
         return lines_out, None
     writer = LineWriter(
@@ -453,7 +480,7 @@ def _print_reports(reports: list, quiet: int) -> bool:
     failed = False
     for report in reports:
         for msg in report.messages:
-            if report.spans_failed:
+            if report.spans_failed or report.degraded:
                 failed = True
                 _warn(msg)
             elif quiet < 2:

@@ -39,6 +39,7 @@ from sysspan.exporters.base import SinkReport
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.exporters.otlp_proto import ProtoEncoder
+from sysspan.exporters.wholeline import Fallback
 from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
@@ -269,6 +270,7 @@ class OtlpSink:
         *,
         remote_parent_ids: Collection[int] = (),
         native: bool = True,
+        fallback: Fallback | None = None,
     ) -> None:
         self.settings = settings
         # native: sysspan's own protobuf encoder and gRPC/HTTP transport (the fast path);
@@ -281,7 +283,7 @@ class OtlpSink:
         self.spool_path = spool_path
         self.scope_version = scope_version
         self._remote = remote_parent_ids
-        self._spool = JsonlAppender(spool_path)
+        self._spool = JsonlAppender(spool_path, fallback)
         self._exporter: Any = None
         self._converter: _Converter | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -342,12 +344,15 @@ class OtlpSink:
                     pass
             self._exporter = None
         self._spool.close()
+        spool = self._spool.file
+        self.spooled, self.lost = spool.items, spool.lost
         url = self.settings.endpoint
         report = SinkReport(
             name=self.name,
             spans_written=self.sent,
             spans_failed=self.spooled + self.lost,
-            path=self.spool_path if self.spooled else None,
+            path=spool.path if self.spooled else None,
+            degraded=spool.moved,
         )
         if self.sent or not (self.spooled or self.lost):
             report.messages.append(
@@ -359,16 +364,13 @@ class OtlpSink:
                 head = f"could not reach {url} ({why}); stopped trying after the first failure"
             else:
                 head = f"{url} did not accept some spans ({why})"
-            parts = []
-            if self.spooled:
-                parts.append(
-                    f"{_spans(self.spooled)} spooled to {self.spool_path}"
-                    f" (send later: sysspan replay {self.spool_path})"
-                )
-            if self.lost:
-                parts.append(
-                    f"{_spans(self.lost)} lost: cannot write {self.spool_path} ({self._spool.error})"
-                )
+            parts = [
+                f"{_spans(n)} spooled to {p} (send later: sysspan replay {p})"
+                for p, n in spool.written.items()
+                if n
+            ]
+            if spool.moved or self.lost:
+                parts += self._spool.describe()
             report.messages.append(head + ": " + "; ".join(parts))
         return report
 
