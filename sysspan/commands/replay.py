@@ -19,7 +19,7 @@ from sysspan.config import PROTOCOLS, output_dir, resolve_otlp
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.otlp import OtlpSink
 from sysspan.model import ResourceSpans
-from sysspan.tracefile import check_trace_file, iter_trace_lines
+from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs, iter_trace_lines
 
 _REQUEST_SPANS = 512
 
@@ -31,7 +31,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Send trace files written by sysspan (or the OpenTelemetry Collector's file "
         "exporter) to an OTLP endpoint. Spans that cannot be delivered are spooled to a new file.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted")
+    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_spool_flag(p)
     p.add_argument(
         "--otlp-endpoint",
         metavar="URL",
@@ -62,6 +63,7 @@ def _spool_path(env: dict[str, str], ns: argparse.Namespace) -> str:
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
+    ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
     settings = resolve_otlp(
         env,
         endpoint=ns.otlp_endpoint,
