@@ -17,7 +17,7 @@ from sysspan.decisions.record import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
-from sysspan.redact import redact_argv, redact_text
+from sysspan.redact import redact
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
     from sysspan.collector.decode import Decoded, MemoryReader
@@ -161,7 +161,7 @@ class SpanBuilder:
             proc.events.append(SpanEvent("exec", t, {"process.executable.path": path}))
         proc.exe = path
         proc.name = os.path.basename(path) or path
-        proc.argv = redact_argv(argv)
+        proc.argv = redact(argv)
 
     def syscall(
         self,
@@ -256,6 +256,8 @@ class SpanBuilder:
                 continue
             tid, tgid, nr, args, rval, t0, t1, ecap, xcap, parent, seq, pcs = item
             d = fmt(nr, args, rval, ecap, xcap)
+            if d.argv is not None:  # execve/execveat: argv can carry secrets (spans and -o)
+                d = d._replace(args=redact(d.args))
             if line is not None:
                 line(tid, t0, t1, 0, d)
                 if pcs and self.source is not None and self.source.full_stack:
@@ -264,7 +266,7 @@ class SpanBuilder:
                 continue
             attrs: dict = {
                 "syscall.name": d.name,
-                "syscall.args": redact_text(d.args) if d.argv is not None else d.args,
+                "syscall.args": d.args,
                 "thread.id": tid,
             }
             if rval is not None:

@@ -35,7 +35,7 @@ from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import SpanContext
-from sysspan.redact import redact_argv
+from sysspan.redact import redact
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -548,7 +548,7 @@ def _run_span(
 ) -> Span:
     attrs: dict = {
         "process.executable.name": name,
-        "process.command_args": redact_argv(argv),
+        "process.command_args": redact(argv),
         "process.pid": pid,
         "syscall.count": builder.syscall_count,
         "syscall.dropped": builder.syscalls_dropped,

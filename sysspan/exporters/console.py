@@ -6,6 +6,7 @@ import time
 from typing import TextIO
 
 from sysspan.collector.decode import Decoded
+from sysspan.redact import redact
 
 
 class LineWriter:
@@ -51,7 +52,7 @@ class LineWriter:
     def stack(self, lines: list[str]) -> None:
         """strace -k: the symbolised stack under its syscall line."""
         for text in lines:
-            self.out.write(text + "\n")
+            self.out.write(redact(text) + "\n")
 
     def event(self, tid: int, text: str) -> None:
         self.out.write(f"{self._prefix(tid, time.time_ns())}{text}\n")
