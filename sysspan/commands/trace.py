@@ -32,6 +32,7 @@ from sysspan.exporters.summary import render_summary
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
+from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import SpanContext
@@ -57,10 +58,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-q", dest="quiet", action="count", default=0, help="suppress informational messages (-qq: also the trace file line)")
 
     ot = parser.add_argument_group("OpenTelemetry")
-    ot.add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; else the JSONL file)")
-    ot.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http/json"), help="OTLP protocol (default: grpc for port 4317, else http/protobuf)")
-    ot.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header (repeatable)")
-    ot.add_argument("--otlp-timeout", type=_positive_seconds(), metavar="SECONDS", help="OTLP export timeout, retries included (default 10)")
+    add_otlp_flags(ot)
     ot.add_argument("--trace-file", metavar="FILE", help="write OTLP JSON lines to FILE (always, also when exporting over OTLP)")
     ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
     ot.add_argument("--sample", type=_ratio, metavar="RATIO", help="keep this fraction of syscall spans (xorshift RNG per syscall); counts stay exact")
@@ -97,19 +95,6 @@ def _ratio(text: str) -> float:
         return parse_ratio(text, "value")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_seconds():
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-        return value
-
-    return parse
 
 
 def _nonneg_int(flag: str):

@@ -298,6 +298,20 @@ class OtlpSink:
     # -- public
 
     @property
+    def reasons(self) -> list[str]:
+        """Why batches failed so far, each reason once."""
+        return list(self._reasons)
+
+    def switch_spool(self, path: str, fallback: Fallback | None = None) -> JsonlAppender:
+        """From now on spool to ``path``; returns the previous spool, closed (``replay``
+        keeps one spool per source file)."""
+        old = self._spool
+        old.close()
+        self._spool = JsonlAppender(path, fallback)
+        self.spool_path = path
+        return old
+
+    @property
     def endpoint_down(self) -> str | None:
         """Why the endpoint was given up on (later batches are spooled directly), or None."""
         return self._down

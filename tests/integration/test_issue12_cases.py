@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import textwrap
 
+import pytest
+
+from sysspan.commands import replay
+from sysspan.errors import TraceFileError
+from sysspan.tracefile import iter_trace_file
+from tests.integration.test_replay import parse, received, write_trace
 from tests.tracehelpers import load_spans, sysspan
 
 
@@ -26,3 +33,54 @@ def test_decision_after_an_overlong_stderr_write_is_kept(tmp_path):
     names = sorted(s.name for s in load_spans(out) if "decision.id" in s.attrs)
     assert names == ["opt::after", "opt::tail"]
     assert "2 malformed decision records" in proc.stderr
+
+
+# --------------------------------------------------------------------------- 9: replay
+
+
+def _dead_endpoint() -> str:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"
+
+
+def test_replay_keeps_one_spool_per_source_and_removes_it_once_delivered(tmp_path, http_receiver):
+    trace = tmp_path / "run.jsonl"
+    expected = write_trace(trace)
+    out = tmp_path / "out"
+    env = {"SYSSPAN_OUTPUT_DIR": str(out)}
+    dead = _dead_endpoint()
+    for _attempt in range(2):  # two failed attempts: still one spool, each span once
+        assert replay.run(parse([str(trace), "--otlp-endpoint", dead, "--otlp-timeout", "2"]), env) == 1
+    (spool,) = out.iterdir()
+    assert spool.name == "run-spool-replay.jsonl" and oct(spool.stat().st_mode & 0o777) == "0o600"
+    assert sorted((str(b.resource["service.name"]), s.span_id) for b in iter_trace_file(spool) for s in b.spans) == expected
+
+    assert replay.run(parse([str(spool), "--otlp-endpoint", http_receiver.endpoint, "--keep"]), env) == 0
+    assert spool.exists()  # --keep
+    assert replay.run(parse([str(spool), "--otlp-endpoint", http_receiver.endpoint]), env) == 0
+    assert not spool.exists() and list(out.iterdir()) == []
+    assert received(http_receiver) == sorted(expected * 2)  # once per successful replay
+    with pytest.raises(TraceFileError, match="no such file"):  # a third run cannot duplicate
+        replay.run(parse([str(spool), "--otlp-endpoint", http_receiver.endpoint]), env)
+
+
+def test_replay_of_a_partly_delivered_spool_leaves_only_the_rest(tmp_path, http_receiver):
+    spool = tmp_path / "run-spool-20240101T000000Z-abcd.jsonl"
+    expected = write_trace(spool)
+    http_receiver.fail(1, status=400, retry_after_s=None)  # the first request is rejected
+    assert replay.run(parse([str(spool), "--otlp-endpoint", http_receiver.endpoint]), {}) == 1
+    delivered = received(http_receiver)
+    left = sorted((str(b.resource["service.name"]), s.span_id) for b in iter_trace_file(spool) for s in b.spans)
+    assert left and sorted(delivered + left) == expected
+    assert replay.run(parse([str(spool), "--otlp-endpoint", http_receiver.endpoint]), {}) == 0
+    assert received(http_receiver) == expected and not spool.exists()
+
+
+def test_replay_flags_are_the_trace_commands():
+    ns = parse(["x.jsonl", "--otlp-timeout", "1.5", "--otlp-header", "a=b", "--otlp-protocol", "http/json"])
+    assert ns.otlp_timeout == 1.5 and ns.otlp_header == ["a=b"] and ns.otlp_protocol == "http/json"
+    with pytest.raises(SystemExit):
+        parse(["x.jsonl", "--otlp-timeout", "-3"])
