@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import logging
 import random
 import re
@@ -143,6 +144,40 @@ def _probe(url: str, timeout: float) -> str | None:
         return f"no answer within {timeout:g}s"
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
+
+
+def _transient(reason: str) -> bool:
+    """A collector that is still starting (refused) or a name not yet in DNS (a compose
+    service coming up): worth retrying within the export timeout."""
+    return reason == "connection refused" or reason.startswith("cannot resolve host")
+
+
+def _probe_until_up(url: str, timeout_s: float) -> str | None:
+    """:func:`_probe`, retried with backoff while the failure is transient, for at most
+    ``timeout_s`` (what the OpenTelemetry SDK exporters do for their first export)."""
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        reason = _probe(url, max(min(remaining, _PROBE_TIMEOUT_S), 0.1))
+        if reason is None or not _transient(reason):
+            return reason
+        wait = _backoff(attempt)
+        attempt += 1
+        if wait >= deadline - time.monotonic():
+            return reason
+        time.sleep(wait)  # backoff between connection attempts, bounded by the deadline
+
+
+_HTTP2_ANSWER = (
+    "the endpoint answered in HTTP/2, as a gRPC receiver does: use --otlp-protocol grpc "
+    "(or OTEL_EXPORTER_OTLP_PROTOCOL=grpc), or the receiver's HTTP port (usually 4318)"
+)
+
+
+def _looks_like_http2(line: str) -> bool:
+    """HTTP/2 starts with binary frames (a SETTINGS frame: NUL bytes), not a status line."""
+    return "\x00" in line or line.startswith("PRI * HTTP/2") or any(ord(c) < 9 for c in line[:16])
 
 
 def _spans(n: int) -> str:
@@ -394,8 +429,7 @@ class OtlpSink:
         """None on success, else a short reason."""
         if not self._probed:
             self._probed = True
-            timeout = min(self.settings.timeout_s, _PROBE_TIMEOUT_S)
-            reason = _probe(self.settings.endpoint, timeout)
+            reason = _probe_until_up(self.settings.endpoint, self.settings.timeout_s)
             if reason is not None:
                 self._down = reason
                 return reason
@@ -498,7 +532,7 @@ class OtlpSink:
                 details = exc.details() or ""
                 reason = code.name if code is not None else "gRPC error"
                 if "refused" in details.lower() or "failed to connect" in details.lower():
-                    return "connection refused"
+                    reason = "connection refused"  # UNAVAILABLE: retried like the SDK does
                 hint = _grpc_retry_delay(exc)
                 if code not in _RETRYABLE_GRPC and not (
                     code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None
@@ -542,7 +576,11 @@ class OtlpSink:
                     return reason
             except urllib.error.URLError as exc:
                 reason = _classify(str(exc.reason))
-            except (OSError, ValueError) as exc:  # timeouts, resets, malformed URL
+            except http.client.BadStatusLine as exc:
+                if _looks_like_http2(exc.line):
+                    return _HTTP2_ANSWER
+                reason = f"not an HTTP/1.1 answer ({exc.line[:40]!r})"
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets, malformed URL
                 reason = _classify(f"{type(exc).__name__}: {exc}")
             if wait is None:
                 wait = _backoff(attempt)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -84,3 +87,37 @@ def test_replay_flags_are_the_trace_commands():
     assert ns.otlp_timeout == 1.5 and ns.otlp_header == ["a=b"] and ns.otlp_protocol == "http/json"
     with pytest.raises(SystemExit):
         parse(["x.jsonl", "--otlp-timeout", "-3"])
+
+
+# --------------------------------------------------------------------------- 6, 10: export
+
+
+def test_a_collector_that_comes_up_late_still_gets_every_span(tmp_path):
+    from tests.otlp_receiver import HttpReceiver
+
+    port = int(_dead_endpoint().rsplit(":", 1)[1])
+    trace = tmp_path / "t.jsonl"
+    cmd = [sys.executable, "-m", "sysspan", "--trace-file", str(trace), "--otlp-endpoint",
+           f"http://127.0.0.1:{port}", "--", "sh", "-c", "exit 7"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    time.sleep(1.5)
+    receiver = HttpReceiver(port=port).start()
+    try:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 7, err
+        spans = load_spans(trace)
+        assert receiver.wait_for_spans(len(spans), timeout=10), err
+        assert len(receiver.spans()) == len(spans) and "spool" not in err
+    finally:
+        receiver.stop()
+
+
+def test_http_to_a_grpc_port_names_the_protocol_flag(tmp_path, grpc_receiver):
+    proc = sysspan(
+        "--otlp-endpoint", grpc_receiver.endpoint, "--otlp-protocol", "http/protobuf",
+        "--", "sh", "-c", "exit 3", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 3
+    assert "answered in HTTP/2" in proc.stderr and "--otlp-protocol grpc" in proc.stderr
+    assert "BadStatusLine" not in proc.stderr

@@ -66,7 +66,7 @@ def test_unreachable_endpoint_spools_and_keeps_exit_status(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = sysspan(
-        "--otlp-endpoint", f"http://127.0.0.1:{port}", "--", "sh", "-c", "exit 5", cwd=tmp_path,
+        "--otlp-endpoint", f"http://127.0.0.1:{port}", "--otlp-timeout", "1", "--", "sh", "-c", "exit 5", cwd=tmp_path,
     )
     assert proc.returncode == 5
     assert "warning" in proc.stderr
