@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
+from typing import IO, Any
 
 from sysspan.errors import ConfigError
 
@@ -79,3 +80,8 @@ def fallback_dirs(env: Mapping[str, str]) -> list[str]:
         dirs.append(os.path.join(home, ".local", "state", "sysspan"))
     dirs.append(os.path.join(tempfile.gettempdir(), f"sysspan-{os.getuid()}"))
     return dirs
+
+
+def private_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> IO[Any]:
+    """``open(path, mode)`` for writing a new file, created 0600 (parents 0700)."""
+    return os.fdopen(open_private(os.fspath(path)), mode, **kwargs)  # type: ignore[call-overload]

@@ -409,7 +409,6 @@ def write_merged(path: str, entries: Sequence[Entry]) -> None:
         with os.fdopen(fd, "wb") as fh:
             for line in batches_of(entries):
                 fh.write(encode_line_bytes(line))
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         try:

@@ -121,3 +121,61 @@ def test_http_to_a_grpc_port_names_the_protocol_flag(tmp_path, grpc_receiver):
     assert proc.returncode == 3
     assert "answered in HTTP/2" in proc.stderr and "--otlp-protocol grpc" in proc.stderr
     assert "BadStatusLine" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- 1, 7, 8
+
+
+def test_full_o_file_keeps_the_exit_status_and_the_trace(tmp_path):
+    state = tmp_path / "state"
+    proc = sysspan("-qq", "-o", "/dev/full", "--output-dir", str(tmp_path / "d"), "--",
+                   "sh", "-c", "exit 5", cwd=tmp_path, env={"XDG_STATE_HOME": str(state)})  # fmt: skip
+    assert proc.returncode == 5, proc.stderr
+    assert "internal error" not in proc.stderr and "could not be decoded" not in proc.stderr
+    assert proc.stderr.count(f"writing the rest to {state / 'sysspan'}") == 1  # announced once
+    (trace,) = (tmp_path / "d").iterdir()
+    assert any(s.is_run and s.attrs["process.exit.code"] == 5 for s in load_spans(trace))
+    assert "exit_group(5" in (state / "sysspan" / "full").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team=a,broken"),
+        ("SYSSPAN_DECISION_SAMPLE", "xyz"),
+    ],
+)
+def test_bad_telemetry_variables_warn_by_name_and_the_command_runs(tmp_path, name, value, http_receiver):
+    env = {name: value, "OTEL_EXPORTER_OTLP_ENDPOINT": http_receiver.endpoint}
+    proc = sysspan("--", "sh", "-c", "exit 6", cwd=tmp_path, env=env)
+    assert proc.returncode == 6, proc.stderr
+    assert f"warning: {name}:" in proc.stderr and value.split(",")[-1] in proc.stderr
+    assert http_receiver.spans()  # and the spans still went where they were configured to
+
+
+def test_bad_flags_are_named(tmp_path):
+    proc = sysspan("--otlp-timeout", "-3", "--", "true", cwd=tmp_path)
+    assert proc.returncode == 2 and "argument --otlp-timeout: must be a positive" in proc.stderr
+    proc = sysspan("--no-syscalls", "-e", "trace=openat", "--", "true", cwd=tmp_path)
+    assert proc.returncode == 2 and "--no-syscalls" in proc.stderr and "-e" in proc.stderr
+
+
+def test_files_and_directories_sysspan_creates_are_private(tmp_path):
+    out = tmp_path / "traces" / "deep"
+    proc = sysspan("--capture-data", "--output-dir", str(out), "-o", str(tmp_path / "o" / "lines.txt"),
+                   "--decisions-out", str(tmp_path / "dec"), "--", "sh", "-c", "echo hi", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (trace,) = out.iterdir()
+    report = tmp_path / "r.html"
+    merged = tmp_path / "m.jsonl"
+    assert sysspan("report", str(out), "-o", str(report), cwd=tmp_path).returncode == 0
+    assert sysspan("merge", str(trace), "-o", str(merged), cwd=tmp_path).returncode == 0
+    decisions = list((tmp_path / "dec").rglob("*"))
+    assert any(p.name == "decisions.msgpack" for p in decisions)
+    for path in (trace, tmp_path / "o" / "lines.txt", report, merged, *(p for p in decisions if p.is_file())):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    for path in (tmp_path / "traces", out, tmp_path / "o", *(p for p in decisions if p.is_dir())):
+        assert path.stat().st_mode & 0o777 == 0o700, path
