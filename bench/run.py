@@ -21,6 +21,7 @@ def main() -> int:
         ["bench_export.py", *(["--spans", "100000", "--sdk-spans", "20000"] if quick else [])],
         ["bench_source.py", *(["--calls", "2000", "--repeat", "2"] if quick else [])],
         ["bench_decisions.py", *(["--quick"] if quick else [])],
+        ["bench_readers.py", *(["--mb", "10", "--runs", "2"] if quick else [])],
     ]
     failed = 0
     for script, *args in runs:

@@ -11,7 +11,8 @@ import sys
 
 from sysspan.errors import UsageError
 from sysspan.exporters.otlp_json import encode_line_bytes
-from sysspan.merge import batches_of, describe_skew, merge_files, write_merged
+from sysspan.merge import batches_of, describe_skew, write_merged
+from sysspan.merge_stream import merge_files_streaming, read_back
 from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
 
 _SHOWN_ORPHANS = 5
@@ -51,14 +52,14 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     if ns.output != "-" and os.path.isdir(ns.output):
         raise UsageError(f"-o {ns.output}: is a directory, expected a file name")
 
-    result = merge_files(ns.files, fix_skew=ns.fix_skew)
+    result = merge_files_streaming(ns.files, fix_skew=ns.fix_skew)
     if ns.output == "-":
         out = sys.stdout.buffer
-        for line in batches_of(result.entries):
+        for line in batches_of(read_back(result)):
             out.write(encode_line_bytes(line))
         out.flush()
     else:
-        write_merged(ns.output, result.entries)
+        write_merged(ns.output, read_back(result))
 
     if ns.quiet:
         return 0

@@ -90,3 +90,22 @@ def test_directories_expand_to_their_trace_files(tmp_path):
     empty.mkdir()
     with pytest.raises(TraceFileError, match="no \\*.jsonl trace files"):
         expand_inputs([str(empty)])
+
+
+def test_streaming_merge_reads_back_the_same_spans_in_causal_order(tmp_path):
+    from sysspan.merge import merge_files
+    from sysspan.merge_stream import merge_files_streaming, read_back
+
+    a = tmp_path / "a.jsonl"
+    b = tmp_path / "b.jsonl"
+    spans = _spans()
+    a.write_bytes(encode_line_bytes([ResourceSpans({"service.name": "a"}, spans[2:], "sysspan", "1")])
+                  + encode_line_bytes([ResourceSpans({"service.name": "a"}, spans[:2], "sysspan", "1")]))  # fmt: skip
+    b.write_bytes(encode_line_bytes([ResourceSpans({"service.name": "b"}, spans[1:3], "s", "2")]))
+    full = merge_files([str(a), str(b)])
+    streamed = merge_files_streaming([str(a), str(b)])
+    got = list(read_back(streamed))
+    assert [(e.span, e.resource, e.scope_name, e.source) for e in got] == [
+        (e.span, e.resource, e.scope_name, e.source) for e in full.entries
+    ]
+    assert (streamed.duplicates, streamed.conflicting_duplicates) == (full.duplicates, full.conflicting_duplicates)
