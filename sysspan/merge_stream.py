@@ -17,10 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sysspan.errors import TraceFileError
 from sysspan.merge import Entry, MergeResult, _shift_span, merge_spans
 from sysspan.model import ResourceSpans, Span
-from sysspan.tracefile import _decode, _open
+from sysspan.tracefile import _decode, _open, _raw_lines
 
 _CACHED_LINES = 32
 _NO_RESOURCE: dict = {}  # read back with the span; one shared placeholder until then
@@ -47,40 +46,23 @@ def _digest(span: Span) -> int:
     return hash(repr(attrs))
 
 
-def _lines(handle: IO[bytes], name: str) -> Iterator[tuple[int, int, bytes]]:
-    """``(offset, line number, bytes)`` of each non-blank line."""
-    lineno = 0
-    while True:
-        offset = handle.tell()
-        try:
-            raw = handle.readline()
-        except (OSError, EOFError) as exc:
-            raise TraceFileError(f"{name}:{lineno + 1}: cannot read ({exc})") from None
-        if not raw:
-            return
-        lineno += 1
-        if not raw.isspace():
-            yield offset, lineno, raw
-
-
 def index_files(paths: Sequence[str]) -> list[Entry]:
     """One :class:`Entry` holding a :class:`SpanRef` per span of every file, file order kept."""
     entries: list[Entry] = []
     names: dict[str, str] = {}
     for source, path in enumerate(paths):
-        with _open(path) as handle:
-            for offset, lineno, raw in _lines(handle, path):
-                batches = _decode(raw, lineno, path)
-                if batches is None:
-                    break
-                index = 0
-                for batch in batches:
-                    for s in batch.spans:
-                        name = names.setdefault(s.name, s.name)
-                        ref = SpanRef(s.trace_id, s.span_id, s.parent_id, name, s.start_ns,
-                                      s.end_ns, _digest(s), offset, index)  # fmt: skip
-                        entries.append(Entry(ref, source, _NO_RESOURCE, "", ""))  # type: ignore[arg-type]
-                        index += 1
+        for offset, lineno, raw in _raw_lines(path):
+            batches = _decode(raw, lineno, path)
+            if batches is None:
+                break
+            index = 0
+            for batch in batches:
+                for s in batch.spans:
+                    name = names.setdefault(s.name, s.name)
+                    ref = SpanRef(s.trace_id, s.span_id, s.parent_id, name, s.start_ns,
+                                  s.end_ns, _digest(s), offset, index)  # fmt: skip
+                    entries.append(Entry(ref, source, _NO_RESOURCE, "", ""))  # type: ignore[arg-type]
+                    index += 1
     return entries
 
 

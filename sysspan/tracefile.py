@@ -48,12 +48,13 @@ def _warn(msg: str) -> None:
     print(f"sysspan: warning: {msg}", file=sys.stderr)
 
 
-def _raw_lines(name: str) -> Iterator[tuple[int, bytes]]:
-    """``(line number, bytes)`` of every non-blank line of the file."""
+def _raw_lines(name: str) -> Iterator[tuple[int, int, bytes]]:
+    """``(byte offset, line number, bytes)`` of every non-blank line of the file."""
     handle = _open(name)
     with handle:
         lineno = 0
         while True:
+            offset = handle.tell()
             try:
                 raw = handle.readline()
             except (OSError, EOFError) as exc:
@@ -62,7 +63,7 @@ def _raw_lines(name: str) -> Iterator[tuple[int, bytes]]:
                 return
             lineno += 1
             if not raw.isspace():
-                yield lineno, raw
+                yield offset, lineno, raw
 
 
 def _decode(raw: bytes, lineno: int, name: str) -> list[ResourceSpans] | None:
@@ -91,7 +92,7 @@ def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[R
     other bad line raises ``TraceFileError``.
     """
     name = os.fspath(path)
-    for lineno, raw in _raw_lines(name):
+    for _offset, lineno, raw in _raw_lines(name):
         batches = _decode(raw, lineno, name)
         if batches is None:
             return
@@ -106,7 +107,7 @@ def iter_span_facts(
     the same cut-off last line handling as :func:`iter_trace_lines`."""
     name = os.fspath(path)
     none = len(ranks)
-    for lineno, raw in _raw_lines(name):
+    for _offset, lineno, raw in _raw_lines(name):
         facts = span_facts(raw, ranks)
         if facts is not None:
             yield facts

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from sysspan.commands import replay
 from sysspan.errors import TraceFileError
 from sysspan.tracefile import iter_trace_file
+from tests.integration.test_otlp_export import closed_port_url
 from tests.integration.test_replay import parse, received, write_trace
 from tests.tracehelpers import load_spans, sysspan
 
@@ -41,20 +42,12 @@ def test_decision_after_an_overlong_stderr_write_is_kept(tmp_path):
 # --------------------------------------------------------------------------- 9: replay
 
 
-def _dead_endpoint() -> str:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
-
-
 def test_replay_keeps_one_spool_per_source_and_removes_it_once_delivered(tmp_path, http_receiver):
     trace = tmp_path / "run.jsonl"
     expected = write_trace(trace)
     out = tmp_path / "out"
     env = {"SYSSPAN_OUTPUT_DIR": str(out)}
-    dead = _dead_endpoint()
+    dead = closed_port_url()
     for _attempt in range(2):  # two failed attempts: still one spool, each span once
         assert replay.run(parse([str(trace), "--otlp-endpoint", dead, "--otlp-timeout", "2"]), env) == 1
     (spool,) = out.iterdir()
@@ -95,7 +88,7 @@ def test_replay_flags_are_the_trace_commands():
 def test_a_collector_that_comes_up_late_still_gets_every_span(tmp_path):
     from tests.otlp_receiver import HttpReceiver
 
-    port = int(_dead_endpoint().rsplit(":", 1)[1])
+    port = urlsplit(closed_port_url()).port
     trace = tmp_path / "t.jsonl"
     cmd = [sys.executable, "-m", "sysspan", "--trace-file", str(trace), "--otlp-endpoint",
            f"http://127.0.0.1:{port}", "--", "sh", "-c", "exit 7"]  # fmt: skip
