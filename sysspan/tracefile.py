@@ -44,6 +44,9 @@ def check_trace_file(path: str | os.PathLike[str]) -> None:
     _open(os.fspath(path)).close()
 
 
+_CUT_WARNED: set[tuple[str, int]] = set()
+
+
 def _warn(msg: str) -> None:
     print(f"sysspan: warning: {msg}", file=sys.stderr)
 
@@ -76,6 +79,9 @@ def _decode(raw: bytes, lineno: int, name: str) -> list[ResourceSpans] | None:
     except TraceFileError:
         if raw.endswith(b"\n"):
             raise
+        if (name, lineno) in _CUT_WARNED:  # a second pass over the file (report --perfetto)
+            return None
+        _CUT_WARNED.add((name, lineno))
         _warn(
             f"{name}:{lineno}: the last line is cut off ({len(raw)} bytes without a "
             "newline, a write that never finished); ignored, the rest is used"
