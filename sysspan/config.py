@@ -152,10 +152,10 @@ def resolve_otlp(
         proto = default_proto
     elif proto not in PROTOCOLS:
         where = "--otlp-protocol" if proto_src == "flag" else proto_src
-        exc = ConfigError(f"{where}: expected one of {', '.join(PROTOCOLS)}, got {proto!r}")
+        bad = ConfigError(f"{where}: expected one of {', '.join(PROTOCOLS)}, got {proto!r}")
         if proto_src == "flag":
-            raise exc
-        lenient(exc, f"using {default_proto}")
+            raise bad
+        lenient(bad, f"using {default_proto}")
         proto = default_proto
 
     if proto != "grpc" and not signal_specific:
@@ -190,10 +190,10 @@ def resolve_otlp(
     )
     if comp is not None and comp not in COMPRESSIONS:
         where = "--otlp-compression" if comp_src == "flag" else comp_src
-        exc = ConfigError(f"{where}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}")
+        bad = ConfigError(f"{where}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}")
         if comp_src == "flag":
-            raise exc
-        lenient(exc, "sending uncompressed")
+            raise bad
+        lenient(bad, "sending uncompressed")
         comp = None
     ins, ins_src = _pick(insecure, env, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
     secure_default = urlsplit(url).scheme == "http"

@@ -126,7 +126,7 @@ def _same(a: Span, b: Span) -> bool:
         and a.name == b.name
         and a.start_ns == b.start_ns
         and a.end_ns == b.end_ns
-        and (a.digest == b.digest if hasattr(a, "digest") else a.attributes == b.attributes)
+        and (a.digest == b.digest if hasattr(a, "digest") else a.attributes == b.attributes)  # type: ignore[attr-defined]
     )
 
 

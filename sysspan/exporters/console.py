@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import Protocol
 
 from sysspan.collector.decode import Decoded
 from sysspan.redact import redact
+
+
+class TextOut(Protocol):
+    """Where lines go: a text stream, or the -o file's :class:`TextLines`."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class LineWriter:
@@ -17,7 +25,7 @@ class LineWriter:
     """
 
     def __init__(
-        self, out: TextIO, *, with_pid: bool, show_time: bool = False, timestamps: int = 0
+        self, out: TextOut, *, with_pid: bool, show_time: bool = False, timestamps: int = 0
     ) -> None:
         self.out = out
         self.with_pid = with_pid

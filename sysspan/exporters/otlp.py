@@ -577,9 +577,10 @@ class OtlpSink:
             except urllib.error.URLError as exc:
                 reason = _classify(str(exc.reason))
             except http.client.BadStatusLine as exc:
-                if _looks_like_http2(exc.line):
+                line = str(exc.args[0]) if exc.args else ""
+                if _looks_like_http2(line):
                     return _HTTP2_ANSWER
-                reason = f"not an HTTP/1.1 answer ({exc.line[:40]!r})"
+                reason = f"not an HTTP/1.1 answer ({line[:40]!r})"
             except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets, malformed URL
                 reason = _classify(f"{type(exc).__name__}: {exc}")
             if wait is None:

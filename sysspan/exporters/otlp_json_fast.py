@@ -14,11 +14,13 @@ rejects (NaN literals, lone surrogate escapes, integers beyond 64 bits) goes to 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sysspan.exporters.otlp_json import _any, _decode_span, decode_line
 from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
+_loads: Callable[[bytes], Any]
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it

@@ -210,7 +210,7 @@ class WholeLineFile:
 
     def describe(self, unit: Callable[[int], str]) -> list[str]:
         """One sentence per thing the user must know: where the items went, what was lost."""
-        out = []
+        out: list[str] = []
         if not self.moved and not self.lost:
             return out
         where = [f"{unit(n)} in {p}" for p, n in self.written.items() if n]
