@@ -23,6 +23,7 @@ def main() -> int:
         ["bench_decisions.py", *(["--quick"] if quick else [])],
         ["bench_budget.py", *(["--runs", "1"] if quick else ["--runs", "5"])],
         ["bench_ring.py", *(["--quick"] if quick else [])],
+        ["bench_readers.py", *(["--mb", "10", "--runs", "2"] if quick else [])],
     ]
     failed = 0
     for script, *args in runs:

@@ -30,7 +30,7 @@ from sysspan.decisions.record import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
-from sysspan.redact import redact_argv, redact_text
+from sysspan.redact import redact
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
     from sysspan.collector.decode import Decoded
@@ -183,7 +183,7 @@ class SpanBuilder:
             proc.events.append(SpanEvent("exec", t, {"process.executable.path": path}))
         proc.exe = path
         proc.name = os.path.basename(path) or path
-        proc.argv = redact_argv(argv)
+        proc.argv = redact(argv)
 
     def syscall(self, rec: Syscall) -> None:
         """Hot path (drain thread): exact counters, the sampling gate, then one item to the
@@ -212,6 +212,11 @@ class SpanBuilder:
         if dr is not None:
             if stderr:
                 dr.feed_stderr(stderr, t1, tgid, tid)
+                if rval is not None and rval > len(stderr):
+                    # The loop keeps the head of a huge write only: the line across the cut
+                    # and the rest of that write are lost (counted malformed); parsing
+                    # resumes with the next write.
+                    dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
             if dr.pending:
                 self.drain_decisions(t1)
 
@@ -269,11 +274,15 @@ class SpanBuilder:
                 d = formatted[key]
             except KeyError:
                 d = fmt(*key)
+                if d.argv is not None:  # execve/execveat: argv can carry secrets (spans and -o)
+                    d = d._replace(args=redact(d.args))
                 if len(formatted) >= _FORMAT_CACHE_MAX:
                     formatted.clear()
                 formatted[key] = d
             except TypeError:  # an unhashable capture (argv lists)
                 d = fmt(*key)
+                if d.argv is not None:
+                    d = d._replace(args=redact(d.args))
             typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
             if line is not None:
                 line(tid, t0, t1, 0, d, typed)
@@ -283,7 +292,7 @@ class SpanBuilder:
                 continue
             attrs: dict = {
                 "syscall.name": d.name,
-                "syscall.args": redact_text(d.args) if d.argv is not None else d.args,
+                "syscall.args": d.args,
                 "thread.id": tid,
             }
             if rval is not None:

@@ -66,7 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         ns = parser.parse_args(args)
         if ns.command and ns.command[0] == "--":
             ns.command = ns.command[1:]
-        return trace.run(ns, env)
+        try:
+            return trace.run(ns, env)
+        except Exception as exc:
+            status = getattr(ns, "command_status", None)
+            if status is None or isinstance(exc, SysspanError):
+                raise
+            # The command has run: its status is ours, whatever went wrong with telemetry.
+            print(f"sysspan: warning: internal error while writing telemetry: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return int(status)
     except SysspanError as exc:
         print(f"sysspan: {exc}", file=sys.stderr)
         return exc.exit_code

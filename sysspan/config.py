@@ -1,7 +1,8 @@
 """The one place that resolves configuration: flags > OTEL_* / SYSSPAN_* environment > defaults.
 
 Every bad value raises ``ConfigError`` with the name of the flag or variable at fault, so the
-CLI can print one clear line.
+CLI can print one clear line; where a bad telemetry variable must not stop the traced
+command, the resolvers take a ``warnings`` list and fall back to the default instead.
 """
 
 from __future__ import annotations
@@ -75,13 +76,16 @@ def _parse_bool(value: object, source: str) -> bool:
 
 def _parse_timeout(value: object, source: str) -> float:
     """OTEL_*_TIMEOUT is milliseconds; the --otlp-timeout flag is seconds (a float)."""
+    in_seconds = source.startswith("-")
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: expected a number, got {value!r}") from None
     if number <= 0:
         raise ConfigError(f"{source}: must be positive, got {value!r}")
-    return number if source == "flag" else number / 1000.0
+    if number != number or number == float("inf"):
+        raise ConfigError(f"{source}: expected a finite number, got {value!r}")
+    return number if in_seconds else number / 1000.0
 
 
 def _check_url(url: str, source: str) -> str:
@@ -104,13 +108,24 @@ def resolve_otlp(
     timeout_s: float | None = None,
     compression: str | None = None,
     insecure: bool | None = None,
+    warnings: list[str] | None = None,
 ) -> OtlpSettings | None:
     """OTLP settings from flags and the standard OTEL_EXPORTER_OTLP_* variables.
 
     Returns None when no endpoint is configured: the embedded default (JSONL file) applies.
     When the protocol is not given, port 4317 means gRPC and anything else HTTP/protobuf,
     which is what a user pointing at a collector's default ports expects.
+
+    A bad flag raises ``ConfigError``. A bad variable does too, unless ``warnings`` is
+    given: then the message (naming the variable and what is used instead) is appended to
+    it and the default applies, so a telemetry setting never stops the traced command.
     """
+
+    def lenient(exc: ConfigError, instead: str) -> None:
+        if warnings is None:
+            raise exc
+        warnings.append(f"{exc}; {instead}")
+
     traces_ep = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
     generic_ep = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
     if endpoint is not None:
@@ -121,16 +136,27 @@ def resolve_otlp(
         url, source, signal_specific = generic_ep, "OTEL_EXPORTER_OTLP_ENDPOINT", False
     else:
         return None
-    _check_url(url, source)
+    try:
+        _check_url(url, source)
+    except ConfigError as exc:
+        if endpoint is not None:
+            raise
+        lenient(exc, "ignored: spans go to the JSONL file")
+        return None
 
     proto, proto_src = _pick(
         protocol, env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
     )
+    default_proto = "grpc" if urlsplit(url).port == 4317 else "http/protobuf"
     if proto is None:
-        proto = "grpc" if urlsplit(url).port == 4317 else "http/protobuf"
+        proto = default_proto
     elif proto not in PROTOCOLS:
         where = "--otlp-protocol" if proto_src == "flag" else proto_src
-        raise ConfigError(f"{where}: expected one of {', '.join(PROTOCOLS)}, got {proto!r}")
+        bad = ConfigError(f"{where}: expected one of {', '.join(PROTOCOLS)}, got {proto!r}")
+        if proto_src == "flag":
+            raise bad
+        lenient(bad, f"using {default_proto}")
+        proto = default_proto
 
     if proto != "grpc" and not signal_specific:
         # The generic endpoint (and the flag) name the base URL; the signal path is appended.
@@ -141,42 +167,75 @@ def resolve_otlp(
     hdrs: dict[str, str] = {}
     for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         if env.get(name):
-            hdrs.update(parse_key_values(env[name], name))
+            try:
+                hdrs.update(parse_key_values(env[name], name))
+            except ConfigError as exc:
+                lenient(exc, "the variable is ignored")
     for item in headers or []:
         hdrs.update(parse_key_values(item, "--otlp-header"))
 
     tmo, tmo_src = _pick(
         timeout_s, env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"
     )
+    timeout = 10.0
+    if tmo is not None:
+        try:
+            timeout = _parse_timeout(tmo, "--otlp-timeout" if tmo_src == "flag" else tmo_src)
+        except ConfigError as exc:
+            if tmo_src == "flag":
+                raise
+            lenient(exc, "using 10 s")
     comp, comp_src = _pick(
         compression, env, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"
     )
     if comp is not None and comp not in COMPRESSIONS:
         where = "--otlp-compression" if comp_src == "flag" else comp_src
-        raise ConfigError(f"{where}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}")
+        bad = ConfigError(f"{where}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}")
+        if comp_src == "flag":
+            raise bad
+        lenient(bad, "sending uncompressed")
+        comp = None
     ins, ins_src = _pick(insecure, env, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
-    cert, _ = _pick(None, env, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
+    secure_default = urlsplit(url).scheme == "http"
+    is_insecure = secure_default
+    if ins is not None:
+        try:
+            is_insecure = _parse_bool(ins, ins_src or "insecure")
+        except ConfigError as exc:
+            if ins_src == "flag":
+                raise
+            lenient(exc, "deciding from the URL scheme")
+    cert, cert_src = _pick(None, env, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
     if cert is not None and not os.path.isfile(str(cert)):
-        raise ConfigError(f"OTEL_EXPORTER_OTLP_CERTIFICATE: no such file {cert!r}")
+        lenient(ConfigError(f"{cert_src}: no such file {cert!r}"), "using the system's CA certificates")
+        cert = None
 
     return OtlpSettings(
         endpoint=url,
         protocol=str(proto),
         headers=hdrs,
-        timeout_s=_parse_timeout(tmo, "flag" if tmo_src == "flag" else tmo_src) if tmo is not None else 10.0,
+        timeout_s=timeout,
         compression=str(comp) if comp is not None else "none",
-        insecure=_parse_bool(ins, ins_src or "insecure") if ins is not None else urlsplit(url).scheme == "http",
+        insecure=is_insecure,
         certificate=str(cert) if cert is not None else None,
     )
 
 
-def resource_from_env(env: Mapping[str, str], executable_name: str) -> dict[str, str]:
+def resource_from_env(
+    env: Mapping[str, str], executable_name: str, warnings: list[str] | None = None
+) -> dict[str, str]:
     """OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME (which wins for service.name),
-    else the executable name."""
+    else the executable name. With ``warnings``, a malformed OTEL_RESOURCE_ATTRIBUTES item
+    is skipped and named there instead of raising ``ConfigError``."""
     attrs: dict[str, str] = {}
     raw = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    if raw.strip():
-        attrs.update(parse_key_values(raw, "OTEL_RESOURCE_ATTRIBUTES"))
+    for item in raw.split(",") if raw.strip() else ():
+        try:
+            attrs.update(parse_key_values(item, "OTEL_RESOURCE_ATTRIBUTES"))
+        except ConfigError as exc:
+            if warnings is None:
+                raise
+            warnings.append(f"{exc}; that item is ignored")
     service = env.get("OTEL_SERVICE_NAME", "").strip()
     if service:
         attrs["service.name"] = service
@@ -188,3 +247,18 @@ def output_dir(env: Mapping[str, str], flag: str | None = None) -> str:
     """Directory for the embedded default JSONL files (``--output-dir`` > SYSSPAN_OUTPUT_DIR)."""
     value, _ = _pick(flag, env, "SYSSPAN_OUTPUT_DIR")
     return str(value) if value is not None else DEFAULT_OUTPUT_DIR
+
+
+def env_warnings(env: Mapping[str, str]) -> list[str]:
+    """Variables the trace command does not read itself but a user may expect it to: a bad
+    value is named (the traced program's decision API would silently ignore it)."""
+    from sysspan.decisions.sampling import parse_ratio
+
+    out = []
+    raw = env.get("SYSSPAN_DECISION_SAMPLE", "").strip()
+    if raw:
+        try:
+            parse_ratio(raw, "SYSSPAN_DECISION_SAMPLE")
+        except ValueError as exc:
+            out.append(f"{exc}; ignored: every decision is kept (use --decision-sample RATIO)")
+    return out

@@ -120,12 +120,13 @@ def read_sources(paths: Sequence[str]) -> tuple[list[Entry], int]:
 
 
 def _same(a: Span, b: Span) -> bool:
+    """Equal copies? (Index entries of a streaming merge compare a digest of the attributes.)"""
     return (
         a.parent_id == b.parent_id
         and a.name == b.name
         and a.start_ns == b.start_ns
         and a.end_ns == b.end_ns
-        and a.attributes == b.attributes
+        and (a.digest == b.digest if hasattr(a, "digest") else a.attributes == b.attributes)  # type: ignore[attr-defined]
     )
 
 
@@ -180,24 +181,23 @@ def causal_order(unique: dict[tuple[int, int], Entry]) -> tuple[list[Entry], lis
             first_start[tid] = entry.span.start_ns
     roots.sort(key=lambda e: (first_start[e.span.trace_id], e.span.trace_id, *order_key(e)))
 
+    # Each span has one parent, so the walks from the roots are trees: no span is reached
+    # twice and no "seen" set (one more entry per span) is needed. What no walk reaches
+    # hangs in a parent cycle.
     out: list[Entry] = []
-    seen: set[tuple[int, int]] = set()
     for root in roots:
         stack = [root]
         while stack:
             entry = stack.pop()
-            key = (entry.span.trace_id, entry.span.span_id)
-            if key in seen:
-                continue
-            seen.add(key)
             out.append(entry)
-            kids = children.get(key)
+            kids = children.pop((entry.span.trace_id, entry.span.span_id), None)
             if kids:
                 stack.extend(sorted(kids, key=order_key, reverse=True))
     cycles = 0
     if len(out) < len(unique):
-        for key, entry in unique.items():
-            if key not in seen:
+        reached = {id(e) for e in out}
+        for entry in unique.values():
+            if id(entry) not in reached:
                 out.append(entry)
                 cycles += 1
     return out, orphans, cycles
@@ -335,14 +335,18 @@ def _shift_span(span: Span, delta: int) -> Span:
 # --------------------------------------------------------------------------- all together
 
 
-def merge_spans(entries: list[Entry], sources: list[str], *, fix_skew: bool = False) -> MergeResult:
-    """De-duplicate, order causally and estimate skew; shift timestamps when ``fix_skew``."""
+def merge_spans(
+    entries: list[Entry], sources: list[str], *, fix_skew: bool = False, shift: bool = True
+) -> MergeResult:
+    """De-duplicate, order causally and estimate skew; shift timestamps when ``fix_skew``
+    (in ``entries`` when ``shift``, else only in ``shifts_ns``, for whoever reads the spans
+    back)."""
     unique, duplicates, conflicting = deduplicate(entries)
     skews = estimate_skew(unique)
     shifts: dict[int, int] = {}
     if fix_skew and skews:
         shifts = {k: v for k, v in source_shifts(skews).items() if v}
-        for key, entry in unique.items():
+        for key, entry in unique.items() if shift else ():
             delta = shifts.get(entry.source)
             if delta:
                 unique[key] = Entry(
@@ -373,7 +377,7 @@ def merge_files(paths: Sequence[str], *, fix_skew: bool = False) -> MergeResult:
     return merge_spans(entries, list(paths), fix_skew=fix_skew)
 
 
-def batches_of(entries: Sequence[Entry], line_spans: int = LINE_SPANS) -> Iterable[list[ResourceSpans]]:
+def batches_of(entries: Iterable[Entry], line_spans: int = LINE_SPANS) -> Iterable[list[ResourceSpans]]:
     """Output lines in order: consecutive spans sharing resource and scope become one
     ``ResourceSpans``; a line holds at most ``line_spans`` spans."""
     line: list[ResourceSpans] = []
@@ -397,7 +401,7 @@ def batches_of(entries: Sequence[Entry], line_spans: int = LINE_SPANS) -> Iterab
         yield line
 
 
-def write_merged(path: str, entries: Sequence[Entry]) -> None:
+def write_merged(path: str, entries: Iterable[Entry]) -> None:
     """Write ``entries`` as OTLP JSON lines, atomically (the output may be one of the
     inputs: it is replaced only once everything is written)."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -409,7 +413,6 @@ def write_merged(path: str, entries: Sequence[Entry]) -> None:
         with os.fdopen(fd, "wb") as fh:
             for line in batches_of(entries):
                 fh.write(encode_line_bytes(line))
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         try:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from sysspan.errors import TraceFileError
-from sysspan.exporters.otlp_json import decode_line
+from sysspan.exporters.otlp_json_fast import decode_line_fast, span_facts
 from sysspan.model import ResourceSpans, SpanKind, StatusCode
 
 
@@ -43,14 +44,20 @@ def check_trace_file(path: str | os.PathLike[str]) -> None:
     _open(os.fspath(path)).close()
 
 
-def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[ResourceSpans]]]:
-    """``(line number, batches)`` for every non-blank line; what ``replay`` uses to keep
-    each line's own resource and report where a problem is."""
-    name = os.fspath(path)
+_CUT_WARNED: set[tuple[str, int]] = set()
+
+
+def _warn(msg: str) -> None:
+    print(f"sysspan: warning: {msg}", file=sys.stderr)
+
+
+def _raw_lines(name: str) -> Iterator[tuple[int, int, bytes]]:
+    """``(byte offset, line number, bytes)`` of every non-blank line of the file."""
     handle = _open(name)
     with handle:
         lineno = 0
         while True:
+            offset = handle.tell()
             try:
                 raw = handle.readline()
             except (OSError, EOFError) as exc:
@@ -58,13 +65,97 @@ def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[R
             if not raw:
                 return
             lineno += 1
-            if raw.isspace():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise TraceFileError(f"{name}:{lineno}: not UTF-8 text ({exc.reason})") from None
-            yield lineno, decode_line(text, lineno, name)
+            if not raw.isspace():
+                yield offset, lineno, raw
+
+
+def _decode(raw: bytes, lineno: int, name: str) -> list[ResourceSpans] | None:
+    """One line's batches; None for a cut-off last line (after one warning)."""
+    try:
+        try:
+            return decode_line_fast(raw, lineno, name)
+        except UnicodeDecodeError as exc:
+            raise TraceFileError(f"{name}:{lineno}: not UTF-8 text ({exc.reason})") from None
+    except TraceFileError:
+        if raw.endswith(b"\n"):
+            raise
+        if (name, lineno) in _CUT_WARNED:  # a second pass over the file (report --perfetto)
+            return None
+        _CUT_WARNED.add((name, lineno))
+        _warn(
+            f"{name}:{lineno}: the last line is cut off ({len(raw)} bytes without a "
+            "newline, a write that never finished); ignored, the rest is used"
+        )
+        return None
+
+
+def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[ResourceSpans]]]:
+    """``(line number, batches)`` for every non-blank line; what ``replay`` uses to keep
+    each line's own resource and report where a problem is.
+
+    A final line without its newline that does not parse is what a writer that died (disk
+    full, killed) leaves behind: it is skipped with one warning and the rest is used. Any
+    other bad line raises ``TraceFileError``.
+    """
+    name = os.fspath(path)
+    for _offset, lineno, raw in _raw_lines(name):
+        batches = _decode(raw, lineno, name)
+        if batches is None:
+            return
+        yield lineno, batches
+
+
+def iter_span_facts(
+    path: str | os.PathLike[str], ranks: dict[str, int]
+) -> Iterator[list[tuple[int, str, int, Any]]]:
+    """Per line, ``(trace id, name, rank, error.type)`` of each span (see
+    :func:`span_facts`) without building spans where the line allows; same errors and
+    the same cut-off last line handling as :func:`iter_trace_lines`."""
+    name = os.fspath(path)
+    none = len(ranks)
+    for _offset, lineno, raw in _raw_lines(name):
+        facts = span_facts(raw, ranks)
+        if facts is not None:
+            yield facts
+            continue
+        batches = _decode(raw, lineno, name)
+        if batches is None:
+            return
+        out = []
+        for batch in batches:
+            for span in batch.spans:
+                attrs = span.attributes
+                rank = min((ranks[k] for k in attrs if k in ranks), default=none)
+                out.append((span.trace_id, span.name, rank, attrs.get("error.type")))
+        yield out
+
+
+def expand_inputs(paths: Iterable[str], *, include_spools: bool = False) -> list[str]:
+    """The trace files named by ``paths``: a directory stands for every ``*.jsonl`` (and
+    ``*.jsonl.gz``) file directly inside it, in name order; spool files (``*-spool-*``,
+    what an unreachable collector left) only with ``include_spools``. Raises
+    ``TraceFileError`` for a directory with no trace file."""
+    out: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise TraceFileError(f"{path}: cannot list ({exc.strerror or exc})") from None
+        found = [
+            os.path.join(path, n)
+            for n in names
+            if n.endswith((".jsonl", ".jsonl.gz"))
+            and (include_spools or "-spool-" not in n)
+            and os.path.isfile(os.path.join(path, n))
+        ]
+        if not found:
+            spools = "" if include_spools else " (spool files are left out without --include-spools)"
+            raise TraceFileError(f"{path}: no *.jsonl trace files in this directory{spools}")
+        out.extend(found)
+    return out
 
 
 def iter_trace_file(path: str | os.PathLike[str]) -> Iterator[ResourceSpans]:
@@ -125,3 +216,12 @@ def count_spans(path: str | os.PathLike[str]) -> dict[str, Any]:
         "last_end_ns": last,
         "services": dict(services),
     }
+
+
+def add_spool_flag(parser: Any) -> None:
+    """``--include-spools`` for the commands that take directories of trace files."""
+    parser.add_argument(
+        "--include-spools",
+        action="store_true",
+        help="with a directory, also read its spool files (*-spool-*.jsonl)",
+    )

@@ -165,9 +165,10 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 class HttpReceiver(_Store):
-    """``POST /v1/traces`` on 127.0.0.1:<port>; protobuf or JSON bodies, gzip/deflate."""
+    """``POST /v1/traces`` on 127.0.0.1:<port>; protobuf or JSON bodies, gzip/deflate.
+    ``port`` 0 picks a free one; a fixed one lets a test start a collector late."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         super().__init__()
         self.content_types: list[str] = []
         self.encodings: list[str] = []
@@ -237,7 +238,7 @@ class HttpReceiver(_Store):
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}/v1/traces"

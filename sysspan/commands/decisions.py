@@ -23,6 +23,7 @@ from sysspan.decisions.ruchy import DecisionWriter, import_dir
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.jsonl import default_trace_path
 from sysspan.exporters.otlp_json import encode_line
+from sysspan.fsutil import private_open
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import ResourceSpans, Span, SpanKind
 from sysspan.tracefile import check_trace_file, iter_trace_file
@@ -149,10 +150,7 @@ def _import(ns: argparse.Namespace, env: dict[str, str]) -> int:
             )
 
     try:
-        parent = os.path.dirname(out)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        with open(out, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        with private_open(out, "w", encoding="utf-8", errors="backslashreplace") as fh:
             batch: list[Span] = []
             for span in spans():
                 batch.append(span)

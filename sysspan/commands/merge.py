@@ -11,8 +11,9 @@ import sys
 
 from sysspan.errors import UsageError
 from sysspan.exporters.otlp_json import encode_line_bytes
-from sysspan.merge import batches_of, describe_skew, merge_files, write_merged
-from sysspan.tracefile import check_trace_file
+from sysspan.merge import batches_of, describe_skew, write_merged
+from sysspan.merge_stream import merge_files_streaming, read_back
+from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
 
 _SHOWN_ORPHANS = 5
 
@@ -25,7 +26,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "de-duplicate spans by (trace id, span id), write parents before children, report "
         "spans whose parent is missing and the clock skew between the files.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted")
+    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_spool_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="merged output file ('-' for stdout)")
     p.add_argument(
         "--fix-skew",
@@ -41,6 +43,7 @@ def _short(path: str) -> str:
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
+    ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
     if len(set(map(os.path.abspath, ns.files))) != len(ns.files):
         # Harmless for the result (duplicates are dropped) but almost certainly a typo.
         print("sysspan merge: warning: a file is given more than once", file=sys.stderr)
@@ -49,14 +52,14 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     if ns.output != "-" and os.path.isdir(ns.output):
         raise UsageError(f"-o {ns.output}: is a directory, expected a file name")
 
-    result = merge_files(ns.files, fix_skew=ns.fix_skew)
+    result = merge_files_streaming(ns.files, fix_skew=ns.fix_skew)
     if ns.output == "-":
         out = sys.stdout.buffer
-        for line in batches_of(result.entries):
+        for line in batches_of(read_back(result)):
             out.write(encode_line_bytes(line))
         out.flush()
     else:
-        write_merged(ns.output, result.entries)
+        write_merged(ns.output, read_back(result))
 
     if ns.quiet:
         return 0

@@ -3,25 +3,39 @@ left by an unreachable collector) to an OTLP endpoint.
 
 Each line keeps its own resource. Lines are coalesced into requests of about
 ``_REQUEST_SPANS`` spans so a file of many small lines does not become many tiny requests.
-What still cannot be delivered goes to a new spool file, so nothing is lost and the same
-command can be run again on it.
+
+Each source file has one spool, so running the same command again never duplicates spans:
+
+* a spool file (``*-spool-*``) is the record of what is still undelivered: once every span
+  in it is acknowledged it is removed; spans still undelivered replace its content, so it
+  holds exactly what is left (``--keep`` leaves it untouched and spools like any file);
+* any other file is never modified; what cannot be delivered goes to
+  ``<output dir>/<name>-spool-replay.jsonl``, the same file on every attempt, holding what
+  the latest attempt left undelivered (removed once a later attempt delivers everything).
+
+Undelivered spans are first written next to the spool as ``.pending`` and moved over it
+only once the source has been read to the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-import time
 
 from sysspan import __version__
-from sysspan.config import PROTOCOLS, output_dir, resolve_otlp
+from sysspan.config import output_dir, resolve_otlp
 from sysspan.errors import TraceFileError, UsageError
+from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp import OtlpSink
+from sysspan.exporters.wholeline import Fallback
 from sysspan.model import ResourceSpans
-from sysspan.tracefile import check_trace_file, iter_trace_lines
+from sysspan.otlp_flags import add_otlp_flags
+from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs, iter_trace_lines
 
 _REQUEST_SPANS = 512
+_SUFFIX = re.compile(r"(\.jsonl)?(\.gz)?$")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,44 +43,35 @@ def register(subparsers) -> argparse.ArgumentParser:
         "replay",
         help="send OTLP JSON lines trace files to an OTLP endpoint",
         description="Send trace files written by sysspan (or the OpenTelemetry Collector's file "
-        "exporter) to an OTLP endpoint. Spans that cannot be delivered are spooled to a new file.",
+        "exporter) to an OTLP endpoint. A spool file is removed once every span in it is "
+        "acknowledged; what cannot be delivered goes to one spool per source file.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted")
-    p.add_argument(
-        "--otlp-endpoint",
-        metavar="URL",
-        default=None,
-        help="collector URL (default: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)",
-    )
-    p.add_argument(
-        "--otlp-protocol",
-        choices=PROTOCOLS,
-        default=None,
-        help="default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc for port 4317, http/protobuf otherwise",
-    )
-    p.add_argument(
-        "--otlp-header",
-        metavar="K=V",
-        action="append",
-        default=None,
-        help="extra header/metadata, repeatable (adds to OTEL_EXPORTER_OTLP_HEADERS)",
-    )
-    p.add_argument("--output-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_spool_flag(p)
+    add_otlp_flags(p)
+    p.add_argument("--keep", action="store_true", help="leave spool files in place after a complete replay")
+    p.add_argument("--output-dir", default=None, help="where spools of undelivered spans go (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
     return p
 
 
-def _spool_path(env: dict[str, str], ns: argparse.Namespace) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    directory = output_dir(env, getattr(ns, "output_dir", None))
-    return os.path.join(directory, f"replay-spool-{stamp}-{os.getpid()}.jsonl")
+def is_spool(path: str) -> bool:
+    return "-spool-" in os.path.basename(path)
+
+
+def _spool_for(path: str, directory: str) -> str:
+    """The one spool of undelivered spans of a (non-spool) source file."""
+    stem = _SUFFIX.sub("", os.path.basename(path)) or "trace"
+    return os.path.join(directory, f"{stem}-spool-replay.jsonl")
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
+    ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
     settings = resolve_otlp(
         env,
         endpoint=ns.otlp_endpoint,
         protocol=ns.otlp_protocol,
         headers=ns.otlp_header,
+        timeout_s=ns.otlp_timeout,
     )
     if settings is None:
         raise UsageError(
@@ -74,24 +79,22 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         )
     for path in ns.files:
         check_trace_file(path)  # a typo in the last name should not half-send the others
-    sink = OtlpSink(settings, {}, _spool_path(env, ns), __version__)
+    directory = output_dir(env, ns.output_dir)
+    fallback = Fallback(env)
+    sink = OtlpSink(settings, {}, os.devnull, __version__)
     total = 0
-    pending: list[ResourceSpans] = []
-    pending_spans = 0
+    notes: list[str] = []
     try:
         for path in ns.files:
-            for _lineno, batches in iter_trace_lines(path):
-                for batch in batches:
-                    if batch.spans:
-                        pending.append(batch)
-                        pending_spans += len(batch.spans)
-                if pending_spans >= _REQUEST_SPANS:
-                    sink.export_batches(pending)
-                    total += pending_spans
-                    pending, pending_spans = [], 0
-        if pending:
-            sink.export_batches(pending)
-            total += pending_spans
+            in_place = is_spool(path) and not ns.keep and not path.endswith(".gz")
+            dest = path if in_place else _spool_for(path, directory)
+            target = dest + ".pending"
+            sink.switch_spool(target, None if in_place else fallback)
+            sent_before = sink.sent
+            count = _send_file(sink, path)
+            total += count
+            spooled = sink.switch_spool(os.devnull)
+            notes += _settle(path, dest, in_place, count, sink.sent - sent_before, spooled)
     except TraceFileError:
         report = sink.close()
         if total:
@@ -105,17 +108,79 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         sink.close()
         raise
     report = sink.close()
+    for note in notes:
+        print(f"sysspan replay: {note}", file=sys.stderr)
     files = f"{len(ns.files)} files" if len(ns.files) != 1 else ns.files[0]
-    if report.ok:
+    if sink.sent == total:
         print(
             f"sysspan replay: sent {total} spans from {files} to {settings.endpoint}"
             f" ({settings.protocol})",
             file=sys.stderr,
         )
         return 0
+    why = ", ".join(sink.reasons) or "export failed"
     print(
-        f"sysspan replay: sent {report.spans_written} of {total} spans from {files}; "
-        + "; ".join(m for m in report.messages if not m.startswith("sent ")),
+        f"sysspan replay: sent {sink.sent} of {total} spans from {files} to {settings.endpoint} "
+        f"({why})",
         file=sys.stderr,
     )
     return 1
+
+
+def _send_file(sink: OtlpSink, path: str) -> int:
+    """Send every span of ``path``; returns how many there were."""
+    total = 0
+    pending: list[ResourceSpans] = []
+    pending_spans = 0
+    for _lineno, batches in iter_trace_lines(path):
+        for batch in batches:
+            if batch.spans:
+                pending.append(batch)
+                pending_spans += len(batch.spans)
+        if pending_spans >= _REQUEST_SPANS:
+            sink.export_batches(pending)
+            total += pending_spans
+            pending, pending_spans = [], 0
+    if pending:
+        sink.export_batches(pending)
+        total += pending_spans
+    return total
+
+
+def _settle(
+    path: str, dest: str, in_place: bool, count: int, acked: int, spooled: JsonlAppender
+) -> list[str]:
+    """Move the undelivered spans of ``path`` over its spool ``dest`` (or remove a spool that
+    is no longer needed); say where they are."""
+    f = spooled.file
+    target = dest + ".pending"
+    if f.items and f.path == target:
+        os.replace(target, dest)
+        if in_place:
+            return [
+                f"{path}: {count - f.items} of {count} spans acknowledged; the {f.items} "
+                "undelivered are left in it (run the same command again)"
+            ]
+        return [f"{_spans(f.items)} of {path} spooled to {dest} (send later: sysspan replay {dest})"]
+    _unlink(target)
+    if f.items or f.lost:  # the spool's own location failed
+        if in_place:
+            return [f"{path}: kept as it was ({acked} of {count} spans acknowledged)"] + f.describe(_spans)
+        return [f"{path}: " + m for m in f.describe(_spans)]
+    if acked != count:
+        return []
+    _unlink(dest)  # in place: the source itself; else a spool an earlier attempt left
+    if in_place:
+        return [f"{path}: every span acknowledged, spool removed (--keep keeps it)"]
+    return []
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _spans(n: int) -> str:
+    return f"{n} span" if n == 1 else f"{n} spans"

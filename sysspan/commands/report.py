@@ -12,7 +12,7 @@ import gc
 import os
 
 from sysspan.errors import TraceFileError, UsageError
-from sysspan.tracefile import check_trace_file
+from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
 
 DEFAULT_OUTPUT = "sysspan-report.html"
 
@@ -25,7 +25,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "timeline, flame graph, syscall latency, slowest syscalls and decision impact. "
         "Several files are combined into one report.",
     )
-    p.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s), .gz accepted")
+    p.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_spool_flag(p)
     p.add_argument(
         "-o",
         "--output",
@@ -73,6 +74,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _run(ns: argparse.Namespace) -> int:
+    ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
     from sysspan.reporters.aggregate import aggregate_files
     from sysspan.reporters.folded import write_folded
     from sysspan.reporters.html import write_html

@@ -14,14 +14,13 @@ import shutil
 import signal
 import sys
 import time
-from typing import TextIO
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
 from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer, relayed_signals_blocked
-from sysspan.config import resource_from_env
+from sysspan.config import env_warnings, resource_from_env
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
@@ -34,13 +33,15 @@ from sysspan.exporters.json_lines import JsonLineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
 from sysspan.exporters.summary import render_summary
+from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
+from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import SpanContext
-from sysspan.redact import redact_argv
+from sysspan.redact import redact
 from sysspan.stderr_tail import StderrTail
 
 
@@ -64,10 +65,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     st.add_argument("-q", dest="quiet", action="count", default=0, help="suppress informational messages (-qq: also the trace file line)")
 
     ot = parser.add_argument_group("OpenTelemetry")
-    ot.add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; else the JSONL file)")
-    ot.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http/json"), help="OTLP protocol (default: grpc for port 4317, else http/protobuf)")
-    ot.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header (repeatable)")
-    ot.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="OTLP export timeout")
+    add_otlp_flags(ot)
     ot.add_argument("--trace-file", metavar="FILE", help="write OTLP JSON lines to FILE (always, also when exporting over OTLP)")
     ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
     ot.add_argument("--sample", type=_ratio, metavar="RATIO", help="keep this fraction of syscall spans (xorshift RNG per syscall); counts stay exact")
@@ -221,15 +219,21 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     run_ctx = SpanContext(trace_id=trace_id, span_id=run_span_id, flags=flags, tracestate=tracestate, remote=False)
     state_header = tracestate.to_header() if tracestate is not None else ""
 
+    # Bad telemetry settings are warnings (the command runs) unless --strict.
+    config_warnings: list[str] | None = None if ns.strict else []
     resource = detect_resource(env)
-    resource.update(resource_from_env(env, exe_name))
+    resource.update(resource_from_env(env, exe_name, config_warnings))
     if ns.service_name:
         resource["service.name"] = ns.service_name
+    fallback = Fallback(env)
     sinks = build_sinks(
-        ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else ()
+        ns, env, resource, exe_name, trace_id, {incoming.span_id} if incoming else (),
+        fallback=fallback, warnings=config_warnings,
     )
     sinks = apply_budget(sinks, ns, run_span_id)
-    lines_out, writer = _line_output(ns)
+    for w in (config_warnings or []) + env_warnings(env):
+        _warn(w)
+    lines_out, writer = _line_output(ns, fallback)
 
     # Buffer contents stay out of traces unless asked for (-s or --capture-data).
     decoder = Decoder(
@@ -292,6 +296,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     builder.finish(end)
 
     code = exit_code_of(status)
+    # From here on the command has run: cli.main returns its status even if writing the
+    # telemetry fails in a way nothing below foresaw.
+    ns.command_status = None if ns.strict else code
     run_span = _run_span(
         trace_id=trace_id,
         span_id=run_span_id,
@@ -333,6 +340,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
     if lines_out is not None:
         lines_out.close()
+        for msg in lines_out.file.describe(lambda n: f"{n} line{'s' if n != 1 else ''}"):
+            warnings.append(msg)
+            _warn(f"-o: {msg}")
     elif writer is not None:
         writer.close()
 
@@ -353,6 +363,8 @@ def _check_args(ns: argparse.Namespace) -> None:
         raise UsageError("-p: one process at a time")
     if ns.pids and ns.no_syscalls:
         raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
+    if ns.no_syscalls and ns.exprs:
+        raise UsageError("-e selects syscalls to trace, but --no-syscalls traces none: drop one of them")
     if ns.summary and ns.summary_and_lines:
         raise UsageError("-c and -C are mutually exclusive")
     if ns.json_lines and ns.output is None and not ns.summary_and_lines:
@@ -372,14 +384,14 @@ def _target(ns: argparse.Namespace, env: dict[str, str]) -> tuple[str, str, list
     return "", proc_comm(ns.pids[0]), argv
 
 
-def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | None]:
-    """(-o file, strace-style line writer): lines with -o (unless -c) or with -C."""
-    lines_out: TextIO | None = None
+def _line_output(
+    ns: argparse.Namespace, fallback: Fallback
+) -> tuple[TextLines | None, LineWriter | None]:
+    """(-o file, strace-style line writer): lines with -o (unless -c) or with -C. The -o
+    file never fails the run: what it cannot take goes to the fallback location."""
+    lines_out: TextLines | None = None
     if ns.output is not None:
-        try:
-            lines_out = open(ns.output, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(f"-o {ns.output}: {exc.strerror}") from None
+        lines_out = TextLines(ns.output, fallback)
     if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
         return lines_out, None
     writer = (JsonLineWriter if ns.json_lines else LineWriter)(
@@ -494,7 +506,7 @@ def _print_reports(reports: list, quiet: int) -> bool:
     failed = False
     for report in reports:
         for msg in report.messages:
-            if report.spans_failed:
+            if report.spans_failed or report.degraded:
                 failed = True
                 _warn(msg)
             elif quiet < 2:
@@ -562,7 +574,7 @@ def _run_span(
 ) -> Span:
     attrs: dict = {
         "process.executable.name": name,
-        "process.command_args": redact_argv(argv),
+        "process.command_args": redact(argv),
         "process.pid": pid,
         "syscall.count": builder.syscall_count,
         "syscall.dropped": builder.syscalls_dropped,

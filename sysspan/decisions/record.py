@@ -22,6 +22,7 @@ from typing import Any
 
 from sysspan.ids import decision_id
 from sysspan.model import Span, SpanKind
+from sysspan.redact import redact
 
 __all__ = [
     "Decision",
@@ -104,10 +105,10 @@ def decision_attributes(decision: Decision) -> dict[str, Any]:
         "decision.id": decision.id_hex,
         "decision.category": decision.category,
         "decision.name": decision.name,
-        "decision.input": json_text(decision.input),
+        "decision.input": redact(json_text(decision.input)),
     }
     if decision.result is not None:
-        attrs["decision.result"] = json_text(decision.result)
+        attrs["decision.result"] = redact(json_text(decision.result))
     if decision.file:
         attrs["code.file.path"] = decision.file
     if decision.line:

@@ -50,6 +50,18 @@ class DecisionRecorder:
             dec = self._stderr[tgid] = StderrDecoder()
         self._admit(dec.feed(data, t_ns, tgid, tid), t_ns, dec)
 
+    def feed_stderr_gap(
+        self, tail: bytes, t_ns: int, tgid: int, tid: int, until_newline: bool = True
+    ) -> None:
+        """Tracer thread: bytes of one write to fd 2 were skipped; ``tail`` is what followed
+        them in the same write (``until_newline=False``: nothing did, the rest of the write
+        was skipped)."""
+        dec = self._stderr.get(tgid)
+        if dec is None:
+            dec = self._stderr[tgid] = StderrDecoder()
+        dec.gap(until_newline)
+        self._admit(dec.feed(tail, t_ns, tgid, tid), t_ns, dec)
+
     def process_exit(self, tgid: int, t_ns: int) -> None:
         """Decisions a process left open end with it."""
         if self.sync is not None:

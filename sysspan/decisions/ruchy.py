@@ -38,6 +38,7 @@ import msgpack
 
 from sysspan.decisions.record import Decision, cached_decision_id
 from sysspan.errors import TraceFileError
+from sysspan.fsutil import make_private_dirs, private_open
 
 __all__ = [
     "MANIFEST_NAME",
@@ -499,13 +500,13 @@ class DecisionWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, transpiler_version: str = "") -> None:
         self.dir = ruchy_dir(path)
-        os.makedirs(self.dir, exist_ok=True)
+        make_private_dirs(self.dir)
         self.transpiler_version = transpiler_version
         self.count = 0
         self._entries: dict[int, dict[str, Any]] = {}
         self._packer = msgpack.Packer(use_bin_type=True)
         self._tmp = os.path.join(self.dir, f".{MSGPACK_NAME}.{os.getpid()}.tmp")
-        self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()
+        self._fh = private_open(self._tmp, "wb")  # noqa: SIM115 - closed in close()
         self._fh.write(b"\xdd\x00\x00\x00\x00")  # array32 header, count patched at close
 
     def add(self, d: Decision) -> None:
@@ -551,7 +552,7 @@ class DecisionWriter:
             doc[f"0x{did:016X}"] = entry
         mpath = os.path.join(self.dir, MANIFEST_NAME)
         tmp = mpath + f".{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with private_open(tmp, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
         os.replace(tmp, mpath)

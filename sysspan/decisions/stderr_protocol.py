@@ -103,6 +103,17 @@ class LineBuffer:
         else:
             self._parts.append(data)
 
+    def gap(self, until_newline: bool = True) -> None:
+        """Bytes of the stream were skipped: the line in progress is broken, so it is dropped
+        (counted in ``overlong``) up to the next newline, where reading resynchronises.
+        ``until_newline=False``: the skipped bytes ran to the end of a write, so reading
+        resumes with the next write (writers of the protocol write whole lines)."""
+        if not self._discarding or not until_newline:
+            self.overlong += 1
+        self._parts = []
+        self._size = 0
+        self._discarding = until_newline
+
     def take_partial(self) -> bytes:
         """The unterminated rest (at end of stream), and forget it."""
         rest = b"".join(self._parts)
@@ -196,6 +207,12 @@ class StderrDecoder:
         for line in lines:
             self._line(line, t_ns, pid, tid, out)
         return out
+
+    def gap(self, until_newline: bool = True) -> None:
+        """Part of a write was not read (see :meth:`LineBuffer.gap`)."""
+        before = self.lines.overlong
+        self.lines.gap(until_newline)
+        self.malformed += self.lines.overlong - before
 
     def flush(self, t_ns: int) -> list[Decision]:
         """Close the stream: parse an unterminated last line (stamped with the time of its

@@ -26,6 +26,7 @@ class SinkReport:
     spans_failed: int = 0
     path: str | None = None
     messages: list[str] = field(default_factory=list)
+    degraded: bool = False  # spans went somewhere other than asked (a fallback location)
 
     @property
     def ok(self) -> bool:

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import Protocol
 
 from sysspan.collector.decode import Decoded
+from sysspan.redact import redact
+
+
+class TextOut(Protocol):
+    """Where lines go: a text stream, or the -o file's :class:`TextLines`."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class LineWriter:
@@ -16,7 +25,7 @@ class LineWriter:
     """
 
     def __init__(
-        self, out: TextIO, *, with_pid: bool, show_time: bool = False, timestamps: int = 0
+        self, out: TextOut, *, with_pid: bool, show_time: bool = False, timestamps: int = 0
     ) -> None:
         self.out = out
         self.with_pid = with_pid
@@ -53,7 +62,7 @@ class LineWriter:
     def stack(self, lines: list[str]) -> None:
         """strace -k: the symbolised stack under its syscall line."""
         for text in lines:
-            self.out.write(text + "\n")
+            self.out.write(redact(text) + "\n")
 
     def event(self, tid: int, text: str) -> None:
         self.out.write(f"{self._prefix(tid, time.time_ns())}{text}\n")

@@ -14,6 +14,7 @@ from typing import Any
 
 from sysspan.exporters.base import SinkReport
 from sysspan.exporters.otlp_json import encode_line_bytes
+from sysspan.exporters.wholeline import Fallback, WholeLineFile
 from sysspan.model import ResourceSpans, Span
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -33,59 +34,43 @@ def default_trace_path(output_dir: str, executable_name: str, trace_id: int) -> 
 
 
 class JsonlAppender:
-    """Appends whole lines to a file, opened on first use; never raises from ``append``.
+    """Appends whole lines of spans to a file, opened on first use; never raises.
 
-    Shared by :class:`JsonlSink` and the OTLP sink's spool. Each line goes out in one
-    unbuffered ``write`` on an ``O_APPEND`` descriptor: a crash loses at most the batch in
-    flight, and concurrent writers never interleave inside a line.
+    Shared by :class:`JsonlSink` and the OTLP sink's spool. Each line goes out in
+    unbuffered writes on an ``O_APPEND`` descriptor (see :class:`WholeLineFile`): a failing
+    write is truncated back to the last whole line and moved to ``fallback``'s locations.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.spans = 0
+    def __init__(self, path: str, fallback: Fallback | None = None) -> None:
+        self.file = WholeLineFile(path, fallback)
         self.lines = 0
-        self.error: str | None = None
-        self._fh: Any = None
 
-    def _ensure_open(self) -> bool:
-        if self._fh is not None:
-            return True
-        if self.error is not None:
-            return False
-        try:
-            parent = os.path.dirname(self.path)
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            self.error = exc.strerror or str(exc)
-            return False
-        return True
+    @property
+    def path(self) -> str:
+        """Where the last line went (the first path unless it failed)."""
+        return self.file.path
+
+    @property
+    def spans(self) -> int:
+        return self.file.items
+
+    @property
+    def error(self) -> str | None:
+        return self.file.error
 
     def append(self, batches: Iterable[ResourceSpans], count: int) -> bool:
         """Write one line holding ``batches`` (``count`` spans). False if it could not."""
-        if not self._ensure_open():
+        if not self.file.write(encode_line_bytes(batches), count):
             return False
-        try:
-            data = encode_line_bytes(batches)
-            view = memoryview(data)
-            while view:
-                written = self._fh.write(view)
-                view = view[written:]
-        except OSError as exc:
-            self.error = exc.strerror or str(exc)
-            return False
-        self.spans += count
         self.lines += 1
         return True
 
+    def describe(self) -> list[str]:
+        """Sentences about a failure: where the spans went, how many were lost."""
+        return self.file.describe(_spans)
+
     def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            except OSError as exc:
-                self.error = self.error or exc.strerror or str(exc)
-            self._fh = None
+        self.file.close()
 
 
 class JsonlSink:
@@ -93,17 +78,23 @@ class JsonlSink:
 
     The file (and its parent directories) is created at the first batch, so a run that
     produces nothing leaves nothing behind. A write failure (disk full, read-only
-    directory) is counted and reported by ``close()``, never raised.
+    directory, the directory deleted) moves the rest to the fallback locations; it is
+    counted and reported by ``close()``, never raised.
     """
 
     name = "jsonl"
 
-    def __init__(self, path: str, resource: dict[str, Any], scope_version: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        resource: dict[str, Any],
+        scope_version: str,
+        fallback: Fallback | None = None,
+    ) -> None:
         self.path = path
         self.resource = resource
         self.scope_version = scope_version
-        self._out = JsonlAppender(path)
-        self._failed = 0
+        self._out = JsonlAppender(path, fallback)
 
     def export(self, spans: list[Span]) -> None:
         if spans:
@@ -114,25 +105,25 @@ class JsonlSink:
     def export_batches(self, batches: list[ResourceSpans]) -> None:
         """Write already-grouped batches (each keeps its own resource) as one line."""
         count = sum(len(b.spans) for b in batches)
-        if count and not self._out.append(batches, count):
-            self._failed += count
+        if count:
+            self._out.append(batches, count)
 
     def close(self) -> SinkReport:
         self._out.close()
+        f = self._out.file
+        kept = f.written.get(self.path, 0)
         report = SinkReport(
             name=self.name,
-            spans_written=self._out.spans,
-            spans_failed=self._failed,
-            path=self.path if self._out.lines else None,
+            spans_written=f.items,
+            spans_failed=f.lost,
+            path=self.path if kept else (f.path if f.items else None),
+            degraded=f.moved,
         )
-        if self._out.lines:
-            report.messages.append(f"wrote {_spans(self._out.spans)} to {self.path}")
-        elif not self._failed:
+        if kept and not f.moved:
+            report.messages.append(f"wrote {_spans(kept)} to {self.path}")
+        elif not f.items and not f.lost:
             report.messages.append(f"no spans recorded, nothing written to {self.path}")
-        if self._failed:
-            report.messages.append(
-                f"could not write {self.path} ({self._out.error}): {_spans(self._failed)} lost"
-            )
+        report.messages += self._out.describe()
         return report
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import logging
 import random
 import re
@@ -39,6 +40,7 @@ from sysspan.exporters.base import SinkReport
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.exporters.otlp_proto import ProtoEncoder
+from sysspan.exporters.wholeline import Fallback
 from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
@@ -142,6 +144,40 @@ def _probe(url: str, timeout: float) -> str | None:
         return f"no answer within {timeout:g}s"
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
+
+
+def _transient(reason: str) -> bool:
+    """A collector that is still starting (refused) or a name not yet in DNS (a compose
+    service coming up): worth retrying within the export timeout."""
+    return reason == "connection refused" or reason.startswith("cannot resolve host")
+
+
+def _probe_until_up(url: str, timeout_s: float) -> str | None:
+    """:func:`_probe`, retried with backoff while the failure is transient, for at most
+    ``timeout_s`` (what the OpenTelemetry SDK exporters do for their first export)."""
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        reason = _probe(url, max(min(remaining, _PROBE_TIMEOUT_S), 0.1))
+        if reason is None or not _transient(reason):
+            return reason
+        wait = _backoff(attempt)
+        attempt += 1
+        if wait >= deadline - time.monotonic():
+            return reason
+        time.sleep(wait)  # backoff between connection attempts, bounded by the deadline
+
+
+_HTTP2_ANSWER = (
+    "the endpoint answered in HTTP/2, as a gRPC receiver does: use --otlp-protocol grpc "
+    "(or OTEL_EXPORTER_OTLP_PROTOCOL=grpc), or the receiver's HTTP port (usually 4318)"
+)
+
+
+def _looks_like_http2(line: str) -> bool:
+    """HTTP/2 starts with binary frames (a SETTINGS frame: NUL bytes), not a status line."""
+    return "\x00" in line or line.startswith("PRI * HTTP/2") or any(ord(c) < 9 for c in line[:16])
 
 
 def _spans(n: int) -> str:
@@ -269,6 +305,7 @@ class OtlpSink:
         *,
         remote_parent_ids: Collection[int] = (),
         native: bool = True,
+        fallback: Fallback | None = None,
     ) -> None:
         self.settings = settings
         # native: sysspan's own protobuf encoder and gRPC/HTTP transport (the fast path);
@@ -281,7 +318,7 @@ class OtlpSink:
         self.spool_path = spool_path
         self.scope_version = scope_version
         self._remote = remote_parent_ids
-        self._spool = JsonlAppender(spool_path)
+        self._spool = JsonlAppender(spool_path, fallback)
         self._exporter: Any = None
         self._converter: _Converter | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -294,6 +331,20 @@ class OtlpSink:
         self.batches_sent = 0
 
     # -- public
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why batches failed so far, each reason once."""
+        return list(self._reasons)
+
+    def switch_spool(self, path: str, fallback: Fallback | None = None) -> JsonlAppender:
+        """From now on spool to ``path``; returns the previous spool, closed (``replay``
+        keeps one spool per source file)."""
+        old = self._spool
+        old.close()
+        self._spool = JsonlAppender(path, fallback)
+        self.spool_path = path
+        return old
 
     @property
     def endpoint_down(self) -> str | None:
@@ -342,12 +393,15 @@ class OtlpSink:
                     pass
             self._exporter = None
         self._spool.close()
+        spool = self._spool.file
+        self.spooled, self.lost = spool.items, spool.lost
         url = self.settings.endpoint
         report = SinkReport(
             name=self.name,
             spans_written=self.sent,
             spans_failed=self.spooled + self.lost,
-            path=self.spool_path if self.spooled else None,
+            path=spool.path if self.spooled else None,
+            degraded=spool.moved,
         )
         if self.sent or not (self.spooled or self.lost):
             report.messages.append(
@@ -359,16 +413,13 @@ class OtlpSink:
                 head = f"could not reach {url} ({why}); stopped trying after the first failure"
             else:
                 head = f"{url} did not accept some spans ({why})"
-            parts = []
-            if self.spooled:
-                parts.append(
-                    f"{_spans(self.spooled)} spooled to {self.spool_path}"
-                    f" (send later: sysspan replay {self.spool_path})"
-                )
-            if self.lost:
-                parts.append(
-                    f"{_spans(self.lost)} lost: cannot write {self.spool_path} ({self._spool.error})"
-                )
+            parts = [
+                f"{_spans(n)} spooled to {p} (send later: sysspan replay {p})"
+                for p, n in spool.written.items()
+                if n
+            ]
+            if spool.moved or self.lost:
+                parts += self._spool.describe()
             report.messages.append(head + ": " + "; ".join(parts))
         return report
 
@@ -378,8 +429,7 @@ class OtlpSink:
         """None on success, else a short reason."""
         if not self._probed:
             self._probed = True
-            timeout = min(self.settings.timeout_s, _PROBE_TIMEOUT_S)
-            reason = _probe(self.settings.endpoint, timeout)
+            reason = _probe_until_up(self.settings.endpoint, self.settings.timeout_s)
             if reason is not None:
                 self._down = reason
                 return reason
@@ -482,7 +532,7 @@ class OtlpSink:
                 details = exc.details() or ""
                 reason = code.name if code is not None else "gRPC error"
                 if "refused" in details.lower() or "failed to connect" in details.lower():
-                    return "connection refused"
+                    reason = "connection refused"  # UNAVAILABLE: retried like the SDK does
                 hint = _grpc_retry_delay(exc)
                 if code not in _RETRYABLE_GRPC and not (
                     code == grpc.StatusCode.RESOURCE_EXHAUSTED and hint is not None
@@ -526,7 +576,12 @@ class OtlpSink:
                     return reason
             except urllib.error.URLError as exc:
                 reason = _classify(str(exc.reason))
-            except (OSError, ValueError) as exc:  # timeouts, resets, malformed URL
+            except http.client.BadStatusLine as exc:
+                line = str(exc.args[0]) if exc.args else ""
+                if _looks_like_http2(line):
+                    return _HTTP2_ANSWER
+                reason = f"not an HTTP/1.1 answer ({line[:40]!r})"
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets, malformed URL
                 reason = _classify(f"{type(exc).__name__}: {exc}")
             if wait is None:
                 wait = _backoff(attempt)

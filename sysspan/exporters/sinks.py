@@ -9,6 +9,7 @@ from sysspan import __version__
 from sysspan.config import output_dir, resolve_otlp
 from sysspan.exporters.base import Sink
 from sysspan.exporters.jsonl import JsonlSink, default_trace_path
+from sysspan.exporters.wholeline import Fallback
 
 
 def build_sinks(
@@ -18,25 +19,32 @@ def build_sinks(
     name: str,
     trace_id: int,
     remote_parent_ids: Collection[int] = (),
+    fallback: Fallback | None = None,
+    warnings: list[str] | None = None,
 ) -> list[Sink]:
     """The JSONL file when no OTLP endpoint is configured or ``--trace-file`` asks for one,
     and the OTLP sink (spooling to ``<output dir>/<name>-spool-...jsonl``) when one is.
 
     ``ns`` carries the shared flags: ``otlp_endpoint``, ``otlp_protocol``, ``otlp_header``,
-    ``otlp_timeout``, ``output_dir``, ``trace_file`` and optionally ``otlp_sdk``.
+    ``otlp_timeout``, ``output_dir``, ``trace_file`` and optionally ``otlp_sdk``. Files that
+    cannot be written move to ``fallback`` (default: the fallback locations of ``env``).
+    With ``warnings``, bad OTEL_* variables are named there instead of raising.
     """
+    if fallback is None:
+        fallback = Fallback(env)
     settings = resolve_otlp(
         env,
         endpoint=ns.otlp_endpoint,
         protocol=ns.otlp_protocol,
         headers=ns.otlp_header,
         timeout_s=ns.otlp_timeout,
+        warnings=warnings,
     )
     out_dir = output_dir(env, ns.output_dir)
     sinks: list[Sink] = []
     if ns.trace_file or settings is None:
         path = ns.trace_file or default_trace_path(out_dir, name, trace_id)
-        sinks.append(JsonlSink(path, resource, __version__))
+        sinks.append(JsonlSink(path, resource, __version__, fallback))
     if settings is not None:
         # Imported here: the OTLP client stack is heavy and the default path never needs it.
         from sysspan.exporters.otlp import OtlpSink
@@ -50,6 +58,7 @@ def build_sinks(
                 __version__,
                 remote_parent_ids=remote_parent_ids,
                 native=not getattr(ns, "otlp_sdk", False),
+                fallback=fallback,
             )
         )
     return sinks

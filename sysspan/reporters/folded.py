@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from sysspan.fsutil import private_open
 from sysspan.reporters.aggregate import Report
 
 __all__ = ["folded_lines", "write_folded"]
@@ -45,7 +46,7 @@ def _clean(frame: str) -> str:
 def write_folded(report: Report, path: str | os.PathLike[str]) -> int:
     """Write the folded stacks to ``path``; returns the number of lines."""
     n = 0
-    with open(path, "w", encoding="utf-8", errors="backslashreplace") as fh:
+    with private_open(path, "w", encoding="utf-8", errors="backslashreplace") as fh:
         for line in folded_lines(report):
             fh.write(line + "\n")
             n += 1

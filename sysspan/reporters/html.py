@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from sysspan import __version__
+from sysspan.fsutil import private_open
 from sysspan.reporters.aggregate import (
     CLASSES,
     QUANTILE_RELATIVE_ERROR,
@@ -600,7 +601,7 @@ def write_html(report: Report, path: str | os.PathLike[str], title: str | None =
     """Write the page to ``path``; returns its size in bytes."""
     text = render_html(report, title)
     data = text.encode("utf-8", "backslashreplace")
-    with open(path, "wb") as fh:
+    with private_open(path, "wb") as fh:
         fh.write(data)
     return len(data)
 

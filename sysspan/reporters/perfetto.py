@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sysspan.commands.stats import classify
+from sysspan.fsutil import private_open
 from sysspan.reporters.aggregate import Aggregator, syscall_class
 from sysspan.tracefile import iter_trace_file
 
@@ -55,7 +56,7 @@ def write_perfetto(
     names: dict[int, str] = {}
     threads: dict[tuple[int, int], str] = {}
     n = 0
-    with open(out_path, "w", encoding="utf-8", errors="backslashreplace") as fh:
+    with private_open(out_path, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write('{"displayTimeUnit":"ns","otherData":')
         fh.write(json.dumps({"generator": "sysspan", "base_unix_ns": str(base)}))
         fh.write(',"traceEvents":[\n')

@@ -766,3 +766,24 @@ def test_queried_decision_attributes_are_only_decision_ones() -> None:
     decision_like = {name for name in queried if name.startswith("decision.")}
     assert decision_like <= from_decisions
     assert decision_like, "the decisions dashboard queries decision.* attributes"
+
+
+@pytest.mark.parametrize(("stack", "backend"), [("tempo", "tempo"), ("collector", "otelcol")])
+def test_sysspan_starts_once_its_backend_is_healthy(stack: str, backend: str) -> None:
+    """The Tempo and Collector images have no tool to probe themselves with: a probe built
+    from the sysspan image checks the backend's readiness URL, and sysspan waits for it."""
+    defined = services(stack)
+    probe = defined[f"{backend}-ready"]
+    assert probe["build"] == defined["sysspan"]["build"]
+    test = probe["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python3"]
+    url = re.search(r"urlopen\('([^']+)'", test[-1]).group(1)
+    assert_names_service_port(stack, url, f"{backend}-ready healthcheck")
+    assert urlsplit(url).hostname == backend
+    assert defined["sysspan"]["depends_on"][f"{backend}-ready"]["condition"] == "service_healthy"
+    if backend == "otelcol":
+        config = load_yaml(COLLECTOR_CONFIG)
+        assert "health_check" in config["service"]["extensions"]
+        assert config["extensions"]["health_check"]["endpoint"] == f"0.0.0.0:{urlsplit(url).port}"
+    else:
+        assert urlsplit(url).port == 3200 and urlsplit(url).path == "/ready"

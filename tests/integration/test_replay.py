@@ -113,7 +113,7 @@ def test_replay_to_a_dead_endpoint_spools_and_exits_1(tmp_path: Path, capsys: py
     port = sock.getsockname()[1]
     sock.close()
     out = tmp_path / "out"
-    ns = parse([str(trace), "--otlp-endpoint", f"http://127.0.0.1:{port}"])
+    ns = parse([str(trace), "--otlp-endpoint", f"http://127.0.0.1:{port}", "--otlp-timeout", "1"])
     assert replay.run(ns, {"SYSSPAN_OUTPUT_DIR": str(out)}) == 1
     (spool,) = out.iterdir()
     assert sorted((str(b.resource["service.name"]), s.span_id) for b in iter_trace_file(spool) for s in b.spans) == expected

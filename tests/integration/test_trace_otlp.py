@@ -68,7 +68,7 @@ def test_unreachable_endpoint_spools_and_keeps_exit_status(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = sysspan(
-        "--otlp-endpoint", f"http://127.0.0.1:{port}", "--", "sh", "-c", "exit 5", cwd=tmp_path,
+        "--otlp-endpoint", f"http://127.0.0.1:{port}", "--otlp-timeout", "1", "--", "sh", "-c", "exit 5", cwd=tmp_path,
     )
     assert proc.returncode == 5
     assert "warning" in proc.stderr
@@ -79,8 +79,12 @@ def test_unreachable_endpoint_spools_and_keeps_exit_status(tmp_path):
     assert any(s.is_run and s.attrs["process.exit.code"] == 5 for s in spans)
 
 
-def test_bad_endpoint_value_is_a_clear_error(tmp_path):
-    proc = sysspan("--", "true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317"}, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in proc.stderr
+def test_bad_endpoint_value_is_a_clear_warning_and_the_command_runs(tmp_path):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317"}
+    proc = sysspan("--", "sh", "-c", "exit 4", env=env, cwd=tmp_path)
+    assert proc.returncode == 4
+    assert "warning: OTEL_EXPORTER_OTLP_ENDPOINT" in proc.stderr
+    assert "spans go to the JSONL file" in proc.stderr
     assert "Traceback" not in proc.stderr
+    strict = sysspan("--strict", "--", "true", env=env, cwd=tmp_path)
+    assert strict.returncode == 2 and "OTEL_EXPORTER_OTLP_ENDPOINT" in strict.stderr

@@ -1,0 +1,26 @@
+"""The OTLP flags shared by the trace command and ``replay`` (declared once, here)."""
+
+from __future__ import annotations
+
+import argparse
+
+from sysspan.config import PROTOCOLS
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of ``--otlp-timeout``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_otlp_flags(group: argparse._ActionsContainer) -> None:
+    """``--otlp-endpoint``, ``--otlp-protocol``, ``--otlp-header`` and ``--otlp-timeout``."""
+    group.add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP to URL (default: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)")
+    group.add_argument("--otlp-protocol", choices=PROTOCOLS, help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc for port 4317, http/protobuf otherwise)")
+    group.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header/metadata, repeatable (adds to OTEL_EXPORTER_OTLP_HEADERS)")
+    group.add_argument("--otlp-timeout", type=positive_seconds, metavar="SECONDS", help="OTLP export timeout per request, retries included (default: OTEL_EXPORTER_OTLP_TIMEOUT, else 10)")
