@@ -57,7 +57,7 @@ from sysspan.propagation.carriers import (
 )
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import (
-    FLAG_SAMPLED,
+    NEW_TRACE_FLAGS,
     InvalidTraceContext,
     SpanContext,
     parse_traceparent,
@@ -319,7 +319,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         start = parse_time(ns.start or "now", "--start", now)
         end = parse_time(ns.end, "--end", now) if ns.end else start
         trace_id = parent.trace_id if parent else new_trace_id()
-        flags = parent.flags if parent else FLAG_SAMPLED
+        flags = parent.flags if parent else NEW_TRACE_FLAGS
         tracestate = parent.tracestate if parent else None
         if span_id is None:
             span_id = new_nonce() or 1

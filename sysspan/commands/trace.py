@@ -34,7 +34,7 @@ from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
-from sysspan.propagation.traceparent import SpanContext
+from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact_argv
 
 
@@ -196,7 +196,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     path, exe_name, argv = _target(ns, env)
 
     trace_id = incoming.trace_id if incoming else new_trace_id()
-    flags = incoming.flags if incoming else 1
+    flags = incoming.flags if incoming else NEW_TRACE_FLAGS
     tracestate = incoming.tracestate if incoming else None
     ids = SpanIds(new_nonce())
     run_span_id = ids.make(0, 0, 0)

@@ -43,7 +43,7 @@ from sysspan import __version__
 from sysspan.lambda_ import DEFAULT_OTLP_PORT
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.propagation.traceparent import (
-    FLAG_SAMPLED,
+    NEW_TRACE_FLAGS,
     InvalidTraceContext,
     SpanContext,
     parse_traceparent,
@@ -274,7 +274,7 @@ class Instrumentation:
         else:
             from sysspan.ids import new_trace_id
 
-            trace_id, flags, state = new_trace_id(), FLAG_SAMPLED, None
+            trace_id, flags, state = new_trace_id(), NEW_TRACE_FLAGS, None
         span_id = self.ids.make(self.pid, 0, self.seq)
         ctx = SpanContext(trace_id, span_id, flags, state, remote=False)
 
