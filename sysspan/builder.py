@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sysspan.collector.decode.kinds.signals import siginfo_text
 from sysspan.decisions.record import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.ids import SpanIds
@@ -331,10 +332,8 @@ class SpanBuilder:
     def signal(self, tid: int, tgid: int, sig: int, t: int, info: tuple | None) -> None:
         name = signal_name(sig)
         if self.line_event is not None:
-            detail = f"si_signo={name}"
-            if info is not None and info[2]:
-                detail += f", si_pid={info[2]}, si_uid={info[3]}"
-            self._line_event(tid, f"--- {name} {{{detail}}} ---")
+            detail = siginfo_text(info) if info is not None else f"{{si_signo={name}}}"
+            self._line_event(tid, f"--- {name} {detail} ---")
         proc = self.procs.get(tgid)
         if proc is not None and len(proc.events) < self.max_events:
             attrs: dict = {"signal.name": name, "signal.number": sig, "thread.id": tid}

@@ -354,6 +354,7 @@ def _line_output(ns: argparse.Namespace) -> tuple[TextIO | None, LineWriter | No
         with_pid=ns.follow or bool(ns.pids),
         show_time=ns.show_time,
         timestamps=ns.timestamps,
+        quiet=ns.quiet,
     )
     return lines_out, writer
 

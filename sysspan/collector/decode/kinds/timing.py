@@ -25,6 +25,40 @@ class _Timespec(_FixedStruct):
         return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 
+#: Errors with which a sleep returns early, having written the time it had left.
+_INTERRUPTED = frozenset({4, 512, 514, 516})  # EINTR, ERESTARTSYS, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
+
+
+class _Remaining(_Timespec):
+    """A sleep's ``rem``: what the kernel writes when a signal cuts the sleep short, so it is
+    read after the call fails with an interruption (and shown as an address otherwise)."""
+
+    exit_on_error = True
+
+    def __init__(self) -> None:
+        super().__init__(output=True)
+
+    def exit(
+        self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
+    ) -> Any:
+        if -rval not in _INTERRUPTED:
+            return None
+        return _read_exact(r, pid, args[i], self.size)
+
+
+class _Itimerval(_FixedStruct):
+    """``struct itimerval``: the new timer (entry) or the old one (exit)."""
+
+    size = 32
+
+    def show(self, c: _Ctx, data: bytes) -> str:
+        isec, iusec, vsec, vusec = struct.unpack("<qqqq", data[:32])
+        return (
+            f"{{it_interval={{tv_sec={isec}, tv_usec={iusec}}}, "
+            f"it_value={{tv_sec={vsec}, tv_usec={vusec}}}}}"
+        )
+
+
 class _Pollfds(Kind):
     """poll/ppoll's ``[{fd=3, events=POLLIN}]`` (count in arg ``n``), read at entry."""
 
