@@ -19,6 +19,7 @@ from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
 from sysspan.redact import redact_argv, redact_text
+from sysspan.span_roles import PROCESS, ROLE_KEY, SYSCALL
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
     from sysspan.collector.decode import Decoded, MemoryReader
@@ -262,6 +263,7 @@ class SpanBuilder:
                 "syscall.name": d.name,
                 "syscall.args": redact_text(d.args) if d.argv is not None else d.args,
                 "thread.id": tid,
+                ROLE_KEY: SYSCALL,
             }
             if rval is not None:
                 attrs["syscall.return"] = rval
@@ -358,7 +360,7 @@ class SpanBuilder:
     def _finish_process(self, tgid: int, proc: _Proc, t: int, status: int | None) -> None:
         if self.emit is None:
             return
-        attrs: dict = {"process.pid": tgid, "process.parent_pid": proc.ppid}
+        attrs: dict = {"process.pid": tgid, "process.parent_pid": proc.ppid, ROLE_KEY: PROCESS}
         if proc.exe:
             attrs["process.executable.path"] = proc.exe
             attrs["process.executable.name"] = proc.name

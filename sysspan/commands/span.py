@@ -63,6 +63,7 @@ from sysspan.propagation.traceparent import (
     parse_traceparent,
 )
 from sysspan.propagation.tracestate import TraceState
+from sysspan.span_roles import ROLE_KEY, STEP
 
 SPAN_START = "SYSSPAN_SPAN_START"
 SPAN_PARENT = "SYSSPAN_SPAN_PARENT"
@@ -280,7 +281,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     if not ns.name.strip():
         raise UsageError("--name: must not be empty")
     now = time.time_ns()
-    attrs = dict(parse_attr(a) for a in ns.attr)
+    attrs = {ROLE_KEY: STEP, **dict(parse_attr(a) for a in ns.attr)}
     span_id = parse_span_id(ns.span_id, "--span-id") if ns.span_id else None
     if ns.open and ns.end:
         raise UsageError("--open starts a span that a later --close ends: leave out --end")

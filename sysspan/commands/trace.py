@@ -36,6 +36,7 @@ from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact_argv
+from sysspan.span_roles import ROLE_KEY, RUN
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -527,6 +528,7 @@ def _run_span(
         "syscall.count": builder.syscall_count,
         "syscall.dropped": builder.syscalls_dropped,
         "sysspan.process.count": builder.process_count,
+        ROLE_KEY: RUN,
     }
     span = Span(
         trace_id=trace_id,

@@ -637,7 +637,7 @@ def test_dashboards_answer_the_four_questions() -> None:
 
     assert some(r"quantile_over_time\(span:duration.*by \(span\.syscall\.name\)"), "latency"
     assert some(r"by \(span\.error\.type\)"), "errors by error.type"
-    assert some(r"span\.process\.pid != nil.*max_over_time\(span:duration\)"), "slow processes"
+    assert some(r'span\.sysspan\.span\.role = "process" }.*max_over_time\(span:duration\)'), "slow processes"
     assert some(r"sum_over_time\(span:duration\) by \(span\.decision\.id"), "decision impact"
 
 

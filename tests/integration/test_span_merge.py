@@ -36,7 +36,7 @@ def test_span_with_rfc3339_times(tmp_path: Path) -> None:
     assert span.start == 1714557600 * S + 123456789
     assert span.end == 1714557605 * S + 500_000_000
     assert (span.trace_id, span.parent_id) == (LAPTOP, "00f067aa0ba902b7")
-    assert span.attrs == {"env": "prod", "attempt": 2, "dry": False}
+    assert span.attrs == {"env": "prod", "attempt": 2, "dry": False, "sysspan.span.role": "step"}
     assert span.kind == 3 and span.status == {"code": 2, "message": "rollback"}
     assert res.stdout.strip() == f"TRACEPARENT=00-{LAPTOP}-{span.span_id}-01"
 
