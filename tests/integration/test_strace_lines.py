@@ -139,3 +139,16 @@ def test_harness_script_runs(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     row = next(line for line in res.stdout.splitlines() if line.startswith("tcp "))
     assert re.match(r"tcp +\d+ +[\d.]+% +[\d.]+% +[\d.]+%", row), res.stdout
+
+
+def test_k_stack_lines_are_strace_s(tmp_path: Path) -> None:
+    # strace -k (libunwind) names each frame by the closest symbol of the file's own tables,
+    # the first of aliases at one address (glibc's __open64_nocancel, not __open_nocancel),
+    # frame 0 at the instruction after the syscall, and "()" where no symbol precedes.
+    def setup(work: Path) -> None:
+        (work / "in.txt").write_text("x\n")
+
+    ref, ours = _both(tmp_path, ["cat", "in.txt"], "-k", "-e", "trace=openat,close,fstat,newfstatat", setup=setup)
+    frames = [line for line in ref.splitlines() if line.startswith(" > ")]
+    assert len(frames) > 20 and any("libc.so" in f for f in frames)
+    assert ours.splitlines() == ref.splitlines()

@@ -284,6 +284,7 @@ class ElfInfo:
         self._rules: dict[tuple[int, str], tuple | None] = {}
         self._parser = DWARFExprParser(_structs(self.elf))
         self._symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
+        self._own_symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
         self._debug: ELFFile | None | bool = False  # False: not looked for yet
         self._dwarf: Any = False  # DwarfIndex, None (no DWARF), or False (not built yet)
         # pyelftools reads through one shared file position: the tracer thread (CFI at
@@ -445,18 +446,36 @@ class ElfInfo:
             return None
         return None
 
-    def _load_symtab(self) -> tuple[list[int], list[tuple[int, int, str]]]:
-        entries: dict[int, tuple[tuple, tuple[int, int, str]]] = {}
+    def nearest_symbol(self, vaddr: int) -> tuple[str, int] | None:
+        """(name, offset) of the closest function symbol at or below ``vaddr`` in this
+        file's own symbol tables, whatever its size: how strace -k (libunwind) names a
+        frame. It does not read separate debug files, so a stripped library's internal
+        functions show as the exported function before them, as in strace."""
+        if self._own_symtab is None:
+            with self.lock:
+                if self._own_symtab is None:
+                    self._own_symtab = self._load_symtab(own_only=True)
+        starts, syms = self._own_symtab
+        i = bisect_right(starts, vaddr) - 1
+        if i < 0:
+            return None
+        return syms[i][2], vaddr - syms[i][0]
+
+    def _load_symtab(self, own_only: bool = False) -> tuple[list[int], list[tuple[int, int, str]]]:
+        # Of aliases at one address the first in the file's own symbol tables wins (in
+        # section order, so .dynsym before .symtab), then the debug file's: strace -k's
+        # rule (libunwind keeps the first symbol at the smallest distance), which names
+        # glibc's open __open64 and not open. A sized alias replaces a sizeless one, since
+        # only a size tells whether an address lies inside the function.
+        entries: dict[int, tuple[int, int, str]] = {}
         sources = [self.elf]
-        dbg = None
-        if self.elf.get_section_by_name(".symtab") is None:
+        if not own_only and self.elf.get_section_by_name(".symtab") is None:
             dbg = self.debug_file()
             if dbg is not None and dbg is not self.elf:
-                sources.insert(0, dbg)
+                sources.append(dbg)
         for src in sources:
-            for secname in (".symtab", ".dynsym"):
-                sec = src.get_section_by_name(secname)
-                if sec is None or sec["sh_type"] == "SHT_NOBITS":
+            for sec in src.iter_sections():
+                if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
                     continue
                 try:
                     for sym in sec.iter_symbols():
@@ -466,21 +485,12 @@ class ElfInfo:
                         if sym["st_shndx"] == "SHN_UNDEF":
                             continue
                         lo = sym["st_value"]
-                        # Of aliases at one address prefer the plainest public name
-                        # (open64 over __libc_open64), then a sized symbol.
-                        name = sym.name
-                        rank = (
-                            len(name) - len(name.lstrip("_")),
-                            sym["st_info"]["bind"] == "STB_LOCAL",
-                            sym["st_size"] == 0,
-                            len(name),
-                        )
                         prev = entries.get(lo)
-                        if prev is None or rank < prev[0]:
-                            entries[lo] = (rank, (lo, sym["st_size"], name))
+                        if prev is None or (prev[1] == 0 and sym["st_size"]):
+                            entries[lo] = (lo, sym["st_size"], sym.name)
                 except (ELFError, ValueError):
                     continue
-        syms = sorted(e[1] for e in entries.values())
+        syms = sorted(entries.values())
         return [s[0] for s in syms], syms
 
     # -- DWARF ------------------------------------------------------------------------------

@@ -173,15 +173,22 @@ class SourceCapture:
 
     def _stack_lines(self, pid: int, pcs: tuple[int, ...] | None) -> list[str]:
         out: list[str] = []
-        for (fr, sym), pc in zip(self.frames(pid, pcs or ()), pcs or (), strict=True):
+        frames = self.frames(pid, pcs or ())
+        for k, ((fr, sym), pc) in enumerate(zip(frames, pcs or (), strict=True)):
             if fr is None or not fr.path:
                 out.append(f" > unexpected_backtracing_error [{pc:#x}]")
                 continue
-            if sym is not None and sym.sym:
-                inner = f"{sym.sym}+{sym.sym_off + fr.adj:#x}"
+            # strace shows frame 0 at the instruction after the syscall (the stopped pc)
+            after = self.arch.syscall_insn if k == 0 else 0
+            # named as strace names it: from the file's own symbol tables
+            near = fr.module.nearest_symbol(fr.vaddr) if fr.module is not None else None
+            if near is not None:
+                inner = f"{near[0]}+{near[1] + fr.adj + after:#x}"
+            elif sym is not None and sym.sym:
+                inner = f"{sym.sym}+{sym.sym_off + fr.adj + after:#x}"
             elif sym is not None and sym.function:
                 inner = sym.function
             else:
-                inner = f"+{fr.foff:#x}"
-            out.append(f" > {fr.path}({inner}) [{fr.foff:#x}]")
+                inner = ""  # strace: "/usr/bin/cat() [0x243e]"
+            out.append(f" > {fr.path}({inner}) [{fr.foff + after:#x}]")
         return out
