@@ -285,6 +285,7 @@ class ElfInfo:
         self._parser = DWARFExprParser(_structs(self.elf))
         self._symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
         self._own_symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
+        self._plt: list[tuple[int, int]] | None = None
         self._debug: ELFFile | None | bool = False  # False: not looked for yet
         self._dwarf: Any = False  # DwarfIndex, None (no DWARF), or False (not built yet)
         # pyelftools reads through one shared file position: the tracer thread (CFI at
@@ -445,6 +446,27 @@ class ElfInfo:
                 continue
             return None
         return None
+
+    def read_code(self, vaddr: int, size: int) -> bytes | None:
+        """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it)."""
+        for seg in self.elf.iter_segments("PT_LOAD"):
+            start, filesz = seg["p_vaddr"], seg["p_filesz"]
+            if start <= vaddr and vaddr + size <= start + filesz:
+                with self.lock:
+                    self.stream.seek(seg["p_offset"] + vaddr - start)
+                    data = self.stream.read(size)
+                return data if len(data) == size else None
+        return None
+
+    def in_plt(self, vaddr: int) -> bool:
+        """Whether ``vaddr`` lies in a PLT section (stubs that jump to another file)."""
+        if self._plt is None:
+            self._plt = [
+                (sec["sh_addr"], sec["sh_addr"] + sec["sh_size"])
+                for sec in self.elf.iter_sections()
+                if sec.name.startswith(".plt")
+            ]
+        return any(lo <= vaddr < hi for lo, hi in self._plt)
 
     def nearest_symbol(self, vaddr: int) -> tuple[str, int] | None:
         """(name, offset) of the closest function symbol at or below ``vaddr`` in this
