@@ -289,6 +289,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
     pipeline.emit(run_span)
     reports = pipeline.close()
+    if source is not None:  # after the export thread symbolised its last span
+        source.save_cache()
     if builder.decision_writer is not None:
         builder.decision_writer.close()
     if decision_gate.malformed:

@@ -28,6 +28,7 @@ from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.structs import DWARFStructs
 from elftools.elf.elffile import ELFFile
 
+from sysspan.collector.source import diskcache
 from sysspan.collector.source.maps import is_system_path, segment_delta
 
 __all__ = [
@@ -286,6 +287,8 @@ class ElfInfo:
         self._symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
         self._own_symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
         self._plt: list[tuple[int, int]] | None = None
+        #: facts about this file kept from earlier runs (``diskcache``), None without a build id
+        self.disk = diskcache.load(self.build_id)
         self._debug: ELFFile | None | bool = False  # False: not looked for yet
         self._dwarf: Any = False  # DwarfIndex, None (no DWARF), or False (not built yet)
         # pyelftools reads through one shared file position: the tracer thread (CFI at
@@ -400,8 +403,15 @@ class ElfInfo:
             return self._rules[key]
         except KeyError:
             pass
-        with self.lock:
-            rule = self._cfi_rule(vaddr, arch)
+        disk = self.disk
+        if disk is not None and vaddr in disk.cfi:
+            rule = disk.cfi[vaddr]
+        else:
+            with self.lock:
+                rule = self._cfi_rule(vaddr, arch)
+            if disk is not None and len(disk.cfi) < diskcache.MAX_ENTRIES:
+                disk.cfi[vaddr] = rule
+                disk.dirty = True
         self._rules[key] = rule
         return rule
 
@@ -584,6 +594,12 @@ class ElfCache:
                 info = None
         self._files[key] = info
         return info
+
+    def save(self) -> None:
+        """Keep what this run learned about each file on disk (``diskcache``)."""
+        for info in list(self._files.values()) + list(self._vdso.values()):
+            if info is not None and info.disk is not None:
+                diskcache.save(info.disk)
 
     def from_memory(self, name: str, image: bytes) -> ElfInfo | None:
         """An ELF image read out of the tracee (the vdso), cached by content."""

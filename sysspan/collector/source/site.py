@@ -51,6 +51,11 @@ class SourceCapture:
         except Exception:
             return None
 
+    def save_cache(self) -> None:
+        """Write what was learned about each ELF file to the on-disk cache, so the next run
+        on the same files skips their parsing (call it once the trace ended)."""
+        self.unwinder.elfs.save()
+
     def on_exec(self, pid: int) -> None:
         """The image of ``pid`` was replaced: forget its maps (stacks already captured
         still symbolise)."""
