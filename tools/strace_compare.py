@@ -143,11 +143,16 @@ def run_tool(
     r, w = os.pipe()
     try:
         # the descriptor is placed in the child only (the harness may run inside pytest,
-        # whose own descriptors must stay untouched); close_fds would close it again
+        # whose own descriptors must stay untouched); close_fds would close it again, so
+        # the child closes every other inherited descriptor itself, as sysspan's run does
+        def place_channel() -> None:
+            os.dup2(r, _CHANNEL_FD)
+            os.closerange(3, _CHANNEL_FD)
+            os.closerange(_CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
+
         subprocess.run(
             cmd, cwd=work, env=_strace_env_like_sysspan(env), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, timeout=300, close_fds=False,
-            preexec_fn=lambda: os.dup2(r, _CHANNEL_FD),
+            stderr=subprocess.DEVNULL, timeout=300, close_fds=False, preexec_fn=place_channel,
         )  # fmt: skip
     finally:
         os.close(r)

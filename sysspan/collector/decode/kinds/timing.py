@@ -46,17 +46,20 @@ class _Remaining(_Timespec):
         return _read_exact(r, pid, args[i], self.size)
 
 
+def timeval_pair(data: bytes, first: str, second: str) -> str:
+    """Two ``struct timeval`` at the start of ``data``, named as strace names the fields:
+    ``first={tv_sec=0, tv_usec=5}, second={...}``."""
+    s1, u1, s2, u2 = struct.unpack("<qqqq", data[:32])
+    return f"{first}={{tv_sec={s1}, tv_usec={u1}}}, {second}={{tv_sec={s2}, tv_usec={u2}}}"
+
+
 class _Itimerval(_FixedStruct):
     """``struct itimerval``: the new timer (entry) or the old one (exit)."""
 
     size = 32
 
     def show(self, c: _Ctx, data: bytes) -> str:
-        isec, iusec, vsec, vusec = struct.unpack("<qqqq", data[:32])
-        return (
-            f"{{it_interval={{tv_sec={isec}, tv_usec={iusec}}}, "
-            f"it_value={{tv_sec={vsec}, tv_usec={vusec}}}}}"
-        )
+        return "{" + timeval_pair(data, "it_interval", "it_value") + "}"
 
 
 class _Pollfds(Kind):
