@@ -15,7 +15,8 @@ measured in the same run, per DESIGN §9). The minimal loop is the harshest base
 bench also times ``python -m sysspan`` on the same workload and reports the overhead the
 measured per-capture cost adds to it (measured directly once the CLI accepts
 ``--source``). Symbolising the captured stacks happens off the hot path and is timed
-separately.
+separately. First of all it times whole ``sysspan`` runs of the workload with and without
+``--source``: one openat (the fixed cost of a run) and 1,000 syscalls.
 
     .venv/bin/python bench/bench_source.py [--calls N] [--repeat R]
 """
@@ -27,6 +28,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,10 +129,60 @@ def cli_has_source() -> bool:
     return "--source" in proc.stdout
 
 
+def _cli_run(
+    argv: list[str], extra: list[str], out: Path, pin: bool, cache: str
+) -> tuple[float, float]:
+    """(wall s, user+sys CPU s of the whole process tree) of one ``python -m sysspan`` run;
+    ``cache`` is its SYSSPAN_SOURCE_CACHE."""
+    cmd = [*(["taskset", "-c", "1"] if pin else []), sys.executable, "-m", "sysspan", "-q", *extra,
+           "--trace-file", str(out), "--", *argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SYSSPAN_", "TRACE"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["SYSSPAN_SOURCE_CACHE"] = cache
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
+
+
+def cli_costs(exe: Path, runs: int, tmp: Path) -> None:
+    """What ``--source`` adds to whole ``sysspan`` runs: a run with one openat (its fixed
+    cost) and one with 1,000 syscalls (500 openat+close), without ``--source``, with it and
+    the on-disk cache warm (the program was traced before), and with the cache off,
+    alternating. Wall time pinned to one CPU and unpinned (median, min-max), and the CPU time
+    of the whole process tree (rusage), median."""
+    pin = shutil.which("taskset") is not None
+    warm = str(tmp / "source-cache")
+    modes = (("without", [], "off"), ("warm cache", ["--source"], warm), ("cache off", ["--source"], "off"))
+    _cli_run([str(exe), "1"], ["--source"], tmp / "cli.jsonl", False, warm)  # fills the cache
+    for label, n in (("1 openat", 1), ("1,000 syscalls", 500)):
+        argv = [str(exe), str(n)]
+        for pinned in ((True, False) if pin else (False,)):
+            walls: dict[str, list[float]] = {m[0]: [] for m in modes}
+            cpus: dict[str, list[float]] = {m[0]: [] for m in modes}
+            for _ in range(runs):
+                for mode, extra, cache in modes:
+                    w, c = _cli_run(argv, extra, tmp / "cli.jsonl", pinned, cache)
+                    walls[mode].append(w)
+                    cpus[mode].append(c)
+            where = "pinned" if pinned else "unpinned"
+            base_w, base_c = statistics.median(walls["without"]), statistics.median(cpus["without"])
+            print(f"sysspan, {label}, {where}: without --source wall {base_w * 1000:.1f} ms "
+                  f"(min-max {min(walls['without']) * 1000:.0f}-{max(walls['without']) * 1000:.0f}), "
+                  f"CPU {base_c * 1000:.1f} ms")
+            for mode, _, _ in modes[1:]:
+                w, c = statistics.median(walls[mode]), statistics.median(cpus[mode])
+                print(f"    --source, {mode:10s}: wall {w * 1000:6.1f} ms ({w / base_w - 1:+6.1%}, "
+                      f"{(w - base_w) * 1000:+6.1f} ms; min-max {min(walls[mode]) * 1000:.0f}-"
+                      f"{max(walls[mode]) * 1000:.0f}), CPU {c * 1000:6.1f} ms ({c / base_c - 1:+6.1%}, "
+                      f"{(c - base_c) * 1000:+6.1f} ms)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--cli-only", action="store_true", help="only the whole-run figures (fixed cost, 1,000 syscalls)")
     args = ap.parse_args()
     if shutil.which("cc") is None:
         print("bench_source: needs a C compiler (cc)", file=sys.stderr)
@@ -141,6 +193,9 @@ def main() -> int:
         exe = Path(tmp) / "workload"
         src.write_text(WORKLOAD)
         subprocess.run(["cc", "-g", "-O2", "-o", str(exe), str(src)], check=True)
+        cli_costs(exe, max(args.repeat, 5), Path(tmp))
+        if args.cli_only:
+            return 0
         argv = [str(exe), str(args.calls)]
         best: dict[str, float] = {}
         cpu: dict[str, float] = {}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sysspan.collector.decode.kinds.signals import siginfo_text
 from sysspan.collector.records import (
     FLUSH,
     DecisionItem,
@@ -31,6 +32,7 @@ from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
 from sysspan.redact import redact
+from sysspan.span_roles import PROCESS, ROLE_KEY, SYSCALL
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
     from sysspan.collector.decode import Decoded
@@ -294,6 +296,7 @@ class SpanBuilder:
                 "syscall.name": d.name,
                 "syscall.args": d.args,
                 "thread.id": tid,
+                ROLE_KEY: SYSCALL,
             }
             if rval is not None:
                 attrs["syscall.return"] = rval
@@ -364,10 +367,8 @@ class SpanBuilder:
         tid, tgid, sig, t, info = rec.tid, rec.tgid, rec.sig, rec.t, rec.info
         name = signal_name(sig)
         if self.line_event is not None:
-            detail = f"si_signo={name}"
-            if info is not None and info[2]:
-                detail += f", si_pid={info[2]}, si_uid={info[3]}"
-            self._line_event(tid, f"--- {name} {{{detail}}} ---")
+            detail = siginfo_text(info) if info is not None else f"{{si_signo={name}}}"
+            self._line_event(tid, f"--- {name} {detail} ---")
         proc = self.procs.get(tgid)
         if proc is not None and len(proc.events) < self.max_events:
             attrs: dict = {"signal.name": name, "signal.number": sig, "thread.id": tid}
@@ -391,7 +392,7 @@ class SpanBuilder:
 
     # -- finishing -------------------------------------------------------------------------
     def _finish_process(self, tgid: int, proc: _Proc, t: int, status: int | None) -> None:
-        attrs: dict = {"process.pid": tgid, "process.parent_pid": proc.ppid}
+        attrs: dict = {"process.pid": tgid, "process.parent_pid": proc.ppid, ROLE_KEY: PROCESS}
         if proc.exe:
             attrs["process.executable.path"] = proc.exe
             attrs["process.executable.name"] = proc.name

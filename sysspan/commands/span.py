@@ -57,13 +57,14 @@ from sysspan.propagation.carriers import (
 )
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import (
-    FLAG_SAMPLED,
+    NEW_TRACE_FLAGS,
     InvalidTraceContext,
     SpanContext,
     parse_traceparent,
 )
 from sysspan.propagation.tracestate import TraceState
 from sysspan.redact import redact
+from sysspan.span_roles import ROLE_KEY, STEP
 
 SPAN_START = "SYSSPAN_SPAN_START"
 SPAN_PARENT = "SYSSPAN_SPAN_PARENT"
@@ -281,7 +282,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     if not ns.name.strip():
         raise UsageError("--name: must not be empty")
     now = time.time_ns()
-    attrs = redact(dict(parse_attr(a) for a in ns.attr))
+    attrs = {ROLE_KEY: STEP, **redact(dict(parse_attr(a) for a in ns.attr))}
     span_id = parse_span_id(ns.span_id, "--span-id") if ns.span_id else None
     if ns.open and ns.end:
         raise UsageError("--open starts a span that a later --close ends: leave out --end")
@@ -320,7 +321,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         start = parse_time(ns.start or "now", "--start", now)
         end = parse_time(ns.end, "--end", now) if ns.end else start
         trace_id = parent.trace_id if parent else new_trace_id()
-        flags = parent.flags if parent else FLAG_SAMPLED
+        flags = parent.flags if parent else NEW_TRACE_FLAGS
         tracestate = parent.tracestate if parent else None
         if span_id is None:
             span_id = new_nonce() or 1

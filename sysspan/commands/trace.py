@@ -40,8 +40,9 @@ from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.github_ids import describe, github_parent
-from sysspan.propagation.traceparent import SpanContext
+from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
+from sysspan.span_roles import ROLE_KEY, RUN
 from sysspan.stderr_tail import StderrTail
 
 
@@ -212,7 +213,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     path, exe_name, argv = _target(ns, env)
 
     trace_id = incoming.trace_id if incoming else new_trace_id()
-    flags = incoming.flags if incoming else 1
+    flags = incoming.flags if incoming else NEW_TRACE_FLAGS
     tracestate = incoming.tracestate if incoming else None
     ids = SpanIds(new_nonce())
     run_span_id = ids.make(0, 0, 0)
@@ -326,6 +327,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
     pipeline.emit(run_span)
     reports = pipeline.close()
+    if source is not None:  # after the export thread symbolised its last span
+        source.save_cache()
     if builder.decision_writer is not None:
         builder.decision_writer.close()
     if decision_gate.malformed:
@@ -399,6 +402,7 @@ def _line_output(
         with_pid=ns.follow or bool(ns.pids),
         show_time=ns.show_time,
         timestamps=ns.timestamps,
+        quiet=ns.quiet,
     )
     return lines_out, writer
 
@@ -579,6 +583,7 @@ def _run_span(
         "syscall.count": builder.syscall_count,
         "syscall.dropped": builder.syscalls_dropped,
         "sysspan.process.count": builder.process_count,
+        ROLE_KEY: RUN,
     }
     span = Span(
         trace_id=trace_id,

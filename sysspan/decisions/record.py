@@ -23,6 +23,7 @@ from typing import Any
 from sysspan.ids import decision_id
 from sysspan.model import Span, SpanKind
 from sysspan.redact import redact
+from sysspan.span_roles import DECISION, ROLE_KEY
 
 __all__ = [
     "Decision",
@@ -100,12 +101,14 @@ def decision_attributes(decision: Decision) -> dict[str, Any]:
     ``decision.id`` (16 lowercase hex), ``decision.category``, ``decision.name``,
     ``decision.input`` (JSON text), ``decision.result`` (JSON text, only when a result was
     reported), ``code.file.path`` / ``code.line.number`` (when known), ``code.column.number``
-    (when nonzero), ``process.pid`` (when known) and ``thread.id`` (when known)."""
+    (when nonzero), ``process.pid`` (when known), ``thread.id`` (when known) and
+    ``sysspan.span.role`` (``decision``)."""
     attrs: dict[str, Any] = {
         "decision.id": decision.id_hex,
         "decision.category": decision.category,
         "decision.name": decision.name,
         "decision.input": redact(json_text(decision.input)),
+        ROLE_KEY: DECISION,
     }
     if decision.result is not None:
         attrs["decision.result"] = redact(json_text(decision.result))

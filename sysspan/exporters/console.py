@@ -22,21 +22,31 @@ class LineWriter:
 
     Lines are written when the syscall completes, so calls from different threads never
     interleave as ``<unfinished ...>`` pairs; the timestamp is the syscall's entry time.
+    ``quiet`` is strace's -q count: from 2 on, ``+++ exited with N +++`` lines are left out
+    (``+++ killed by SIG +++`` stays, as in strace).
     """
 
     def __init__(
-        self, out: TextOut, *, with_pid: bool, show_time: bool = False, timestamps: int = 0
+        self,
+        out: TextOut,
+        *,
+        with_pid: bool,
+        show_time: bool = False,
+        timestamps: int = 0,
+        quiet: int = 0,
     ) -> None:
         self.out = out
         self.with_pid = with_pid
         self.show_time = show_time
         self.timestamps = timestamps
+        self.quiet = quiet
         self.lines = 0
 
     def _prefix(self, tid: int, t_ns: int) -> str:
         parts = []
         if self.with_pid:
-            parts.append(f"{tid:<6}")
+            # strace's "%-5d ": one space after a 5-digit pid, more after shorter ones
+            parts.append(f"{tid:<5}")
         if self.timestamps == 1:
             parts.append(time.strftime("%H:%M:%S", time.localtime(t_ns // 1_000_000_000)))
         elif self.timestamps == 2:
@@ -65,6 +75,8 @@ class LineWriter:
             self.out.write(redact(text) + "\n")
 
     def event(self, tid: int, text: str) -> None:
+        if self.quiet >= 2 and text.startswith("+++ exited with "):
+            return
         self.out.write(f"{self._prefix(tid, time.time_ns())}{text}\n")
 
     def close(self) -> None:

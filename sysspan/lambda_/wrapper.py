@@ -54,7 +54,7 @@ from sysspan.lambda_ import DEFAULT_OTLP_PORT
 from sysspan.lambda_.bootstrap import ORIG_HANDLER_ENV
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.propagation.traceparent import (
-    FLAG_SAMPLED,
+    NEW_TRACE_FLAGS,
     InvalidTraceContext,
     SpanContext,
     parse_traceparent,
@@ -403,7 +403,7 @@ class Instrumentation:
         else:
             from sysspan.ids import new_trace_id
 
-            trace_id, flags, state = new_trace_id(), FLAG_SAMPLED, None
+            trace_id, flags, state = new_trace_id(), NEW_TRACE_FLAGS, None
         ctx = SpanContext(trace_id, self.ids.make(self.pid, 0, self.seq), flags, state, remote=False)
         active = ActiveInvocation(self, ctx, parent, source, event, context, coldstart, recorded)
         if recorded:

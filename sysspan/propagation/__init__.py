@@ -26,6 +26,7 @@ from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import (
     FLAG_RANDOM,
     FLAG_SAMPLED,
+    NEW_TRACE_FLAGS,
     InvalidTraceContext,
     SpanContext,
     format_traceparent,
@@ -38,6 +39,7 @@ __all__ = [
     "BAGGAGE",
     "FLAG_RANDOM",
     "FLAG_SAMPLED",
+    "NEW_TRACE_FLAGS",
     "TRACEPARENT",
     "TRACESTATE",
     "InvalidBaggage",

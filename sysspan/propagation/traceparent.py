@@ -26,6 +26,9 @@ FLAG_SAMPLED = 0x01
 FLAG_RANDOM = 0x02
 #: The flags version 00 defines (Level 2); every other bit is dropped when emitting.
 KNOWN_FLAGS = FLAG_SAMPLED | FLAG_RANDOM
+#: Flags of a trace sysspan starts itself: sampled, and (Level 2) random, because
+#: ``sysspan.ids.new_trace_id`` draws all 16 bytes from the OS's random source.
+NEW_TRACE_FLAGS = FLAG_SAMPLED | FLAG_RANDOM
 
 TRACEPARENT_LENGTH = 55  # "00-" + 32 + "-" + 16 + "-" + 2
 

@@ -1,16 +1,17 @@
 """W3C Trace Context ``tracestate``: an immutable, ordered list of vendor entries.
 
-Grammar (Trace Context Level 1, which the W3C test suite checks):
+Grammar (Trace Context Level 2, which the W3C test suite checks at strict level 2):
 
 - list members are separated by commas with optional whitespace; empty members are ignored;
   more than 32 members make the whole header invalid;
-- a key is a *simple key* ``[a-z][a-z0-9_-*/]{0,255}`` or a *multi-tenant key*
-  ``tenant@system`` with tenant ``[a-z0-9][a-z0-9_-*/]{0,240}`` and system
-  ``[a-z][a-z0-9_-*/]{0,13}``;
+- a key is 1-256 characters: a lowercase letter or digit, then lowercase letters, digits and
+  ``_ - * / @`` (Level 1's ``tenant@system`` split with its 241/14 limits is gone; ``@`` may
+  appear anywhere after the first character, any number of times);
 - a value is 1-256 printable ASCII characters (0x20-0x7E) except ``,`` and ``=``, not ending
   in a space (leading spaces are part of the value);
-- a duplicated key makes the whole header invalid (the spec lets vendors discard it; we do,
-  so two vendors never disagree on which entry counts).
+- a key that repeats keeps its left-most entry (the most recently updated one) and the later
+  duplicates are discarded: the spec lets vendors discard duplicates, and dropping the whole
+  header for one of them would lose every other vendor's entry.
 
 Mutations follow the spec: ``set`` moves the key to the left, ``to_header`` truncates whole
 entries (entries over 128 characters first, then from the right).
@@ -27,10 +28,7 @@ MAX_MEMBERS = 32
 DEFAULT_MAX_HEADER = 512
 _LARGE_ENTRY = 128
 
-_KEY_RE = re.compile(
-    r"[a-z][a-z0-9_\-*/]{0,255}"
-    r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}"
-)
+_KEY_RE = re.compile(r"[a-z0-9][a-z0-9_\-*/@]{0,255}")
 _VALUE_RE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 _OWS = " \t"
 
@@ -71,22 +69,30 @@ class TraceState:
     def parse(cls, header: str) -> TraceState:
         """Parse a ``tracestate`` header value; an empty or blank header is an empty state.
 
-        Raises ``InvalidTraceContext`` when any member is malformed, a key repeats, or there
-        are more than 32 members: per the spec the whole header is then discarded.
+        Raises ``InvalidTraceContext`` when any member is malformed or there are more than 32
+        members: per the spec the whole header is then discarded. A repeated key keeps its
+        left-most entry.
         """
         if not isinstance(header, str):
             raise InvalidTraceContext("tracestate must be a string")
         entries: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        members = 0
         for raw in header.split(","):
             member = raw.strip(_OWS)
             if not member:
                 continue
-            if len(entries) == MAX_MEMBERS:
+            members += 1
+            if members > MAX_MEMBERS:
                 raise InvalidTraceContext(f"more than {MAX_MEMBERS} tracestate members")
             key, sep, value = member.partition("=")
             if not sep:
                 raise InvalidTraceContext(f"tracestate member {member[:40]!r} has no '='")
-            entries.append((key, value))
+            _check_key(key)
+            _check_value(key, value)
+            if key not in seen:
+                seen.add(key)
+                entries.append((key, value))
         return cls(entries)
 
     # -- read ---------------------------------------------------------------------------

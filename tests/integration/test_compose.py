@@ -24,7 +24,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
-SHARED_DIR = REPO.parent / "shared"  # shared/ sits beside the checkout, in CI too
 SPEC_COPY = REPO / "tests" / "data" / "compose-spec.json"
 STACKS = ("jaeger", "tempo", "collector")
 COMPOSE_FILES = {name: COMPOSE_DIR / name / "compose.yaml" for name in STACKS}
@@ -41,11 +40,9 @@ TEMPO_UID = "sysspan-tempo"
 # What the host passes into the traced service, identically in every stack (x-sysspan-env).
 PASS_THROUGH = ("TRACEPARENT", "TRACESTATE", "BAGGAGE", "OTEL_RESOURCE_ATTRIBUTES")
 
-# Attributes that only decision spans carry. Decisions come from a later feature, so a trace
-# of a plain command has none of them: they are checked against the decision row of
-# DESIGN.md section 4 instead of a trace. Used when DESIGN.md is not beside the checkout;
-# kept equal to that row.
-DECISION_ATTRIBUTES_FALLBACK = frozenset(
+# Attributes that only decision spans carry. A trace of a plain command has none of them, so
+# they are checked against the decision row of docs/architecture.md §4 instead of a trace.
+DECISION_ATTRIBUTES = frozenset(
     {
         "decision.id",
         "decision.category",
@@ -180,15 +177,6 @@ def test_loader_keeps_compose_strings_that_yaml_1_1_would_convert() -> None:
 # --------------------------------------------------------------------------------------
 # Compose files
 # --------------------------------------------------------------------------------------
-
-
-def test_schema_copy_in_repo_matches_shared() -> None:
-    shared = SHARED_DIR / "compose-spec.json"
-    if not shared.exists():
-        pytest.skip(f"{shared} not present; validating against the repository copy only")
-    assert json.loads(SPEC_COPY.read_text()) == json.loads(shared.read_text()), (
-        "tests/data/compose-spec.json differs from ../shared/compose-spec.json: copy it again"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -637,7 +625,7 @@ def test_dashboards_answer_the_four_questions() -> None:
 
     assert some(r"quantile_over_time\(span:duration.*by \(span\.syscall\.name\)"), "latency"
     assert some(r"by \(span\.error\.type\)"), "errors by error.type"
-    assert some(r"span\.process\.pid != nil.*max_over_time\(span:duration\)"), "slow processes"
+    assert some(r'span\.sysspan\.span\.role = "process" }.*max_over_time\(span:duration\)'), "slow processes"
     assert some(r"sum_over_time\(span:duration\) by \(span\.decision\.id"), "decision impact"
 
 
@@ -646,22 +634,16 @@ def test_dashboards_answer_the_four_questions() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def design_section_4() -> str | None:
-    path = SHARED_DIR / "DESIGN.md"
-    if not path.exists():
-        return None
-    text = path.read_text(encoding="utf-8")
+def design_section_4() -> str:
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
     match = re.search(r"^## 4\..*?(?=^## )", text, flags=re.S | re.M)
-    assert match, "DESIGN.md has no section 4"
+    assert match, "docs/architecture.md has no section 4"
     return match.group(0)
 
 
 def decision_attributes() -> frozenset[str]:
-    """The attributes of the decision row of DESIGN.md section 4 (or the fallback list)."""
-    section = design_section_4()
-    if section is None:
-        return DECISION_ATTRIBUTES_FALLBACK
-    (row,) = [line for line in section.splitlines() if line.startswith("| decision ")]
+    """The attributes of the decision row of docs/architecture.md §4."""
+    (row,) = [line for line in design_section_4().splitlines() if line.startswith("| decision ")]
     key_attributes = row.strip().strip("|").split("|")[-1]
     return frozenset(re.findall(r"`([a-z_.]+)`", key_attributes))
 
@@ -671,17 +653,15 @@ def queried_attributes() -> set[tuple[str, str]]:
 
 
 def test_decision_attribute_list_matches_design() -> None:
-    assert decision_attributes() == DECISION_ATTRIBUTES_FALLBACK
+    assert decision_attributes() == DECISION_ATTRIBUTES
 
 
 def test_queried_attributes_are_named_in_design_section_4() -> None:
     section = design_section_4()
-    if section is None:
-        pytest.skip("DESIGN.md not beside the checkout")
     named = set(re.findall(r"`([a-z_][a-z0-9_.]*)`", section))
     named |= {n.rstrip(".*") for n in re.findall(r"`([a-z_.]+\*)`", section)}
     missing = {f"{scope}.{name}" for scope, name in queried_attributes() if name not in named}
-    assert not missing, f"dashboards query attributes DESIGN.md section 4 does not name: {missing}"
+    assert not missing, f"dashboards query attributes docs/architecture.md §4 does not name: {missing}"
     assert ("resource", "service.name") in queried_attributes()
 
 
@@ -751,7 +731,7 @@ def test_every_queried_attribute_appears_in_a_real_trace(real_trace: Path) -> No
             if name not in resource_keys:
                 missing.append(f"resource.{name}")
         elif name in from_decisions:
-            continue  # decision spans: checked against DESIGN.md section 4 above
+            continue  # decision spans: checked against docs/architecture.md §4 above
         elif name not in span_keys:
             missing.append(f"span.{name}")
     assert not missing, (

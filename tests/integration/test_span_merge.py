@@ -36,7 +36,7 @@ def test_span_with_rfc3339_times(tmp_path: Path) -> None:
     assert span.start == 1714557600 * S + 123456789
     assert span.end == 1714557605 * S + 500_000_000
     assert (span.trace_id, span.parent_id) == (LAPTOP, "00f067aa0ba902b7")
-    assert span.attrs == {"env": "prod", "attempt": 2, "dry": False}
+    assert span.attrs == {"env": "prod", "attempt": 2, "dry": False, "sysspan.span.role": "step"}
     assert span.kind == 3 and span.status == {"code": 2, "message": "rollback"}
     assert res.stdout.strip() == f"TRACEPARENT=00-{LAPTOP}-{span.span_id}-01"
 
@@ -206,3 +206,17 @@ def test_merge_duplicates_missing_parents_and_stdout(tmp_path: Path) -> None:
     assert [json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] for line in res.stdout.splitlines()] == ["job"]
     res = sysspan("merge", str(tmp_path / "nope.jsonl"), "-o", str(out))
     assert res.returncode == 1 and "no such file" in res.stderr
+
+
+def test_span_open_without_parent_starts_a_random_sampled_trace(tmp_path: Path) -> None:
+    # Trace Context Level 2: sysspan draws all 16 trace-id bytes at random, so a trace it
+    # starts carries the random flag (0x02) beside sampled (0x01); a received context keeps
+    # the flags it came with.
+    res = sysspan("span", "--open", "--name", "fresh")
+    _ok(res)
+    fresh = dict(line.split("=", 1) for line in res.stdout.splitlines())["TRACEPARENT"]
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-03", fresh), fresh
+    res = sysspan("span", "--open", "--name", "child", env={"TRACEPARENT": f"00-{LAPTOP}-00f067aa0ba902b7-01"})
+    _ok(res)
+    child = dict(line.split("=", 1) for line in res.stdout.splitlines())["TRACEPARENT"]
+    assert child.startswith(f"00-{LAPTOP}-") and child.endswith("-01")

@@ -86,12 +86,19 @@ def test_invalid_traceparent_gives_none_and_exactly_one_warning() -> None:
 
 
 def test_invalid_tracestate_is_dropped_but_traceparent_kept() -> None:
-    ctx, _, warnings = extract({"TRACEPARENT": TP, "TRACESTATE": "foo=1,foo=2"})
+    ctx, _, warnings = extract({"TRACEPARENT": TP, "TRACESTATE": "foo=1,FOO=2"})
     assert ctx is not None and ctx.traceparent == TP
     assert ctx.tracestate is None
     assert len(warnings) == 1
     assert warnings[0].startswith("TRACESTATE")
-    assert "duplicate" in warnings[0]
+    assert "'FOO'" in warnings[0]
+
+
+def test_duplicate_tracestate_key_keeps_the_first_entry_without_a_warning() -> None:
+    ctx, _, warnings = extract({"TRACEPARENT": TP, "TRACESTATE": "foo=1,bar=3,foo=2"})
+    assert ctx is not None and ctx.tracestate is not None
+    assert ctx.tracestate.to_header() == "foo=1,bar=3"
+    assert warnings == []
 
 
 def test_tracestate_without_traceparent_is_ignored() -> None:

@@ -41,6 +41,7 @@ class _Spec(NamedTuple):
     entry_pos: tuple[int | None, ...]  # per kind: index into the entry tuple
     exit_pos: tuple[int | None, ...]
     ret_link_pos: int | None  # index of the returned fd's path in the exit tuple (-y)
+    exit_on_error: bool  # some kind reads at exit after a failure too (same tuple positions)
 
 
 def _proc_fd_path(pid: int, fd: int) -> str | None:
@@ -91,6 +92,7 @@ class Decoder:
         self._specs: list[_Spec | None] = [None] * size
         self._entry: list[Callable[..., Any] | None] = [None] * size
         self._exit: list[Callable[..., Any] | None] = [None] * size
+        self._exit_err: list[Callable[..., Any] | None] = [None] * size
         self._n = size
         # per syscall: what the compiled stop loop reads for the captures (see ``plans``)
         self._plan_parts: list[tuple[tuple | None, tuple | None] | None] = [None] * size
@@ -98,19 +100,21 @@ class Decoder:
             sig = SIGNATURES.get(name)
             if sig is None:
                 continue
-            spec, entry_fn, exit_fn = self._compile(name, sig)
+            spec, entry_fn, exit_fn, exit_err_fn = self._compile(name, sig)
             self._plan_parts[nr] = self._plan(spec)
             self._specs[nr] = spec
             self._entry[nr] = entry_fn
             self._exit[nr] = exit_fn
+            self._exit_err[nr] = exit_err_fn
 
     # ---- compilation ---------------------------------------------------------------------
 
-    def _compile(self, name: str, sig: tuple[str, str]) -> tuple[_Spec, Any, Any]:
+    def _compile(self, name: str, sig: tuple[str, str]) -> tuple[_Spec, Any, Any, Any]:
         kinds = _kinds_for(sig[0])
         ret = sig[1]
         entry_caps: list[tuple[int, Callable[..., Any]]] = []
         exit_caps: list[tuple[int, Callable[..., Any]]] = []
+        exit_err_caps: list[tuple[int, Callable[..., Any]]] = []
         entry_pos: list[int | None] = []
         exit_pos: list[int | None] = []
         for i, kind in kinds:
@@ -123,14 +127,19 @@ class Decoder:
             if kind.has_exit:
                 exit_pos.append(len(exit_caps))
                 exit_caps.append((i, kind.exit))
+                exit_err_caps.append((i, kind.exit if kind.exit_on_error else _nothing))
             else:
                 exit_pos.append(None)
         ret_link_pos = None
         if self.decode_fds and ret in ("fd", "fcntl"):
             ret_link_pos = len(exit_caps)
             exit_caps.append((-1, _ret_fd_link if ret == "fd" else _ret_fcntl_link))
-        spec = _Spec(name, tuple(kinds), ret, tuple(entry_pos), tuple(exit_pos), ret_link_pos)
-        return spec, _make_entry(self, entry_caps), _make_exit(self, exit_caps)
+        on_error = any(kind.exit_on_error for _, kind in kinds)
+        spec = _Spec(
+            name, tuple(kinds), ret, tuple(entry_pos), tuple(exit_pos), ret_link_pos, on_error
+        )
+        exit_err = _make_exit(self, exit_err_caps) if on_error else None
+        return spec, _make_entry(self, entry_caps), _make_exit(self, exit_caps), exit_err
 
     def _plan(self, spec: _Spec) -> tuple[tuple | None, tuple | None]:
         """(entry reads, exit reads) the loop can make for this syscall's captures; a side
@@ -188,10 +197,15 @@ class Decoder:
     def capture_exit(
         self, nr: int, args: tuple[int, ...], rval: int, pid: int, reader: MemoryReader
     ) -> object | None:
-        """Read what a successful syscall wrote; None when it failed or wrote nothing we show."""
+        """Read what the syscall wrote; None when it wrote nothing we show.
+
+        Outputs of a failed call are read only for the few that write something when they
+        fail (an interrupted sleep's remaining time), so a tracer must call this for failed
+        calls as well and leave the choice to the decoder.
+        """
         if 0 <= nr < self._n:
-            fn = self._exit[nr]
-            if fn is not None and not -4096 < rval < 0:
+            fn = self._exit_err[nr] if -4096 < rval < 0 else self._exit[nr]
+            if fn is not None:
                 return fn(args, rval, pid, reader)
         return None
 
@@ -242,7 +256,7 @@ class Decoder:
     ) -> Decoded:
         ctx = _Ctx(self, args, rval)
         ent = entry if isinstance(entry, tuple) else ()
-        ext = exit if isinstance(exit, tuple) and ctx.ok else ()
+        ext = exit if isinstance(exit, tuple) and (ctx.ok or spec.exit_on_error) else ()
         parts = []
         for (i, kind), ep, xp in zip(spec.kinds, spec.entry_pos, spec.exit_pos, strict=True):
             ev = ent[ep] if ep is not None and ep < len(ent) else None
@@ -307,6 +321,13 @@ def _nargs(spec: _Spec) -> int:
         return 0
     i, kind = spec.kinds[-1]
     return min(6, i + kind.width)
+
+
+def _nothing(
+    d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
+) -> None:
+    """The exit capture of a kind that reads nothing after a failed call."""
+    return None
 
 
 def _ret_fd_link(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sysspan.collector import constants as C
+from sysspan.collector.decode.kinds.arrays import _CpuMask, _Dirents
 from sysspan.collector.decode.kinds.base import Kind
 from sysspan.collector.decode.kinds.buffers import _Buf, _IntPtr, _Iov, _ReadlinkBuf
 from sysspan.collector.decode.kinds.fcntl_ioctl import _FcntlArg, _IoctlArg, _IoctlReq
@@ -46,9 +47,21 @@ from sysspan.collector.decode.kinds.process import (
     _WaitStatus,
 )
 from sysspan.collector.decode.kinds.scalars import _ArchFlags, _Enum, _FieldFlags, _FlagsK, _Simple
-from sysspan.collector.decode.kinds.signals import _Sigaction, _Signal, _Sigset
+from sysspan.collector.decode.kinds.signals import (
+    _Sigaction,
+    _Signal,
+    _SigreturnMask,
+    _Sigset,
+)
+from sysspan.collector.decode.kinds.statfs import _Statfs, _Sysinfo
 from sysspan.collector.decode.kinds.system import _Rlimit, _Uname
-from sysspan.collector.decode.kinds.timing import _Futex, _Pollfds, _Timespec
+from sysspan.collector.decode.kinds.timing import (
+    _Futex,
+    _Itimerval,
+    _Pollfds,
+    _Remaining,
+    _Timespec,
+)
 from sysspan.collector.decode.text import _U32, _U64, _hex, _i32, _oct, _ptr, _s64
 
 _TOKENS: dict[str, Kind] = {
@@ -100,6 +113,14 @@ _TOKENS: dict[str, Kind] = {
     "ioctl_arg": _IoctlArg(),
     "ts_in": _Timespec(output=False),
     "ts_out": _Timespec(output=True),
+    "ts_rem": _Remaining(),
+    "itv_in": _Itimerval(output=False),
+    "itv_out": _Itimerval(output=True),
+    "statfs": _Statfs(output=True),
+    "sysinfo": _Sysinfo(output=True),
+    "dirents": _Dirents(),
+    "cpumask": _CpuMask(),
+    "sigreturn": _SigreturnMask(),
     "rlim_in": _Rlimit(output=False, infinity="RLIM_INFINITY"),
     "rlim_out": _Rlimit(output=True, infinity="RLIM_INFINITY"),
     "rlim64_in": _Rlimit(output=False, infinity="RLIM64_INFINITY"),
@@ -119,6 +140,7 @@ _TOKENS: dict[str, Kind] = {
     "madv": _Enum(C.MADVISE, "MADV_???"),
     "rlimit": _Enum(C.RLIMITS, "RLIMIT_???"),
     "clock": _Enum(C.CLOCKS, "CLOCK_???"),
+    "itimer": _Enum({0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"}, "ITIMER_???"),
     "idtype": _Enum(C.IDTYPES, "P_???"),
     "epoll_op": _Enum(C.EPOLL_CTL_OPS, "EPOLL_CTL_???"),
     "fadv": _Enum(C.FADVISE, "POSIX_FADV_???"),

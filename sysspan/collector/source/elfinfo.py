@@ -28,6 +28,7 @@ from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.structs import DWARFStructs
 from elftools.elf.elffile import ELFFile
 
+from sysspan.collector.source import diskcache
 from sysspan.collector.source.maps import is_system_path, segment_delta
 
 __all__ = [
@@ -284,6 +285,10 @@ class ElfInfo:
         self._rules: dict[tuple[int, str], tuple | None] = {}
         self._parser = DWARFExprParser(_structs(self.elf))
         self._symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
+        self._own_symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
+        self._plt: list[tuple[int, int]] | None = None
+        #: facts about this file kept from earlier runs (``diskcache``), None without a build id
+        self.disk = diskcache.load(self.build_id)
         self._debug: ELFFile | None | bool = False  # False: not looked for yet
         self._dwarf: Any = False  # DwarfIndex, None (no DWARF), or False (not built yet)
         # pyelftools reads through one shared file position: the tracer thread (CFI at
@@ -398,8 +403,15 @@ class ElfInfo:
             return self._rules[key]
         except KeyError:
             pass
-        with self.lock:
-            rule = self._cfi_rule(vaddr, arch)
+        disk = self.disk
+        if disk is not None and vaddr in disk.cfi:
+            rule = disk.cfi[vaddr]
+        else:
+            with self.lock:
+                rule = self._cfi_rule(vaddr, arch)
+            if disk is not None and len(disk.cfi) < diskcache.MAX_ENTRIES:
+                disk.cfi[vaddr] = rule
+                disk.dirty = True
         self._rules[key] = rule
         return rule
 
@@ -445,18 +457,57 @@ class ElfInfo:
             return None
         return None
 
-    def _load_symtab(self) -> tuple[list[int], list[tuple[int, int, str]]]:
-        entries: dict[int, tuple[tuple, tuple[int, int, str]]] = {}
+    def read_code(self, vaddr: int, size: int) -> bytes | None:
+        """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it)."""
+        for seg in self.elf.iter_segments("PT_LOAD"):
+            start, filesz = seg["p_vaddr"], seg["p_filesz"]
+            if start <= vaddr and vaddr + size <= start + filesz:
+                with self.lock:
+                    self.stream.seek(seg["p_offset"] + vaddr - start)
+                    data = self.stream.read(size)
+                return data if len(data) == size else None
+        return None
+
+    def in_plt(self, vaddr: int) -> bool:
+        """Whether ``vaddr`` lies in a PLT section (stubs that jump to another file)."""
+        if self._plt is None:
+            self._plt = [
+                (sec["sh_addr"], sec["sh_addr"] + sec["sh_size"])
+                for sec in self.elf.iter_sections()
+                if sec.name.startswith(".plt")
+            ]
+        return any(lo <= vaddr < hi for lo, hi in self._plt)
+
+    def nearest_symbol(self, vaddr: int) -> tuple[str, int] | None:
+        """(name, offset) of the closest function symbol at or below ``vaddr`` in this
+        file's own symbol tables, whatever its size: how strace -k (libunwind) names a
+        frame. It does not read separate debug files, so a stripped library's internal
+        functions show as the exported function before them, as in strace."""
+        if self._own_symtab is None:
+            with self.lock:
+                if self._own_symtab is None:
+                    self._own_symtab = self._load_symtab(own_only=True)
+        starts, syms = self._own_symtab
+        i = bisect_right(starts, vaddr) - 1
+        if i < 0:
+            return None
+        return syms[i][2], vaddr - syms[i][0]
+
+    def _load_symtab(self, own_only: bool = False) -> tuple[list[int], list[tuple[int, int, str]]]:
+        # Of aliases at one address the first in the file's own symbol tables wins (in
+        # section order, so .dynsym before .symtab), then the debug file's: strace -k's
+        # rule (libunwind keeps the first symbol at the smallest distance), which names
+        # glibc's open __open64 and not open. A sized alias replaces a sizeless one, since
+        # only a size tells whether an address lies inside the function.
+        entries: dict[int, tuple[int, int, str]] = {}
         sources = [self.elf]
-        dbg = None
-        if self.elf.get_section_by_name(".symtab") is None:
+        if not own_only and self.elf.get_section_by_name(".symtab") is None:
             dbg = self.debug_file()
             if dbg is not None and dbg is not self.elf:
-                sources.insert(0, dbg)
+                sources.append(dbg)
         for src in sources:
-            for secname in (".symtab", ".dynsym"):
-                sec = src.get_section_by_name(secname)
-                if sec is None or sec["sh_type"] == "SHT_NOBITS":
+            for sec in src.iter_sections():
+                if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
                     continue
                 try:
                     for sym in sec.iter_symbols():
@@ -466,21 +517,12 @@ class ElfInfo:
                         if sym["st_shndx"] == "SHN_UNDEF":
                             continue
                         lo = sym["st_value"]
-                        # Of aliases at one address prefer the plainest public name
-                        # (open64 over __libc_open64), then a sized symbol.
-                        name = sym.name
-                        rank = (
-                            len(name) - len(name.lstrip("_")),
-                            sym["st_info"]["bind"] == "STB_LOCAL",
-                            sym["st_size"] == 0,
-                            len(name),
-                        )
                         prev = entries.get(lo)
-                        if prev is None or rank < prev[0]:
-                            entries[lo] = (rank, (lo, sym["st_size"], name))
+                        if prev is None or (prev[1] == 0 and sym["st_size"]):
+                            entries[lo] = (lo, sym["st_size"], sym.name)
                 except (ELFError, ValueError):
                     continue
-        syms = sorted(e[1] for e in entries.values())
+        syms = sorted(entries.values())
         return [s[0] for s in syms], syms
 
     # -- DWARF ------------------------------------------------------------------------------
@@ -552,6 +594,12 @@ class ElfCache:
                 info = None
         self._files[key] = info
         return info
+
+    def save(self) -> None:
+        """Keep what this run learned about each file on disk (``diskcache``)."""
+        for info in list(self._files.values()) + list(self._vdso.values()):
+            if info is not None and info.disk is not None:
+                diskcache.save(info.disk)
 
     def from_memory(self, name: str, image: bytes) -> ElfInfo | None:
         """An ELF image read out of the tracee (the vdso), cached by content."""

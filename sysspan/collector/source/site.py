@@ -8,13 +8,14 @@ everything needed to symbolise was recorded at capture time.
 
 from __future__ import annotations
 
-from sysspan.collector.source.elfinfo import ARCHS
+from sysspan.collector.source.elfinfo import ARCHS, ElfInfo
 from sysspan.collector.source.symbolize import (
     Symbol,
     Symbolizer,
     is_runtime_file,
     is_runtime_symbol,
 )
+from sysspan.collector.source.tailcall import tail_call_suspected
 from sysspan.collector.source.unwind import Frame, Unwinder
 
 __all__ = ["SourceCapture"]
@@ -30,6 +31,7 @@ class SourceCapture:
         self.full_stack = full_stack
         self.unwinder = Unwinder(ptrace, self.arch)
         self.symbolizer = Symbolizer()
+        self.unwinder.library_code = self._library_code
         self._attrs: dict[tuple, dict] = {}  # (pid, exec generation, pcs) -> attributes
         self._gen: dict[int, int] = {}
 
@@ -49,6 +51,11 @@ class SourceCapture:
         except Exception:
             return None
 
+    def save_cache(self) -> None:
+        """Write what was learned about each ELF file to the on-disk cache, so the next run
+        on the same files skips their parsing (call it once the trace ended)."""
+        self.unwinder.elfs.save()
+
     def on_exec(self, pid: int) -> None:
         """The image of ``pid`` was replaced: forget its maps (stacks already captured
         still symbolise)."""
@@ -67,6 +74,16 @@ class SourceCapture:
         self.unwinder.release(pid)
         self._gen[pid] = self._gen.get(pid, 0) + 1
 
+    def _library_code(self, module: ElfInfo, vaddr: int) -> bool:
+        """Whether a program's own code at ``vaddr`` is wholly system-header or runtime
+        code (every frame of its inline chain is), so the call site lies further out."""
+        try:
+            chain = self.symbolizer.symbol(module, vaddr).chain
+        except Exception:
+            return False
+        files = [f for _, f, _ in chain if f]
+        return bool(files) and all(is_runtime_file(f) for f in files)
+
     # -- off the hot path -------------------------------------------------------------------
     def frames(self, pid: int, pcs: tuple[int, ...]) -> list[tuple[Frame | None, Symbol | None]]:
         """Each pc with where it lives and what it is."""
@@ -81,8 +98,20 @@ class SourceCapture:
     def site(self, pid: int, pcs: tuple[int, ...]) -> tuple[str, str, int] | None:
         """(function, file, line) of the first frame outside libc / ld.so / vdso and outside
         language-runtime code; line 0 and file "" when only the symbol is known."""
-        fallback = None
-        for fr in self.unwinder.frames(pid, pcs):
+        found = self.site_frame(pid, pcs)
+        return found[0] if found is not None else None
+
+    def site_frame(self, pid: int, pcs: tuple[int, ...]) -> tuple[tuple[str, str, int], bool] | None:
+        """The call site as ``site`` gives it, and whether a tail call probably removed the
+        frame of the function that was called there (see ``tailcall``).
+
+        Every frame is looked at through its inlined frames: a user's function inlined into
+        a standard-library frame (a Rust closure in ``__rust_begin_short_backtrace``) is the
+        site, and system-header code (``/usr/include``, the Rust and Go standard libraries)
+        is passed over whether it was inlined or not."""
+        fallback: tuple[str, str, int] | None = None
+        frames = self.unwinder.frames(pid, pcs)
+        for k, fr in enumerate(frames):
             if fr is None or not fr.path:
                 continue
             module = fr.module
@@ -92,16 +121,16 @@ class SourceCapture:
                 continue
             if module.is_system:
                 continue
-            if module.mixed_runtime:
-                # Skip the standard library's frames by their ELF symbol: its DWARF is
-                # large and would be parsed for nothing.
-                s = module.symbol(fr.vaddr)
-                if s is not None and is_runtime_symbol(s[0]):
-                    continue
             sym = self.symbolizer.symbol(module, fr.vaddr)
             for func, file, line in sym.chain:
                 if file and line and not is_runtime_file(file):
-                    return func or sym.sym, file, line
+                    inner = frames[k - 1] if k > 0 else None
+                    tail = inner is not None and tail_call_suspected(fr, inner)
+                    return (func or sym.sym, file, line), tail
+            if sym.chain and all(is_runtime_file(f) for _, f, _ in sym.chain if f):
+                continue  # runtime or system-header code, inlined or not: look further out
+            if not sym.chain and module.mixed_runtime and is_runtime_symbol(sym.sym):
+                continue
             if fallback is None:
                 if sym.chain:
                     func, file, line = sym.chain[-1]
@@ -109,8 +138,8 @@ class SourceCapture:
                 elif sym.sym:
                     fallback = (sym.sym, "", 0)
             if not module.mixed_runtime and fallback is not None:
-                return fallback
-        return fallback
+                return fallback, False
+        return (fallback, False) if fallback is not None else None
 
     def attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
         """Span attributes (DESIGN §4): ``code.function.name``, ``code.file.path``,
@@ -131,9 +160,11 @@ class SourceCapture:
         if len(self._attrs) >= 8192:
             self._attrs.clear()
         self._attrs[key] = attrs
-        site = self.site(pid, pcs)
-        if site is not None:
-            func, file, line = site
+        found = self.site_frame(pid, pcs)
+        if found is not None:
+            (func, file, line), tail = found
+            if tail:
+                attrs["code.tail_call_suspected"] = True
             if func:
                 attrs["code.function.name"] = func
             if file:
@@ -173,15 +204,22 @@ class SourceCapture:
 
     def _stack_lines(self, pid: int, pcs: tuple[int, ...] | None) -> list[str]:
         out: list[str] = []
-        for (fr, sym), pc in zip(self.frames(pid, pcs or ()), pcs or (), strict=True):
+        frames = self.frames(pid, pcs or ())
+        for k, ((fr, sym), pc) in enumerate(zip(frames, pcs or (), strict=True)):
             if fr is None or not fr.path:
                 out.append(f" > unexpected_backtracing_error [{pc:#x}]")
                 continue
-            if sym is not None and sym.sym:
-                inner = f"{sym.sym}+{sym.sym_off + fr.adj:#x}"
+            # strace shows frame 0 at the instruction after the syscall (the stopped pc)
+            after = self.arch.syscall_insn if k == 0 else 0
+            # named as strace names it: from the file's own symbol tables
+            near = fr.module.nearest_symbol(fr.vaddr) if fr.module is not None else None
+            if near is not None:
+                inner = f"{near[0]}+{near[1] + fr.adj + after:#x}"
+            elif sym is not None and sym.sym:
+                inner = f"{sym.sym}+{sym.sym_off + fr.adj + after:#x}"
             elif sym is not None and sym.function:
                 inner = sym.function
             else:
-                inner = f"+{fr.foff:#x}"
-            out.append(f" > {fr.path}({inner}) [{fr.foff:#x}]")
+                inner = ""  # strace: "/usr/bin/cat() [0x243e]"
+            out.append(f" > {fr.path}({inner}) [{fr.foff + after:#x}]")
         return out

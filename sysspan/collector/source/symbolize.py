@@ -12,6 +12,7 @@ import os
 from bisect import bisect_right
 from typing import Any
 
+from sysspan.collector.source import diskcache
 from sysspan.collector.source.elfinfo import ElfInfo
 
 __all__ = ["DwarfIndex", "Symbolizer", "Symbol", "is_runtime_file", "is_runtime_symbol"]
@@ -427,6 +428,12 @@ class Symbolizer:
             return self._cache[key]
         except KeyError:
             pass
+        disk = module.disk
+        kept = disk.sym.get(vaddr) if disk is not None else None
+        if kept is not None:
+            sym = Symbol(kept[0], kept[1], kept[2])
+            self._cache[key] = sym
+            return sym
         chain: tuple = ()
         with module.lock:
             dw = module.dwarf()
@@ -441,4 +448,7 @@ class Symbolizer:
                 s = None
         sym = Symbol(chain, s[0] if s else "", s[1] if s else 0)
         self._cache[key] = sym
+        if disk is not None and len(disk.sym) < diskcache.MAX_ENTRIES:
+            disk.sym[vaddr] = (sym.chain, sym.sym, sym.sym_off)
+            disk.dirty = True
         return sym

@@ -19,6 +19,7 @@ import ctypes.util
 import os
 import struct
 from collections import deque
+from collections.abc import Callable
 
 from sysspan.collector.source.elfinfo import (
     RULE_END,
@@ -237,6 +238,10 @@ class Unwinder:
         self.mem = MemReader(ptrace)
         # statistics for tests and the benchmark
         self.resolved = 0
+        #: ``(module, vaddr) -> bool``: the code at a return address of a program's own file
+        #: is library code (a system-header template, standard-library code) that a site
+        #: walk must step over instead of stopping at. Asked once per address.
+        self.library_code: Callable[[ElfInfo, int], bool] | None = None
 
     # -- process lifecycle ----------------------------------------------------------------
     def on_exec(self, pid: int) -> None:
@@ -302,6 +307,8 @@ class Unwinder:
             vaddr = lookup - m.start + m.offset + module.delta(m.offset)
             rule = module.cfi_rule(vaddr, self.arch)
             site_stop = not module.is_system and not module.mixed_runtime
+            if site_stop and self.library_code is not None:
+                site_stop = not self.library_code(module, vaddr)
         else:
             vaddr = lookup
             site_stop = bool(m.path) and not is_system_path(m.path)

@@ -69,6 +69,9 @@ class Kind:
 
     width = 1
     fd_like = False
+    #: ``exit`` also runs when the call failed (a sleep interrupted by a signal writes the
+    #: time it had left); ``render`` then gets what it read although the call failed.
+    exit_on_error = False
 
     def entry(self, d: Decoder, args: Sequence[int], i: int, pid: int, r: MemoryReader) -> Any:
         raise NotImplementedError

@@ -105,6 +105,7 @@ def _winsize_text(data: bytes) -> str:
 _IOCTL_INT_OUT = frozenset({C.FIONREAD, C.TIOCGPGRP, C.TIOCOUTQ, C.TIOCGPTN, 0x5429, 0x5424})
 _IOCTL_INT_IN = frozenset({C.FIONBIO, C.TIOCSPGRP, 0x5452, 0x40045431, 0x5423})
 _IOCTL_NO_ARG = frozenset({0x5450, 0x5451})
+_IOCTL_FD_ARG = frozenset({C.FICLONE})  # the argument is a descriptor, shown in decimal
 # request -> (size, entry?, renderer)
 _IOCTL_STRUCTS: dict[int, tuple[int, bool, Callable[[bytes], str]]] = {
     C.TIOCGWINSZ: (8, False, _winsize_text),
@@ -162,6 +163,8 @@ class _IoctlArg(Kind):
         v = c.args[i]
         if req in _IOCTL_NO_ARG:
             return None
+        if req in _IOCTL_FD_ARG:
+            return str(_i32(v))
         data = ev if isinstance(ev, bytes) else xv if isinstance(xv, bytes) else None
         if data is not None:
             if (req in _IOCTL_INT_IN or req in _IOCTL_INT_OUT) and len(data) >= 4:

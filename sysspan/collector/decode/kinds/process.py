@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, mem_op
 from sysspan.collector.decode.kinds.signals import _signame
+from sysspan.collector.decode.kinds.timing import timeval_pair
 from sysspan.collector.decode.reading import (
     ARG_STRLEN_MAX,
     ARGV_MAX_BYTES,
@@ -234,11 +235,7 @@ class _Rusage(_FixedStruct):
     size = 32
 
     def show(self, c: _Ctx, data: bytes) -> str:
-        us, uu, ss, su = struct.unpack("<qqqq", data[:32])
-        return (
-            f"{{ru_utime={{tv_sec={us}, tv_usec={uu}}}, "
-            f"ru_stime={{tv_sec={ss}, tv_usec={su}}}, ...}}"
-        )
+        return "{" + timeval_pair(data, "ru_utime", "ru_stime") + ", ...}"
 
 
 #: prctl options that take no argument / exactly one pointer argument.

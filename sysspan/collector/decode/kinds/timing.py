@@ -25,6 +25,43 @@ class _Timespec(_FixedStruct):
         return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 
+#: Errors with which a sleep returns early, having written the time it had left.
+_INTERRUPTED = frozenset({4, 512, 514, 516})  # EINTR, ERESTARTSYS, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
+
+
+class _Remaining(_Timespec):
+    """A sleep's ``rem``: what the kernel writes when a signal cuts the sleep short, so it is
+    read after the call fails with an interruption (and shown as an address otherwise)."""
+
+    exit_on_error = True
+
+    def __init__(self) -> None:
+        super().__init__(output=True)
+
+    def exit(
+        self, d: Decoder, args: Sequence[int], i: int, rval: int, pid: int, r: MemoryReader
+    ) -> Any:
+        if -rval not in _INTERRUPTED:
+            return None
+        return _read_exact(r, pid, args[i], self.size)
+
+
+def timeval_pair(data: bytes, first: str, second: str) -> str:
+    """Two ``struct timeval`` at the start of ``data``, named as strace names the fields:
+    ``first={tv_sec=0, tv_usec=5}, second={...}``."""
+    s1, u1, s2, u2 = struct.unpack("<qqqq", data[:32])
+    return f"{first}={{tv_sec={s1}, tv_usec={u1}}}, {second}={{tv_sec={s2}, tv_usec={u2}}}"
+
+
+class _Itimerval(_FixedStruct):
+    """``struct itimerval``: the new timer (entry) or the old one (exit)."""
+
+    size = 32
+
+    def show(self, c: _Ctx, data: bytes) -> str:
+        return "{" + timeval_pair(data, "it_interval", "it_value") + "}"
+
+
 class _Pollfds(Kind):
     """poll/ppoll's ``[{fd=3, events=POLLIN}]`` (count in arg ``n``), read at entry."""
 

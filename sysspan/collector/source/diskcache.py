@@ -1,0 +1,86 @@
+"""What ``--source`` and ``-k`` learned about an ELF file, kept on disk by build id.
+
+Parsing a file's call-frame information and DWARF is the fixed cost of a ``--source`` run.
+The results for the addresses a run met (compiled unwind rules, symbolised inline chains)
+depend only on the file's contents, which its build id names, so they are written at the end
+of a run and read back when a later run meets the same file: a program traced again costs
+a dictionary lookup per address instead of a parse.
+
+Where: ``$SYSSPAN_SOURCE_CACHE`` (``off`` disables the cache), else
+``$XDG_CACHE_HOME/sysspan/source``, else ``~/.cache/sysspan/source``; one msgpack file per build
+id, written atomically, in a directory only its owner can read. A file that cannot be read
+or does not parse is ignored (and rewritten).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+_FORMAT = 1
+#: Entries kept per file (a long run on a big program stops adding after this many).
+MAX_ENTRIES = 200_000
+_BUILD_ID = re.compile(r"[0-9a-f]{8,80}")
+
+
+def cache_dir() -> Path | None:
+    """The cache directory, or None when the cache is off."""
+    explicit = os.environ.get("SYSSPAN_SOURCE_CACHE")
+    if explicit is not None:
+        return None if explicit.strip().lower() in ("", "off", "0", "none") else Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sysspan" / "source"
+
+
+class FileCache:
+    """The cached facts of one ELF file: ``cfi`` (vaddr → rule) and ``sym`` (vaddr → (chain,
+    symbol, offset)). ``dirty`` says whether this run added something."""
+
+    __slots__ = ("build_id", "cfi", "sym", "dirty")
+
+    def __init__(self, build_id: str, cfi: dict, sym: dict) -> None:
+        self.build_id = build_id
+        self.cfi: dict[int, Any] = cfi
+        self.sym: dict[int, Any] = sym
+        self.dirty = False
+
+
+def load(build_id: str | None) -> FileCache | None:
+    """The cache of the file with ``build_id`` (empty when nothing was kept); None when the
+    file has no build id or the cache is off."""
+    where = cache_dir()
+    if build_id is None or where is None or not _BUILD_ID.fullmatch(build_id):
+        return None
+    try:
+        raw = (where / f"{build_id}.msgpack").read_bytes()
+        data = msgpack.unpackb(raw, use_list=False, strict_map_key=False)
+        if data.get("format") != _FORMAT:
+            raise ValueError("other format")
+        return FileCache(build_id, dict(data["cfi"]), dict(data["sym"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException):
+        return FileCache(build_id, {}, {})
+
+
+def save(entry: FileCache) -> None:
+    """Write ``entry`` if this run added to it; failures are silent (the cache is an
+    optimisation: the next run parses again)."""
+    where = cache_dir()
+    if where is None or not entry.dirty:
+        return
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = msgpack.packb(
+            {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym}, use_bin_type=True
+        )
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, where / f"{entry.build_id}.msgpack")
+        entry.dirty = False
+    except (OSError, ValueError, TypeError):
+        pass

@@ -1,0 +1,68 @@
+"""The on-disk cache of ``--source``: written by build id after a run, read by the next run
+on the same file, ignored (and rewritten) when damaged, off with SYSSPAN_SOURCE_CACHE=off."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from tests.tracehelpers import load_spans, sysspan
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+PROGRAM = """\
+#include <fcntl.h>
+#include <unistd.h>
+int main(void) {
+    int fd = open("marker", O_RDONLY);
+    return fd < 0;
+}
+"""
+
+
+def _build_id(exe: Path) -> str:
+    notes = subprocess.run(["readelf", "-n", str(exe)], capture_output=True, text=True).stdout
+    return notes.split("Build ID:", 1)[1].split()[0]
+
+
+def _site(tmp_path: Path, exe: Path, cache: str) -> dict:
+    out = tmp_path / "t.jsonl"
+    out.unlink(missing_ok=True)
+    res = sysspan("-q", "--source", "-e", "trace=openat", "--trace-file", str(out), "--", str(exe), cwd=tmp_path, env={"SYSSPAN_SOURCE_CACHE": cache})
+    assert res.returncode == 0, res.stderr
+    (span,) = [s for s in load_spans(out) if s.is_syscall and s.attrs.get("file.path", "").endswith("marker")]
+    return {k: v for k, v in span.attrs.items() if k.startswith("code.")}
+
+
+def test_cache_is_written_by_build_id_and_read_back(tmp_path: Path) -> None:
+    (tmp_path / "prog.c").write_text(PROGRAM)
+    (tmp_path / "marker").write_text("x")
+    exe = tmp_path / "prog"
+    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
+    cache = tmp_path / "cache"
+    first = _site(tmp_path, exe, str(cache))
+    assert first["code.line.number"] == 4 and first["code.file.path"] == str(tmp_path / "prog.c")
+    kept = cache / f"{_build_id(exe)}.msgpack"
+    assert kept.is_file() and (cache.stat().st_mode & 0o777) == 0o700
+
+    # The next run takes the site from the cache: a doctored entry shows through.
+    data = msgpack.unpackb(kept.read_bytes(), strict_map_key=False)
+    doctored = 0
+    for vaddr, (chain, sym, off) in data["sym"].items():
+        if any(f == str(tmp_path / "prog.c") for _, f, _ in chain):
+            data["sym"][vaddr] = [[[fn, f, 9999] for fn, f, _ in chain], sym, off]
+            doctored += 1
+    assert doctored
+    kept.write_bytes(msgpack.packb(data))
+    assert _site(tmp_path, exe, str(cache))["code.line.number"] == 9999
+
+    # A damaged file is ignored and replaced; with the cache off nothing is read.
+    kept.write_bytes(b"\x00not msgpack")
+    assert _site(tmp_path, exe, str(cache)) == first
+    assert msgpack.unpackb(kept.read_bytes(), strict_map_key=False)["format"] == 1
+    kept.write_bytes(msgpack.packb(data))
+    assert _site(tmp_path, exe, "off") == first
