@@ -74,6 +74,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--tp-print", action="store_true", help="print the run span's TRACEPARENT on stderr before the command starts")
     pr.add_argument("--tp-required", action="store_true", help="fail (exit 1) when no valid incoming trace context is found")
     pr.add_argument("--no-syscalls", action="store_true", help="no ptrace: wrap the command in its run span only")
+    st.add_argument("--backend", choices=("ptrace", "ebpf"), default="ptrace", help="how syscalls are recorded: ptrace (default; unprivileged, stops the program at each syscall) or ebpf (bpftrace in the kernel; root, the program runs on)")
     st.add_argument("--no-seccomp", action="store_true", help="with -e trace=, stop at every syscall instead of installing a seccomp-bpf filter")
     de = parser.add_argument_group("decisions")
     de.add_argument("--decision-sample", type=_ratio, default=1.0, metavar="RATIO", help="keep this fraction of decisions (xorshift RNG); counts stay exact")
@@ -252,6 +253,14 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
         pipeline.start(builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env, channel)
+    elif ns.backend == "ebpf":
+        from sysspan.collector.ebpf.tracer import EbpfTracer
+
+        tracer = EbpfTracer(  # type: ignore[assignment]
+            decoder, arch=arch, follow=ns.follow, traced=traced,
+            execve_nrs=_numbers(arch, "execve", "execveat"),
+        )
+        status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env)
     else:
         tracer = Tracer(
             decoder,
@@ -285,9 +294,13 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         flags=flags,
     )
     run_span.attributes.update(decision_gate.attributes())
+    lost = getattr(tracer, "lost", 0)
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
+        run_span.attributes["syscall.lost"] = lost
+    if lost:
+        _warn(f"{lost} syscall events were lost (the eBPF buffers overflowed); syscall.lost={lost}")
     pipeline.emit(run_span)
     reports = pipeline.close()
     if builder.decision_writer is not None:
@@ -302,13 +315,15 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
 
     if ns.summary or ns.summary_and_lines:
         (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
+        if lost:
+            (lines_out or sys.stderr).write(f"{lost} events lost (not in the table above)\n")
     if lines_out is not None:
         lines_out.close()
     elif writer is not None:
         writer.close()
 
     failed = _print_reports(reports, ns.quiet)
-    if ns.strict and (failed or warnings):
+    if ns.strict and (failed or warnings or lost):
         return 1
     if ns.pids:
         return 0
@@ -324,6 +339,8 @@ def _check_args(ns: argparse.Namespace) -> None:
         raise UsageError("-p: one process at a time")
     if ns.pids and ns.no_syscalls:
         raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
+    if ns.backend == "ebpf" and (ns.source or ns.stack_trace or ns.no_seccomp):
+        raise UsageError("--backend ebpf: --source, -k and --no-seccomp need --backend ptrace")
     if ns.summary and ns.summary_and_lines:
         raise UsageError("-c and -C are mutually exclusive")
 

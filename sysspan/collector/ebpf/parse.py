@@ -1,0 +1,224 @@
+"""bpftrace's output lines (see ``program``) turned into the tracer records the span builder
+takes, in time order.
+
+Lines come in the order bpftrace read its per-CPU buffers, so a child's first syscalls can
+arrive before the fork that made it. Records wait in a heap and leave it in time order once
+they are ``REORDER_NS`` older than the newest line seen (and all of them at the end).
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Callable, Sequence
+
+from sysspan.collector.ebpf.program import ARGV_ITEMS, STRLEN, Read
+from sysspan.collector.records import (
+    ProcessExec,
+    ProcessExit,
+    ProcessStart,
+    Record,
+    Signal,
+    Snapshot,
+    Syscall,
+)
+
+REORDER_NS = 250_000_000
+_U64 = (1 << 64) - 1
+
+
+class LineParser:
+    """Feeds records to ``consume``; ``lost`` counts the events bpftrace reported lost."""
+
+    def __init__(
+        self,
+        decoder,  # noqa: ANN001 - sysspan.collector.decode.Decoder (loaded lazily)
+        reads: Sequence[tuple[Read, ...] | None],
+        offset_ns: int,
+        consume: Callable[[Record], None],
+        execve_argv: dict[int, int],
+    ) -> None:
+        self.decoder = decoder
+        self.execve_argv = execve_argv
+        self.reads = reads
+        self.offset = offset_ns
+        self.consume = consume
+        self.lost = 0
+        self.unparsed = 0
+        self._heap: list[tuple[int, int, Record]] = []
+        self._n = 0
+        self._newest = 0
+        self._blobs: dict[int, dict[int, bytes]] = {}
+        self._argv: dict[int, dict[int, tuple[int, bytes]]] = {}
+        self._last_text: list[str] | None = None
+
+    # -- input ---------------------------------------------------------------------------
+    def feed(self, lines: list[bytes]) -> None:
+        for raw in lines:
+            text = raw.decode("utf-8", "surrogateescape")
+            try:
+                self._line(text)
+            except (ValueError, IndexError):
+                # a string argument holding a newline continues on the next line
+                if self._last_text is not None:
+                    self._last_text.append(text)
+                else:
+                    self.unparsed += 1
+        self._release(self._newest - REORDER_NS)
+
+    def finish(self) -> None:
+        self._release(None)
+
+    def _push(self, t: int, rec: Record) -> None:
+        self._n += 1
+        heapq.heappush(self._heap, (t, self._n, rec))
+        if t > self._newest:
+            self._newest = t
+
+    def _release(self, upto: int | None) -> None:
+        heap = self._heap
+        consume = self.consume
+        while heap and (upto is None or heap[0][0] <= upto):
+            consume(heapq.heappop(heap)[2])
+
+    # -- one line --------------------------------------------------------------------------
+    def _line(self, text: str) -> None:
+        kind = text[:2]
+        if kind == "S ":
+            self._last_text = None
+            f = text.split(" ")
+            tid = int(f[1])
+            nr = int(f[3])
+            ret = int(f[4])
+            args = tuple(int(x) & _U64 for x in f[7:13])
+            self._syscall(tid, int(f[2]), nr, args, ret, int(f[5]), int(f[6]))
+        elif kind == "P ":
+            _, tid, k, s = text.split(" ", 3)
+            parts = [s]
+            self._blobs.setdefault(int(tid), {})[int(k)] = parts  # type: ignore[assignment]
+            self._last_text = parts
+        elif kind == "M ":
+            self._last_text = None
+            _, tid, k, hexdata = text.split(" ", 3)
+            self._blobs.setdefault(int(tid), {})[int(k)] = bytes.fromhex(hexdata)
+        elif kind == "U ":
+            self._last_text = None
+            f = text.split(" ")
+            args = tuple(int(x) & _U64 for x in f[6:12])
+            self._syscall(int(f[1]), int(f[2]), int(f[3]), args, None, int(f[4]), int(f[5]))
+        elif kind == "A ":
+            _, tid, i, ptr, s = text.split(" ", 4)
+            parts = [s]
+            items = self._argv.setdefault(int(tid), {})
+            if i == "-1":
+                items.clear()
+            items[int(i)] = (int(ptr) & _U64, parts)  # type: ignore[assignment]
+            self._last_text = parts
+        elif kind == "F ":
+            self._last_text = None
+            _, child, parent, t = text.split(" ")
+            tt = int(t) + self.offset
+            self._push(tt, ProcessStart(int(child), int(parent), tt, False, tt))
+        elif kind == "E ":
+            _, tid, tgid, t, path = text.split(" ", 4)
+            tt = int(t) + self.offset
+            items = self._argv.get(int(tid), {})
+            argv = [_joined(items[i][1]).decode("utf-8", "replace") for i in sorted(items) if i >= 0]
+            self._last_text = None
+            self._push(tt, ProcessExec(int(tgid), int(tid), tt, path, argv, tt))
+        elif kind == "X ":
+            self._last_text = None
+            _, tgid, t, status = text.split(" ")
+            tt = int(t) + self.offset
+            self._push(tt, ProcessExit(int(tgid), tt, int(status), tt + 1))
+        elif kind == "G ":
+            self._last_text = None
+            _, tid, tgid, t, sig, _code = text.split(" ")
+            tt = int(t) + self.offset
+            self._push(tt, Signal(int(tid), int(tgid), int(sig), tt, None, tt))
+        elif text.startswith("Lost "):
+            self._last_text = None
+            self.lost += int(text.split()[1])
+        elif text.startswith("Attaching ") or not text:
+            self._last_text = None
+        else:
+            raise ValueError(text)
+
+    def _syscall(
+        self, tid: int, tgid: int, nr: int, args: tuple[int, ...], ret: int | None, t0: int, t1: int
+    ) -> None:
+        blobs = self._blobs.pop(tid, None)
+        entry = exit_ = None
+        if blobs:
+            reads = self.reads[nr] if nr < len(self.reads) else None
+            if reads:
+                entry, exit_ = _snapshots(reads, args, blobs)
+        elif nr in self.execve_argv:
+            entry = self._argv_snapshot(tid, args, self.execve_argv[nr])
+        dec = self.decoder
+        ecap = dec.capture_entry(nr, args, tid, entry) if entry is not None else None
+        xcap = None
+        if exit_ is not None and ret is not None:
+            xcap = dec.capture_exit(nr, args, ret, tid, exit_)
+        t0 += self.offset
+        t1 += self.offset
+        self._push(t1, Syscall(tid, tgid, nr, args, ret, t0, t1, t0, t1, ecap, xcap))
+
+    def _argv_snapshot(self, tid: int, args: tuple[int, ...], argi: int) -> Snapshot | None:
+        """execve's path and argv as read at its entry, where the decoder will look."""
+        items = self._argv.pop(tid, None)
+        if not items:
+            return None
+        snap = Snapshot()
+        path = items.get(-1)
+        if path is not None:
+            _put_cstr(snap, path[0], _joined(path[1]))
+        ptrs = []
+        i = 0
+        while i in items:
+            ptr, parts = items[i]
+            ptrs.append(ptr)
+            _put_cstr(snap, ptr, _joined(parts))
+            i += 1
+        if ptrs:
+            snap.mem[args[argi]] = argv_array(ptrs, complete=len(ptrs) < ARGV_ITEMS)
+        return snap if ptrs or path else None
+
+
+def _joined(parts: object) -> bytes:
+    if isinstance(parts, list):
+        return "\n".join(parts).encode("utf-8", "surrogateescape")
+    return bytes(parts)  # type: ignore[arg-type]
+
+
+def _put_cstr(snap: Snapshot, addr: int, data: bytes) -> None:
+    # bpftrace cuts strings at STRLEN - 1 bytes without saying so: such a string may be
+    # longer, so it is left out and shows as its address rather than shortened.
+    if len(data) < STRLEN - 1:
+        snap.cstr[addr] = data
+
+
+def _snapshots(
+    reads: tuple[Read, ...], args: tuple[int, ...], blobs: dict[int, object]
+) -> tuple[Snapshot | None, Snapshot | None]:
+    entry = exit_ = None
+    for k, r in enumerate(reads):
+        data = blobs.get(k)
+        if data is None:
+            continue
+        if r.at_exit:
+            snap = exit_ = exit_ or Snapshot()
+        else:
+            snap = entry = entry or Snapshot()
+        addr = args[r.arg]
+        if r.cstr:
+            _put_cstr(snap, addr, _joined(data))
+        else:
+            snap.mem[addr] = data  # type: ignore[assignment]
+    return entry, exit_
+
+
+def argv_array(ptrs: list[int], complete: bool) -> bytes:
+    """A pointer array as it sits in memory (NULL-terminated when all of it was read)."""
+    tail = (0,) if complete else ()
+    return struct.pack(f"<{len(ptrs) + len(tail)}Q", *ptrs, *tail)

@@ -1,0 +1,336 @@
+"""The eBPF backend: bpftrace records syscalls in the kernel while the program runs on.
+
+Same interface as the ptrace ``Tracer`` (``spawn``/``attach``, ``run`` feeding the span
+builder the same records), so decoding, spans, lines, tables and exports are shared. A
+spawned command waits on a pipe before its exec until every probe is attached; bpftrace's
+output (fully buffered: its writes are batched) is parsed on a reader thread.
+
+The end of a run: a spawned command is over when sysspan (a child subreaper) has reaped it
+and every descendant; an attached process when it is gone or on Ctrl-C. bpftrace then gets
+SIGINT, drains its buffers and exits; what it reported lost is counted in ``lost``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+from sysspan.collector.ebpf import preflight
+from sysspan.collector.ebpf.parse import LineParser
+from sysspan.collector.ebpf.program import (
+    READY_SIGNAL,
+    STRLEN,
+    Target,
+    generate,
+    reads_of,
+    syscall_tracepoints,
+    tracepoint_fields,
+)
+from sysspan.collector.records import ProcessStart, Record
+from sysspan.collector.syscalls import table
+from sysspan.errors import EbpfUnavailable, SysspanError
+
+#: Per-CPU perf buffer, in pages (BPFTRACE_PERF_RB_PAGES): 16 MiB rides out the bursts of a
+#: bs=1 dd; SYSSPAN_EBPF_BUFFER_PAGES overrides it (a power of two).
+BUFFER_PAGES = 4096
+READY_TIMEOUT_S = 60.0
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _buffer_pages() -> int:
+    text = os.environ.get("SYSSPAN_EBPF_BUFFER_PAGES")
+    if not text:
+        return BUFFER_PAGES
+    try:
+        pages = int(text)
+    except ValueError:
+        pages = 0
+    if pages <= 0 or pages & (pages - 1):
+        raise SysspanError(f"SYSSPAN_EBPF_BUFFER_PAGES={text!r}: expected a power of two")
+    return pages
+
+
+class EbpfTracer:
+    """Traces one spawned command or attached process through bpftrace."""
+
+    stops = 0
+    seccomp_mode = False
+
+    def __init__(self, decoder, *, arch: str, follow: bool, traced: frozenset[int] | None,
+                 execve_nrs: frozenset[int]) -> None:  # noqa: ANN001
+        self.bpftrace = preflight.preflight()
+        self.decoder = decoder
+        self.arch = arch
+        self.follow = follow
+        self.traced = traced
+        names = table(arch)
+        self.execve_argv = {
+            nr: (2 if names[nr] == "execveat" else 1) for nr in execve_nrs if nr in names
+        }
+        self.warnings: list[str] = []
+        self.stats: dict[str, int] = {}
+        self.lost = 0
+        self.root_pid = 0
+        self.attached = False
+        self.detaching = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._go_w = -1
+        self._start_ns = 0
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._program_file = ""
+        self._plans = decoder.plans()
+
+    # -- the program -------------------------------------------------------------------------
+    def _program(self, target: Target) -> str:
+        available = syscall_tracepoints() or frozenset()
+        names = {nr: n for nr, n in table(self.arch).items() if n in available}
+        fields = None
+        if self.traced is not None:
+            missing = sorted(table(self.arch)[nr] for nr in self.traced if nr not in names)
+            if missing and len(missing) == len(self.traced):
+                raise EbpfUnavailable(
+                    f"-e trace=: this kernel has no tracepoints for {', '.join(missing)}; "
+                    "use --backend ptrace"
+                )
+            fields = {nr: tracepoint_fields(names[nr]) for nr in self.traced if nr in names}
+        return generate(target, self.traced, names, self._plans, self.execve_argv, fields)
+
+    def _start_bpftrace(self, target: Target) -> None:
+        program = self._program(target)
+        fd, self._program_file = tempfile.mkstemp(prefix="sysspan-", suffix=".bt")
+        if os.environ.get("SYSSPAN_EBPF_DEBUG"):
+            os.write(2, program.encode())
+        with os.fdopen(fd, "w") as fh:
+            fh.write(program)
+        env = dict(os.environ)
+        env["BPFTRACE_STRLEN"] = str(STRLEN)
+        env["BPFTRACE_PERF_RB_PAGES"] = str(_buffer_pages())
+        env.setdefault("BPFTRACE_MAP_KEYS_MAX", "65536")
+        # --unsafe: the ready probe signals sysspan (bpftrace's signal() is "unsafe")
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [self.bpftrace, "--unsafe", "-B", "full", self._program_file],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # Ctrl-C at a terminal must not stop it before the drain
+        )
+
+    def _wait_ready(self) -> None:
+        """Call getpgid until the last probe (on that call) signals back: then all are in."""
+        proc = self._proc
+        assert proc is not None
+        sig = getattr(signal, f"SIG{READY_SIGNAL}")
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    err = (proc.stderr.read() if proc.stderr else b"").decode("utf-8", "replace")
+                    raise EbpfUnavailable(f"bpftrace failed: {_first_error(err)}")
+                os.getpgid(0)
+                if signal.sigtimedwait([sig], 0.02) is not None:
+                    return
+            raise EbpfUnavailable("bpftrace did not attach its probes within a minute")
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    # -- starting --------------------------------------------------------------------------
+    def spawn(self, path: str, argv: list[str], env: dict[str, str]) -> int:
+        """Fork a child that waits on a pipe, attach every probe, then let it exec."""
+        if self.follow:  # orphaned descendants come back to sysspan, which waits for them
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        go_r, go_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(go_w)
+                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, ())
+                if os.read(go_r, 1) != b"g":  # go_r is close-on-exec
+                    os._exit(127)
+                os.execve(path, argv, env)
+            except OSError as exc:
+                os.write(2, f"sysspan: {argv[0]}: {exc.strerror}\n".encode())
+            finally:
+                os._exit(127)
+        os.close(go_r)
+        self._go_w = go_w
+        self.root_pid = pid
+        try:
+            self._start_bpftrace(Target(pid, self.follow, not self.follow, os.getpid()))
+            self._wait_ready()
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._cleanup()
+            raise
+        self._start_ns = time.time_ns()
+        return pid
+
+    def attach(self, pid: int) -> None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise SysspanError(f"-p {pid}: no such process") from None
+        except PermissionError:
+            pass
+        self.attached = True
+        self.root_pid = pid
+        try:
+            self._start_bpftrace(Target(pid, self.follow, False, os.getpid()))
+            self._wait_ready()
+        except BaseException:
+            self._cleanup()
+            raise
+        self._start_ns = time.time_ns()
+
+    # -- control -----------------------------------------------------------------------------
+    def request_detach(self) -> None:
+        self.detaching = True
+        self._stop.set()
+
+    def forward(self, sig: int) -> None:
+        if self.root_pid and not self.attached:
+            try:
+                os.kill(self.root_pid, sig)
+            except ProcessLookupError:
+                pass
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, consume: Callable[[Record], None]) -> int | None:
+        """Run until the traced processes are gone; returns the root's wait status."""
+        proc = self._proc
+        if proc is None:
+            raise SysspanError("nothing to trace: spawn or attach first")
+        offset = time.time_ns() - time.monotonic_ns()
+        reads = [reads_of(p) for p in self._plans]
+        parser = LineParser(self.decoder, reads, offset, consume, self.execve_argv)
+        if not self.attached:
+            consume(ProcessStart(self.root_pid, os.getpid(), self._start_ns, False, 0))
+        else:
+            consume(ProcessStart(self.root_pid, 0, self._start_ns, True, 0))
+        reader = threading.Thread(target=self._read, args=(proc, parser), name="sysspan-ebpf", daemon=True)
+        reader.start()
+        status: int | None = None
+        try:
+            if self.attached:
+                self._wait_gone(self.root_pid)
+            else:
+                os.write(self._go_w, b"g")
+                os.close(self._go_w)
+                self._go_w = -1
+                status = self._reap_all(proc.pid)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            reader.join()
+            proc.wait()
+            err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+            self._cleanup()
+        parser.finish()
+        self.lost = parser.lost
+        self.stats = {"lost": parser.lost, "unparsed": parser.unparsed}
+        if self._error is not None:
+            raise SysspanError(f"decoding the trace failed: {self._error!r}")
+        if proc.returncode not in (0, -signal.SIGINT) and _first_error(err):
+            self.warnings.append(f"bpftrace: {_first_error(err)}")
+        return status
+
+    def _read(self, proc: subprocess.Popen[bytes], parser: LineParser) -> None:
+        out = proc.stdout
+        assert out is not None
+        rest = b""
+        try:
+            while True:
+                chunk = out.read1(1 << 20)
+                if not chunk:
+                    break
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                parser.feed(lines)
+            if rest:
+                parser.feed([rest])
+        except BaseException as exc:  # noqa: BLE001 - reported by run()
+            self._error = exc
+            out.read()
+
+    def _reap_all(self, bpftrace_pid: int) -> int | None:
+        """Reap the command and, with -f, every descendant (orphans come to this subreaper)."""
+        status: int | None = None
+        reaped = False
+        while True:
+            if reaped and (not self.follow or not _children() - {bpftrace_pid}):
+                return status
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG if reaped else 0)
+            except ChildProcessError:
+                return status
+            except InterruptedError:
+                continue
+            if pid == 0:
+                time.sleep(0.02)
+            elif pid == self.root_pid:
+                status, reaped = st, True
+            elif pid == bpftrace_pid:
+                raise EbpfUnavailable("bpftrace exited while tracing")
+
+    def _wait_gone(self, pid: int) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as fh:
+                    state = fh.read().rsplit(b")", 1)[1].split()[0]
+            except OSError:
+                return
+            if state in (b"Z", b"X"):
+                return
+
+    def _cleanup(self) -> None:
+        if self._go_w >= 0:
+            os.close(self._go_w)
+            self._go_w = -1
+        if self._program_file:
+            try:
+                os.unlink(self._program_file)
+            except OSError:
+                pass
+            self._program_file = ""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children() -> set[int]:
+    """This process's live children, from every thread's children list."""
+    out: set[int] = set()
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/children") as fh:
+                out.update(int(x) for x in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _first_error(text: str) -> str:
+    """bpftrace's first real error line (its RLIMIT_MEMLOCK notice is not one)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or "RLIMIT_MEMLOCK" in line or line.startswith(("WARNING", "^", "~")):
+            continue
+        if "ERROR" in line or "error" in line:
+            return line
+    return ""
