@@ -7,13 +7,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench deps clean
+.PHONY: demo test lint bench deps compiler clean
 
-$(STAMP): pyproject.toml
+# compileall: where PYTHONDONTWRITEBYTECODE is set, every start would otherwise compile
+# sysspan's sources again (most of a short trace's start-up).
+$(STAMP): pyproject.toml setup.py sysspan/collector/_stoploop.c | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q sysspan > /dev/null
 	touch $(STAMP)
+
+# The stop loop is a C extension: the venv build needs a compiler.
+compiler:
+	@command -v gcc >/dev/null 2>&1 || command -v cc >/dev/null 2>&1 || { \
+	  echo "installing Debian packages: gcc"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc >/dev/null; }
 
 deps:
 	@missing=""; \

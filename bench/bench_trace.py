@@ -1,72 +1,102 @@
-"""Tracer figures (issue: trace at the speed of the kernel).
+"""Tracer figures: every comparison as pinned wall (both tools on CPU 1), CPU time of the
+whole process tree, and unpinned wall (median and min-max of alternating runs).
 
-1. full trace: dd bs=1 count=200000, every syscall a span in the JSONL file, vs strace -f -o FILE
-2. filtered:   -e trace=openat on dd count=2000000 (seccomp-bpf) vs the untraced command
-4. memory:     peak RSS tracing count=2000000 fully, and its ratio to count=200000
-5. burst:      10,000,000 syscalls with --max-spans-per-second 10000: peak RSS and exact counts
+1. full trace:  dd bs=1 count=200000, every syscall a span in the JSONL file, vs strace -f -o FILE
+2. over OTLP:   the same exported over OTLP/gRPC to a loopback receiver (the receiver unpinned),
+                every span counted by the receiver, vs strace -f -o FILE
+3. start-up:    sysspan -qq -- true vs python3 -c pass; python3 -c 'import json, sqlite3'
+                traced with -f vs strace -f -o FILE
+4. memory:      peak RSS tracing 2,000,000 syscalls fully vs 200,000
+5. filtered:    -e trace=openat on dd count=2000000 (seccomp-bpf) vs the untraced command
+6. burst:       10,000,000 syscalls with --max-spans-per-second 10000: peak RSS and exact counts
 
-Usage: python bench/bench_trace.py [--runs N] [--quick]
+Usage: python bench/bench_trace.py [--runs N] [--quick] [--only NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from common import SYSSPAN, alternate, env, machine_note, median, run
+from common import SYSSPAN, Receiver, compare, env, machine_note, measure
 
 
 def dd(count: int) -> list[str]:
     return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}"]
 
 
-def full_trace(runs: int, count: int, tmp: Path) -> dict:
-    times = alternate(
-        {
-            "sysspan": [*SYSSPAN, "-qq", "--trace-file", str(tmp / "full.jsonl"), "--", *dd(count)],
-            "strace": ["strace", "-f", "-o", str(tmp / "strace.txt"), *dd(count)],
-        },
-        runs,
-        tmp,
-    )
-    return {"sysspan_s": median(times["sysspan"]), "strace_s": median(times["strace"]),
-            "ratio": median(times["sysspan"]) / median(times["strace"]), "runs": times}
+def full_trace(runs: int, count: int, tmp: Path) -> None:
+    c = compare("sysspan", "strace", {
+        "sysspan": [*SYSSPAN, "-qq", "--trace-file", str(tmp / "full.jsonl"), "--", *dd(count)],
+        "strace": ["strace", "-f", "-o", str(tmp / "strace.txt"), *dd(count)],
+    }, runs, tmp)
+    print(f"1. full trace  dd count={count} ({2 * count:,} syscalls) to JSONL vs strace -f -o FILE")
+    print("\n".join(c.lines("(target <= 1.2)")))
 
 
-def filtered(runs: int, count: int, tmp: Path) -> dict:
-    times = alternate(
-        {
-            "sysspan": [*SYSSPAN, "-qq", "--trace-file", str(tmp / "filtered.jsonl"), "-e", "trace=openat", "--", *dd(count)],
-            "untraced": dd(count),
-        },
-        runs,
-        tmp,
-    )
-    return {"sysspan_s": median(times["sysspan"]), "untraced_s": median(times["untraced"]),
-            "ratio": median(times["sysspan"]) / median(times["untraced"]), "runs": times}
+def over_otlp(runs: int, count: int, tmp: Path) -> None:
+    with Receiver() as rx:
+        cmd = [*SYSSPAN, "-qq", "--otlp-endpoint", rx.endpoint, "--otlp-protocol", "grpc", "--", *dd(count)]
+        c = compare("sysspan", "strace", {
+            "sysspan": cmd, "strace": ["strace", "-f", "-o", str(tmp / "strace.txt"), *dd(count)],
+        }, runs, tmp)
+        # one more run to check that every span arrived: the syscalls, dd's process span, the run span
+        rx.reset()
+        s = measure(cmd, tmp)
+        assert s.rc == 0
+        rx.wait_for(1, timeout=60)
+        expected = rx.run_count.value + 2
+        rx.wait_for(expected, timeout=120)
+        received = rx.counter.value
+    print(f"2. over OTLP   dd count={count} exported over OTLP/gRPC to a loopback receiver vs strace -f -o FILE")
+    print("\n".join(c.lines("(target <= 1.25)")))
+    print(f"   every span received: {received == expected} ({received:,} of {expected:,})")
 
 
-def memory(small: int, large: int, tmp: Path) -> dict:
+def startup(runs: int, tmp: Path) -> None:
+    py = [sys.executable, "-c", "pass"]
+    c = compare("sysspan", "python", {"sysspan": [*SYSSPAN, "-qq", "--", "true"], "python": py}, runs, tmp)
+    print("3. start-up    sysspan -qq -- true vs python3 -c pass")
+    print("\n".join(c.lines("(target <= 3)")))
+    short = [sys.executable, "-c", "import json, sqlite3"]
+    c = compare("sysspan", "strace", {
+        "sysspan": [*SYSSPAN, "-qq", "-f", "--trace-file", str(tmp / "short.jsonl"), "--", *short],
+        "strace": ["strace", "-f", "-o", str(tmp / "short.txt"), *short],
+    }, runs, tmp)
+    print("   short command python3 -c 'import json, sqlite3' traced with -f vs strace -f -o FILE")
+    print("\n".join(c.lines("(target <= 1.5)")))
+
+
+def memory(small: int, large: int, tmp: Path) -> None:
     rss = {}
     for count in (small, large):
         trace = tmp / f"mem-{count}.jsonl"
-        _, kib, rc = run([*SYSSPAN, "-qq", "--trace-file", str(trace), "--", *dd(count)], tmp)
-        assert rc == 0
+        s = measure([*SYSSPAN, "-qq", "--trace-file", str(trace), "--", *dd(count)], tmp)
+        assert s.rc == 0
         trace.unlink()
-        rss[count] = kib / 1024
-    return {"small_count": small, "large_count": large, "small_mb": rss[small], "large_mb": rss[large],
-            "growth": rss[large] / rss[small]}
+        rss[count] = s.rss_kib / 1024
+    print(f"4. memory      peak RSS {2 * small:,} syscalls: {rss[small]:.1f} MB, {2 * large:,} syscalls: "
+          f"{rss[large]:.1f} MB  growth x{rss[large] / rss[small]:.2f}  (target within 10%)")
 
 
-def burst(count: int, tmp: Path) -> dict:
+def filtered(runs: int, count: int, tmp: Path) -> None:
+    c = compare("sysspan", "untraced", {
+        "sysspan": [*SYSSPAN, "-qq", "--trace-file", str(tmp / "filtered.jsonl"), "-e", "trace=openat", "--", *dd(count)],
+        "untraced": dd(count),
+    }, runs, tmp, pinned_runs=max(1, runs // 2))
+    print(f"5. filtered    -e trace=openat dd count={count} (seccomp-bpf) vs the untraced command")
+    print("\n".join(c.lines("(target <= 1.5)")))
+
+
+def burst(count: int, tmp: Path) -> None:
     trace = tmp / "burst.jsonl"
     cmd = [*SYSSPAN, "-c", "--trace-file", str(trace), "--max-spans-per-second", "10000", "--", *dd(count // 2)]
     proc = subprocess.Popen(cmd, cwd=tmp, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    import os
-
     _, status, usage = os.wait4(proc.pid, 0)
     stderr = proc.stderr.read()
     calls = {}
@@ -90,48 +120,37 @@ def burst(count: int, tmp: Path) -> dict:
                         if "syscall.count" in attrs:
                             run_attrs = {k: int(v.get("intValue", 0)) for k, v in attrs.items() if "intValue" in v}
     trace.unlink()
-    return {
-        "syscalls": sum(calls.values()),
-        "reads": calls.get("read", 0),
-        "writes": calls.get("write", 0),
-        "syscall.count": run_attrs.get("syscall.count"),
-        "syscall.dropped": run_attrs.get("syscall.dropped"),
-        "spans_in_file": spans,
-        "counts_exact": run_attrs.get("syscall.count") == sum(calls.values())
-        and spans == run_attrs.get("syscall.count", 0) - run_attrs.get("syscall.dropped", 0)
-        and calls.get("read", 0) >= count // 2,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-    }
+    exact = (run_attrs.get("syscall.count") == sum(calls.values())
+             and spans == run_attrs.get("syscall.count", 0) - run_attrs.get("syscall.dropped", 0)
+             and calls.get("read", 0) >= count // 2)
+    print(f"6. burst       {sum(calls.values())} syscalls at --max-spans-per-second 10000: peak RSS {usage.ru_maxrss / 1024:.1f} MB,"
+          f" syscall.count={run_attrs.get('syscall.count')} dropped={run_attrs.get('syscall.dropped')} spans={spans}"
+          f" counts exact: {exact}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="alternating runs per comparison (>= 5 for the figures)")
     ap.add_argument("--quick", action="store_true", help="smaller workloads (a smoke test, not the figures)")
-    ap.add_argument("--only", choices=("full", "filtered", "memory", "burst"), action="append")
+    ap.add_argument("--only", choices=("full", "otlp", "startup", "memory", "filtered", "burst"), action="append")
     args = ap.parse_args()
     scale = 10 if args.quick else 1
-    only = set(args.only or ("full", "filtered", "memory", "burst"))
+    only = set(args.only or ("full", "otlp", "startup", "memory", "filtered", "burst"))
     print(f"machine: {machine_note()}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "full" in only:
-            r = full_trace(args.runs, 200_000 // scale, tmp)
-            print(f"1. full trace  dd count={200_000 // scale}: sysspan {r['sysspan_s']:.2f}s  strace -f -o {r['strace_s']:.2f}s"
-                  f"  ratio {r['ratio']:.2f}  (target <= 1.25; medians of {args.runs} alternating runs)")
-        if "filtered" in only:
-            r = filtered(args.runs, 2_000_000 // scale, tmp)
-            print(f"2. filtered    -e trace=openat dd count={2_000_000 // scale}: sysspan {r['sysspan_s']:.2f}s"
-                  f"  untraced {r['untraced_s']:.2f}s  ratio {r['ratio']:.2f}  (target <= 1.5)")
+            full_trace(args.runs, 200_000 // scale, tmp)
+        if "otlp" in only:
+            over_otlp(args.runs, 200_000 // scale, tmp)
+        if "startup" in only:
+            startup(max(args.runs, 10), tmp)
         if "memory" in only:
-            r = memory(200_000 // scale, 2_000_000 // scale, tmp)
-            print(f"4. memory      peak RSS count={r['small_count']}: {r['small_mb']:.1f} MB, count={r['large_count']}: "
-                  f"{r['large_mb']:.1f} MB  growth x{r['growth']:.2f}  (target <= 150 MB and within 20%)")
+            memory(100_000 // scale, 1_000_000 // scale, tmp)
+        if "filtered" in only:
+            filtered(args.runs, 2_000_000 // scale, tmp)
         if "burst" in only:
-            r = burst(10_000_000 // scale, tmp)
-            print(f"5. burst       {r['syscalls']} syscalls at --max-spans-per-second 10000: peak RSS {r['peak_rss_mb']:.1f} MB,"
-                  f" syscall.count={r['syscall.count']} dropped={r['syscall.dropped']} spans={r['spans_in_file']}"
-                  f" counts exact: {r['counts_exact']}")
+            burst(10_000_000 // scale, tmp)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,13 @@
-"""Shared helpers for the benchmarks: timed runs, medians, peak RSS of a child."""
+"""Shared helpers for the benchmarks: timed runs with CPU time and peak RSS, alternating
+comparisons (pinned and unpinned), a loopback OTLP/gRPC receiver process.
+
+Why both pinned and unpinned: a ptrace stop wakes the tracer and, later, the tracee. When
+the scheduler puts them on different CPUs every stop is a cross-CPU wake-up, and how often
+that happens varies from run to run, so unpinned wall times of the same command swing by
+several times. With both tools pinned to one CPU (``taskset -c 1``) the comparison measures
+the work each tool does; CPU time (user + sys of the whole process tree, from ``wait4``)
+says the same without depending on placement.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +17,12 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SYSSPAN = [sys.executable, "-m", "sysspan"]
+PIN = ["taskset", "-c", "1"]
 
 
 def env() -> dict[str, str]:
@@ -20,33 +31,156 @@ def env() -> dict[str, str]:
     return e
 
 
-def run(cmd: list[str], cwd: str | Path, quiet: bool = True) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS of the direct child in KiB, exit status)."""
+@dataclass
+class Sample:
+    wall: float  # seconds
+    cpu: float  # user + sys seconds of the child and every descendant it waited for
+    rss_kib: int  # peak RSS of the largest process in that tree
+    rc: int
+
+
+def measure(cmd: list[str], cwd: str | Path, pin: bool = False, quiet: bool = True) -> Sample:
     out = subprocess.DEVNULL if quiet else None
+    full = [*PIN, *cmd] if pin else cmd
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=out, stderr=out)
+    proc = subprocess.Popen(full, cwd=cwd, env=env(), stdout=out, stderr=out)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss, proc.returncode
+    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
 
 
-def alternate(cmds: dict[str, list[str]], runs: int, cwd: Path) -> dict[str, list[float]]:
+def run(cmd: list[str], cwd: str | Path, quiet: bool = True) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS of the process tree in KiB, exit status)."""
+    s = measure(cmd, cwd, quiet=quiet)
+    return s.wall, s.rss_kib, s.rc
+
+
+def alternate(cmds: dict[str, list[str]], runs: int, cwd: Path, pin: bool = False) -> dict[str, list[Sample]]:
     """Run each command ``runs`` times, interleaved (a, b, a, b, ...) so drift in machine
-    load hits all of them alike. Returns the wall times per name."""
-    times: dict[str, list[float]] = {name: [] for name in cmds}
+    load hits all of them alike."""
+    samples: dict[str, list[Sample]] = {name: [] for name in cmds}
     for _ in range(runs):
         for name, cmd in cmds.items():
-            wall, _, rc = run(cmd, cwd)
-            if rc != 0:
-                raise SystemExit(f"benchmark command failed ({rc}): {' '.join(cmd)}")
-            times[name].append(wall)
-    return times
+            s = measure(cmd, cwd, pin=pin)
+            if s.rc != 0:
+                raise SystemExit(f"benchmark command failed ({s.rc}): {' '.join(cmd)}")
+            samples[name].append(s)
+    return samples
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+@dataclass
+class Comparison:
+    """``a`` against ``b``: pinned wall and CPU medians, unpinned wall median and range."""
+
+    a: str
+    b: str
+    pinned: dict[str, list[Sample]]
+    unpinned: dict[str, list[Sample]]
+
+    def _med(self, which: dict[str, list[Sample]], name: str, field: str) -> float:
+        return median([getattr(s, field) for s in which[name]])
+
+    def ratio(self, field: str = "wall", pinned: bool = True) -> float:
+        which = self.pinned if pinned else self.unpinned
+        return self._med(which, self.a, field) / self._med(which, self.b, field)
+
+    def lines(self, target: str) -> list[str]:
+        out = []
+        for label, which in (("pinned (taskset -c 1)", self.pinned), ("unpinned", self.unpinned)):
+            if not which[self.a]:
+                continue
+            parts = []
+            for name in (self.a, self.b):
+                walls = [s.wall for s in which[name]]
+                cpus = [s.cpu for s in which[name]]
+                parts.append(f"{name} {median(walls):.2f}s [{min(walls):.2f}-{max(walls):.2f}] cpu {median(cpus):.2f}s")
+            n = len(which[self.a])
+            ratio = self.ratio("wall", which is self.pinned)
+            cpu_ratio = self.ratio("cpu", which is self.pinned)
+            extra = f"  {target}" if which is self.pinned else ""
+            out.append(f"   {label:<22} {'; '.join(parts)}  wall ratio {ratio:.2f}, cpu ratio {cpu_ratio:.2f}"
+                       f"  (medians of {n}){extra}")
+        return out
+
+
+def compare(a: str, b: str, cmds: dict[str, list[str]], runs: int, cwd: Path, pinned_runs: int | None = None) -> Comparison:
+    pinned = alternate(cmds, pinned_runs or runs, cwd, pin=True)
+    unpinned = alternate(cmds, runs, cwd, pin=False) if runs else {a: [], b: []}
+    return Comparison(a, b, pinned, unpinned)
+
+
 def machine_note() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+    load = os.getloadavg()[0]
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, load average {load:.1f}")
+
+
+# -- a loopback OTLP/gRPC receiver in its own process ------------------------------------------
+def _receiver(port_q, counter, run_count, workers: int, pin_cpu: int | None) -> None:
+    if pin_cpu is not None:
+        os.sched_setaffinity(0, {pin_cpu})
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802 - gRPC name
+            n = 0
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    n += len(ss.spans)
+                    for span in ss.spans:
+                        if span.parent_span_id == b"" or not span.parent_span_id:
+                            for kv in span.attributes:
+                                if kv.key == "syscall.count":
+                                    with run_count.get_lock():
+                                        run_count.value = kv.value.int_value
+            with counter.get_lock():
+                counter.value += n
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(
+        __import__("concurrent.futures").futures.ThreadPoolExecutor(max_workers=workers),
+        options=[("grpc.max_receive_message_length", 64 << 20)],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port_q.put(port)
+    server.wait_for_termination()
+
+
+class Receiver:
+    """``with Receiver() as r``: ``r.endpoint``, ``r.counter.value`` (spans counted),
+    ``r.run_count.value`` (the run span's syscall.count, when a trace was sent)."""
+
+    def __init__(self, workers: int = 2, pin_cpu: int | None = None) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.counter = ctx.Value("q", 0)
+        self.run_count = ctx.Value("q", -1)
+        self._q = ctx.Queue()
+        self._proc = ctx.Process(target=_receiver, args=(self._q, self.counter, self.run_count, workers, pin_cpu), daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._proc.start()
+        self.endpoint = f"http://127.0.0.1:{self._q.get(timeout=60)}"
+        return self
+
+    def reset(self) -> None:
+        self.counter.value = 0
+        self.run_count.value = -1
+
+    def wait_for(self, n: int, timeout: float = 600) -> float:
+        deadline = time.perf_counter() + timeout
+        while self.counter.value < n and time.perf_counter() < deadline:
+            time.sleep(0.002)
+        return time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self._proc.terminate()
+        self._proc.join(5)

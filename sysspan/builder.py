@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
     from sysspan.decisions.ruchy import DecisionWriter
 
 
+_FORMAT_CACHE_MAX = 4096
+
+
 def signal_name(sig: int) -> str:
     try:
         return _signal.Signals(sig).name
@@ -130,6 +133,7 @@ class SpanBuilder:
         self.process_count = 0
         self.spans_emitted = 0
         self.root_tgid = 0
+        self._formatted: dict[tuple, Decoded] = {}  # export thread only
         self._handlers: dict[type, Callable] = {
             Syscall: self.syscall,
             ProcessStart: self.process_start,
@@ -231,6 +235,7 @@ class SpanBuilder:
         if linker is not None:
             linker.emit = out.append
         fmt = self.format_call
+        formatted = self._formatted
         line = self.line
         make_id = self.ids.make
         trace_id = self.trace_id
@@ -251,7 +256,18 @@ class SpanBuilder:
                 continue
             call, parent, seq = item
             tid, tgid, rval, t0, t1, pcs = call.tid, call.tgid, call.rval, call.t0, call.t1, call.pcs
-            d = fmt(call.nr, call.args, rval, call.ecap, call.xcap)
+            # Loops repeat the same call (same registers, same bytes read) over and over;
+            # formatting is a pure function of these, so each distinct one is done once.
+            key = (call.nr, call.args, rval, call.ecap, call.xcap)
+            try:
+                d = formatted[key]
+            except KeyError:
+                d = fmt(*key)
+                if len(formatted) >= _FORMAT_CACHE_MAX:
+                    formatted.clear()
+                formatted[key] = d
+            except TypeError:  # an unhashable capture (argv lists)
+                d = fmt(*key)
             if line is not None:
                 line(tid, t0, t1, 0, d)
                 if pcs and self.source is not None and self.source.full_stack:

@@ -7,7 +7,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 
 from sysspan import __version__
 from sysspan.errors import SysspanError
@@ -78,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except Exception as exc:  # noqa: BLE001 - the user gets one line, developers a traceback on request
         if os.environ.get("SYSSPAN_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         print(
             f"sysspan: internal error: {type(exc).__name__}: {exc} (set SYSSPAN_DEBUG=1 for details)",

@@ -56,6 +56,10 @@
 #define OP_EXIT 2
 #define OP_SECCOMP 3
 
+/* How long the consumer sleeps between looks when no full batch woke it: the latency of a
+ * trickle of records (a mostly idle tracee). */
+#define DRAIN_POLL_NS (10 * 1000000)
+
 /* Record kinds and flags: keep in step with records.py. */
 enum { R_PAD = 0, R_SYSCALL = 1, R_START = 2, R_EXEC = 3, R_SIGNAL = 4, R_EXIT = 5 };
 enum { F_RVAL = 1, F_PY_ENTRY = 2, F_PY_EXIT = 4, F_OURS = 8, F_TRUNCATED = 16, F_PY_STACK = 32 };
@@ -238,7 +242,9 @@ static int ring_put(Loop *L, const void *a, size_t alen, const void *b, size_t b
             ((rec_hdr *)(L->ring + pos))->size = (uint32_t)size;
             L->head += size;
             if (L->head - L->tail > L->peak) L->peak = L->head - L->tail;
-            pthread_cond_signal(&L->cv_data);
+            /* Wake the consumer only for a good batch: on a single CPU every wake-up is a
+             * context switch away from the tracee. It also looks on its own every few ms. */
+            if (L->head - L->tail >= L->rsize / 16) pthread_cond_signal(&L->cv_data);
             pthread_mutex_unlock(&L->mu);
             return 0;
         }
@@ -1047,7 +1053,11 @@ static PyObject *Loop_drain(Loop *L, PyObject *unused) {
         if (L->head != L->tail) break;
         if (L->finished) { done = 1; break; }
         pthread_cond_signal(&L->cv_space);
-        pthread_cond_wait(&L->cv_data, &L->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += DRAIN_POLL_NS;
+        if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
+        pthread_cond_timedwait(&L->cv_data, &L->mu, &until);
     }
     if (!done) {
         uint64_t pos = L->tail % L->rsize;

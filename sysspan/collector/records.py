@@ -121,6 +121,7 @@ FLUSH = Flush()
 R_PAD, R_SYSCALL, R_START, R_EXEC, R_SIGNAL, R_EXIT = range(6)
 F_RVAL, F_PY_ENTRY, F_PY_EXIT, F_OURS, F_TRUNCATED, F_PY_STACK = 1, 2, 4, 8, 16, 32
 P_MEM, P_CSTR, P_STDERR = 0, 1, 2
+_PY = F_PY_ENTRY | F_PY_EXIT | F_PY_STACK
 
 _HDR = struct.Struct("<IHHii")
 _SYSCALL = struct.Struct("<IHHiiq6Qq6QiI")
@@ -181,6 +182,13 @@ def parse_records(buf: bytes) -> list[RawSyscall | Record]:
         if kind == R_SYSCALL:
             (_, _, _, _, _, nr, a0, a1, a2, a3, a4, a5, rval, t0, t1, seq0, seq1, _ip, _sp,
              caller, nblobs) = _SYSCALL.unpack_from(buf, off)
+            rv: int | None = rval if flags & F_RVAL else None
+            if not nblobs and not flags & _PY:
+                # nothing for the decoder to capture: the final record right away
+                out.append(Syscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv,
+                                   t0, t1, seq0, seq1))
+                off += size
+                continue
             entry = exit_ = None
             stderr = None
             pos = off + _SYSCALL.size
@@ -197,10 +205,6 @@ def parse_records(buf: bytes) -> list[RawSyscall | Record]:
                 else:
                     snap = entry = entry or Snapshot()
                 (snap.cstr if op == P_CSTR else snap.mem)[addr] = data
-            if flags & F_RVAL:
-                rv: int | None = rval
-            else:
-                rv = None
             out.append(RawSyscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv, t0, t1,
                                   seq0, seq1, flags, entry, exit_, stderr))
         elif kind == R_START:

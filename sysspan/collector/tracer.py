@@ -40,11 +40,11 @@ from sysspan.collector.records import (
     check_layout,
     parse_records,
 )
-from sysspan.collector.seccomp import PreparedFilter
 from sysspan.errors import PtraceDenied, SysspanError
 
 if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
     from sysspan.collector.decode import Decoder
+    from sysspan.collector.seccomp import PreparedFilter
     from sysspan.collector.source import SourceCapture
 
 check_layout(_stoploop)

@@ -11,14 +11,12 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from typing import TextIO
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
-from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer, relayed_signals_blocked
 from sysspan.config import resource_from_env
@@ -417,6 +415,8 @@ def _seccomp_filter(ns: argparse.Namespace, arch: str, traced: frozenset[int] | 
     """The prepared seccomp-bpf filter for -e trace= on a spawned command, or None."""
     if traced is None or not ns.command or ns.no_seccomp:
         return None
+    from sysspan.collector.seccomp import PreparedFilter, build_filter, seccomp_available
+
     if not seccomp_available():
         _warn("seccomp-bpf is not available here; stopping at every syscall instead")
         return None
@@ -493,6 +493,8 @@ def _run_plain(
     path: str, argv: list[str], env: dict[str, str], channel: DecisionChannel
 ) -> tuple[int, int]:
     """--no-syscalls: run the command as is, forwarding signals, and return its wait status."""
+    import subprocess  # only --no-syscalls runs the command this way
+
     proc = subprocess.Popen(argv, executable=path, env=env, pass_fds=(channel.child_fd,))  # noqa: S603
     channel.close_child_end()
 
