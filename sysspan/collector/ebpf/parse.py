@@ -9,6 +9,7 @@ they are ``REORDER_NS`` older than the newest line seen (and all of them at the 
 from __future__ import annotations
 
 import heapq
+import threading
 import struct
 from collections.abc import Callable, Sequence
 
@@ -51,6 +52,7 @@ class LineParser:
         self._blobs: dict[int, dict[int, bytes]] = {}
         self._argv: dict[int, dict[int, tuple[int, bytes]]] = {}
         self._last_text: list[str] | None = None
+        self.synced = threading.Event()
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, lines: list[bytes]) -> None:
@@ -139,6 +141,10 @@ class LineParser:
         elif text.startswith("Lost "):
             self._last_text = None
             self.lost += int(text.split()[1])
+        elif kind == "Z ":
+            self._last_text = None
+            if not text.startswith("Z 0 "):  # getpgid(0) calls only wait for the probes
+                self.synced.set()
         elif text.startswith("Attaching ") or not text:
             self._last_text = None
         else:

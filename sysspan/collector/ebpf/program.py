@@ -24,6 +24,7 @@ Line grammar (fields separated by one space; ``P``'s string runs to the end of t
   X tgid t wait_status                          the process's last thread exited
   G tid tgid t sig code                         a signal delivered
   A tid -1 ptr <path>                           execve's path (argv[i] for i >= 0)
+  Z pid zzz...                                  sysspan's own marker call (getpgid(pid))
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ PF_RVAL, PF_U32LEN = 1, 2
 P_MEM, P_CSTR = 0, 1
 #: Sent to sysspan once every probe is attached (ignored by default, unlike SIGUSR1).
 READY_SIGNAL = "URG"
+SYNC_PAD = 500
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -135,6 +137,10 @@ def _plan_table(groups: dict[tuple[Read, ...], list[int]]) -> list[str]:
     return out
 
 
+def _any_reads(groups: dict[tuple[Read, ...], list[int]]) -> bool:
+    return any(reads for reads in groups)
+
+
 def _arg(sel: str) -> str:
     """The argument whose index is in ``sel`` (tuples only take literal indexes)."""
     return (
@@ -190,9 +196,9 @@ def _read_loop(cstr: bool) -> list[str]:
     ]
 
 
-def _exit_blocks(probes: str) -> list[str]:
+def _exit_blocks(probes: str, reads: bool) -> list[str]:
     out: list[str] = []
-    for cstr in (True, False):
+    for cstr in (True, False) if reads else ():
         out.append(f"{probes} /@t0[tid]/ {{")
         out.extend("  " + line for line in _read_loop(cstr))
         out.append("}")
@@ -269,7 +275,7 @@ def generate(
             )
             out.append("  }")
         out.append("}")
-        out.extend(_exit_blocks("tracepoint:raw_syscalls:sys_exit"))
+        out.extend(_exit_blocks("tracepoint:raw_syscalls:sys_exit", _any_reads(groups)))
     else:
         fields = fields or {}
         for nr in chosen:
@@ -288,7 +294,7 @@ def generate(
             out.append("}")
             group(nr)
         probes = ", ".join(f"tracepoint:syscalls:sys_exit_{names[nr]}" for nr in chosen)
-        out.extend(_exit_blocks(probes))
+        out.extend(_exit_blocks(probes, _any_reads(groups)))
     out.insert(0, "BEGIN { " + " ".join(begin + _plan_table(groups)) + " }")
     out.append(
         f'tracepoint:sched:sched_process_exec /{base_flt}/ {{ printf("E %d %d %llu %s\\n", tid, pid, '
@@ -312,13 +318,17 @@ def generate(
         f"tracepoint:signal:signal_deliver /{base_flt}/ "
         '{ printf("G %d %d %llu %d %d\\n", tid, pid, nsecs, args->sig, args->code); }'
     )
-    # Attached last: once sysspan gets this signal, every probe above is in place.
+    # Attached last: once sysspan gets this signal, every probe above is in place. The Z
+    # line is long so that a few of them push bpftrace's fully buffered output out: at the
+    # end, seeing one means every event before it was read.
     out.append(
         f"tracepoint:syscalls:sys_enter_getpgid /pid == {target.ready_pid}/ "
-        f'{{ signal("SIG{READY_SIGNAL}"); }}'
+        f'{{ signal("SIG{READY_SIGNAL}"); printf("Z %d {"z" * SYNC_PAD}\\n", args->pid); }}'
     )
     out.append(
-        "END { clear(@t0); clear(@a); clear(@nreads); clear(@rd); clear(@rdv); "
+        "END { clear(@t0); clear(@a); "
+        + ("clear(@nreads); clear(@rd); clear(@rdv); " if _any_reads(groups) else "")
+        + ("clear(@sel); " if chosen is not None and len(chosen) > PER_SYSCALL_MAX else "")
         + ("clear(@tr); " if target.follow else "")
         + "}"
     )

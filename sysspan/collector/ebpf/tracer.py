@@ -40,6 +40,7 @@ from sysspan.errors import EbpfUnavailable, SysspanError
 #: bs=1 dd; SYSSPAN_EBPF_BUFFER_PAGES overrides it (a power of two).
 BUFFER_PAGES = 4096
 READY_TIMEOUT_S = 60.0
+SYNC_TIMEOUT_S = 30.0
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -230,6 +231,7 @@ class EbpfTracer:
                 self._go_w = -1
                 status = self._reap_all(proc.pid)
         finally:
+            self._sync(proc, parser)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
             reader.join()
@@ -244,6 +246,19 @@ class EbpfTracer:
         if proc.returncode not in (0, -signal.SIGINT) and _first_error(err):
             self.warnings.append(f"bpftrace: {_first_error(err)}")
         return status
+
+    def _sync(self, proc: subprocess.Popen[bytes], parser: LineParser) -> None:
+        """Mark the end of the output with getpgid calls until one comes back through it:
+        bpftrace drops what is still in its buffers when it is stopped."""
+        me = os.getpid()
+        deadline = time.monotonic() + SYNC_TIMEOUT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            for _ in range(8):
+                os.getpgid(me)
+            if parser.synced.wait(0.01):
+                return
+        if proc.poll() is None:
+            self.warnings.append("bpftrace did not confirm it had read every event")
 
     def _read(self, proc: subprocess.Popen[bytes], parser: LineParser) -> None:
         out = proc.stdout
