@@ -2,15 +2,15 @@
 takes, in time order.
 
 Lines come in the order bpftrace read its per-CPU buffers, so a child's first syscalls can
-arrive before the fork that made it. Records wait in a heap and leave it in time order once
+arrive before the fork that made it. Records wait in a list and leave it in time order once
 they are ``REORDER_NS`` older than the newest line seen (and all of them at the end).
 """
 
 from __future__ import annotations
 
-import heapq
-import threading
+import bisect
 import struct
+import threading
 from collections.abc import Callable, Sequence
 
 from sysspan.collector.ebpf.program import ARGV_ITEMS, STRLEN, Read
@@ -25,7 +25,7 @@ from sysspan.collector.records import (
 )
 
 REORDER_NS = 250_000_000
-_U64 = (1 << 64) - 1
+_AFTER = float("inf")  # sorts after every record with the same time
 
 
 class LineParser:
@@ -46,7 +46,8 @@ class LineParser:
         self.consume = consume
         self.lost = 0
         self.unparsed = 0
-        self._heap: list[tuple[int, int, Record]] = []
+        self._pending: list[tuple[int, int, Record]] = []
+        self._batch: list[tuple[int, int, Record]] = []
         self._n = 0
         self._newest = 0
         self._blobs: dict[int, dict[int, bytes]] = {}
@@ -55,9 +56,35 @@ class LineParser:
         self.synced = threading.Event()
 
     # -- input ---------------------------------------------------------------------------
-    def feed(self, lines: list[bytes]) -> None:
-        for raw in lines:
-            text = raw.decode("utf-8", "surrogateescape")
+    def feed(self, lines: list[str]) -> None:
+        """Whole lines (bytes decoded with surrogateescape, so paths keep their bytes)."""
+        # The common line (a syscall with no memory reads) takes the inlined path: this loop
+        # is what the backend costs per syscall in Python.
+        blobs = self._blobs
+        special = self.execve_argv
+        off = self.offset
+        batch: list[tuple[int, int, Record]] = []
+        self._batch = batch
+        append = batch.append
+        n = self._n
+        newest = self._newest
+        for text in lines:
+            if text[:2] == "S ":
+                _, tid, tgid, nr, ret, t0, t1, a0, a1, a2, a3, a4, a5 = text.split(" ")
+                itid = int(tid)
+                inr = int(nr)
+                if not (blobs and itid in blobs) and inr not in special:
+                    t0i = int(t0) + off
+                    t1i = int(t1) + off
+                    n += 1
+                    args = (int(a0), int(a1), int(a2), int(a3), int(a4), int(a5))
+                    append((t1i, n, Syscall(itid, int(tgid), inr, args, int(ret), t0i, t1i, t0i, t1i)))
+                    if t1i > newest:
+                        newest = t1i
+                    self._last_text = None
+                    continue
+            self._n = n
+            self._newest = newest
             try:
                 self._line(text)
             except (ValueError, IndexError):
@@ -66,6 +93,10 @@ class LineParser:
                     self._last_text.append(text)
                 else:
                     self.unparsed += 1
+            n = self._n
+            newest = self._newest
+        self._n = n
+        self._newest = newest
         self._release(self._newest - REORDER_NS)
 
     def finish(self) -> None:
@@ -73,15 +104,29 @@ class LineParser:
 
     def _push(self, t: int, rec: Record) -> None:
         self._n += 1
-        heapq.heappush(self._heap, (t, self._n, rec))
+        self._batch.append((t, self._n, rec))
         if t > self._newest:
             self._newest = t
 
     def _release(self, upto: int | None) -> None:
-        heap = self._heap
+        # The new lines are mostly in order already (one CPU's run at a time), so sorting
+        # them is about linear; the held-back ones are only sorted again when they overlap.
+        pending = self._pending
+        batch = self._batch
+        if batch:
+            batch.sort()
+            overlap = pending and batch[0] < pending[-1]
+            pending.extend(batch)
+            batch.clear()
+            if overlap:
+                pending.sort()
+        if not pending:
+            return
+        end = len(pending) if upto is None else bisect.bisect_right(pending, (upto, _AFTER))
         consume = self.consume
-        while heap and (upto is None or heap[0][0] <= upto):
-            consume(heapq.heappop(heap)[2])
+        for item in pending[:end]:
+            consume(item[2])
+        del pending[:end]
 
     # -- one line --------------------------------------------------------------------------
     def _line(self, text: str) -> None:
@@ -89,11 +134,8 @@ class LineParser:
         if kind == "S ":
             self._last_text = None
             f = text.split(" ")
-            tid = int(f[1])
-            nr = int(f[3])
-            ret = int(f[4])
-            args = tuple(int(x) & _U64 for x in f[7:13])
-            self._syscall(tid, int(f[2]), nr, args, ret, int(f[5]), int(f[6]))
+            self._syscall(int(f[1]), int(f[2]), int(f[3]), tuple(map(int, f[7:13])), int(f[4]),
+                          int(f[5]), int(f[6]))
         elif kind == "P ":
             _, tid, k, s = text.split(" ", 3)
             parts = [s]
@@ -106,7 +148,7 @@ class LineParser:
         elif kind == "U ":
             self._last_text = None
             f = text.split(" ")
-            args = tuple(int(x) & _U64 for x in f[6:12])
+            args = tuple(map(int, f[6:12]))
             self._syscall(int(f[1]), int(f[2]), int(f[3]), args, None, int(f[4]), int(f[5]))
         elif kind == "A ":
             _, tid, i, ptr, s = text.split(" ", 4)
@@ -114,7 +156,7 @@ class LineParser:
             items = self._argv.setdefault(int(tid), {})
             if i == "-1":
                 items.clear()
-            items[int(i)] = (int(ptr) & _U64, parts)  # type: ignore[assignment]
+            items[int(i)] = (int(ptr), parts)  # type: ignore[assignment]
             self._last_text = parts
         elif kind == "F ":
             self._last_text = None

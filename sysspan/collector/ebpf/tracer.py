@@ -13,6 +13,7 @@ SIGINT, drains its buffers and exits; what it reported lost is counted in ``lost
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import signal
 import subprocess
@@ -86,6 +87,9 @@ class EbpfTracer:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._program_file = ""
+        self._output_file = ""
+        self._output: io.BufferedReader | None = None
+        self._stopped = threading.Event()
         self._plans = decoder.plans()
 
     # -- the program -------------------------------------------------------------------------
@@ -114,11 +118,16 @@ class EbpfTracer:
         env["BPFTRACE_STRLEN"] = str(STRLEN)
         env["BPFTRACE_PERF_RB_PAGES"] = str(_buffer_pages())
         env.setdefault("BPFTRACE_MAP_KEYS_MAX", "65536")
+        # bpftrace writes to a file, not a pipe: when sysspan's decoding falls behind, a full
+        # pipe would stop bpftrace reading the kernel's buffers and events would be lost; the
+        # file takes the backlog instead (about 100 bytes a syscall, removed at the end).
+        fd, self._output_file = tempfile.mkstemp(prefix="sysspan-", suffix=".out")
+        self._output = os.fdopen(fd, "rb")
         # --unsafe: the ready probe signals sysspan (bpftrace's signal() is "unsafe")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [self.bpftrace, "--unsafe", "-B", "full", self._program_file],
+            [self.bpftrace, "--unsafe", "-B", "full", "-o", self._output_file, self._program_file],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,  # Ctrl-C at a terminal must not stop it before the drain
@@ -234,8 +243,9 @@ class EbpfTracer:
             self._sync(proc, parser)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-            reader.join()
             proc.wait()
+            self._stopped.set()
+            reader.join()
             err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
             self._cleanup()
         parser.finish()
@@ -261,22 +271,26 @@ class EbpfTracer:
             self.warnings.append("bpftrace did not confirm it had read every event")
 
     def _read(self, proc: subprocess.Popen[bytes], parser: LineParser) -> None:
-        out = proc.stdout
+        """Follow bpftrace's output file until bpftrace has exited and all of it is read."""
+        out = self._output
         assert out is not None
         rest = b""
         try:
             while True:
-                chunk = out.read1(1 << 20)
-                if not chunk:
+                done = self._stopped.is_set()
+                chunk = out.read(1 << 20)
+                if chunk:
+                    whole, _, rest = (rest + chunk).rpartition(b"\n")
+                    if whole:
+                        parser.feed(whole.decode("utf-8", "surrogateescape").split("\n"))
+                elif done:
                     break
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                parser.feed(lines)
+                else:
+                    time.sleep(0.005)
             if rest:
-                parser.feed([rest])
+                parser.feed([rest.decode("utf-8", "surrogateescape")])
         except BaseException as exc:  # noqa: BLE001 - reported by run()
             self._error = exc
-            out.read()
 
     def _reap_all(self, bpftrace_pid: int) -> int | None:
         """Reap the command and, with -f, every descendant (orphans come to this subreaper)."""
@@ -312,12 +326,16 @@ class EbpfTracer:
         if self._go_w >= 0:
             os.close(self._go_w)
             self._go_w = -1
-        if self._program_file:
-            try:
-                os.unlink(self._program_file)
-            except OSError:
-                pass
-            self._program_file = ""
+        for name in (self._program_file, self._output_file):
+            if name:
+                try:
+                    os.unlink(name)
+                except OSError:
+                    pass
+        self._program_file = self._output_file = ""
+        if self._output is not None:
+            self._output.close()
+            self._output = None
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
