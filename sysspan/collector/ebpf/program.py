@@ -49,8 +49,6 @@ MAX_READS = 4
 CLONE_THREAD = 0x10000
 PF_RVAL, PF_U32LEN = 1, 2
 P_MEM, P_CSTR = 0, 1
-#: Sent to sysspan once every probe is attached (ignored by default, unlike SIGUSR1).
-READY_SIGNAL = "URG"
 SYNC_PAD = 500
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -318,12 +316,12 @@ def generate(
         f"tracepoint:signal:signal_deliver /{base_flt}/ "
         '{ printf("G %d %d %llu %d %d\\n", tid, pid, nsecs, args->sig, args->code); }'
     )
-    # Attached last: once sysspan gets this signal, every probe above is in place. The Z
-    # line is long so that a few of them push bpftrace's fully buffered output out: at the
-    # end, seeing one means every event before it was read.
+    # Attached last: once sysspan sees its line, every probe above is in place. The Z line
+    # is long so that a few of them push bpftrace's fully buffered output out: at the end,
+    # seeing one means every event before it was read.
     out.append(
         f"tracepoint:syscalls:sys_enter_getpgid /pid == {target.ready_pid}/ "
-        f'{{ signal("SIG{READY_SIGNAL}"); printf("Z %d {"z" * SYNC_PAD}\\n", args->pid); }}'
+        f'{{ printf("Z %d {"z" * SYNC_PAD}\\n", args->pid); }}'
     )
     out.append(
         "END { clear(@t0); clear(@a); "

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from sysspan.collector.ebpf import preflight
 from sysspan.collector.ebpf.parse import LineParser
 from sysspan.collector.ebpf.program import (
-    READY_SIGNAL,
     STRLEN,
     Target,
     generate,
@@ -42,6 +41,8 @@ from sysspan.errors import EbpfUnavailable, SysspanError
 BUFFER_PAGES = 4096
 READY_TIMEOUT_S = 60.0
 SYNC_TIMEOUT_S = 30.0
+#: getpgid calls per marker round: their lines fill bpftrace's 8 KiB output buffer.
+MARKER_CALLS = 20
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -123,9 +124,8 @@ class EbpfTracer:
         # file takes the backlog instead (about 100 bytes a syscall, removed at the end).
         fd, self._output_file = tempfile.mkstemp(prefix="sysspan-", suffix=".out")
         self._output = os.fdopen(fd, "rb")
-        # --unsafe: the ready probe signals sysspan (bpftrace's signal() is "unsafe")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [self.bpftrace, "--unsafe", "-B", "full", "-o", self._output_file, self._program_file],
+            [self.bpftrace, "-B", "full", "-o", self._output_file, self._program_file],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -134,23 +134,27 @@ class EbpfTracer:
         )
 
     def _wait_ready(self) -> None:
-        """Call getpgid until the last probe (on that call) signals back: then all are in."""
+        """Call getpgid(0) until its probe, attached last, shows up in the output: then every
+        probe is in place. Each call writes a long line, so a few calls push bpftrace's
+        buffered output into the file."""
         proc = self._proc
         assert proc is not None
-        sig = getattr(signal, f"SIG{READY_SIGNAL}")
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        seen = 0
+        with open(self._output_file, "rb") as fh:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     err = (proc.stderr.read() if proc.stderr else b"").decode("utf-8", "replace")
-                    raise EbpfUnavailable(f"bpftrace failed: {_first_error(err)}")
-                os.getpgid(0)
-                if signal.sigtimedwait([sig], 0.02) is not None:
+                    raise EbpfUnavailable(f"bpftrace failed: {_first_error(err) or err.strip()}")
+                for _ in range(MARKER_CALLS):
+                    os.getpgid(0)
+                fh.seek(seen)
+                data = fh.read()
+                if b"Z 0 " in data:
                     return
-            raise EbpfUnavailable("bpftrace did not attach its probes within a minute")
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                seen += max(0, len(data) - 8)
+                time.sleep(0.02)
+        raise EbpfUnavailable("bpftrace did not attach its probes within a minute")
 
     # -- starting --------------------------------------------------------------------------
     def spawn(self, path: str, argv: list[str], env: dict[str, str]) -> int:
@@ -263,7 +267,7 @@ class EbpfTracer:
         me = os.getpid()
         deadline = time.monotonic() + SYNC_TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
-            for _ in range(8):
+            for _ in range(MARKER_CALLS):
                 os.getpgid(me)
             if parser.synced.wait(0.01):
                 return
