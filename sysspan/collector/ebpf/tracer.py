@@ -32,6 +32,7 @@ from sysspan.collector.ebpf.program import (
     syscall_tracepoints,
     tracepoint_fields,
 )
+from sysspan.collector.procfs import is_running
 from sysspan.collector.records import ProcessStart, Record
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
@@ -191,12 +192,8 @@ class EbpfTracer:
         return pid
 
     def attach(self, pid: int) -> None:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise SysspanError(f"-p {pid}: no such process") from None
-        except PermissionError:
-            pass
+        if not is_running(pid):
+            raise SysspanError(f"-p {pid}: no such process")
         self.attached = True
         self.root_pid = pid
         try:
@@ -317,14 +314,8 @@ class EbpfTracer:
                 raise EbpfUnavailable("bpftrace exited while tracing")
 
     def _wait_gone(self, pid: int) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as fh:
-                    state = fh.read().rsplit(b")", 1)[1].split()[0]
-            except OSError:
-                return
-            if state in (b"Z", b"X"):
-                return
+        while not self._stop.wait(0.05) and is_running(pid):
+            pass
 
     def _cleanup(self) -> None:
         if self._go_w >= 0:
