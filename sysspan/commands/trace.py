@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
@@ -34,6 +34,9 @@ from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier
 from sysspan.propagation.detect import detect_resource
 from sysspan.propagation.traceparent import SpanContext
 from sysspan.redact import redact_argv
+
+if TYPE_CHECKING:  # bpftrace's backend is only loaded with --backend ebpf
+    from sysspan.collector.ebpf.tracer import EbpfTracer
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -246,7 +249,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     )
 
     start = time.time_ns()
-    tracer: Tracer | None = None
+    tracer: Tracer | EbpfTracer | None = None
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
         pipeline.start(builder.materialize)
@@ -254,7 +257,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     elif ns.backend == "ebpf":
         from sysspan.collector.ebpf.tracer import EbpfTracer
 
-        tracer = EbpfTracer(  # type: ignore[assignment]
+        tracer = EbpfTracer(
             decoder, arch=arch, follow=ns.follow, traced=traced,
             execve_nrs=_numbers(arch, "execve", "execveat"),
         )
@@ -425,7 +428,7 @@ def _seccomp_filter(ns: argparse.Namespace, arch: str, traced: frozenset[int] | 
 
 def _trace(
     ns: argparse.Namespace,
-    tracer: Tracer,
+    tracer: Tracer | EbpfTracer,
     builder: SpanBuilder,
     pipeline: Pipeline,
     channel: DecisionChannel,

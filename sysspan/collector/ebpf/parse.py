@@ -25,6 +25,7 @@ from sysspan.collector.records import (
 )
 
 REORDER_NS = 250_000_000
+Blob = bytes | list[str]
 _AFTER = float("inf")  # sorts after every record with the same time
 
 
@@ -50,8 +51,9 @@ class LineParser:
         self._batch: list[tuple[int, int, Record]] = []
         self._n = 0
         self._newest = 0
-        self._blobs: dict[int, dict[int, bytes]] = {}
-        self._argv: dict[int, dict[int, tuple[int, bytes]]] = {}
+        # per thread, the reads of its coming S line: bytes (M) or a string's lines (P)
+        self._blobs: dict[int, dict[int, Blob]] = {}
+        self._argv: dict[int, dict[int, tuple[int, list[str]]]] = {}
         self._last_text: list[str] | None = None
         self.synced = threading.Event()
 
@@ -139,7 +141,7 @@ class LineParser:
         elif kind == "P ":
             _, tid, k, s = text.split(" ", 3)
             parts = [s]
-            self._blobs.setdefault(int(tid), {})[int(k)] = parts  # type: ignore[assignment]
+            self._blobs.setdefault(int(tid), {})[int(k)] = parts
             self._last_text = parts
         elif kind == "M ":
             self._last_text = None
@@ -156,7 +158,7 @@ class LineParser:
             items = self._argv.setdefault(int(tid), {})
             if i == "-1":
                 items.clear()
-            items[int(i)] = (int(ptr), parts)  # type: ignore[assignment]
+            items[int(i)] = (int(ptr), parts)
             self._last_text = parts
         elif kind == "F ":
             self._last_text = None
@@ -233,10 +235,10 @@ class LineParser:
         return snap if ptrs or path else None
 
 
-def _joined(parts: object) -> bytes:
+def _joined(parts: Blob) -> bytes:
     if isinstance(parts, list):
         return "\n".join(parts).encode("utf-8", "surrogateescape")
-    return bytes(parts)  # type: ignore[arg-type]
+    return parts
 
 
 def _put_cstr(snap: Snapshot, addr: int, data: bytes) -> None:
@@ -247,7 +249,7 @@ def _put_cstr(snap: Snapshot, addr: int, data: bytes) -> None:
 
 
 def _snapshots(
-    reads: tuple[Read, ...], args: tuple[int, ...], blobs: dict[int, object]
+    reads: tuple[Read, ...], args: tuple[int, ...], blobs: dict[int, Blob]
 ) -> tuple[Snapshot | None, Snapshot | None]:
     entry = exit_ = None
     for k, r in enumerate(reads):
@@ -262,7 +264,7 @@ def _snapshots(
         if r.cstr:
             _put_cstr(snap, addr, _joined(data))
         else:
-            snap.mem[addr] = data  # type: ignore[assignment]
+            snap.mem[addr] = _joined(data)
     return entry, exit_
 
 
