@@ -55,7 +55,9 @@ class LineParser:
         self._blobs: dict[int, dict[int, Blob]] = {}
         self._argv: dict[int, dict[int, tuple[int, list[str]]]] = {}
         self._last_text: list[str] | None = None
-        self.synced = threading.Event()
+        #: CPUs whose end marker (a Z line) has been read
+        self.synced: set[int] = set()
+        self.synced_changed = threading.Event()
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, lines: list[str]) -> None:
@@ -187,8 +189,10 @@ class LineParser:
             self.lost += int(text.split()[1])
         elif kind == "Z ":
             self._last_text = None
-            if not text.startswith("Z 0 "):  # getpgid(0) calls only wait for the probes
-                self.synced.set()
+            _, pid, cpu, _ = text.split(" ", 3)
+            if pid != "0":  # getpgid(0) calls only wait for the probes
+                self.synced.add(int(cpu))
+                self.synced_changed.set()
         elif text.startswith("Attaching ") or not text:
             self._last_text = None
         else:

@@ -24,7 +24,7 @@ Line grammar (fields separated by one space; ``P``'s string runs to the end of t
   X tgid t wait_status                          the process's last thread exited
   G tid tgid t sig code                         a signal delivered
   A tid -1 ptr <path>                           execve's path (argv[i] for i >= 0)
-  Z pid zzz...                                  sysspan's own marker call (getpgid(pid))
+  Z pid cpu zzz...                              sysspan's own marker call (getpgid(pid))
 """
 
 from __future__ import annotations
@@ -194,10 +194,12 @@ def _read_loop(cstr: bool) -> list[str]:
     ]
 
 
-def _exit_blocks(probes: str, reads: bool) -> list[str]:
+def _exit_blocks(probes: str, reads: bool, nr_field: str) -> list[str]:
+    """The read blocks only run for syscalls that read memory (one map lookup for the rest);
+    the last block prints the syscall."""
     out: list[str] = []
     for cstr in (True, False) if reads else ():
-        out.append(f"{probes} /@t0[tid]/ {{")
+        out.append(f"{probes} /@nreads[args->{nr_field}] && @t0[tid]/ {{")
         out.extend("  " + line for line in _read_loop(cstr))
         out.append("}")
     out.append(f"{probes} /@t0[tid]/ {{")
@@ -273,7 +275,7 @@ def generate(
             )
             out.append("  }")
         out.append("}")
-        out.extend(_exit_blocks("tracepoint:raw_syscalls:sys_exit", _any_reads(groups)))
+        out.extend(_exit_blocks("tracepoint:raw_syscalls:sys_exit", _any_reads(groups), "id"))
     else:
         fields = fields or {}
         for nr in chosen:
@@ -292,7 +294,7 @@ def generate(
             out.append("}")
             group(nr)
         probes = ", ".join(f"tracepoint:syscalls:sys_exit_{names[nr]}" for nr in chosen)
-        out.extend(_exit_blocks(probes, _any_reads(groups)))
+        out.extend(_exit_blocks(probes, _any_reads(groups), "__syscall_nr"))
     out.insert(0, "BEGIN { " + " ".join(begin + _plan_table(groups)) + " }")
     out.append(
         f'tracepoint:sched:sched_process_exec /{base_flt}/ {{ printf("E %d %d %llu %s\\n", tid, pid, '
@@ -317,11 +319,12 @@ def generate(
         '{ printf("G %d %d %llu %d %d\\n", tid, pid, nsecs, args->sig, args->code); }'
     )
     # Attached last: once sysspan sees its line, every probe above is in place. The Z line
-    # is long so that a few of them push bpftrace's fully buffered output out: at the end,
-    # seeing one means every event before it was read.
+    # is long so that a few of them push bpftrace's fully buffered output out. At the end,
+    # seeing one from each CPU means every event of that CPU's buffer before it was read
+    # (and the count of events lost there, which the kernel only writes before a later one).
     out.append(
         f"tracepoint:syscalls:sys_enter_getpgid /pid == {target.ready_pid}/ "
-        f'{{ printf("Z %d {"z" * SYNC_PAD}\\n", args->pid); }}'
+        f'{{ printf("Z %d %d {"z" * SYNC_PAD}\\n", args->pid, cpu); }}'
     )
     out.append(
         "END { clear(@t0); clear(@a); "

@@ -259,15 +259,25 @@ class EbpfTracer:
         return status
 
     def _sync(self, proc: subprocess.Popen[bytes], parser: LineParser) -> None:
-        """Mark the end of the output with getpgid calls until one comes back through it:
-        bpftrace drops what is still in its buffers when it is stopped."""
+        """Mark the end of every CPU's buffer with getpgid calls made on that CPU, until
+        each mark comes back through the output: bpftrace drops what is still in its
+        buffers when it is stopped. (The traced processes can only have run on the CPUs
+        sysspan may run on, unless they widened their own affinity.)"""
         me = os.getpid()
+        cpus = os.sched_getaffinity(0)
         deadline = time.monotonic() + SYNC_TIMEOUT_S
-        while proc.poll() is None and time.monotonic() < deadline:
-            for _ in range(MARKER_CALLS):
-                os.getpgid(me)
-            if parser.synced.wait(0.01):
-                return
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                for cpu in cpus - parser.synced:
+                    os.sched_setaffinity(0, {cpu})
+                    for _ in range(MARKER_CALLS):
+                        os.getpgid(me)
+                parser.synced_changed.clear()
+                if cpus <= parser.synced:
+                    return
+                parser.synced_changed.wait(0.01)
+        finally:
+            os.sched_setaffinity(0, cpus)
         if proc.poll() is None:
             self.warnings.append("bpftrace did not confirm it had read every event")
 
