@@ -269,7 +269,9 @@ class Tracer:
                 if chunk is None:
                     return
                 for rec in parse_records(chunk):
-                    consume(complete(rec) if type(rec) is RawSyscall else rec)  # type: ignore[arg-type]
+                    if type(rec) is RawSyscall:
+                        rec = complete(rec)
+                    consume(rec)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - reported by run() on the main thread
             self._drain_error = exc
             loop.abandon()
