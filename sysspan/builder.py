@@ -183,7 +183,7 @@ class SpanBuilder:
         """Hot path (drain thread): exact counters, the sampling gate, then one item to the
         pipeline. Decoding and span construction happen in ``materialize`` on the export
         thread."""
-        tid, tgid, nr, rval, t0, t1 = rec.tid, rec.tgid, rec.nr, rec.rval, rec.t0, rec.t1
+        tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
         self.syscall_count += 1
         stat = self.stats.get(nr)
         if stat is None:
@@ -204,8 +204,8 @@ class SpanBuilder:
             self.emit(SyscallItem(rec, parent, self.seq))
         dr = self.decisions
         if dr is not None:
-            if rec.stderr:
-                dr.feed_stderr(rec.stderr, t1, tgid, tid)
+            if stderr:
+                dr.feed_stderr(stderr, t1, tgid, tid)
             if dr.pending:
                 self.drain_decisions(t1)
 
@@ -255,10 +255,10 @@ class SpanBuilder:
                     linker.flush()
                 continue
             call, parent, seq = item
-            tid, tgid, rval, t0, t1, pcs = call.tid, call.tgid, call.rval, call.t0, call.t1, call.pcs
+            tid, tgid, nr, args, rval, t0, t1, _s0, _s1, ecap, xcap, pcs, _err = call
             # Loops repeat the same call (same registers, same bytes read) over and over;
             # formatting is a pure function of these, so each distinct one is done once.
-            key = (call.nr, call.args, rval, call.ecap, call.xcap)
+            key = (nr, args, rval, ecap, xcap)
             try:
                 d = formatted[key]
             except KeyError:

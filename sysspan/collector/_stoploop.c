@@ -59,6 +59,8 @@
 /* How long the consumer sleeps between looks when no full batch woke it: the latency of a
  * trickle of records (a mostly idle tracee). */
 #define DRAIN_POLL_NS (10 * 1000000)
+/* Most bytes one drain() hands out (about 2,000 syscall records). */
+#define DRAIN_MAX_BYTES (256 * 1024)
 
 /* Record kinds and flags: keep in step with records.py. */
 enum { R_PAD = 0, R_SYSCALL = 1, R_START = 2, R_EXEC = 3, R_SIGNAL = 4, R_EXIT = 5 };
@@ -295,6 +297,25 @@ static ssize_t mem_read(int pid, uint64_t addr, char *dst, size_t len) {
     return (ssize_t)done;
 }
 
+/* A NUL-terminated string of at most ``limit`` bytes (without the NUL), read a page at a
+ * time so a string near the end of a mapping does not fault as a whole. */
+static size_t cstr_read(int pid, uint64_t addr, char *dst, size_t limit, int *fault) {
+    size_t have = 0;
+    *fault = 0;
+    while (have < limit) {
+        uint64_t a = addr + have;
+        size_t r = 4096 - (a & 4095);
+        if (r > limit - have) r = limit - have;
+        ssize_t g = mem_read(pid, a, dst + have, r);
+        if (g <= 0) { *fault = 1; break; }
+        void *nul = memchr(dst + have, 0, (size_t)g);
+        if (nul) return (size_t)((char *)nul - dst);
+        have += (size_t)g;
+        if ((size_t)g < r) { *fault = 1; break; }
+    }
+    return have;
+}
+
 static int scratch_room(thr *t, size_t more) {
     if (t->slen + more <= t->scap) return 0;
     size_t cap = t->scap ? t->scap : 512;
@@ -337,22 +358,10 @@ static void run_plan(Loop *L, thr *t, const plan_side *ps, int at_exit, int64_t 
         ssize_t got;
         uint8_t fault = 0;
         if (o->op == P_CSTR) {
-            /* page-bounded chunks until the NUL */
-            size_t have = 0;
-            got = 0;
-            while (have < len) {
-                uint64_t a = addr + have;
-                size_t r = 4096 - (a & 4095);
-                if (r > len - have) r = len - have;
-                ssize_t g = mem_read(t->tid, a, data + have, r);
-                if (g <= 0) { fault = 1; break; }
-                void *nul = memchr(data + have, 0, (size_t)g);
-                if (nul) { have = (size_t)((char *)nul - data); got = -1; break; }
-                have += (size_t)g;
-                if ((size_t)g < r) { fault = 1; break; }
-            }
-            got = (ssize_t)have;
-            if (have == 0 && fault) continue; /* unreadable: shown as its address */
+            int f = 0;
+            got = (ssize_t)cstr_read(t->tid, addr, data, len, &f);
+            fault = (uint8_t)f;
+            if (got == 0 && fault) continue; /* unreadable: shown as its address */
         } else {
             got = len ? mem_read(t->tid, addr, data, len) : 0;
             if ((uint64_t)got < len) fault = 1;
@@ -1063,12 +1072,17 @@ static PyObject *Loop_drain(Loop *L, PyObject *unused) {
         uint64_t pos = L->tail % L->rsize;
         uint64_t avail = L->head - L->tail;
         n = (size_t)(avail < L->rsize - pos ? avail : L->rsize - pos);
-        /* stop before a pad record */
+        /* hand out a bounded run: the consumer turns each into Python objects at once */
+        if (n > DRAIN_MAX_BYTES) n = DRAIN_MAX_BYTES;
+        /* whole records only, and stop before a pad record */
         size_t k = 0;
         while (k < n) {
             rec_hdr *h = (rec_hdr *)(L->ring + pos + k);
-            if (h->kind == R_PAD) break;
+            if (h->kind == R_PAD || k + h->size > n) break;
             k += h->size;
+        }
+        if (k == 0 && n) { /* one record larger than DRAIN_MAX_BYTES: hand it out alone */
+            k = ((rec_hdr *)(L->ring + pos))->size;
         }
         n = k;
         copy = malloc(n ? n : 1);
@@ -1154,19 +1168,11 @@ static PyObject *mod_read_cstr(PyObject *m, PyObject *args) {
     if (!addr) Py_RETURN_NONE;
     char *buf = malloc(limit > 0 ? (size_t)limit : 1);
     if (!buf) return PyErr_NoMemory();
-    size_t have = 0;
-    int fault = 0;
-    while (have < (size_t)limit) {
-        uint64_t a = addr + have;
-        size_t r = 4096 - (a & 4095);
-        if (r > (size_t)limit - have) r = (size_t)limit - have;
-        ssize_t g = mem_read(pid, a, buf + have, r);
-        if (g <= 0) { fault = 1; break; }
-        void *nul = memchr(buf + have, 0, (size_t)g);
-        if (nul) { have = (size_t)((char *)nul - buf); break; }
-        have += (size_t)g;
-        if ((size_t)g < r) { fault = 1; break; }
-    }
+    int fault;
+    size_t have;
+    Py_BEGIN_ALLOW_THREADS
+    have = cstr_read(pid, addr, buf, (size_t)(limit > 0 ? limit : 0), &fault);
+    Py_END_ALLOW_THREADS
     PyObject *out = (fault && !have) ? (Py_INCREF(Py_None), Py_None)
                                      : PyBytes_FromStringAndSize(buf, (Py_ssize_t)have);
     free(buf);

@@ -59,7 +59,7 @@ H_ENTRY, H_EXIT, H_EXEC, H_GONE = 1, 2, 3, 4
 #: The ring between the loop and the drain thread. Records are ~150 bytes, so this holds
 #: tens of thousands of syscalls: enough to ride out an export hiccup, small enough to
 #: keep memory flat.
-RING_BYTES = 8 << 20
+RING_BYTES = 4 << 20
 #: Signals the CLI relays (Ctrl-C and friends): delivered to the loop's thread only, where
 #: they interrupt its waitpid.
 RELAYED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -269,7 +269,9 @@ class Tracer:
                 if chunk is None:
                     return
                 for rec in parse_records(chunk):
-                    consume(complete(rec) if type(rec) is RawSyscall else rec)  # type: ignore[arg-type]
+                    if type(rec) is RawSyscall:
+                        rec = complete(rec)
+                    consume(rec)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - reported by run() on the main thread
             self._drain_error = exc
             loop.abandon()

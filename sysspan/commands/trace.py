@@ -229,8 +229,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     child_env = inject(env, run_ctx, baggage)
     decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
     # The export thread starts once the child is forked: forking a multi-threaded process
-    # is where deadlocks come from.
-    pipeline = Pipeline(sinks, start=False)
+    # is where deadlocks come from. A short queue: when export is the slower side, the
+    # records wait in the stop loop's ring (150 bytes each), not as Python objects.
+    pipeline = Pipeline(sinks, start=False, queue_batches=8)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,

@@ -89,7 +89,31 @@ def _value(value: Any) -> str:
     return '{"stringValue":' + _esc(str(value)) + "}"
 
 
+_ATTRS_DONE: dict[tuple, str] = {}
+_ATTRS_DONE_MAX = 4096
+
+
 def _attr_items(attrs: dict[str, Any]) -> str:
+    # A trace repeats the same attributes (a loop's syscalls differ only in ids and times),
+    # so each distinct set is encoded once. The types are part of the key (True == 1), and
+    # floats stay out (-0.0 == 0.0).
+    types = tuple(map(type, attrs.values()))
+    if float in types:
+        return _encode_attr_items(attrs)
+    try:
+        key = (tuple(attrs.items()), types)
+        done = _ATTRS_DONE.get(key)
+    except TypeError:  # an unhashable value (a list)
+        return _encode_attr_items(attrs)
+    if done is None:
+        done = _encode_attr_items(attrs)
+        if len(_ATTRS_DONE) >= _ATTRS_DONE_MAX:
+            _ATTRS_DONE.clear()
+        _ATTRS_DONE[key] = done
+    return done
+
+
+def _encode_attr_items(attrs: dict[str, Any]) -> str:
     # The two common cases are inlined: a function call per attribute is a third of the cost.
     parts = []
     append = parts.append

@@ -160,14 +160,21 @@ class Pipeline:
                     if not self.prepare_first_error:
                         self.prepare_first_error = _describe(exc)
                     continue
-            for sink, trouble in zip(self.sinks, self._trouble, strict=True):
-                try:
-                    sink.export(item)
-                except Exception as exc:
-                    trouble.batches += 1
-                    trouble.spans += len(item)
-                    if not trouble.first:
-                        trouble.first = _describe(exc)
+            # prepare can release many held spans at once (the decision linker at the end):
+            # export them in batches, so no request or line grows with the trace.
+            size = self.batch_size
+            for start in range(0, len(item), size):
+                self._export(item[start : start + size] if len(item) > size else item)
+
+    def _export(self, batch: list) -> None:
+        for sink, trouble in zip(self.sinks, self._trouble, strict=True):
+            try:
+                sink.export(batch)
+            except Exception as exc:
+                trouble.batches += 1
+                trouble.spans += len(batch)
+                if not trouble.first:
+                    trouble.first = _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:
