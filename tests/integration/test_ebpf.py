@@ -9,10 +9,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
-from tests.tracehelpers import load_spans, sysspan
+from tests.tracehelpers import REPO, load_spans, sysspan
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="kernel without BTF"),
@@ -160,12 +161,12 @@ def test_attach_to_running_process(tmp_path):
         holder = subprocess.Popen(
             [sys.executable, "-m", "sysspan", "--backend", "ebpf", "--trace-file", str(out),
              "-p", str(target.pid)],
-            env={**os.environ, "PYTHONPATH": str(os.getcwd())}, cwd=os.getcwd(),
+            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path,
             stderr=subprocess.PIPE, text=True,
         )
-        import time
-
-        time.sleep(4)
+        first = holder.stderr.readline()  # printed once every probe is attached
+        assert f"Process {target.pid} attached" in first, first
+        time.sleep(1)
         target.kill()
         target.wait()
         _, err = holder.communicate(timeout=60)
@@ -198,7 +199,7 @@ def test_unprivileged_is_one_line(tmp_path):
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
          sys.executable, "-m", "sysspan", "--backend", "ebpf", "--", "true"],
         capture_output=True, text=True, cwd=tmp_path,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": os.getcwd()}, timeout=60,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}, timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
