@@ -1,7 +1,8 @@
 """Tracer figures: every comparison as pinned wall (both tools on CPU 1), CPU time of the
 whole process tree, and unpinned wall (median and min-max of alternating runs).
 
-1. full trace:  dd bs=1 count=200000, every syscall a span in the JSONL file, vs strace -f -o FILE
+1. full trace:  dd bs=1 count=200000, every syscall a span in the JSONL file, vs strace -f -o FILE;
+                beside it the stop loop with record parsing only (loop_only.py): the floor
 2. over OTLP:   the same exported over OTLP/gRPC to a loopback receiver (the receiver unpinned),
                 every span counted by the receiver, vs strace -f -o FILE
 3. start-up:    sysspan -qq -- true vs python3 -c pass; python3 -c 'import json, sqlite3'
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import SYSSPAN, Receiver, compare, env, machine_note, measure
+from common import REPO, SYSSPAN, Receiver, compare, env, machine_note, measure
 
 
 def dd(count: int) -> list[str]:
@@ -37,6 +38,12 @@ def full_trace(runs: int, count: int, tmp: Path) -> None:
     }, runs, tmp)
     print(f"1. full trace  dd count={count} ({2 * count:,} syscalls) to JSONL vs strace -f -o FILE")
     print("\n".join(c.lines("(target <= 1.2)")))
+    floor = compare("loop only", "strace", {
+        "loop only": [sys.executable, str(Path(__file__).parent / "loop_only.py"), *dd(count)],
+        "strace": ["strace", "-f", "-o", str(tmp / "strace.txt"), *dd(count)],
+    }, 0, tmp, pinned_runs=max(1, runs // 2))
+    print("   the stop loop and record parsing alone (no spans, no export), same command:")
+    print("\n".join(floor.lines("")))
 
 
 def over_otlp(runs: int, count: int, tmp: Path) -> None:
@@ -59,6 +66,10 @@ def over_otlp(runs: int, count: int, tmp: Path) -> None:
 
 
 def startup(runs: int, tmp: Path) -> None:
+    # An installed sysspan has its bytecode compiled (pip does it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE set would otherwise compile every module on every start.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "sysspan")],
+                   check=True, stdout=subprocess.DEVNULL)
     py = [sys.executable, "-c", "pass"]
     c = compare("sysspan", "python", {"sysspan": [*SYSSPAN, "-qq", "--", "true"], "python": py}, runs, tmp)
     print("3. start-up    sysspan -qq -- true vs python3 -c pass")

@@ -154,21 +154,13 @@ class Snapshot:
 
 
 class RawSyscall(NamedTuple):
-    """A syscall record as the loop wrote it, before the decoder's captures ran."""
+    """A syscall whose captures are still to be made: ``call`` without them, the loop's
+    flags (which side Python captured at the stop) and the memory it read."""
 
-    tid: int
-    tgid: int
-    nr: int
-    args: tuple[int, ...]
-    rval: int | None
-    t0: int
-    t1: int
-    seq0: int
-    seq1: int
+    call: Syscall
     flags: int
     entry: Snapshot | None
     exit: Snapshot | None
-    stderr: bytes | None
 
 
 def parse_records(buf: bytes) -> list[RawSyscall | Record]:
@@ -205,8 +197,9 @@ def parse_records(buf: bytes) -> list[RawSyscall | Record]:
                 else:
                     snap = entry = entry or Snapshot()
                 (snap.cstr if op == P_CSTR else snap.mem)[addr] = data
-            out.append(RawSyscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv, t0, t1,
-                                  seq0, seq1, flags, entry, exit_, stderr))
+            call = Syscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv, t0, t1,
+                           seq0, seq1, stderr=stderr)
+            out.append(RawSyscall(call, flags, entry, exit_))
         elif kind == R_START:
             _, _, _, _, tgid, t, seq, parent, attached = _START.unpack_from(buf, off)
             out.append(ProcessStart(tgid, parent, t, bool(attached), seq))

@@ -34,6 +34,7 @@ from sysspan.collector.records import (
     F_PY_ENTRY,
     F_PY_EXIT,
     F_PY_STACK,
+    F_TRUNCATED,
     RawSyscall,
     Record,
     Syscall,
@@ -138,6 +139,7 @@ class Tracer:
         self._at_entry: dict[int, tuple[object, tuple[int, ...] | None]] = {}
         self._at_exit: dict[int, object] = {}
         self._drain_error: BaseException | None = None
+        self._truncated = 0  # syscalls whose reads did not fit in one record
 
     @property
     def stops(self) -> int:
@@ -253,6 +255,16 @@ class Tracer:
             self.stats = loop.stats()
         if self._drain_error is not None:
             raise SysspanError(f"decoding the trace failed: {self._drain_error!r}")
+        if self._truncated:
+            self.warnings.append(
+                f"{self._truncated} syscalls had more argument data than one record holds"
+                f" ({self.ring_bytes // 4} bytes); what did not fit shows as addresses"
+            )
+        if self.stats.get("ptrace_errors", 0):
+            self.warnings.append(
+                f"{self.stats['ptrace_errors']} ptrace requests failed unexpectedly;"
+                " the trace may miss stops"
+            )
         if self.stats.get("seccomp_failed_errno", -1) >= 0:
             err = self.stats["seccomp_failed_errno"]
             reason = os.strerror(err) if err else "no status from the child"
@@ -279,24 +291,21 @@ class Tracer:
     def _complete(self, raw: RawSyscall) -> Syscall:
         """The decoder's captures for one syscall: from the loop's snapshot, or what Python
         captured at the stop."""
-        flags = raw.flags
-        nr, args, tid = raw.nr, raw.args, raw.tid
+        call, flags, entry, exit_ = raw
+        if flags & F_TRUNCATED:
+            self._truncated += 1
+        nr, args, tid, rval = call.nr, call.args, call.tid, call.rval
         dec = self.decoder
-        pcs = None
+        ecap = xcap = pcs = None
         if flags & (F_PY_ENTRY | F_PY_STACK):
-            ecap, pcs = self._at_entry.pop(raw.seq0, (None, None))
-        else:
-            ecap = dec.capture_entry(nr, args, tid, raw.entry) if raw.entry is not None else None
+            ecap, pcs = self._at_entry.pop(call.seq0, (None, None))
+        if not flags & F_PY_ENTRY and entry is not None:
+            ecap = dec.capture_entry(nr, args, tid, entry)
         if flags & F_PY_EXIT:
-            xcap = self._at_exit.pop(raw.seq0, None)
-        elif raw.exit is not None and raw.rval is not None:
-            xcap = dec.capture_exit(nr, args, raw.rval, tid, raw.exit)
-        else:
-            xcap = None
-        if not flags & F_PY_ENTRY and flags & F_PY_STACK and raw.entry is not None:
-            ecap = dec.capture_entry(nr, args, tid, raw.entry)
-        return Syscall(tid, raw.tgid, nr, args, raw.rval, raw.t0, raw.t1, raw.seq0, raw.seq1,
-                       ecap, xcap, pcs, raw.stderr)
+            xcap = self._at_exit.pop(call.seq0, None)
+        elif exit_ is not None and rval is not None:
+            xcap = dec.capture_exit(nr, args, rval, tid, exit_)
+        return call._replace(ecap=ecap, xcap=xcap, pcs=pcs)
 
     def _hook(
         self,

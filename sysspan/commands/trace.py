@@ -464,6 +464,8 @@ def _trace(
         status = tracer.run(builder.handle)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
+    for w in tracer.warnings:
+        _warn(w)
     return status, root_pid
 
 

@@ -154,6 +154,18 @@ def test_a_failing_consumer_does_not_wedge_the_loop(tmp_path):
         _run(tracer, ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=20000"], broken)
 
 
+def test_arguments_larger_than_a_record_are_reported(tmp_path):
+    # -s asks for more bytes of one write than a record may hold (a quarter of the ring)
+    prog = "import os; os.write(1, b'x' * 1_500_000)"
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--trace-file", str(out), "-s", "2000000", "-e", "trace=write", "--",
+                   sys.executable, "-c", prog, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 syscalls had more argument data than one record holds" in proc.stderr
+    writes = [s for s in load_spans(out) if s.name == "write"]
+    assert len(writes) == 1 and writes[0].attrs["syscall.args"].startswith("1, 0x")
+
+
 def test_build_without_a_compiler_names_the_package(tmp_path, repo_root):
     src = tmp_path / "src"
     shutil.copytree(repo_root, src, ignore=shutil.ignore_patterns(
