@@ -37,11 +37,16 @@ from sysspan.collector.records import ProcessStart, Record
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
 
-#: Per-CPU perf buffer, in pages (BPFTRACE_PERF_RB_PAGES): 16 MiB rides out the bursts of a
-#: bs=1 dd; SYSSPAN_EBPF_BUFFER_PAGES overrides it (a power of two).
-BUFFER_PAGES = 4096
+#: The kernel-side buffers, all CPUs together: bpftrace formats fewer events per second than
+#: a syscall-bound program makes (dd bs=1: ~700,000/s), so a burst waits here. 256 MiB holds
+#: 2 million syscalls; each CPU gets a power-of-two share between 4 and 64 MiB.
+#: SYSSPAN_EBPF_BUFFER_PAGES overrides the per-CPU size (pages, a power of two).
+BUFFER_BUDGET = 256 << 20
+BUFFER_PAGES_MIN, BUFFER_PAGES_MAX = 1024, 16384
 READY_TIMEOUT_S = 60.0
 SYNC_TIMEOUT_S = 30.0
+#: Niceness of sysspan's own threads while the eBPF backend traces.
+CONSUMER_NICE = 10
 #: getpgid calls per marker round: their lines fill bpftrace's 8 KiB output buffer.
 MARKER_CALLS = 20
 PR_SET_CHILD_SUBREAPER = 36
@@ -50,7 +55,9 @@ PR_SET_CHILD_SUBREAPER = 36
 def _buffer_pages() -> int:
     text = os.environ.get("SYSSPAN_EBPF_BUFFER_PAGES")
     if not text:
-        return BUFFER_PAGES
+        share = BUFFER_BUDGET // (os.cpu_count() or 1) // 4096
+        pages = 1 << max(share, 1).bit_length() - 1
+        return min(max(pages, BUFFER_PAGES_MIN), BUFFER_PAGES_MAX)
     try:
         pages = int(text)
     except ValueError:
@@ -229,6 +236,7 @@ class EbpfTracer:
             consume(ProcessStart(self.root_pid, os.getpid(), self._start_ns, False, 0))
         else:
             consume(ProcessStart(self.root_pid, 0, self._start_ns, True, 0))
+        _yield_cpu()
         reader = threading.Thread(target=self._read, args=(proc, parser), name="sysspan-ebpf", daemon=True)
         reader.start()
         status: int | None = None
@@ -345,6 +353,17 @@ class EbpfTracer:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _yield_cpu() -> None:
+    """Lower the priority of every sysspan thread (bpftrace keeps its own): the traced
+    program never waits for sysspan's decoding, which catches up from bpftrace's output
+    file when the CPU is free. Threads started later inherit it."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), CONSUMER_NICE)
+        except OSError:
+            continue
 
 
 def _children() -> set[int]:
