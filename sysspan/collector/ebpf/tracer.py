@@ -45,6 +45,9 @@ BUFFER_BUDGET = 256 << 20
 BUFFER_PAGES_MIN, BUFFER_PAGES_MAX = 1024, 16384
 READY_TIMEOUT_S = 60.0
 SYNC_TIMEOUT_S = 30.0
+#: The parsed part of bpftrace's output file is freed every this many bytes.
+FREE_EVERY = 64 << 20
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 #: Niceness of sysspan's own threads while the eBPF backend traces.
 CONSUMER_NICE = 10
 #: getpgid calls per marker round: their lines fill bpftrace's 8 KiB output buffer.
@@ -294,10 +297,13 @@ class EbpfTracer:
         out = self._output
         assert out is not None
         rest = b""
+        freed = 0
         try:
             while True:
                 done = self._stopped.is_set()
                 chunk = out.read(1 << 20)
+                if out.tell() - freed >= FREE_EVERY:
+                    freed = _free_read_part(out.fileno(), out.tell())
                 if chunk:
                     whole, _, rest = (rest + chunk).rpartition(b"\n")
                     if whole:
@@ -353,6 +359,18 @@ class EbpfTracer:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _free_read_part(fd: int, upto: int) -> int:
+    """Give the disk space of the output file's first ``upto`` bytes back (already parsed),
+    so a long ``-p`` trace does not fill the disk; the file keeps its size. Returns how far
+    it is freed (0 where the file system cannot punch holes)."""
+    end = upto & ~0xFFFF
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, ctypes.c_long(0),
+                      ctypes.c_long(end)) != 0:
+        return upto  # not supported here: stop trying until the next FREE_EVERY bytes
+    return end
 
 
 def _yield_cpu() -> None:
