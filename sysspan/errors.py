@@ -55,3 +55,9 @@ class PropagationError(SysspanError):
     """An incoming trace context is invalid and ``--tp-required`` asked for one."""
 
     exit_code = 1
+
+
+class EbpfUnavailable(SysspanError):
+    """``--backend ebpf`` cannot run here; the message says what is missing and how to get it."""
+
+    exit_code = 1

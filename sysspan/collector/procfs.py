@@ -41,3 +41,13 @@ def proc_comm(pid: int) -> str:
             return fh.read().strip().decode("utf-8", "replace")
     except OSError:
         return str(pid)
+
+
+def is_running(pid: int) -> bool:
+    """The process exists and is not a zombie (``/proc/PID/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")

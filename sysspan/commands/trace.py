@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
@@ -44,6 +45,9 @@ from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
 from sysspan.stderr_tail import StderrTail
+
+if TYPE_CHECKING:  # bpftrace's backend is only loaded with --backend ebpf
+    from sysspan.collector.ebpf.tracer import EbpfTracer
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +86,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--tp-print", action="store_true", help="print the run span's TRACEPARENT on stderr before the command starts")
     pr.add_argument("--tp-required", action="store_true", help="fail (exit 1) when no valid incoming trace context is found")
     pr.add_argument("--no-syscalls", action="store_true", help="no ptrace: wrap the command in its run span only")
+    st.add_argument("--backend", choices=("ptrace", "ebpf"), default="ptrace", help="how syscalls are recorded: ptrace (default; unprivileged, stops the program at each syscall) or ebpf (bpftrace in the kernel; root, the program runs on)")
     st.add_argument("--no-seccomp", action="store_true", help="with -e trace=, stop at every syscall instead of installing a seccomp-bpf filter")
     de = parser.add_argument_group("decisions")
     de.add_argument("--decision-sample", type=_ratio, default=1.0, metavar="RATIO", help="keep this fraction of decisions (xorshift RNG); counts stay exact")
@@ -275,11 +280,19 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
     spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
-    tracer: Tracer | None = None
+    tracer: Tracer | EbpfTracer | None = None
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
         pipeline.start(builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
+    elif ns.backend == "ebpf":
+        from sysspan.collector.ebpf.tracer import EbpfTracer
+
+        tracer = EbpfTracer(
+            decoder, arch=arch, follow=ns.follow, traced=traced,
+            execve_nrs=_numbers(arch, "execve", "execveat"),
+        )
+        status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env, spawning)
     else:
         tracer = Tracer(
             decoder,
@@ -322,9 +335,13 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         if event is not None:
             run_span.events.append(event)
     run_span.attributes.update(channel.attributes())
+    lost = getattr(tracer, "lost", 0)
     if tracer is not None:
         run_span.attributes["sysspan.ptrace.stops"] = tracer.stops
         run_span.attributes["sysspan.seccomp"] = tracer.seccomp_mode
+        run_span.attributes["syscall.lost"] = lost
+    if lost:
+        _warn(f"{lost} syscall events were lost (the eBPF buffers overflowed); syscall.lost={lost}")
     pipeline.emit(run_span)
     reports = pipeline.close()
     if source is not None:  # after the export thread symbolised its last span
@@ -341,6 +358,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
 
     if ns.summary or ns.summary_and_lines:
         (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
+        if lost:
+            (lines_out or sys.stderr).write(f"{lost} events lost (not in the table above)\n")
     if lines_out is not None:
         lines_out.close()
         for msg in lines_out.file.describe(lambda n: f"{n} line{'s' if n != 1 else ''}"):
@@ -350,7 +369,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         writer.close()
 
     failed = _print_reports(reports, ns.quiet)
-    if ns.strict and (failed or warnings):
+    if ns.strict and (failed or warnings or lost):
         return 1
     if ns.pids:
         return 0
@@ -368,6 +387,8 @@ def _check_args(ns: argparse.Namespace) -> None:
         raise UsageError("--no-syscalls cannot attach to a process (-p needs ptrace)")
     if ns.no_syscalls and ns.exprs:
         raise UsageError("-e selects syscalls to trace, but --no-syscalls traces none: drop one of them")
+    if ns.backend == "ebpf" and (ns.source or ns.stack_trace or ns.no_seccomp):
+        raise UsageError("--backend ebpf: --source, -k and --no-seccomp need --backend ptrace")
     if ns.summary and ns.summary_and_lines:
         raise UsageError("-c and -C are mutually exclusive")
     if ns.json_lines and ns.output is None and not ns.summary_and_lines:
@@ -463,7 +484,7 @@ def _seccomp_filter(ns: argparse.Namespace, arch: str, traced: frozenset[int] | 
 
 def _trace(
     ns: argparse.Namespace,
-    tracer: Tracer,
+    tracer: Tracer | EbpfTracer,
     builder: SpanBuilder,
     pipeline: Pipeline,
     channel: DecisionChannel | DecisionRing,

@@ -1,0 +1,220 @@
+"""--backend ebpf figures, each a ratio measured in the same run (medians of alternating runs).
+
+1. full trace:  dd bs=1 count=200000, every syscall a span in the JSONL file, both pinned to
+                CPU 1: the whole run under --backend ebpf vs strace -f -o FILE, with the span
+                count checked against the syscall count and the lost events printed
+2. slowdown:    the time dd reports for itself under --backend ebpf vs under strace
+3. attach:      a process making about 20,000 syscalls a second with work between them,
+                attached with -p for a few seconds: its throughput while attached vs
+                unattached, for --backend ebpf and for strace -p
+4. filtered:    -e trace=openat on dd count=2000000 vs the untraced command (whole run, and
+                dd's own time)
+
+Needs root and bpftrace. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import PIN, SYSSPAN, compare, env, machine_note, median
+
+EBPF = [*SYSSPAN, "--backend", "ebpf"]
+DD_TIME = re.compile(rb"copied, ([0-9.]+) s")
+
+
+def dd(count: int) -> list[str]:
+    return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}"]
+
+
+def run_attrs(path: Path) -> dict:
+    """The run span's attributes in a JSONL trace file."""
+    for line in path.read_text().splitlines():
+        for rs in json.loads(line).get("resourceSpans", []):
+            for ss in rs["scopeSpans"]:
+                for span in ss["spans"]:
+                    attrs = {a["key"]: a["value"] for a in span.get("attributes", [])}
+                    if "syscall.count" in attrs:
+                        return {k: next(iter(v.values())) for k, v in attrs.items()}
+    return {}
+
+
+def full_trace(runs: int, count: int, tmp: Path) -> None:
+    out = tmp / "full.jsonl"
+    c = compare("ebpf", "strace", {
+        "ebpf": [*EBPF, "-qq", "--trace-file", str(out), "--", *dd(count)],
+        "strace": ["strace", "-f", "-o", str(tmp / "strace.txt"), *dd(count)],
+    }, runs, tmp)
+    attrs = run_attrs(out)
+    strace_calls = sum(1 for line in (tmp / "strace.txt").read_text().splitlines() if "(" in line)
+    print(f"1. full trace  dd count={count} to JSONL, --backend ebpf vs strace -f -o FILE")
+    print("\n".join(c.lines("(target <= 1.0)")))
+    print(f"   last run: {int(attrs.get('syscall.count', -1)):,} syscall spans, "
+          f"{int(attrs.get('syscall.lost', -1)):,} lost; strace saw {strace_calls:,} syscalls")
+
+
+def dd_time(cmd: list[str], pin: bool) -> float:
+    full = [*PIN, *cmd] if pin else cmd
+    done = subprocess.run(full, env=env(), capture_output=True, check=True)
+    m = DD_TIME.search(done.stderr)
+    if m is None:
+        raise SystemExit(f"no dd time in: {done.stderr[-300:]!r}")
+    return float(m.group(1))
+
+
+def slowdown(runs: int, count: int, tmp: Path) -> None:
+    cmds = {
+        "ebpf": [*EBPF, "-qq", "--trace-file", str(tmp / "slow.jsonl"), "--", *dd(count)],
+        "strace": ["strace", "-f", "-o", str(tmp / "strace.txt"), *dd(count)],
+        "untraced": dd(count),
+    }
+    print(f"2. slowdown    dd count={count}: the time dd reports for itself")
+    for pin in (True, False):
+        times: dict[str, list[float]] = {name: [] for name in cmds}
+        for _ in range(runs):
+            for name, cmd in cmds.items():
+                times[name].append(dd_time(cmd, pin))
+        med = {name: median(v) for name, v in times.items()}
+        label = "pinned (taskset -c 1)" if pin else "unpinned"
+        print(f"   {label:<22} " + "; ".join(
+            f"{n} {med[n]:.3f}s [{min(v):.3f}-{max(v):.3f}]" for n, v in times.items())
+            + f"  ebpf/strace {med['ebpf'] / med['strace']:.2f} (target <= 0.3)"
+            + f", ebpf/untraced {med['ebpf'] / med['untraced']:.1f}  (medians of {runs})")
+
+
+WORKER = """
+import os, sys, time
+work = int(sys.argv[1])
+n = 0
+nxt = time.monotonic() + 0.25
+while True:
+    x = 0
+    for i in range(work):
+        x += i
+    os.getppid()
+    n += 1
+    if n % 256 == 0 and time.monotonic() >= nxt:
+        print(time.monotonic(), n, flush=True)
+        nxt += 0.25
+"""
+
+
+class Worker:
+    """A process making syscalls with work between them; reports its count 4 times a second."""
+
+    def __init__(self, work: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKER, str(work)], stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.samples: list[tuple[float, int]] = []
+
+    def rate(self, seconds: float) -> float:
+        """Syscalls per second over the next ``seconds``."""
+        assert self.proc.stdout is not None
+        first = tuple(map(float, self.proc.stdout.readline().split()))
+        end = first[0] + seconds
+        last = first
+        while last[0] < end:
+            last = tuple(map(float, self.proc.stdout.readline().split()))
+        return (last[1] - first[1]) / (last[0] - first[0])
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def calibrate(target: float) -> int:
+    work = 50
+    for _ in range(6):
+        w = Worker(work)
+        try:
+            w.rate(0.3)
+            r = w.rate(1.0)
+        finally:
+            w.close()
+        work = max(1, int(work * r / target))
+        if abs(r - target) / target < 0.15:
+            break
+    return work
+
+
+def attach(runs: int, seconds: float, tmp: Path) -> None:
+    work = calibrate(20_000)
+    ratios: dict[str, list[float]] = {"ebpf": [], "strace": []}
+    base_rates: list[float] = []
+    lost: list[int] = []
+    worker = Worker(work)
+    try:
+        worker.rate(0.5)
+        for i in range(runs):
+            for name in ("ebpf", "strace"):
+                base = worker.rate(seconds)
+                out = tmp / f"attach-{i}.jsonl"
+                cmd = ([*EBPF, "-qq", "--trace-file", str(out), "-p", str(worker.proc.pid)]
+                       if name == "ebpf" else
+                       ["strace", "-qq", "-o", str(tmp / "strace-p.txt"), "-p", str(worker.proc.pid)])
+                tracer = subprocess.Popen(cmd, env=env(), stderr=subprocess.DEVNULL)
+                time.sleep(3.0 if name == "ebpf" else 0.5)  # bpftrace compiles and attaches
+                during = worker.rate(seconds)
+                tracer.send_signal(signal.SIGINT)
+                tracer.wait(timeout=300)
+                ratios[name].append(during / base)
+                base_rates.append(base)
+                if name == "ebpf":
+                    lost.append(int(run_attrs(out).get("syscall.lost", -1)))
+    finally:
+        worker.close()
+    print(f"3. attach      a process making {median(base_rates):,.0f} syscalls/s unattached, "
+          f"attached with -p for {seconds:.0f} s")
+    for name, vals in ratios.items():
+        target = "  (target >= 0.90)" if name == "ebpf" else ""
+        print(f"   {name:<8} throughput attached / unattached {median(vals):.2f} "
+              f"[{min(vals):.2f}-{max(vals):.2f}] (median of {runs}){target}")
+    print(f"   ebpf lost events per run: {lost}")
+
+
+def filtered(runs: int, count: int, tmp: Path) -> None:
+    c = compare("ebpf", "untraced", {
+        "ebpf": [*EBPF, "-qq", "--trace-file", str(tmp / "filtered.jsonl"), "-e", "trace=openat",
+                 "--", *dd(count)],
+        "untraced": dd(count),
+    }, runs, tmp)
+    print(f"4. filtered    -e trace=openat dd count={count} vs the untraced command (whole run)")
+    print("\n".join(c.lines("(target <= 1.2)")))
+    ours = [dd_time(c_, True) for c_ in
+            [[*EBPF, "-qq", "--trace-file", str(tmp / "f.jsonl"), "-e", "trace=openat", "--", *dd(count)],
+             dd(count)] * runs]
+    e, u = median(ours[0::2]), median(ours[1::2])
+    print(f"   dd's own time, pinned: ebpf {e:.3f}s, untraced {u:.3f}s, ratio {e / u:.2f}  (medians of {runs})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=("full", "slowdown", "attach", "filtered"), action="append")
+    args = ap.parse_args()
+    only = set(args.only or ("full", "slowdown", "attach", "filtered"))
+    scale = 10 if args.quick else 1
+    print(f"machine: {machine_note()}")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if "full" in only:
+            full_trace(args.runs, 200_000 // scale, tmp)
+        if "slowdown" in only:
+            slowdown(args.runs, 200_000 // scale, tmp)
+        if "attach" in only:
+            attach(args.runs, 2.0 if args.quick else 5.0, tmp)
+        if "filtered" in only:
+            filtered(args.runs, 2_000_000 // scale, tmp)
+
+
+if __name__ == "__main__":
+    main()
