@@ -29,7 +29,7 @@ from sysspan.collector.records import (
 from sysspan.decisions.record import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
-from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
+from sysspan.model import Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
 from sysspan.redact import redact
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
@@ -81,6 +81,24 @@ class _Proc:
     attached: bool = False
 
 
+class _Shape:
+    """What the spans of one distinct syscall of one thread share (see ``SyscallSpan``)."""
+
+    __slots__ = ("decoded", "typed", "name", "attrs", "status", "message")
+
+    def __init__(self, decoded: Decoded, typed: dict | None, name: str, attrs: dict,
+                 status: StatusCode, message: str) -> None:
+        self.decoded = decoded
+        self.typed = typed
+        self.name = name
+        self.attrs = attrs
+        self.status = status
+        self.message = message
+
+
+_INTERNAL = SpanKind.INTERNAL
+
+
 class SpanBuilder:
     """Consumes the tracer's records (``handle``).
 
@@ -112,6 +130,7 @@ class SpanBuilder:
         decisions: DecisionRecorder | None = None,
         decision_writer: DecisionWriter | None = None,
         typed: Callable[..., dict | None] | None = None,
+        typed_stateless: Callable[[int], bool] | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.run_span_id = run_span_id
@@ -129,6 +148,8 @@ class SpanBuilder:
         self.decisions = decisions  # decision sources (channel, stderr protocol) and gate
         self.decision_writer = decision_writer  # --decisions-out
         self.typed = typed  # typed argument attributes (collector/decode/typed.py)
+        # which syscalls' typed attributes may be reused (None: none of them)
+        self.typed_stateless = typed_stateless
         self.decision_count = 0
         self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
@@ -140,6 +161,7 @@ class SpanBuilder:
         self.spans_emitted = 0
         self.root_tgid = 0
         self._formatted: dict[tuple, Decoded] = {}  # export thread only
+        self._shapes: dict[tuple, _Shape | None] = {}  # export thread only
         self._handlers: dict[type, Callable] = {
             Syscall: self.syscall,
             ProcessStart: self.process_start,
@@ -252,6 +274,9 @@ class SpanBuilder:
         trace_id = self.trace_id
         trace_state = self.trace_state
         flags = self.flags
+        shapes = self._shapes
+        if len(shapes) >= _FORMAT_CACHE_MAX:
+            shapes.clear()
         for item in batch:
             kind = type(item)
             if kind is not SyscallItem:
@@ -267,6 +292,29 @@ class SpanBuilder:
                 continue
             call, parent, seq = item
             tid, tgid, nr, args, rval, t0, t1, _s0, _s1, ecap, xcap, pcs, _err = call
+            if not pcs:
+                # The same call of the same thread again: everything but ids and times is
+                # what it was last time (None: this call's attributes cannot be reused).
+                shape_key = (tid, nr, args, rval, ecap, xcap)
+                try:
+                    shape = shapes[shape_key]
+                except KeyError:
+                    shape = shapes[shape_key] = self._shape(shape_key, tgid)
+                except TypeError:  # an unhashable capture (argv lists)
+                    shape = None
+                if shape is not None:
+                    if line is not None:
+                        line(tid, t0, t1, 0, shape.decoded, shape.typed)
+                    if not parent:
+                        continue
+                    span = SyscallSpan(trace_id, make_id(tgid, tid, seq), parent, shape.name,
+                                       t0, t1, _INTERNAL, shape.attrs, shape.status,
+                                       shape.message, [], trace_state, flags, shape)
+                    if linker is not None:
+                        linker.syscall(span, tid)
+                    else:
+                        out.append(span)
+                    continue
             # Loops repeat the same call (same registers, same bytes read) over and over;
             # formatting is a pure function of these, so each distinct one is done once.
             key = (nr, args, rval, ecap, xcap)
@@ -316,6 +364,28 @@ class SpanBuilder:
                 out.append(span)
         self.spans_emitted += len(out)
         return out
+
+    def _shape(self, key: tuple, tgid: int) -> _Shape | None:
+        """What every span of one distinct call shares, or None when a span of it needs
+        the full path (its typed attributes depend on calls before it)."""
+        tid, nr, args, rval, ecap, xcap = key
+        if self.typed is not None and (self.typed_stateless is None or not self.typed_stateless(nr)):
+            return None
+        d = self.format_call(nr, args, rval, ecap, xcap)
+        if d.argv is not None:
+            d = d._replace(args=redact(d.args))
+        typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
+        attrs: dict = {"syscall.name": d.name, "syscall.args": d.args, "thread.id": tid}
+        if rval is not None:
+            attrs["syscall.return"] = rval
+        if d.path is not None:
+            attrs["file.path"] = d.path
+        if typed:
+            attrs.update(typed)
+        if d.error:
+            attrs["error.type"] = d.error
+            return _Shape(d, typed, d.name, attrs, StatusCode.ERROR, d.ret)
+        return _Shape(d, typed, d.name, attrs, StatusCode.UNSET, "")
 
     def _decision_span(self, item: DecisionItem, out: list[Span]) -> DecisionLinker:
         """Export thread: the decision span, handed to the linker that adopts the syscall

@@ -253,6 +253,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     # is where deadlocks come from. A short queue: when export is the slower side, the
     # records wait in the stop loop's ring (150 bytes each), not as Python objects.
     pipeline = Pipeline(sinks, start=False, queue_batches=8)
+    typed_args = TypedArgs(decoder)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
@@ -268,7 +269,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         line_stack=writer.stack if writer else None,
         decisions=recorder,
         decision_writer=decision_writer,
-        typed=TypedArgs(decoder).attributes,
+        typed=typed_args.attributes,
+        typed_stateless=typed_args.stateless,
     )
 
     tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None

@@ -107,6 +107,14 @@ class TypedArgs:
         # (tgid, fd) -> (transport, network.type), learned from socket()/accept()
         self._sockets: dict[tuple[int, int], tuple[str | None, str | None]] = {}
         self._max_sockets = max_sockets
+        self._stateful: set[int] = set()  # syscalls whose attributes depend on earlier calls
+
+    def stateless(self, nr: int) -> bool:
+        """Whether syscall ``nr``'s attributes are a function of its own registers and
+        captures only (not of the sockets earlier calls created), so they can be reused."""
+        if nr not in self._plans:
+            self._plans[nr] = self._compile(nr)
+        return nr not in self._stateful
 
     def attributes(
         self, tgid: int, nr: int, args: Sequence[int], rval: int | None,
@@ -164,6 +172,7 @@ class TypedArgs:
                     steps.append(_sockaddr_step(index, name, from_exit=True))
         if name in ("socket", "close") or name in _STREAM_ONLY or name in _SOCKET_CALLS:
             steps.append(self._socket_step(name, fd_at))
+            self._stateful.add(nr)
         return tuple(steps)
 
     def _socket_step(self, name: str, fd_at: int | None) -> _Step:
