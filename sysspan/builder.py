@@ -163,7 +163,7 @@ class SpanBuilder:
         self._formatted: dict[tuple, Decoded] = {}  # export thread only
         self._shapes: dict[tuple, _Shape | None] = {}  # export thread only
         self._handlers: dict[type, Callable] = {
-            Syscall: self.syscall,
+            Syscall: self.syscall,  # handle_all takes these inline
             ProcessStart: self.process_start,
             ProcessExec: self.process_exec,
             Signal: self.signal,
@@ -176,6 +176,56 @@ class SpanBuilder:
     def handle(self, rec: Record) -> None:
         """Take one record from the tracer."""
         self._handlers[type(rec)](rec)
+
+    def handle_all(self, records: list[Record]) -> None:
+        """``handle`` for each of ``records`` in order. The drain thread calls this once per
+        chunk of the loop's ring, so the syscall hot path (exact counters, the sampling gate,
+        one item to the pipeline) runs inline; decoding and span construction happen in
+        ``materialize`` on the export thread."""
+        handlers = self._handlers
+        stats = self.stats
+        procs = self.procs
+        emit = self.emit
+        gate = self.gate
+        dr = self.decisions
+        lines = self.line is not None
+        run_span_id = self.run_span_id
+        calls = 0
+        try:
+            for rec in records:
+                if type(rec) is not Syscall:
+                    handlers[type(rec)](rec)
+                    continue
+                calls += 1
+                tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
+                stat = stats.get(nr)
+                if stat is None:
+                    stat = stats[nr] = SyscallStat()
+                stat.calls += 1
+                stat.total_ns += t1 - t0
+                if rval is not None and -4096 < rval < 0:
+                    stat.errors += 1
+                if gate is not None and not gate(t1):
+                    self.syscalls_dropped += 1
+                    parent = 0  # no span; with -o the line is still written
+                else:
+                    proc = procs.get(tgid)
+                    parent = proc.span_id if proc else run_span_id
+                if parent or lines:
+                    self.seq += 1
+                    emit(SyscallItem(rec, parent, self.seq))
+                if dr is not None:
+                    if stderr:
+                        dr.feed_stderr(stderr, t1, tgid, tid)
+                        if rval is not None and rval > len(stderr):
+                            # The loop keeps the head of a huge write only: the line across
+                            # the cut and the rest of that write are lost (counted
+                            # malformed); parsing resumes with the next write.
+                            dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
+                    if dr.pending:
+                        self.drain_decisions(t1)
+        finally:
+            self.syscall_count += calls
 
     def process_start(self, rec: ProcessStart) -> None:
         tgid, parent_tgid, t, attached = rec.tgid, rec.parent_tgid, rec.t, rec.attached
@@ -208,39 +258,8 @@ class SpanBuilder:
         proc.argv = redact(argv)
 
     def syscall(self, rec: Syscall) -> None:
-        """Hot path (drain thread): exact counters, the sampling gate, then one item to the
-        pipeline. Decoding and span construction happen in ``materialize`` on the export
-        thread."""
-        tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
-        self.syscall_count += 1
-        stat = self.stats.get(nr)
-        if stat is None:
-            stat = self.stats[nr] = SyscallStat()
-        stat.calls += 1
-        stat.total_ns += t1 - t0
-        if rval is not None and -4096 < rval < 0:
-            stat.errors += 1
-        gate = self.gate
-        if gate is not None and not gate(t1):
-            self.syscalls_dropped += 1
-            parent = 0  # no span; with -o the line is still written
-        else:
-            proc = self.procs.get(tgid)
-            parent = proc.span_id if proc else self.run_span_id
-        if parent or self.line is not None:
-            self.seq += 1
-            self.emit(SyscallItem(rec, parent, self.seq))
-        dr = self.decisions
-        if dr is not None:
-            if stderr:
-                dr.feed_stderr(stderr, t1, tgid, tid)
-                if rval is not None and rval > len(stderr):
-                    # The loop keeps the head of a huge write only: the line across the cut
-                    # and the rest of that write are lost (counted malformed); parsing
-                    # resumes with the next write.
-                    dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
-            if dr.pending:
-                self.drain_decisions(t1)
+        """One syscall record (see ``handle_all``)."""
+        self.handle_all([rec])
 
     def drain_decisions(self, upto: int | None = None) -> None:
         """Move admitted decisions into the span stream, each parented by the span of the

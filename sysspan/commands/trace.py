@@ -484,7 +484,7 @@ def _trace(
             channel.close_child_end()
             with relayed_signals_blocked():
                 pipeline.start(builder.materialize)
-            status = tracer.run(builder.handle)
+            status = tracer.run(builder.handle_all, batch=True)
         for w in tracer.warnings:
             _warn(w)
         return status, root_pid
@@ -495,7 +495,7 @@ def _trace(
         tracer.attach(root_pid)
         if not ns.quiet:
             print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-        status = tracer.run(builder.handle)
+        status = tracer.run(builder.handle_all, batch=True)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
     for w in tracer.warnings:
