@@ -169,9 +169,11 @@ def _status(span: Span) -> str:
     return ',"status":{}}'
 
 
-# shape id -> (shape, name/kind part, attributes/status part): the parts a SyscallSpan
-# shares with every span of its shape, encoded once. The shape is kept so its id is not reused.
-_SHAPED: dict[int, tuple[object, str, str]] = {}
+# shape id -> (shape, trace id, trace state, flags, the text before the span id, between it
+# and the parent, after the parent up to the start time, after the end time): what a
+# SyscallSpan shares with the spans of its shape (and run), encoded once. The shape is kept
+# so that its id is not reused while cached.
+_SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str]] = {}
 _SHAPED_MAX = 8192
 
 
@@ -179,20 +181,34 @@ def _shaped_span(span: SyscallSpan) -> str:
     """``_span`` for a syscall span whose shape was seen before: only ids and times are new."""
     shape = span.shape
     done = _SHAPED.get(id(shape))
-    if done is None or done[0] is not shape:
-        attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
-        done = (shape, _name_kind(span), attrs + _status(span))
-        if len(_SHAPED) >= _SHAPED_MAX:
-            _SHAPED.clear()
-        _SHAPED[id(shape)] = done
-    out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
-    if span.trace_state:
-        out += ',"traceState":' + _esc(span.trace_state)
-    if span.parent_id:
-        out += f',"parentSpanId":"{span.parent_id:016x}"'
-    if span.flags:
-        out += f',"flags":{int(span.flags)}'
-    return f'{out}{done[1]}{int(span.start_ns)}","endTimeUnixNano":"{int(span.end_ns)}"{done[2]}'
+    if (
+        done is None
+        or done[0] is not shape
+        or done[1] != span.trace_id
+        or done[2] != span.trace_state
+        or done[3] != span.flags
+    ):
+        done = _shape_parts(span)
+    parent = span.parent_id
+    if parent:
+        return (f'{done[4]}{span.span_id:016x}{done[5]},"parentSpanId":"{parent:016x}"{done[6]}'
+                f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}')
+    return f'{done[4]}{span.span_id:016x}{done[5]}{done[6]}{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}'
+
+
+def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str]:
+    state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
+    flags = f',"flags":{int(span.flags)}' if span.flags else ""
+    attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
+    done = (
+        span.shape, span.trace_id, span.trace_state, span.flags,
+        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state, flags + _name_kind(span),
+        attrs + _status(span),
+    )
+    if len(_SHAPED) >= _SHAPED_MAX:
+        _SHAPED.clear()
+    _SHAPED[id(span.shape)] = done
+    return done
 
 
 def _resource_spans(batch: ResourceSpans) -> str:

@@ -100,3 +100,13 @@ def test_shaped_spans_equal_the_full_path_on_a_real_trace():
         line = encode_line(ResourceSpans({"service.name": "t"}, shaped))
         assert line == encode_line(ResourceSpans({"service.name": "t"}, [_plain(s) for s in shaped]))
         assert line == encode_line(ResourceSpans({"service.name": "t"}, full))
+
+    # another trace state, no flags, root spans: the cached parts must follow the span
+    for n, s in enumerate(shaped):
+        s.trace_state = 'vendor=a"b'
+        s.flags = 0
+        if n % 2:
+            s.parent_id = 0
+    line = encode_line(ResourceSpans({}, shaped))
+    assert line == encode_line(ResourceSpans({}, [_plain(s) for s in shaped]))
+    assert '"traceState":"vendor=a\\"b"' in line and '"flags"' not in line
