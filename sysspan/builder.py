@@ -190,6 +190,7 @@ class SpanBuilder:
         dr = self.decisions
         lines = self.line is not None
         run_span_id = self.run_span_id
+        new = tuple.__new__
         calls = 0
         try:
             for rec in records:
@@ -213,7 +214,8 @@ class SpanBuilder:
                     parent = proc.span_id if proc else run_span_id
                 if parent or lines:
                     self.seq += 1
-                    emit(SyscallItem(rec, parent, self.seq))
+                    # SyscallItem(...) without the Python-level __new__ of a NamedTuple
+                    emit(new(SyscallItem, (rec, parent, self.seq)))
                 if dr is not None:
                     if stderr:
                         dr.feed_stderr(stderr, t1, tgid, tid)
