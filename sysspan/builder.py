@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal as _signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sysspan.collector.records import (
@@ -61,24 +60,38 @@ def exit_code_of(status: int | None) -> int | None:
     return None
 
 
-@dataclass(slots=True)
+# Plain slotted classes rather than dataclasses: building a dataclass costs every start-up
+# about a millisecond.
 class SyscallStat:
-    calls: int = 0
-    errors: int = 0
-    total_ns: int = 0
+    """The exact counters of one syscall number (the -c table)."""
+
+    __slots__ = ("calls", "errors", "total_ns")
+
+    def __init__(self, calls: int = 0, errors: int = 0, total_ns: int = 0) -> None:
+        self.calls = calls
+        self.errors = errors
+        self.total_ns = total_ns
+
+    def __repr__(self) -> str:
+        return f"SyscallStat(calls={self.calls}, errors={self.errors}, total_ns={self.total_ns})"
 
 
-@dataclass(slots=True)
 class _Proc:
-    span_id: int
-    parent_span_id: int
-    ppid: int
-    start_ns: int
-    name: str
-    exe: str = ""
-    argv: list[str] = field(default_factory=list)
-    events: list[SpanEvent] = field(default_factory=list)
-    attached: bool = False
+    __slots__ = ("span_id", "parent_span_id", "ppid", "start_ns", "name", "exe", "argv",
+                 "events", "attached")
+
+    def __init__(self, *, span_id: int, parent_span_id: int, ppid: int, start_ns: int,
+                 name: str, exe: str = "", argv: list[str] | None = None,
+                 attached: bool = False) -> None:
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.ppid = ppid
+        self.start_ns = start_ns
+        self.name = name
+        self.exe = exe
+        self.argv: list[str] = argv if argv is not None else []
+        self.events: list[SpanEvent] = []
+        self.attached = attached
 
 
 class _Shape:
