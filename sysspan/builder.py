@@ -112,6 +112,18 @@ class _Shape:
 _INTERNAL = SpanKind.INTERNAL
 
 
+def _syscall_attrs(d: Decoded, tid: int, rval: int | None, typed: dict | None) -> dict:
+    """A syscall span's attributes before the stack's and ``error.type``."""
+    attrs: dict = {"syscall.name": d.name, "syscall.args": d.args, "thread.id": tid}
+    if rval is not None:
+        attrs["syscall.return"] = rval
+    if d.path is not None:
+        attrs["file.path"] = d.path
+    if typed:
+        attrs.update(typed)
+    return attrs
+
+
 class SpanBuilder:
     """Consumes the tracer's records (``handle``).
 
@@ -372,17 +384,7 @@ class SpanBuilder:
                     self.line_stack(self.source.stack_lines(tgid, pcs))
             if not parent:
                 continue
-            attrs: dict = {
-                "syscall.name": d.name,
-                "syscall.args": d.args,
-                "thread.id": tid,
-            }
-            if rval is not None:
-                attrs["syscall.return"] = rval
-            if d.path is not None:
-                attrs["file.path"] = d.path
-            if typed:
-                attrs.update(typed)
+            attrs = _syscall_attrs(d, tid, rval, typed)
             if pcs and self.source is not None:
                 attrs.update(self.source.attributes(tgid, pcs))
             span = Span(trace_id, make_id(tgid, tid, seq), parent, d.name, t0, t1, SpanKind.INTERNAL, attrs)
@@ -409,13 +411,7 @@ class SpanBuilder:
         if d.argv is not None:
             d = d._replace(args=redact(d.args))
         typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
-        attrs: dict = {"syscall.name": d.name, "syscall.args": d.args, "thread.id": tid}
-        if rval is not None:
-            attrs["syscall.return"] = rval
-        if d.path is not None:
-            attrs["file.path"] = d.path
-        if typed:
-            attrs.update(typed)
+        attrs = _syscall_attrs(d, tid, rval, typed)
         if d.error:
             attrs["error.type"] = d.error
             return _Shape(d, typed, d.name, attrs, StatusCode.ERROR, d.ret)
