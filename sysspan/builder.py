@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal as _signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sysspan.collector.decode.kinds.signals import siginfo_text
@@ -30,7 +29,7 @@ from sysspan.collector.records import (
 from sysspan.decisions.record import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
-from sysspan.model import Span, SpanEvent, SpanKind, StatusCode
+from sysspan.model import Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
 from sysspan.redact import redact
 from sysspan.span_roles import PROCESS, ROLE_KEY, SYSCALL
 
@@ -63,24 +62,70 @@ def exit_code_of(status: int | None) -> int | None:
     return None
 
 
-@dataclass(slots=True)
+# Plain slotted classes rather than dataclasses: building a dataclass costs every start-up
+# about a millisecond.
 class SyscallStat:
-    calls: int = 0
-    errors: int = 0
-    total_ns: int = 0
+    """The exact counters of one syscall number (the -c table)."""
+
+    __slots__ = ("calls", "errors", "total_ns")
+
+    def __init__(self, calls: int = 0, errors: int = 0, total_ns: int = 0) -> None:
+        self.calls = calls
+        self.errors = errors
+        self.total_ns = total_ns
+
+    def __repr__(self) -> str:
+        return f"SyscallStat(calls={self.calls}, errors={self.errors}, total_ns={self.total_ns})"
 
 
-@dataclass(slots=True)
 class _Proc:
-    span_id: int
-    parent_span_id: int
-    ppid: int
-    start_ns: int
-    name: str
-    exe: str = ""
-    argv: list[str] = field(default_factory=list)
-    events: list[SpanEvent] = field(default_factory=list)
-    attached: bool = False
+    __slots__ = ("span_id", "parent_span_id", "ppid", "start_ns", "name", "exe", "argv",
+                 "events", "attached")
+
+    def __init__(self, *, span_id: int, parent_span_id: int, ppid: int, start_ns: int,
+                 name: str, exe: str = "", argv: list[str] | None = None,
+                 attached: bool = False) -> None:
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.ppid = ppid
+        self.start_ns = start_ns
+        self.name = name
+        self.exe = exe
+        self.argv: list[str] = argv if argv is not None else []
+        self.events: list[SpanEvent] = []
+        self.attached = attached
+
+
+class _Shape:
+    """What the spans of one distinct syscall of one thread share (see ``SyscallSpan``)."""
+
+    __slots__ = ("decoded", "typed", "name", "attrs", "status", "message")
+
+    def __init__(self, decoded: Decoded, typed: dict | None, name: str, attrs: dict,
+                 status: StatusCode, message: str) -> None:
+        self.decoded = decoded
+        self.typed = typed
+        self.name = name
+        self.attrs = attrs
+        self.status = status
+        self.message = message
+
+
+_INTERNAL = SpanKind.INTERNAL
+
+
+def _syscall_attrs(d: Decoded, tid: int, rval: int | None, typed: dict | None) -> dict:
+    """A syscall span's attributes before the stack's and ``error.type``."""
+    attrs: dict = {
+        "syscall.name": d.name, "syscall.args": d.args, "thread.id": tid, ROLE_KEY: SYSCALL
+    }
+    if rval is not None:
+        attrs["syscall.return"] = rval
+    if d.path is not None:
+        attrs["file.path"] = d.path
+    if typed:
+        attrs.update(typed)
+    return attrs
 
 
 class SpanBuilder:
@@ -114,6 +159,7 @@ class SpanBuilder:
         decisions: DecisionRecorder | None = None,
         decision_writer: DecisionWriter | None = None,
         typed: Callable[..., dict | None] | None = None,
+        typed_stateless: Callable[[int], bool] | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.run_span_id = run_span_id
@@ -131,6 +177,8 @@ class SpanBuilder:
         self.decisions = decisions  # decision sources (channel, stderr protocol) and gate
         self.decision_writer = decision_writer  # --decisions-out
         self.typed = typed  # typed argument attributes (collector/decode/typed.py)
+        # which syscalls' typed attributes may be reused (None: none of them)
+        self.typed_stateless = typed_stateless
         self.decision_count = 0
         self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
@@ -142,8 +190,9 @@ class SpanBuilder:
         self.spans_emitted = 0
         self.root_tgid = 0
         self._formatted: dict[tuple, Decoded] = {}  # export thread only
+        self._shapes: dict[tuple, _Shape | None] = {}  # export thread only
         self._handlers: dict[type, Callable] = {
-            Syscall: self.syscall,
+            Syscall: self.syscall,  # handle_all takes these inline
             ProcessStart: self.process_start,
             ProcessExec: self.process_exec,
             Signal: self.signal,
@@ -156,6 +205,58 @@ class SpanBuilder:
     def handle(self, rec: Record) -> None:
         """Take one record from the tracer."""
         self._handlers[type(rec)](rec)
+
+    def handle_all(self, records: list[Record]) -> None:
+        """``handle`` for each of ``records`` in order. The drain thread calls this once per
+        chunk of the loop's ring, so the syscall hot path (exact counters, the sampling gate,
+        one item to the pipeline) runs inline; decoding and span construction happen in
+        ``materialize`` on the export thread."""
+        handlers = self._handlers
+        stats = self.stats
+        procs = self.procs
+        emit = self.emit
+        gate = self.gate
+        dr = self.decisions
+        lines = self.line is not None
+        run_span_id = self.run_span_id
+        new = tuple.__new__
+        calls = 0
+        try:
+            for rec in records:
+                if type(rec) is not Syscall:
+                    handlers[type(rec)](rec)
+                    continue
+                calls += 1
+                tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
+                stat = stats.get(nr)
+                if stat is None:
+                    stat = stats[nr] = SyscallStat()
+                stat.calls += 1
+                stat.total_ns += t1 - t0
+                if rval is not None and -4096 < rval < 0:
+                    stat.errors += 1
+                if gate is not None and not gate(t1):
+                    self.syscalls_dropped += 1
+                    parent = 0  # no span; with -o the line is still written
+                else:
+                    proc = procs.get(tgid)
+                    parent = proc.span_id if proc else run_span_id
+                if parent or lines:
+                    self.seq += 1
+                    # SyscallItem(...) without the Python-level __new__ of a NamedTuple
+                    emit(new(SyscallItem, (rec, parent, self.seq)))
+                if dr is not None:
+                    if stderr:
+                        dr.feed_stderr(stderr, t1, tgid, tid)
+                        if rval is not None and rval > len(stderr):
+                            # The loop keeps the head of a huge write only: the line across
+                            # the cut and the rest of that write are lost (counted
+                            # malformed); parsing resumes with the next write.
+                            dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
+                    if dr.pending:
+                        self.drain_decisions(t1)
+        finally:
+            self.syscall_count += calls
 
     def process_start(self, rec: ProcessStart) -> None:
         tgid, parent_tgid, t, attached = rec.tgid, rec.parent_tgid, rec.t, rec.attached
@@ -188,39 +289,8 @@ class SpanBuilder:
         proc.argv = redact(argv)
 
     def syscall(self, rec: Syscall) -> None:
-        """Hot path (drain thread): exact counters, the sampling gate, then one item to the
-        pipeline. Decoding and span construction happen in ``materialize`` on the export
-        thread."""
-        tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
-        self.syscall_count += 1
-        stat = self.stats.get(nr)
-        if stat is None:
-            stat = self.stats[nr] = SyscallStat()
-        stat.calls += 1
-        stat.total_ns += t1 - t0
-        if rval is not None and -4096 < rval < 0:
-            stat.errors += 1
-        gate = self.gate
-        if gate is not None and not gate(t1):
-            self.syscalls_dropped += 1
-            parent = 0  # no span; with -o the line is still written
-        else:
-            proc = self.procs.get(tgid)
-            parent = proc.span_id if proc else self.run_span_id
-        if parent or self.line is not None:
-            self.seq += 1
-            self.emit(SyscallItem(rec, parent, self.seq))
-        dr = self.decisions
-        if dr is not None:
-            if stderr:
-                dr.feed_stderr(stderr, t1, tgid, tid)
-                if rval is not None and rval > len(stderr):
-                    # The loop keeps the head of a huge write only: the line across the cut
-                    # and the rest of that write are lost (counted malformed); parsing
-                    # resumes with the next write.
-                    dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
-            if dr.pending:
-                self.drain_decisions(t1)
+        """One syscall record (see ``handle_all``)."""
+        self.handle_all([rec])
 
     def drain_decisions(self, upto: int | None = None) -> None:
         """Move admitted decisions into the span stream, each parented by the span of the
@@ -254,6 +324,9 @@ class SpanBuilder:
         trace_id = self.trace_id
         trace_state = self.trace_state
         flags = self.flags
+        shapes = self._shapes
+        if len(shapes) >= _FORMAT_CACHE_MAX:
+            shapes.clear()
         for item in batch:
             kind = type(item)
             if kind is not SyscallItem:
@@ -269,6 +342,29 @@ class SpanBuilder:
                 continue
             call, parent, seq = item
             tid, tgid, nr, args, rval, t0, t1, _s0, _s1, ecap, xcap, pcs, _err = call
+            if not pcs:
+                # The same call of the same thread again: everything but ids and times is
+                # what it was last time (None: this call's attributes cannot be reused).
+                shape_key = (tid, nr, args, rval, ecap, xcap)
+                try:
+                    shape = shapes[shape_key]
+                except KeyError:
+                    shape = shapes[shape_key] = self._shape(shape_key, tgid)
+                except TypeError:  # an unhashable capture (argv lists)
+                    shape = None
+                if shape is not None:
+                    if line is not None:
+                        line(tid, t0, t1, 0, shape.decoded, shape.typed)
+                    if not parent:
+                        continue
+                    span = SyscallSpan(trace_id, make_id(tgid, tid, seq), parent, shape.name,
+                                       t0, t1, _INTERNAL, shape.attrs, shape.status,
+                                       shape.message, [], trace_state, flags, shape)
+                    if linker is not None:
+                        linker.syscall(span, tid)
+                    else:
+                        out.append(span)
+                    continue
             # Loops repeat the same call (same registers, same bytes read) over and over;
             # formatting is a pure function of these, so each distinct one is done once.
             key = (nr, args, rval, ecap, xcap)
@@ -292,18 +388,7 @@ class SpanBuilder:
                     self.line_stack(self.source.stack_lines(tgid, pcs))
             if not parent:
                 continue
-            attrs: dict = {
-                "syscall.name": d.name,
-                "syscall.args": d.args,
-                "thread.id": tid,
-                ROLE_KEY: SYSCALL,
-            }
-            if rval is not None:
-                attrs["syscall.return"] = rval
-            if d.path is not None:
-                attrs["file.path"] = d.path
-            if typed:
-                attrs.update(typed)
+            attrs = _syscall_attrs(d, tid, rval, typed)
             if pcs and self.source is not None:
                 attrs.update(self.source.attributes(tgid, pcs))
             span = Span(trace_id, make_id(tgid, tid, seq), parent, d.name, t0, t1, SpanKind.INTERNAL, attrs)
@@ -319,6 +404,22 @@ class SpanBuilder:
                 out.append(span)
         self.spans_emitted += len(out)
         return out
+
+    def _shape(self, key: tuple, tgid: int) -> _Shape | None:
+        """What every span of one distinct call shares, or None when a span of it needs
+        the full path (its typed attributes depend on calls before it)."""
+        tid, nr, args, rval, ecap, xcap = key
+        if self.typed is not None and (self.typed_stateless is None or not self.typed_stateless(nr)):
+            return None
+        d = self.format_call(nr, args, rval, ecap, xcap)
+        if d.argv is not None:
+            d = d._replace(args=redact(d.args))
+        typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
+        attrs = _syscall_attrs(d, tid, rval, typed)
+        if d.error:
+            attrs["error.type"] = d.error
+            return _Shape(d, typed, d.name, attrs, StatusCode.ERROR, d.ret)
+        return _Shape(d, typed, d.name, attrs, StatusCode.UNSET, "")
 
     def _decision_span(self, item: DecisionItem, out: list[Span]) -> DecisionLinker:
         """Export thread: the decision span, handed to the linker that adopts the syscall

@@ -72,6 +72,16 @@ class Span:
 
 
 @dataclass(slots=True)
+class SyscallSpan(Span):
+    """A syscall span that shares its name, kind, attributes and status with every other
+    span of the same ``shape`` (the builder makes one shape per distinct call of a thread:
+    a loop repeats the same call). Encoders may cache their output per shape, so a span's
+    attributes must not change after it was made; ids, times and the parent may."""
+
+    shape: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(slots=True)
 class ResourceSpans:
     """Spans that share one resource, as one ``ResourceSpans`` entry of an OTLP request."""
 

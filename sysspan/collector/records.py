@@ -166,19 +166,21 @@ class RawSyscall(NamedTuple):
 def parse_records(buf: bytes) -> list[RawSyscall | Record]:
     """The records in one ``Loop.drain()`` chunk, in the order they were written."""
     out: list[RawSyscall | Record] = []
+    append = out.append
     off = 0
     end = len(buf)
     hdr = _HDR.unpack_from
+    syscall = _SYSCALL.unpack_from
+    new = tuple.__new__  # Syscall(...) without its Python-level __new__: the hot path
     while off < end:
-        size, kind, flags, tid, tgid = hdr(buf, off)
-        if kind == R_SYSCALL:
-            (_, _, _, _, _, nr, a0, a1, a2, a3, a4, a5, rval, t0, t1, seq0, seq1, _ip, _sp,
-             caller, nblobs) = _SYSCALL.unpack_from(buf, off)
+        if buf[off + 4] == R_SYSCALL:  # the kind's low byte (little endian)
+            (size, _, flags, tid, tgid, nr, a0, a1, a2, a3, a4, a5, rval, t0, t1, seq0, seq1,
+             _ip, _sp, caller, nblobs) = syscall(buf, off)
             rv: int | None = rval if flags & F_RVAL else None
             if not nblobs and not flags & _PY:
                 # nothing for the decoder to capture: the final record right away
-                out.append(Syscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv,
-                                   t0, t1, seq0, seq1))
+                append(new(Syscall, (caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv,
+                                     t0, t1, seq0, seq1, None, None, None, None)))
                 off += size
                 continue
             entry = exit_ = None
@@ -200,7 +202,10 @@ def parse_records(buf: bytes) -> list[RawSyscall | Record]:
             call = Syscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv, t0, t1,
                            seq0, seq1, stderr=stderr)
             out.append(RawSyscall(call, flags, entry, exit_))
-        elif kind == R_START:
+            off += size
+            continue
+        size, kind, flags, tid, tgid = hdr(buf, off)
+        if kind == R_START:
             _, _, _, _, tgid, t, seq, parent, attached = _START.unpack_from(buf, off)
             out.append(ProcessStart(tgid, parent, t, bool(attached), seq))
         elif kind == R_EXEC:

@@ -7,7 +7,7 @@ for the architecture of the traced program (x86_64 or aarch64, 64-bit ABI only).
 
 from __future__ import annotations
 
-import platform
+import os
 import re
 from functools import cache
 from importlib import import_module
@@ -24,7 +24,7 @@ def machine_arch() -> str:
     Raises ConfigError on any other machine, because the syscall tables and the decoder only
     know these two 64-bit ABIs.
     """
-    machine = platform.machine()
+    machine = os.uname().machine  # platform.machine() without importing platform
     arch = _MACHINE_ALIASES.get(machine.lower())
     if arch is None:
         raise ConfigError(

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import _stoploop
 from sysspan.collector.records import (
@@ -36,7 +36,6 @@ from sysspan.collector.records import (
     F_PY_STACK,
     F_TRUNCATED,
     RawSyscall,
-    Record,
     Syscall,
     check_layout,
     parse_records,
@@ -237,15 +236,16 @@ class Tracer:
             self.loop.forward(sig)
 
     # -- running ----------------------------------------------------------------------------
-    def run(self, consume: Callable[[Record], None]) -> int | None:
-        """Trace until no tracee is left, feeding ``consume`` on the drain thread; returns
+    def run(self, consume: Callable[[Any], None], *, batch: bool = False) -> int | None:
+        """Trace until no tracee is left, feeding ``consume`` on the drain thread each
+        record (with ``batch``: each list of records, one per chunk of the ring); returns
         the root process's wait status (None if detached or not our child)."""
         loop = self.loop
         if loop is None:
             raise SysspanError("nothing to trace: spawn or attach first")
         with relayed_signals_blocked():
             drain = threading.Thread(
-                target=self._drain, args=(loop, consume), name="sysspan-drain", daemon=True
+                target=self._drain, args=(loop, consume, batch), name="sysspan-drain", daemon=True
             )
             drain.start()
         try:
@@ -273,17 +273,21 @@ class Tracer:
             )
         return status
 
-    def _drain(self, loop: _stoploop.Loop, consume: Callable[[Record], None]) -> None:
+    def _drain(self, loop: _stoploop.Loop, consume: Callable[[Any], None], batch: bool) -> None:
         complete = self._complete
         try:
             while True:
                 chunk = loop.drain()
                 if chunk is None:
                     return
-                for rec in parse_records(chunk):
+                records = parse_records(chunk)
+                if batch:
+                    consume([complete(r) if type(r) is RawSyscall else r for r in records])
+                    continue
+                for rec in records:
                     if type(rec) is RawSyscall:
                         rec = complete(rec)
-                    consume(rec)  # type: ignore[arg-type]
+                    consume(rec)
         except BaseException as exc:  # noqa: BLE001 - reported by run() on the main thread
             self._drain_error = exc
             loop.abandon()

@@ -259,6 +259,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     # is where deadlocks come from. A short queue: when export is the slower side, the
     # records wait in the stop loop's ring (150 bytes each), not as Python objects.
     pipeline = Pipeline(sinks, start=False, queue_batches=8)
+    typed_args = TypedArgs(decoder)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
@@ -274,7 +275,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         line_stack=writer.stack if writer else None,
         decisions=recorder,
         decision_writer=decision_writer,
-        typed=TypedArgs(decoder).attributes,
+        typed=typed_args.attributes,
+        typed_stateless=typed_args.stateless,
     )
 
     tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
@@ -507,7 +509,7 @@ def _trace(
             channel.close_child_end()
             with relayed_signals_blocked():
                 pipeline.start(builder.materialize)
-            status = tracer.run(builder.handle)
+            status = tracer.run(builder.handle_all, batch=True)
         for w in tracer.warnings:
             _warn(w)
         return status, root_pid
@@ -518,7 +520,7 @@ def _trace(
         tracer.attach(root_pid)
         if not ns.quiet:
             print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-        status = tracer.run(builder.handle)
+        status = tracer.run(builder.handle_all, batch=True)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
     for w in tracer.warnings:

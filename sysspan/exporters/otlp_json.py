@@ -28,7 +28,7 @@ from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept 
 from typing import Any
 
 from sysspan.errors import TraceFileError
-from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
+from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
 
 __all__ = ["decode_line", "encode_line", "from_proto", "to_proto"]
 
@@ -130,6 +130,8 @@ def _encode_attr_items(attrs: dict[str, Any]) -> str:
 
 
 def _span(span: Span) -> str:
+    if type(span) is SyscallSpan and span.shape is not None and not span.events:
+        return _shaped_span(span)
     out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
     if span.trace_state:
         out += ',"traceState":' + _esc(span.trace_state)
@@ -137,10 +139,7 @@ def _span(span: Span) -> str:
         out += f',"parentSpanId":"{span.parent_id:016x}"'
     if span.flags:
         out += f',"flags":{int(span.flags)}'
-    out += (
-        f',"name":{_esc(span.name)},"kind":{int(span.kind)}'
-        f',"startTimeUnixNano":"{int(span.start_ns)}","endTimeUnixNano":"{int(span.end_ns)}"'
-    )
+    out += f'{_name_kind(span)}{int(span.start_ns)}","endTimeUnixNano":"{int(span.end_ns)}"'
     if span.attributes:
         out += ',"attributes":[' + _attr_items(span.attributes) + "]"
     if span.events:
@@ -151,13 +150,65 @@ def _span(span: Span) -> str:
                 text += ',"attributes":[' + _attr_items(ev.attributes) + "]"
             events.append(text + "}")
         out += ',"events":[' + ",".join(events) + "]"
+    return out + _status(span)
+
+
+def _name_kind(span: Span) -> str:
+    """From the name up to the start time's opening quote."""
+    return f',"name":{_esc(span.name)},"kind":{int(span.kind)},"startTimeUnixNano":"'
+
+
+def _status(span: Span) -> str:
+    """The status object and the span's closing brace."""
     if span.status:
         if span.status_message:
-            return out + f',"status":{{"message":{_esc(span.status_message)},"code":{int(span.status)}}}}}'
-        return out + f',"status":{{"code":{int(span.status)}}}}}'
+            return f',"status":{{"message":{_esc(span.status_message)},"code":{int(span.status)}}}}}'
+        return f',"status":{{"code":{int(span.status)}}}}}'
     if span.status_message:
-        return out + f',"status":{{"message":{_esc(span.status_message)}}}}}'
-    return out + ',"status":{}}'
+        return f',"status":{{"message":{_esc(span.status_message)}}}}}'
+    return ',"status":{}}'
+
+
+# shape id -> (shape, trace id, trace state, flags, the text before the span id, between it
+# and the parent, after the parent up to the start time, after the end time): what a
+# SyscallSpan shares with the spans of its shape (and run), encoded once. The shape is kept
+# so that its id is not reused while cached.
+_SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str]] = {}
+_SHAPED_MAX = 8192
+
+
+def _shaped_span(span: SyscallSpan) -> str:
+    """``_span`` for a syscall span whose shape was seen before: only ids and times are new."""
+    shape = span.shape
+    done = _SHAPED.get(id(shape))
+    if (
+        done is None
+        or done[0] is not shape
+        or done[1] != span.trace_id
+        or done[2] != span.trace_state
+        or done[3] != span.flags
+    ):
+        done = _shape_parts(span)
+    parent = span.parent_id
+    if parent:
+        return (f'{done[4]}{span.span_id:016x}{done[5]},"parentSpanId":"{parent:016x}"{done[6]}'
+                f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}')
+    return f'{done[4]}{span.span_id:016x}{done[5]}{done[6]}{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}'
+
+
+def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str]:
+    state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
+    flags = f',"flags":{int(span.flags)}' if span.flags else ""
+    attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
+    done = (
+        span.shape, span.trace_id, span.trace_state, span.flags,
+        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state, flags + _name_kind(span),
+        attrs + _status(span),
+    )
+    if len(_SHAPED) >= _SHAPED_MAX:
+        _SHAPED.clear()
+    _SHAPED[id(span.shape)] = done
+    return done
 
 
 def _resource_spans(batch: ResourceSpans) -> str:

@@ -15,9 +15,7 @@ URLs have credentials replaced by ``REDACTED`` as ``url.full`` requires.
 from __future__ import annotations
 
 import os
-import platform
 import re
-import socket
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,14 +95,14 @@ def _put(attrs: Resource, key: str, value: str | None) -> None:
 
 def host_attributes() -> Resource:
     """``host.name``, ``host.arch``, ``os.type``, ``os.description`` and ``telemetry.sdk.*``."""
-    uname = platform.uname()
+    uname = os.uname()  # what platform.uname() and socket.gethostname() read, without importing them
     machine = uname.machine.lower()
     arch = _ARCH.get(machine) or ("arm32" if machine.startswith("arm") else machine)
-    system = uname.system.lower()
+    system = uname.sysname.lower()
     attrs: Resource = {
-        "host.name": socket.gethostname(),
+        "host.name": uname.nodename,
         "os.type": _OS_TYPE.get(system, system),
-        "os.description": " ".join(p for p in (uname.system, uname.release, uname.version) if p),
+        "os.description": " ".join(p for p in (uname.sysname, uname.release, uname.version) if p),
         "telemetry.sdk.name": "sysspan",
         "telemetry.sdk.language": "python",
         "telemetry.sdk.version": sysspan.__version__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from pathlib import Path
@@ -71,9 +72,9 @@ def test_host_and_sdk_attributes_always_present(tmp_path: Path) -> None:
     ],
 )
 def test_host_arch_mapping(monkeypatch: pytest.MonkeyPatch, machine: str, arch: str) -> None:
-    real = platform.uname()
-    fake = platform.uname_result(real.system, real.node, real.release, real.version, machine)
-    monkeypatch.setattr(detect.platform, "uname", lambda: fake)
+    real = os.uname()
+    fake = os.uname_result((real.sysname, real.nodename, real.release, real.version, machine))
+    monkeypatch.setattr(detect.os, "uname", lambda: fake)
     assert detect.host_attributes()["host.arch"] == arch
 
 

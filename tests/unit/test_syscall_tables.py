@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -147,11 +148,17 @@ def test_generator_rejects_unbalanced_conditionals() -> None:
 
 
 def test_machine_arch_maps_and_rejects(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(syscalls.platform, "machine", lambda: "arm64")
+    real = os.uname()
+
+    def machine(name: str) -> None:
+        fake = os.uname_result((real.sysname, real.nodename, real.release, real.version, name))
+        monkeypatch.setattr(syscalls.os, "uname", lambda: fake)
+
+    machine("arm64")
     assert machine_arch() == "aarch64"
-    monkeypatch.setattr(syscalls.platform, "machine", lambda: "x86_64")
+    machine("x86_64")
     assert machine_arch() == "x86_64"
-    monkeypatch.setattr(syscalls.platform, "machine", lambda: "riscv64")
+    machine("riscv64")
     with pytest.raises(ConfigError, match="riscv64"):
         machine_arch()
 

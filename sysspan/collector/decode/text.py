@@ -113,3 +113,18 @@ def _with_link(text: str, link: object) -> str:
     if link.endswith(" (deleted)"):
         return f"{text}<{link[:-10]}>(deleted)"
     return f"{text}<{link}>"
+
+
+# socket is imported on first use: only traces with network addresses need it, and it
+# costs every start-up a few milliseconds.
+def _inet_ntop(version: int, packed: bytes) -> str:
+    """``socket.inet_ntop`` for IPv4 (``version`` 4) or IPv6 (6)."""
+    from socket import AF_INET, AF_INET6, inet_ntop
+
+    return inet_ntop(AF_INET if version == 4 else AF_INET6, packed)
+
+
+def _ntohs(value: int) -> int:
+    from socket import ntohs
+
+    return ntohs(value)

@@ -23,7 +23,6 @@ without typed arguments cost one dict lookup.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from sysspan.collector.decode.kinds.files import _Fd, _OpenFlags
 from sysspan.collector.decode.kinds.memory import _MmapFlags
 from sysspan.collector.decode.kinds.network import _SockaddrIn, _SockaddrOut
 from sysspan.collector.decode.kinds.scalars import _FieldFlags, _FlagsK
-from sysspan.collector.decode.text import _U32, _i32
+from sysspan.collector.decode.text import _U32, _i32, _inet_ntop
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder
@@ -78,10 +77,10 @@ def sockaddr_fields(data: bytes) -> tuple[str | None, str | None, int | None]:
         return "unix", path.split(b"\0", 1)[0].decode("utf-8", "replace") or None, None
     if family == C.AF_INET and len(data) >= 8:
         port = struct.unpack_from(">H", data, 2)[0]
-        return "ipv4", socket.inet_ntop(socket.AF_INET, data[4:8]), port
+        return "ipv4", _inet_ntop(4, data[4:8]), port
     if family == C.AF_INET6 and len(data) >= 24:
         port = struct.unpack_from(">H", data, 2)[0]
-        return "ipv6", socket.inet_ntop(socket.AF_INET6, data[8:24]), port
+        return "ipv6", _inet_ntop(6, data[8:24]), port
     return None, None, None
 
 
@@ -107,6 +106,14 @@ class TypedArgs:
         # (tgid, fd) -> (transport, network.type), learned from socket()/accept()
         self._sockets: dict[tuple[int, int], tuple[str | None, str | None]] = {}
         self._max_sockets = max_sockets
+        self._stateful: set[int] = set()  # syscalls whose attributes depend on earlier calls
+
+    def stateless(self, nr: int) -> bool:
+        """Whether syscall ``nr``'s attributes are a function of its own registers and
+        captures only (not of the sockets earlier calls created), so they can be reused."""
+        if nr not in self._plans:
+            self._plans[nr] = self._compile(nr)
+        return nr not in self._stateful
 
     def attributes(
         self, tgid: int, nr: int, args: Sequence[int], rval: int | None,
@@ -164,6 +171,7 @@ class TypedArgs:
                     steps.append(_sockaddr_step(index, name, from_exit=True))
         if name in ("socket", "close") or name in _STREAM_ONLY or name in _SOCKET_CALLS:
             steps.append(self._socket_step(name, fd_at))
+            self._stateful.add(nr)
         return tuple(steps)
 
     def _socket_step(self, name: str, fd_at: int | None) -> _Step:

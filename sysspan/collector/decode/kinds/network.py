@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from sysspan.collector.decode.reading import (
     _read_exact,
     _read_u32,
 )
-from sysspan.collector.decode.text import _U32, _flags, _i32, _ptr, quote
+from sysspan.collector.decode.text import _U32, _flags, _i32, _inet_ntop, _ntohs, _ptr, quote
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder
@@ -49,11 +48,11 @@ def sockaddr_text(data: bytes) -> str | None:
         return f"{head}, sun_path={quote(path.split(NUL, 1)[0])}}}"
     if family == C.AF_INET and len(data) >= 8:
         port = struct.unpack_from(">H", data, 2)[0]
-        addr = socket.inet_ntop(socket.AF_INET, data[4:8])
+        addr = _inet_ntop(4, data[4:8])
         return f'{head}, sin_port=htons({port}), sin_addr=inet_addr("{addr}")}}'
     if family == C.AF_INET6 and len(data) >= 24:
         port, flow = struct.unpack_from(">HI", data, 2)
-        addr = socket.inet_ntop(socket.AF_INET6, data[8:24])
+        addr = _inet_ntop(6, data[8:24])
         text = (
             f"{head}, sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), "
             f'inet_pton(AF_INET6, "{addr}", &sin6_addr)'
@@ -156,7 +155,7 @@ class _SocketProto(Kind):
         if family == C.AF_NETLINK:
             return C.NETLINK_PROTOS.get(proto, str(proto))
         if family == C.AF_PACKET:
-            be = socket.ntohs(proto & 0xFFFF)
+            be = _ntohs(proto & 0xFFFF)
             return f"htons({C.ETH_PROTOS.get(be, f'{be:#x}')})"
         return str(proto)
 
