@@ -11,7 +11,7 @@ for what happens at a syscall-entry stop:
 * stack:   ``SourceCapture.capture`` with whole stacks (``-k``), hint given.
 
 Each is run several times, alternating, and the best wall time of each is compared (ratios
-measured in the same run, per DESIGN §9). The minimal loop is the harshest baseline; the
+measured in the same run, per docs/architecture.md §9). The minimal loop is the harshest baseline; the
 bench also times ``python -m sysspan`` on the same workload and reports the overhead the
 measured per-capture cost adds to it (measured directly once the CLI accepts
 ``--source``). Symbolising the captured stacks happens off the hot path and is timed

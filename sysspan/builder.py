@@ -1,4 +1,4 @@
-"""The span builder: turns tracer events into spans (DESIGN §4).
+"""The span builder: turns tracer events into spans (docs/architecture.md §4).
 
 run span (remote parent or root)
   └─ process span per traced process, parented by the process tree

@@ -1,4 +1,4 @@
-"""Identifier schemes (DESIGN §5).
+"""Identifier schemes (docs/architecture.md §5).
 
 Span ids are derived, not random: xxh64 over a per-run nonce and the event's identity.
 A re-sent batch therefore carries the same ids, and ``merge`` can de-duplicate.

@@ -3,7 +3,7 @@
 Why this exists: one trace id crosses several machines, and each machine writes its own
 OTLP JSON lines file. ``merge`` puts them back together:
 
-* **de-duplication** by ``(trace id, span id)``: span ids are deterministic (DESIGN §5), so
+* **de-duplication** by ``(trace id, span id)``: span ids are deterministic (docs/architecture.md §5), so
   a re-sent batch or a file given twice carries the same ids; the first copy is kept;
 * **missing parents**: spans whose parent span is in none of the inputs (a hop that was
   not recorded, or a file that was not given) are reported;

@@ -1,4 +1,4 @@
-"""The ``Decision`` record every input produces, and its conversion to a span (DESIGN §4).
+"""The ``Decision`` record every input produces, and its conversion to a span (docs/architecture.md §4).
 
 All four inputs (stderr protocol, decision channel, ``.ruchy`` files, Python API) produce
 the same plain :class:`Decision`; :func:`decision_span` turns one into the span a user sees
@@ -134,7 +134,7 @@ def decision_span(
     trace_state: str = "",
     flags: int = 1,
 ) -> Span:
-    """The decision span of DESIGN §4: name ``category::name``, kind INTERNAL, real
+    """The decision span of docs/architecture.md §4: name ``category::name``, kind INTERNAL, real
     start/end (equal for an instant decision), attributes from :func:`decision_attributes`.
 
     ``parent_id`` is the span of the process that recorded the decision (the builder knows

@@ -1,7 +1,7 @@
 """Sampling and rate limiting for decisions, with exact counters.
 
 Why here and not in the exporters: a decision-heavy program (a transpiler making a million
-inlining choices) must not turn sysspan into the bottleneck, and DESIGN §10 says nothing is
+inlining choices) must not turn sysspan into the bottleneck, and docs/architecture.md §10 says nothing is
 lost silently. So every decision passes one :class:`DecisionGate` that
 
 * samples with a seedable xorshift64* RNG (cheap, reproducible, no Moiré patterns that a

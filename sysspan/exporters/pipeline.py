@@ -4,7 +4,7 @@
 thread through a bounded queue. When the queue is full (the sinks are slower than the
 tracer: a slow collector, a slow disk) ``emit()`` *blocks* until the export thread catches
 up. That back-pressure is deliberate: the alternative is dropping spans or growing memory
-without bound, and sysspan promises neither happens (DESIGN §9, §10). Blocking slows the
+without bound, and sysspan promises neither happens (docs/architecture.md §9, §10). Blocking slows the
 traced program a little, exactly as a slow terminal slows strace. Memory stays bounded at
 ``(queue_batches + 2) * batch_size`` spans.
 

@@ -1,4 +1,4 @@
-"""Choosing the sinks of a run from flags and the OTEL_* environment (DESIGN §8)."""
+"""Choosing the sinks of a run from flags and the OTEL_* environment (docs/architecture.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where a trace comes from and where it goes next (DESIGN §6).
+"""Where a trace comes from and where it goes next (docs/architecture.md §6).
 
 Pure functions over strings and mappings: W3C ``traceparent`` / ``tracestate`` / ``baggage``
 parsing and formatting, the environment-variable and carrier-file carriers, and detection of

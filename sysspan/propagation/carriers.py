@@ -1,6 +1,6 @@
 """Where an incoming trace context is read from and where the outgoing one is written.
 
-Carriers (DESIGN §6):
+Carriers (docs/architecture.md §6):
 
 - the OpenTelemetry *environment-variable carrier*: ``TRACEPARENT``, ``TRACESTATE`` and
   ``BAGGAGE`` (header names normalised to upper case; names are case-sensitive, so a
@@ -222,7 +222,7 @@ def resolve_incoming(
     *,
     required: bool = False,
 ) -> tuple[SpanContext | None, str | None, list[str]]:
-    """The incoming context by DESIGN §6's order: ``--traceparent`` > carrier file > env.
+    """The incoming context by docs/architecture.md §6's order: ``--traceparent`` > carrier file > env.
 
     - An explicit ``--traceparent`` that is invalid is a warning and a new trace (the carrier
       file and environment are not consulted for the trace: the user named the source).

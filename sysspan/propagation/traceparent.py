@@ -1,4 +1,4 @@
-"""W3C Trace Context ``traceparent``: parse, validate and format (DESIGN §6).
+"""W3C Trace Context ``traceparent``: parse, validate and format (docs/architecture.md §6).
 
 Parsing follows https://www.w3.org/TR/trace-context/ exactly, because a tracer that accepts
 what other vendors reject (or the reverse) silently splits or merges traces:

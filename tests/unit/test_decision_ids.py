@@ -1,4 +1,4 @@
-"""Decision ids (DESIGN §5): FNV-1a 64 vectors and the category::name::file::line scheme."""
+"""Decision ids (docs/architecture.md §5): FNV-1a 64 vectors and the category::name::file::line scheme."""
 
 from __future__ import annotations
 

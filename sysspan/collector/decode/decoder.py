@@ -62,7 +62,7 @@ class Decoder:
     (show the path behind each descriptor, looked up with ``fd_path(pid, fd)``, by default from
     /proc at capture time). ``capture_data=False`` never reads the contents of data buffers
     (read/write/send/recv payloads, iovecs): they show as their address and length, so no
-    payload reaches a trace unless asked for (DESIGN §10), and no memory read is paid for it.
+    payload reaches a trace unless asked for (docs/architecture.md §10), and no memory read is paid for it.
     """
 
     def __init__(

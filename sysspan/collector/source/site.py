@@ -142,7 +142,7 @@ class SourceCapture:
         return (fallback, False) if fallback is not None else None
 
     def attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
-        """Span attributes (DESIGN §4): ``code.function.name``, ``code.file.path``,
+        """Span attributes (docs/architecture.md §4): ``code.function.name``, ``code.file.path``,
         ``code.line.number`` of the call site and, with ``-k``, ``code.stacktrace``."""
         try:
             return self._attributes(pid, pcs)
