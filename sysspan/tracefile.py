@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from sysspan.errors import TraceFileError
-from sysspan.exporters.otlp_json_fast import decode_line_fast, span_facts
-from sysspan.model import ResourceSpans, SpanKind, StatusCode
+from sysspan.exporters.otlp_json_fast import SpanRecord, decode_line_fast, span_facts, span_records
+from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 
 def _open(path: str) -> IO[bytes]:
@@ -128,6 +128,32 @@ def iter_span_facts(
                 rank = min((ranks[k] for k in attrs if k in ranks), default=none)
                 out.append((span.trace_id, span.name, rank, attrs.get("error.type")))
         yield out
+
+
+def span_record(span: Span) -> SpanRecord:
+    """A decoded span as the :data:`SpanRecord` that :func:`iter_span_records` yields."""
+    return (
+        span.trace_id, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns,
+        span.status == StatusCode.ERROR, span.attributes,
+    )  # fmt: skip
+
+
+def iter_span_records(path: str | os.PathLike[str]) -> Iterator[list[tuple[Any, list[SpanRecord]]]]:
+    """Per line, ``(resource service.name or None, span records)`` per scope (see
+    :func:`span_records`), without building spans where the line allows; same errors and
+    the same cut-off last line handling as :func:`iter_trace_lines`."""
+    name = os.fspath(path)
+    for _offset, lineno, raw in _raw_lines(name):
+        scopes = span_records(raw)
+        if scopes is not None:
+            yield scopes
+            continue
+        batches = _decode(raw, lineno, name)
+        if batches is None:
+            return
+        yield [
+            (b.resource.get("service.name"), [span_record(s) for s in b.spans]) for b in batches
+        ]
 
 
 def expand_inputs(paths: Iterable[str], *, include_spools: bool = False) -> list[str]:
