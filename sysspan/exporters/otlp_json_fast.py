@@ -69,67 +69,20 @@ def _attrs(items: Any) -> dict[str, Any]:
 def _span(obj: dict) -> Span:
     if type(obj) is not dict or "events" in obj:
         return _decode_span(obj)
-    tid = obj["traceId"]
-    sid = obj["spanId"]
-    pid = obj.get("parentSpanId")
-    name = obj.get("name", "")
-    start = obj.get("startTimeUnixNano")
-    end = obj.get("endTimeUnixNano")
-    if (
-        type(tid) is not str
-        or len(tid) != 32
-        or type(sid) is not str
-        or len(sid) != 16
-        or type(name) is not str
-        or type(start) is not str
-        or type(end) is not str
-    ):
-        raise _Unusual
-    if pid is None or pid == "":
-        parent = 0
-    elif type(pid) is str and len(pid) == 16:
-        parent = int(pid, 16)
-    else:
-        raise _Unusual
-    trace_id = int(tid, 16)
-    span_id = int(sid, 16)
-    if not trace_id or not span_id:
-        raise _Unusual
-    kind = obj.get("kind")
-    flags = obj.get("flags", 0)
-    state = obj.get("traceState", "")
-    if type(kind) is not int or type(flags) is not int or type(state) is not str:
-        raise _Unusual
+    trace_id, span_id, parent, name, start, end, _failed, attrs = _record(obj)
+    # _record checked these fields; only their values are read here.
     status = obj.get("status")
     code = _UNSET
     message = ""
     if status:
-        if type(status) is not dict:
-            raise _Unusual
         raw_code = status.get("code")
         if raw_code is not None:
-            if type(raw_code) is not int:
-                raise _Unusual
             code = _STATUSES[raw_code]
         message = status.get("message", "")
-        if type(message) is not str:
-            raise _Unusual
-    attributes = obj.get("attributes")
     return Span(
-        trace_id,
-        span_id,
-        parent,
-        name,
-        int(start),
-        int(end),
-        _KINDS[kind],
-        _attrs(attributes) if attributes is not None else {},
-        code,
-        message,
-        [],
-        state,
-        flags,
-    )
+        trace_id, span_id, parent, name, start, end, _KINDS[obj["kind"]], attrs, code,
+        message, [], obj.get("traceState", ""), obj.get("flags", 0),
+    )  # fmt: skip
 
 
 def _field(obj: dict, name: str, typ: type, default: Any) -> Any:
