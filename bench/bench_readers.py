@@ -12,7 +12,10 @@ then runs, as separate processes, alternating ``--runs`` times:
   (what it keeps per span, measured in-process with the same code) and the interpreter's
   RSS after imports, so the ratio (peak - baseline) / index is printed.
 
-Usage: python bench/bench_readers.py [--mb 100] [--runs 5] [--trace FILE]
+With ``--before DIR`` (a checkout of another commit, e.g. ``git archive BASE sysspan | tar
+-x -C DIR``), ``report`` as that commit's code runs it is timed in the same loop too.
+
+Usage: python bench/bench_readers.py [--mb 100] [--runs 5] [--trace FILE] [--before DIR]
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=100.0)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--trace", type=Path)
+    ap.add_argument("--before", type=Path, help="sources of another commit: also time its report")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -64,15 +68,20 @@ def main() -> int:
             "import sys; from sysspan.exporters.otlp_json import decode_line\n"
             "for line in open(sys.argv[1], 'rb'):\n    decode_line(line)"
         )
-        times = alternate(
-            {
-                "validating decoder": [sys.executable, "-c", baseline, str(trace)],
-                "stats": [*SYSSPAN, "stats", str(trace)],
-                "report": [*SYSSPAN, "report", str(trace), "-o", str(work / "r.html")],
-            },
-            args.runs,
-            work,
-        )
+        cmds = {
+            "validating decoder": [sys.executable, "-c", baseline, str(trace)],
+            "stats": [*SYSSPAN, "stats", str(trace)],
+            "report": [*SYSSPAN, "report", str(trace), "-o", str(work / "r.html")],
+        }
+        if args.before:
+            # Put the other sources ahead of the installed package.
+            code = (
+                f"import sys; sys.path.insert(0, {str(args.before.resolve())!r}); "
+                "from sysspan.cli import main; raise SystemExit(main())"
+            )
+            cmds["report (--before)"] = [sys.executable, "-c", code, "report", str(trace), "-o", str(work / "b.html")]
+        samples = alternate(cmds, args.runs, work)
+        times = {name: [s.wall for s in runs] for name, runs in samples.items()}
         print(f"machine: {machine_note()}; trace {size / 1e6:.1f} MB; {args.runs} alternating runs")
         base_wall = statistics.median(times["validating decoder"])
         for name, walls in times.items():

@@ -10,12 +10,12 @@ import gzip
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, TypeVar
 
 from sysspan.errors import TraceFileError
-from sysspan.exporters.otlp_json_fast import decode_line_fast, span_facts
-from sysspan.model import ResourceSpans, SpanKind, StatusCode
+from sysspan.exporters.otlp_json_fast import SpanRecord, decode_line_fast, span_facts, span_records
+from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 
 def _open(path: str) -> IO[bytes]:
@@ -45,6 +45,7 @@ def check_trace_file(path: str | os.PathLike[str]) -> None:
 
 
 _CUT_WARNED: set[tuple[str, int]] = set()
+T = TypeVar("T")
 
 
 def _warn(msg: str) -> None:
@@ -105,29 +106,63 @@ def iter_trace_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[R
         yield lineno, batches
 
 
+def _lines_fast_or_decoded(
+    path: str | os.PathLike[str],
+    fast: Callable[[bytes], T | None],
+    decoded: Callable[[list[ResourceSpans]], T],
+) -> Iterator[T]:
+    """Per line, ``fast(raw)``, or, when that gives None (an unusual or bad line),
+    ``decoded(batches)`` of the full decoder's result; same errors and the same cut-off
+    last line handling as :func:`iter_trace_lines`."""
+    name = os.fspath(path)
+    for _offset, lineno, raw in _raw_lines(name):
+        got = fast(raw)
+        if got is not None:
+            yield got
+            continue
+        batches = _decode(raw, lineno, name)
+        if batches is None:
+            return
+        yield decoded(batches)
+
+
 def iter_span_facts(
     path: str | os.PathLike[str], ranks: dict[str, int]
 ) -> Iterator[list[tuple[int, str, int, Any]]]:
     """Per line, ``(trace id, name, rank, error.type)`` of each span (see
     :func:`span_facts`) without building spans where the line allows; same errors and
     the same cut-off last line handling as :func:`iter_trace_lines`."""
-    name = os.fspath(path)
     none = len(ranks)
-    for _offset, lineno, raw in _raw_lines(name):
-        facts = span_facts(raw, ranks)
-        if facts is not None:
-            yield facts
-            continue
-        batches = _decode(raw, lineno, name)
-        if batches is None:
-            return
+
+    def decoded(batches: list[ResourceSpans]) -> list[tuple[int, str, int, Any]]:
         out = []
         for batch in batches:
             for span in batch.spans:
                 attrs = span.attributes
                 rank = min((ranks[k] for k in attrs if k in ranks), default=none)
                 out.append((span.trace_id, span.name, rank, attrs.get("error.type")))
-        yield out
+        return out
+
+    return _lines_fast_or_decoded(path, lambda raw: span_facts(raw, ranks), decoded)
+
+
+def span_record(span: Span) -> SpanRecord:
+    """A decoded span as the :data:`SpanRecord` that :func:`iter_span_records` yields."""
+    return (
+        span.trace_id, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns,
+        span.status == StatusCode.ERROR, span.attributes,
+    )  # fmt: skip
+
+
+def iter_span_records(path: str | os.PathLike[str]) -> Iterator[list[tuple[Any, list[SpanRecord]]]]:
+    """Per line, ``(resource service.name or None, span records)`` per scope (see
+    :func:`span_records`), without building spans where the line allows; same errors and
+    the same cut-off last line handling as :func:`iter_trace_lines`."""
+
+    def decoded(batches: list[ResourceSpans]) -> list[tuple[Any, list[SpanRecord]]]:
+        return [(b.resource.get("service.name"), [span_record(s) for s in b.spans]) for b in batches]
+
+    return _lines_fast_or_decoded(path, span_records, decoded)
 
 
 def expand_inputs(paths: Iterable[str], *, include_spools: bool = False) -> list[str]:

@@ -69,67 +69,20 @@ def _attrs(items: Any) -> dict[str, Any]:
 def _span(obj: dict) -> Span:
     if type(obj) is not dict or "events" in obj:
         return _decode_span(obj)
-    tid = obj["traceId"]
-    sid = obj["spanId"]
-    pid = obj.get("parentSpanId")
-    name = obj.get("name", "")
-    start = obj.get("startTimeUnixNano")
-    end = obj.get("endTimeUnixNano")
-    if (
-        type(tid) is not str
-        or len(tid) != 32
-        or type(sid) is not str
-        or len(sid) != 16
-        or type(name) is not str
-        or type(start) is not str
-        or type(end) is not str
-    ):
-        raise _Unusual
-    if pid is None or pid == "":
-        parent = 0
-    elif type(pid) is str and len(pid) == 16:
-        parent = int(pid, 16)
-    else:
-        raise _Unusual
-    trace_id = int(tid, 16)
-    span_id = int(sid, 16)
-    if not trace_id or not span_id:
-        raise _Unusual
-    kind = obj.get("kind")
-    flags = obj.get("flags", 0)
-    state = obj.get("traceState", "")
-    if type(kind) is not int or type(flags) is not int or type(state) is not str:
-        raise _Unusual
+    trace_id, span_id, parent, name, start, end, _failed, attrs = _record(obj)
+    # _record checked these fields; only their values are read here.
     status = obj.get("status")
     code = _UNSET
     message = ""
     if status:
-        if type(status) is not dict:
-            raise _Unusual
         raw_code = status.get("code")
         if raw_code is not None:
-            if type(raw_code) is not int:
-                raise _Unusual
             code = _STATUSES[raw_code]
         message = status.get("message", "")
-        if type(message) is not str:
-            raise _Unusual
-    attributes = obj.get("attributes")
     return Span(
-        trace_id,
-        span_id,
-        parent,
-        name,
-        int(start),
-        int(end),
-        _KINDS[kind],
-        _attrs(attributes) if attributes is not None else {},
-        code,
-        message,
-        [],
-        state,
-        flags,
-    )
+        trace_id, span_id, parent, name, start, end, _KINDS[obj["kind"]], attrs, code,
+        message, [], obj.get("traceState", ""), obj.get("flags", 0),
+    )  # fmt: skip
 
 
 def _field(obj: dict, name: str, typ: type, default: Any) -> Any:
@@ -197,6 +150,105 @@ def span_facts(raw: bytes, ranks: dict[str, int]) -> list[tuple[int, str, int, A
                             if err is None:
                                 err = _any(value)
                     out.append((int(tid, 16), name, rank, err))
+        return out
+    except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
+        return None
+
+
+#: What the report code needs of a span: ``(trace id, span id, parent id, name, start ns,
+#: end ns, status is ERROR, attributes)``; no Span object, no enums.
+SpanRecord = tuple[int, int, int, str, int, int, bool, dict[str, Any]]
+_ERROR = StatusCode.ERROR.value
+
+
+def _record(obj: dict) -> SpanRecord:
+    """The fields of ``_span`` as a :data:`SpanRecord`, with the same checks (anything
+    ``_span`` would hand to the validating decoder raises)."""
+    if type(obj) is not dict or "events" in obj:
+        raise _Unusual
+    tid = obj["traceId"]
+    sid = obj["spanId"]
+    pid = obj.get("parentSpanId")
+    name = obj.get("name", "")
+    start = obj.get("startTimeUnixNano")
+    end = obj.get("endTimeUnixNano")
+    if (
+        type(tid) is not str
+        or len(tid) != 32
+        or type(sid) is not str
+        or len(sid) != 16
+        or type(name) is not str
+        or type(start) is not str
+        or type(end) is not str
+    ):
+        raise _Unusual
+    if pid is None or pid == "":
+        parent = 0
+    elif type(pid) is str and len(pid) == 16:
+        parent = int(pid, 16)
+    else:
+        raise _Unusual
+    trace_id = int(tid, 16)
+    span_id = int(sid, 16)
+    if not trace_id or not span_id:
+        raise _Unusual
+    kind = obj.get("kind")
+    if type(kind) is not int or kind not in _KINDS:
+        raise _Unusual
+    if type(obj.get("flags", 0)) is not int or type(obj.get("traceState", "")) is not str:
+        raise _Unusual
+    status = obj.get("status")
+    failed = False
+    if status:
+        if type(status) is not dict:
+            raise _Unusual
+        raw_code = status.get("code")
+        if raw_code is not None:
+            if type(raw_code) is not int or raw_code not in _STATUSES:
+                raise _Unusual
+            failed = raw_code == _ERROR
+        if type(status.get("message", "")) is not str:
+            raise _Unusual
+    attributes = obj.get("attributes")
+    return (
+        trace_id,
+        span_id,
+        parent,
+        name,
+        int(start),
+        int(end),
+        failed,
+        _attrs(attributes) if attributes is not None else {},
+    )
+
+
+def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
+    """``(resource service.name or None, records)`` per scope of one raw line, as
+    :func:`decode_line_fast` would decode it but without Span objects; None when the line
+    is anything but the usual shape (the caller then decodes it with
+    :func:`decode_line_fast`, which also gives the error of a bad line)."""
+    try:
+        doc = _loads(raw)
+        if type(doc) is not dict or type(doc.get("resourceSpans")) is not list:
+            return None
+        out: list[tuple[Any, list[SpanRecord]]] = []
+        for rs in doc["resourceSpans"]:
+            if type(rs) is not dict:
+                return None
+            resource = rs.get("resource") or {}
+            if type(resource) is not dict:
+                return None
+            service = _attrs(_field(resource, "attributes", list, [])).get("service.name")
+            for ss in _field(rs, "scopeSpans", list, []):
+                if type(ss) is not dict:
+                    return None
+                scope = ss.get("scope") or {}
+                if type(scope) is not dict:
+                    return None
+                spans = _field(ss, "spans", list, [])
+                _field(scope, "name", str, "")
+                _field(scope, "version", str, "")
+                out.append((service, [_record(s) for s in spans]))
         return out
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sysspan.commands.stats import classify
-from sysspan.model import ResourceSpans, Span, StatusCode
+from sysspan.model import ResourceSpans, Span
 from sysspan.reporters.units import fmt_ns
-from sysspan.tracefile import iter_trace_file
+from sysspan.tracefile import iter_span_records, span_record
 
 __all__ = [
     "CLASSES",
@@ -382,53 +382,63 @@ class Aggregator:
     # -- input -----------------------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str]) -> None:
         self.files.append(os.fspath(path))
-        for batch in iter_trace_file(path):
-            self.add_batch(batch)
+        add = self._add
+        for scopes in iter_span_records(path):
+            for service, records in scopes:
+                self._service(service, len(records))
+                for record in records:
+                    add(*record)
 
     def add_batch(self, batch: ResourceSpans) -> None:
-        service = batch.resource.get("service.name")
-        if service is not None and (service in self.services or len(self.services) < 64):
-            key = str(service)
-            self.services[key] = self.services.get(key, 0) + len(batch.spans)
+        self._service(batch.resource.get("service.name"), len(batch.spans))
         add = self.add_span
         for span in batch.spans:
             add(span)
 
     def add_span(self, span: Span) -> None:
+        self._add(*span_record(span))
+
+    def _service(self, service: Any, nspans: int) -> None:
+        if service is not None and (service in self.services or len(self.services) < 64):
+            key = str(service)
+            self.services[key] = self.services.get(key, 0) + nspans
+
+    def _add(
+        self, trace_id: int, span_id: int, parent: int, name: str, s: int, e: int,
+        failed: bool, attrs: dict[str, Any],
+    ) -> None:  # fmt: skip
         counts = self.counts
         counts["spans"] += 1
         if len(self.trace_ids) < MAX_TRACE_IDS:
-            self.trace_ids.add(span.trace_id)
-        s = span.start_ns
-        e = span.end_ns
+            self.trace_ids.add(trace_id)
         if e < s:
             e = s
         if s and (not self.t_min or s < self.t_min):
             self.t_min = s
         if e > self.t_max:
             self.t_max = e
-        if span.status == StatusCode.ERROR:
+        if failed:
             counts["failed_spans"] += 1
-        attrs = span.attributes
-        kind = classify(attrs)
+        # classify()'s first test, done here because nearly every span is a syscall.
+        kind = "syscall" if "syscall.name" in attrs else classify(attrs)
         if kind == "syscall":
-            self._syscall(span, attrs, s, e)
+            self._syscall(parent, failed, attrs, s, e)
         elif kind == "decision":
-            self._decision(span, attrs, s, e)
+            self._decision(span_id, parent, name, attrs, s, e)
         elif kind == "process":
-            self._process(span, attrs, s, e)
+            self._process(span_id, parent, name, attrs, s, e)
         elif kind == "run":
-            self._run(span, attrs, s, e)
+            self._run(span_id, parent, name, attrs, s, e)
         else:
             counts["other"] += 1
 
     # -- kinds -----------------------------------------------------------------------------
-    def _syscall(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+    def _syscall(self, parent: int, failed: bool, attrs: dict[str, Any], s: int, e: int) -> None:
         self.counts["syscalls"] += 1
         name = str(attrs["syscall.name"])
         dur = e - s
         err = attrs.get("error.type")
-        if err is None and span.status == StatusCode.ERROR:
+        if err is None and failed:
             err = "ERROR"
         stat = self._sys.get(name)
         if stat is None:
@@ -441,7 +451,7 @@ class Aggregator:
             stat.errors[err] = stat.errors.get(err, 0) + 1
 
         # Owner: the parent span, or (for a decision already seen) the decision's parent.
-        parent = span.parent_id
+        span_parent = parent
         dpath: tuple[str, ...] = ()
         if parent in self._dinst:
             parent, dpath = self._through_decisions(parent, 1, dur, 0 if err is None else 1)
@@ -488,13 +498,13 @@ class Aggregator:
         exact = self._exact
         if exact is not None:
             if len(exact) < EXACT_SYSCALLS:
-                exact.append((s, dur, name, span.parent_id, tid, err or ""))
+                exact.append((s, dur, name, span_parent, tid, err or ""))
             else:
                 self._exact = None
         slow = self._slow
         if len(slow) < SLOWEST or dur > slow[0][0]:
             self._seq += 1
-            item = (dur, self._seq, s, name, span.parent_id, attrs, err or "")
+            item = (dur, self._seq, s, name, span_parent, attrs, err or "")
             if len(slow) < SLOWEST:
                 heapq.heappush(slow, item)
             else:
@@ -524,13 +534,15 @@ class Aggregator:
         path.reverse()
         return parent, tuple(path)
 
-    def _decision(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+    def _decision(
+        self, span_id: int, parent_id: int, span_name: str, attrs: dict[str, Any], s: int, e: int
+    ) -> None:
         self.counts["decisions"] += 1
         dur = e - s
-        key = str(attrs.get("decision.id") or span.name)
+        key = str(attrs.get("decision.id") or span_name)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _DecisionGroup(key, attrs, span.name)
+            group = self._groups[key] = _DecisionGroup(key, attrs, span_name)
         group.count += 1
         group.total += dur
         group.max = max(group.max, dur)
@@ -539,9 +551,9 @@ class Aggregator:
             rtext = _short(result, 80)
             if rtext in group.results or len(group.results) < _MAX_RESULTS:
                 group.results[rtext] = group.results.get(rtext, 0) + 1
-        name = span.name or f"{group.category}::{group.name}"
-        inst = [span.parent_id, name.replace(";", ":"), group, 0, 0, 0]
-        pending = self._owners.pop(span.span_id, None)
+        name = span_name or f"{group.category}::{group.name}"
+        inst = [parent_id, name.replace(";", ":"), group, 0, 0, 0]
+        pending = self._owners.pop(span_id, None)
         if pending is not None:
             # Its syscalls came first (the usual order): move them under the decision's
             # parent, below this decision's frame, and credit the decision chain.
@@ -551,7 +563,7 @@ class Aggregator:
             group.child_count += pending.count
             group.child_ns += pending.ns
             group.child_errors += pending.errors
-            parent = span.parent_id
+            parent = parent_id
             prefix: tuple[str, ...] = ()
             if parent in self._dinst:  # rare: an enclosing decision was written first
                 parent, prefix = self._through_decisions(
@@ -561,29 +573,31 @@ class Aggregator:
             if target is None:
                 target = self._owners[parent] = _Owner()
             target.absorb(pending, prefix + (inst[_D_NAME],))
-        self._dinst[span.span_id] = inst
+        self._dinst[span_id] = inst
         if self._exact_dec is not None:
             if len(self._exact_dec) < EXACT_DECISIONS:
-                self._exact_dec.append((s, dur, inst[_D_NAME], span.span_id, span.parent_id))
+                self._exact_dec.append((s, dur, inst[_D_NAME], span_id, parent_id))
             else:
                 self._exact_dec = None
         slow = self._slow_dec
         if len(slow) < SLOWEST or dur > slow[0][0]:
             self._seq += 1
-            item = (dur, self._seq, s, span.span_id, span.parent_id, attrs, name)
+            item = (dur, self._seq, s, span_id, parent_id, attrs, name)
             if len(slow) < SLOWEST:
                 heapq.heappush(slow, item)
             else:
                 heapq.heapreplace(slow, item)
         self._fit(s, e)
 
-    def _process(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+    def _process(
+        self, span_id: int, parent_id: int, span_name: str, attrs: dict[str, Any], s: int, e: int
+    ) -> None:
         self.counts["processes"] += 1
-        self._procs[span.span_id] = {
+        self._procs[span_id] = {
             "kind": "process",
-            "span_id": span.span_id,
-            "parent_span": span.parent_id,
-            "name": span.name or str(attrs.get("process.executable.name", "")),
+            "span_id": span_id,
+            "parent_span": parent_id,
+            "name": span_name or str(attrs.get("process.executable.name", "")),
             "pid": attrs.get("process.pid"),
             "ppid": attrs.get("process.parent_pid"),
             "exe": str(attrs.get("process.executable.path", "")),
@@ -595,13 +609,15 @@ class Aggregator:
         }
         self._fit(s, e)
 
-    def _run(self, span: Span, attrs: dict[str, Any], s: int, e: int) -> None:
+    def _run(
+        self, span_id: int, parent_id: int, span_name: str, attrs: dict[str, Any], s: int, e: int
+    ) -> None:
         self.counts["runs"] += 1
-        self._runs[span.span_id] = {
+        self._runs[span_id] = {
             "kind": "run",
-            "span_id": span.span_id,
-            "parent_span": span.parent_id,
-            "name": span.name,
+            "span_id": span_id,
+            "parent_span": parent_id,
+            "name": span_name,
             "pid": attrs.get("process.pid"),
             "ppid": None,
             "exe": str(attrs.get("process.executable.name", "")),

@@ -274,7 +274,8 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
     timeline["names"] = names
 
     flame = flame_tree(report.folded)
-    cls_of = {name: CLASSES.index(syscall_class(name)) for name in {r["name"] for r in report.syscalls}}
+    # sorted: the same trace renders to the same bytes whatever the string hash seed
+    cls_of = {name: CLASSES.index(syscall_class(name)) for name in sorted({r["name"] for r in report.syscalls})}
     return {
         "title": title,
         "span_ns": max(0, report.end_ns - base),

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sysspan.commands.stats import classify
+from sysspan.exporters.otlp_json_fast import SpanRecord
 from sysspan.fsutil import private_open
 from sysspan.reporters.aggregate import Aggregator, syscall_class
-from sysspan.tracefile import iter_trace_file
+from sysspan.tracefile import iter_span_records
 
 __all__ = ["write_perfetto"]
 
@@ -46,11 +47,13 @@ def write_perfetto(
     paths: Iterable[str | os.PathLike[str]],
     agg: Aggregator,
     out_path: str | os.PathLike[str],
+    records: Callable[[str | os.PathLike[str]], Iterable[SpanRecord]] | None = None,
 ) -> int:
     """Write ``{"traceEvents": [...]}`` for the spans of ``paths`` to ``out_path``.
 
     ``agg`` must have aggregated the same files (it maps parents to pids and gives the time
-    base). Returns the number of events written.
+    base). ``records`` reads a file's spans (default: the fast reader, without Span
+    objects). Returns the number of events written.
     """
     base = agg.t_min
     names: dict[int, str] = {}
@@ -62,14 +65,13 @@ def write_perfetto(
         fh.write(',"traceEvents":[\n')
         sep = ""
         for path in paths:
-            for batch in iter_trace_file(path):
-                for span in batch.spans:
-                    event = _event(span, agg, base, names, threads)
-                    if event is None:
-                        continue
-                    fh.write(sep + json.dumps(event, ensure_ascii=False, separators=(",", ":")))
-                    sep = ",\n"
-                    n += 1
+            for record in (records or _file_records)(path):
+                event = _event(record, agg, base, names, threads)
+                if event is None:
+                    continue
+                fh.write(sep + json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+                sep = ",\n"
+                n += 1
         for pid, name in sorted(names.items()):
             fh.write(sep + json.dumps(
                 {"ph": "M", "name": "process_name", "pid": pid, "tid": pid, "args": {"name": name}}
@@ -93,23 +95,29 @@ def _int(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def _event(span, agg: Aggregator, base: int, names: dict, threads: dict) -> dict | None:
-    attrs = span.attributes
+def _file_records(path: str | os.PathLike[str]) -> Iterable[SpanRecord]:
+    for scopes in iter_span_records(path):
+        for _service, records in scopes:
+            yield from records
+
+
+def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads: dict) -> dict | None:
+    _trace_id, span_id, parent_id, name, start, end, _failed, attrs = record
     kind = classify(attrs)
-    dur = max(0, span.end_ns - span.start_ns)
+    dur = max(0, end - start)
     ev: dict[str, Any] = {
         "ph": "X",
-        "name": span.name,
-        "ts": _us(span.start_ns - base),
+        "name": name,
+        "ts": _us(start - base),
         "dur": _us(dur),
     }
     if kind == "syscall":
         tid = _int(attrs.get("thread.id"), 0)
-        pid = agg.pid_of(span.parent_id)
+        pid = agg.pid_of(parent_id)
         if pid is None:
             pid = tid
         # Categories are comma-separated: filter on "syscall" or on the class ("file"...).
-        ev["cat"] = "syscall," + syscall_class(str(attrs.get("syscall.name", span.name)))
+        ev["cat"] = "syscall," + syscall_class(str(attrs.get("syscall.name", name)))
         args: dict[str, Any] = {}
         for key in ("syscall.args", "syscall.return", "error.type", "file.path",
                     "code.function.name", "code.file.path", "code.line.number",
@@ -120,7 +128,7 @@ def _event(span, agg: Aggregator, base: int, names: dict, threads: dict) -> dict
         if (pid, tid) not in threads:
             threads[(pid, tid)] = ""  # named at the end, when process names are known
     elif kind == "decision":
-        pid = agg.pid_of(span.parent_id) or 0
+        pid = agg.pid_of(parent_id) or 0
         tid = _int(attrs.get("thread.id"), pid)
         ev["cat"] = "decision"
         ev["args"] = {k: _short(v) for k, v in attrs.items() if k.startswith(("decision.", "code."))}
@@ -129,18 +137,18 @@ def _event(span, agg: Aggregator, base: int, names: dict, threads: dict) -> dict
         tid = pid
         ev["cat"] = "process"
         ev["args"] = {k: _short(v) for k, v in attrs.items()}
-        names[pid] = f"{span.name} ({pid})"
+        names[pid] = f"{name} ({pid})"
         threads.setdefault((pid, pid), "")
     elif kind == "run":
         pid = _int(attrs.get("process.pid"), 0)
         tid = 0
         ev["cat"] = "run"
         ev["args"] = {k: _short(v) for k, v in attrs.items()}
-        names.setdefault(pid, f"{span.name} ({pid})")
+        names.setdefault(pid, f"{name} ({pid})")
         threads[(pid, 0)] = "sysspan run"
     else:
         return None
-    ev["args"]["span.id"] = f"{span.span_id:016x}"  # to find the span in Jaeger/Tempo
+    ev["args"]["span.id"] = f"{span_id:016x}"  # to find the span in Jaeger/Tempo
     ev["pid"] = pid
     ev["tid"] = tid
     return ev

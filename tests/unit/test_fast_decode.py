@@ -9,9 +9,15 @@ import pytest
 
 from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json import decode_line, encode_line_bytes
-from sysspan.exporters.otlp_json_fast import decode_line_fast, span_facts
+from sysspan.exporters.otlp_json_fast import decode_line_fast, span_facts, span_records
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
-from sysspan.tracefile import count_spans, expand_inputs, iter_trace_file
+from sysspan.tracefile import (
+    count_spans,
+    expand_inputs,
+    iter_span_records,
+    iter_trace_file,
+    span_record,
+)
 
 
 def _spans() -> list[Span]:
@@ -57,6 +63,43 @@ def test_bad_lines_give_the_validating_decoders_error(text):
     with pytest.raises(TraceFileError) as fast:
         decode_line_fast(text, 3, "f.jsonl")
     assert str(fast.value) == str(slow.value)
+
+
+def _validated_records(line: bytes) -> list:
+    return [
+        (b.resource.get("service.name"), [span_record(s) for s in b.spans])
+        for b in decode_line(line.decode())
+    ]
+
+
+def test_span_records_match_the_validating_decoder(tmp_path):
+    plain = [s for s in _spans() if not s.events]
+    line = encode_line_bytes([ResourceSpans({"service.name": "x"}, plain, "sysspan", "1"),
+                              ResourceSpans({}, plain[:1])])  # fmt: skip
+    records = span_records(line)
+    assert records is not None and records == _validated_records(line)
+    assert records[0][1][1][6] is True  # status ERROR
+    # A line with events, or any unusual shape, is left to the full decoder; the file
+    # reader gives the same records either way.
+    odd = encode_line_bytes([ResourceSpans({"service.name": "y"}, _spans())])
+    assert span_records(odd) is None
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(line + b"\n" + odd + b"\n")
+    assert list(iter_span_records(path)) == [_validated_records(line), _validated_records(odd)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"{not json",
+        b'{"resourceSpans": {}}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "' + b"0" * 31 + b'1", "spanId": "' + b"0" * 15 + b'2", "attributes": [{"key": "s", "value": {"stringValue": 3}}]}]}]}]}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "' + b"0" * 31 + b'1", "spanId": "' + b"0" * 15 + b'2", "kind": 9}]}]}]}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "' + b"0" * 31 + b'1", "spanId": "' + b"0" * 15 + b'2", "attributes": [{"key": 5, "value": {"stringValue": "x"}}]}]}]}]}',
+    ],
+)
+def test_span_records_leave_bad_lines_to_the_validating_decoder(text):
+    assert span_records(text) is None
 
 
 def test_span_facts_rank_and_error_type():
