@@ -16,10 +16,9 @@ strace's ``<unfinished ...>`` / ``<... X resumed>`` halves are counted as they a
 does not print that form yet); ``--joined`` also reports the figure with each such pair joined
 into one line, which is what the comparison gives once sysspan prints the form.
 
-The traced program sees sysspan's additions to its environment (``TRACEPARENT``,
-``SYSSPAN_DECISION_*`` and the decision channel's descriptor); strace's run is given the same
-variable names and an open descriptor in the same place, so that those deliberate additions
-are not counted as decoding differences.
+The traced program sees sysspan's additions to its environment (``TRACEPARENT`` and the
+decision ring's ``SYSSPAN_DECISION_RING``; no descriptor); strace's run is given the same
+variable names, so that those deliberate additions are not counted as decoding differences.
 """
 
 from __future__ import annotations
@@ -111,15 +110,10 @@ def build_helpers(bin_dir: Path) -> None:
 
 # ---- running --------------------------------------------------------------------------------
 
-_CHANNEL_FD = 5
-
-
 def _strace_env_like_sysspan(env: dict[str, str]) -> dict[str, str]:
     out = dict(env)
     out.setdefault("TRACEPARENT", "00-" + "1" * 32 + "-" + "1" * 16 + "-03")
-    out.setdefault("SYSSPAN_DECISION_FD", str(_CHANNEL_FD))
-    out.setdefault("SYSSPAN_DECISION_INO", "1")
-    out.setdefault("SYSSPAN_DECISION_RATE", "10000")
+    out.setdefault("SYSSPAN_DECISION_RING", "/dev/shm/sysspan-decisions-00000000")
     return out
 
 
@@ -140,23 +134,10 @@ def run_tool(
         subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
         return
     cmd = ["strace", *opts, "-o", str(out), *prog.argv]
-    r, w = os.pipe()
-    try:
-        # the descriptor is placed in the child only (the harness may run inside pytest,
-        # whose own descriptors must stay untouched); close_fds would close it again, so
-        # the child closes every other inherited descriptor itself, as sysspan's run does
-        def place_channel() -> None:
-            os.dup2(r, _CHANNEL_FD)
-            os.closerange(3, _CHANNEL_FD)
-            os.closerange(_CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
-
-        subprocess.run(
-            cmd, cwd=work, env=_strace_env_like_sysspan(env), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, timeout=300, close_fds=False, preexec_fn=place_channel,
-        )  # fmt: skip
-    finally:
-        os.close(r)
-        os.close(w)
+    subprocess.run(
+        cmd, cwd=work, env=_strace_env_like_sysspan(env), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
 
 
 # ---- comparing ------------------------------------------------------------------------------

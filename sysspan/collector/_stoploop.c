@@ -693,9 +693,12 @@ static int on_syscall_stop(Loop *L, int tid, uint64_t now) {
     if (si.op == OP_EXIT) {
         if (t->in_call) {
             int64_t rval = si.u.exit.rval;
-            if (t->nr >= 0 && t->nr < L->nplans && !(rval < 0 && rval > -4096)) {
+            if (t->nr >= 0 && t->nr < L->nplans) {
+                /* plans read what a successful call wrote; a Python capture also runs for a
+                 * failed one (the decoder marks such syscalls Python-side) */
+                int failed = rval < 0 && rval > -4096;
                 const plan_side *ps = &L->exit_plan[t->nr];
-                if (ps->n) run_plan(L, t, ps, 1, rval);
+                if (ps->n && !failed) run_plan(L, t, ps, 1, rval);
                 if (ps->py) {
                     t->pyflags |= F_PY_EXIT;
                     if (call_hook(L, H_EXIT, t, t->tgid, rval) < 0) return -1;

@@ -509,7 +509,7 @@ def _trace(
             channel.close_child_end()
             with relayed_signals_blocked():
                 pipeline.start(builder.materialize)
-            status = tracer.run(builder.handle_all, batch=True)
+            status = _run_tracer(tracer, builder)
         for w in tracer.warnings:
             _warn(w)
         return status, root_pid
@@ -520,7 +520,7 @@ def _trace(
         tracer.attach(root_pid)
         if not ns.quiet:
             print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-        status = tracer.run(builder.handle_all, batch=True)
+        status = _run_tracer(tracer, builder)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
     for w in tracer.warnings:
@@ -539,6 +539,14 @@ def _print_reports(reports: list, quiet: int) -> bool:
             elif quiet < 2:
                 print(f"sysspan: {msg}", file=sys.stderr)
     return failed
+
+
+def _run_tracer(tracer, builder: SpanBuilder) -> int | None:
+    """The ptrace loop hands over a chunk of records at a time; the eBPF backend parses
+    bpftrace's lines one record at a time."""
+    if isinstance(tracer, Tracer):
+        return tracer.run(builder.handle_all, batch=True)
+    return tracer.run(builder.handle)
 
 
 def _span_gate(ratio: float | None, per_second: int | None):

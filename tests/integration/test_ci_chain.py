@@ -46,7 +46,8 @@ def test_two_steps_chained_through_carrier(tmp_path: Path) -> None:
     assert first.parent_id == hashlib.sha256(b"42421s").hexdigest()[16:32]
     assert carrier.read_text().startswith(f"TRACEPARENT=00-{first.trace_id}-{first.span_id}-")
     assert oct(os.stat(carrier).st_mode & 0o777) == "0o600"
-    assert (tmp_path / "tp1").read_text() == f"00-{first.trace_id}-{first.span_id}-03"
+    # The derived trace id is a hash, not random: W3C Level 2's random flag stays off.
+    assert (tmp_path / "tp1").read_text() == f"00-{first.trace_id}-{first.span_id}-01"
 
     # Step 2: a different process with a different environment; only the file connects them.
     r2 = sysspan(
@@ -57,8 +58,8 @@ def test_two_steps_chained_through_carrier(tmp_path: Path) -> None:
     second = _run_span(tmp_path / "s2.jsonl")
     assert second.trace_id == first.trace_id
     assert second.parent_id == first.span_id
-    assert (tmp_path / "tp2").read_text() == f"00-{second.trace_id}-{second.span_id}-03"
-    assert f"TRACEPARENT=00-{second.trace_id}-{second.span_id}-03" in r2.stderr
+    assert (tmp_path / "tp2").read_text() == f"00-{second.trace_id}-{second.span_id}-01"
+    assert f"TRACEPARENT=00-{second.trace_id}-{second.span_id}-01" in r2.stderr
     assert f"00-{second.trace_id}-{second.span_id}-" in carrier.read_text()
     assert first.resource.get("cicd.pipeline.run.id") == "4242"
 

@@ -157,6 +157,10 @@ class Decoder:
                 ops.extend(got)  # type: ignore[union-attr]
             if at_exit and spec.ret_link_pos is not None:
                 ops = None  # -y: the returned fd's path comes from /proc at the stop
+            if at_exit and spec.exit_on_error:
+                # read also when the call fails (an interrupted sleep's remaining time):
+                # the loop runs its plans on success only, Python's capture on both
+                ops = None
             sides.append(tuple(ops) if ops is not None else None)
         return sides[0], sides[1]
 
