@@ -19,7 +19,8 @@
    part includes the first decision's one-time mapping of the ring (and msgpack import),
    which dominates the --quick sizes.
 4. A Python program making 1,000,000 decisions under sysspan --no-syscalls (default
-   settings) / untraced, whole-process wall time.
+   settings) / untraced: whole-process wall time, CPU time of the whole process tree
+   (user + sys), wall with both pinned to one CPU, and the program loop's own cost.
 
 Runs alternate (untraced, traced, untraced, ...) and the median of the per-pair ratios is
 printed with the min-max range.
