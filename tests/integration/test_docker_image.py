@@ -69,10 +69,10 @@ def test_traced_command_gets_the_users_environment(tmp_path: Path) -> None:
     child = json.loads(res.stdout)
     (run,) = [s for p in (tmp_path / "sysspan-traces").glob("*.jsonl") for s in load_spans(p) if s.is_run]
     # What sysspan itself gives every traced command (README): TRACEPARENT pointing at its
-    # run span and the decision channel. Nothing else may differ.
+    # run span and the decision ring. Nothing else may differ.
     assert child.pop("TRACEPARENT") == f"00-{run.trace_id}-{run.span_id}-01"
     channel = {k for k in child if k.startswith("SYSSPAN_DECISION_")}
-    assert "SYSSPAN_DECISION_FD" in channel
+    assert channel == {"SYSSPAN_DECISION_RING"}
     user.pop("TRACEPARENT")
     assert {k: v for k, v in child.items() if k not in channel} == user
 

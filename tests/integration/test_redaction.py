@@ -45,7 +45,7 @@ def test_no_secret_in_jsonl_o_k_or_otlp(tmp_path, http_receiver):
     script = '"$PY" -c "$DECISION"; /bin/echo "$@" > /dev/null'
     proc = sysspan(
         "-f", "-k", "-o", str(lines), "--trace-file", str(trace),
-        "--otlp-endpoint", http_receiver.endpoint,
+        "--otlp-endpoint", http_receiver.endpoint, "--syscall-spans", "all",
         "--", "sh", "-c", script, "sh", *ARGS,
         cwd=tmp_path, env={"PY": sys.executable, "DECISION": DECISION},
     )  # fmt: skip
