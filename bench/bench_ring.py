@@ -19,7 +19,8 @@
    part includes the first decision's one-time mapping of the ring (and msgpack import),
    which dominates the --quick sizes.
 4. A Python program making 1,000,000 decisions under sysspan --no-syscalls (default
-   settings) / untraced, whole-process wall time.
+   settings) / untraced: whole-process wall time, CPU time of the whole process tree
+   (user + sys), wall with both pinned to one CPU, and the program loop's own cost.
 
 Runs alternate (untraced, traced, untraced, ...) and the median of the per-pair ratios is
 printed with the min-max range.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,12 +56,24 @@ def _env() -> dict[str, str]:
 
 def _out(argv: list[str], cwd: Path) -> tuple[float, list[str]]:
     """(whole-process wall seconds, stdout fields) of one run."""
+    wall, _cpu, fields = _out_cpu(argv, cwd)
+    return wall, fields
+
+
+def _out_cpu(argv: list[str], cwd: Path, pin: bool = False) -> tuple[float, float, list[str]]:
+    """(wall seconds, user + sys seconds of the whole process tree, stdout fields) of one
+    run; ``pin`` runs it on one CPU (``taskset -c 1``). The tree's CPU time is the growth
+    of this process's reaped-children usage (runs are one at a time)."""
+    full = ["taskset", "-c", "1", *argv] if pin else argv
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=_env(), cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(full, env=_env(), cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr[-500:]}")
-    return wall, proc.stdout.split()
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu, proc.stdout.split()
 
 
 def _ratios(base: list[float], other: list[float]) -> str:
@@ -153,38 +167,58 @@ def figures_workloads(tmp: Path, runs: int, quick: bool) -> None:
 def figure_program(tmp: Path, runs: int, n: int) -> None:
     loop = str(WORK / "loop.py")
     plain, traced, start_only, loop_plain, loop_traced = [], [], [], [], []
+    cpu_plain, cpu_traced, pin_plain, pin_traced, loop_cpu_plain, loop_cpu_traced = [], [], [], [], [], []
+    plain_argv = [PY, loop, str(n)]
+    traced_argv = [*SYSSPAN, "--no-syscalls", "--trace-file", str(tmp / "f4.jsonl"), "--", PY, loop, str(n)]
     for _ in range(runs):
-        wall, fields = _out([PY, loop, str(n)], tmp)
+        wall, cpu, fields = _out_cpu(plain_argv, tmp)
         plain.append(wall)
+        cpu_plain.append(cpu)
         loop_plain.append(float(fields[0]))
-        wall, fields = _out([*SYSSPAN, "--no-syscalls", "--trace-file", str(tmp / "f4.jsonl"), "--", PY, loop, str(n)], tmp)
+        loop_cpu_plain.append(float(fields[1]))
+        wall, cpu, fields = _out_cpu(traced_argv, tmp)
         assert fields[2] == "ring", fields
         traced.append(wall)
+        cpu_traced.append(cpu)
         loop_traced.append(float(fields[0]))
+        loop_cpu_traced.append(float(fields[1]))
         start_only.append(_out([*SYSSPAN, "--no-syscalls", "--trace-file", str(tmp / "f4t.jsonl"), "--", "true"], tmp)[0])
+        pin_plain.append(_out_cpu(plain_argv, tmp, pin=True)[0])
+        pin_traced.append(_out_cpu(traced_argv, tmp, pin=True)[0])
     run = _run_span(tmp / "f4.jsonl")
     print(f"4. {n:,} decisions from Python under sysspan --no-syscalls / untraced (whole process): "
           f"{statistics.median(traced):.2f} s / {statistics.median(plain):.2f} s, {_ratios(plain, traced)}   [target <= 1.5x]; "
           f"decision.count {run['decision.count']:,}")
+    print(f"   CPU of the whole process tree (user + sys): {statistics.median(cpu_traced):.2f} s / "
+          f"{statistics.median(cpu_plain):.2f} s, {_ratios(cpu_plain, cpu_traced)}; wall, both pinned to one CPU: "
+          f"{_ratios(pin_plain, pin_traced)}")
     # sysspan's own start and end (imports, the trace file) are in the figure above; this
     # is what is left for the decisions themselves
     rest = [t - s for t, s in zip(traced, start_only, strict=True)]
     print(f"   without sysspan's own start/stop (sysspan --no-syscalls -- true: {statistics.median(start_only):.2f} s): "
-          f"{_ratios(plain, rest)}; the program's own loop, per call: {_ratios(loop_plain, loop_traced)}")
+          f"{_ratios(plain, rest)}; the program's own loop, per call: wall {_ratios(loop_plain, loop_traced)}, "
+          f"thread CPU {statistics.median(loop_cpu_traced):.0f} ns / {statistics.median(loop_cpu_plain):.0f} ns, "
+          f"{_ratios(loop_cpu_plain, loop_cpu_traced)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and smaller workloads")
     parser.add_argument("--runs", type=int, default=None, help="alternating runs per comparison (default 5, quick 2)")
+    parser.add_argument("--figure", type=int, action="append", choices=(1, 2, 3, 4),
+                        help="only this figure (repeatable; 1 and 2 are measured together)")
     ns = parser.parse_args()
     runs = ns.runs or (2 if ns.quick else 5)
+    want = set(ns.figure or (1, 2, 3, 4))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        figures_python_api(tmp, runs, 200_000 if ns.quick else 1_000_000)
-        figures_workloads(tmp, runs, ns.quick)
-        figure_program(tmp, runs, 100_000 if ns.quick else 1_000_000)
+        if want & {1, 2}:
+            figures_python_api(tmp, runs, 200_000 if ns.quick else 1_000_000)
+        if 3 in want:
+            figures_workloads(tmp, runs, ns.quick)
+        if 4 in want:
+            figure_program(tmp, runs, 100_000 if ns.quick else 1_000_000)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 

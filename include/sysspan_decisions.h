@@ -256,10 +256,23 @@ static inline int sysspan_payload_i64(char *buf, size_t cap, const char *categor
 
 /* Per-thread countdown: calls left until the next recorded decision. Starts at 0, so the
  * first call of a thread takes the slow path that sets it up. */
-static __thread int64_t sysspan__left;
-static __thread int64_t sysspan__gap;
-static __thread uint64_t sysspan__rng;
-static __thread uint32_t sysspan__tid;
+/* Compiled with -fPIC (a shared library, an extension module) the default TLS model makes
+ * every countdown a call to __tls_get_addr; initial-exec makes it one load from the GOT
+ * (x1.9 faster on fib). It takes 28 bytes of static TLS, which a library loaded by dlopen()
+ * gets from glibc's reserve; define SYSSPAN_TLS_MODEL as "global-dynamic" if that reserve
+ * is exhausted. Executables (also PIE) keep the default: local-exec, cheaper still. */
+#if !defined(SYSSPAN_TLS_MODEL) && defined(__PIC__) && !defined(__PIE__)
+#define SYSSPAN_TLS_MODEL "initial-exec"
+#endif
+#ifdef SYSSPAN_TLS_MODEL
+#define SYSSPAN__TLS static __thread __attribute__((tls_model(SYSSPAN_TLS_MODEL)))
+#else
+#define SYSSPAN__TLS static __thread
+#endif
+SYSSPAN__TLS int64_t sysspan__left;
+SYSSPAN__TLS int64_t sysspan__gap;
+SYSSPAN__TLS uint64_t sysspan__rng;
+SYSSPAN__TLS uint32_t sysspan__tid;
 
 static void *sysspan__base;
 static uint32_t sysspan__pid;

@@ -322,6 +322,34 @@ def test_c_header_client_under_sysspan_counts_exactly(tmp_path, c_writer) -> Non
     assert run.attrs["decision.ring.full"] == 0 and run.attrs["decision.ring.abandoned"] == 0
 
 
+def test_c_header_in_a_dlopened_library_counts_exactly(tmp_path) -> None:
+    """-fPIC code uses the initial-exec TLS model (no __tls_get_addr call per decision) and
+    still works from a library loaded by dlopen()."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (make test installs it)")
+    data = REPO / "tests" / "data" / "ring"
+    lib, host = tmp_path / "libfib.so", tmp_path / "fib_host"
+    cc = ["gcc", "-O2", "-Wall", "-std=gnu11", "-pthread"]
+    subprocess.run([*cc, "-fPIC", "-shared", "-I", str(REPO / "include"), str(data / "fib_lib.c"),
+                    "-o", str(lib), "-lm"], check=True)
+    subprocess.run([*cc, str(data / "fib_host.c"), "-o", str(host), "-ldl"], check=True)
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(lib)], capture_output=True,
+                         text=True, check=True).stdout
+    fib_body = dis.split("<fib>:", 1)[1].split("\n\n", 1)[0]
+    assert "fib" in fib_body and "__tls_get_addr" not in fib_body
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--no-syscalls", "--decision-sample", "0.01", "--decision-rate", "0",
+                   "--trace-file", str(out), "--", str(host), str(lib), "20", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "6765\n"
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    decisions = [s for s in spans if "decision.id" in s.attrs]
+    assert run.attrs["decision.count"] == 2 * 10946 - 1
+    assert run.attrs["decision.count"] - run.attrs["decision.dropped"] == len(decisions) > 0
+    assert all(d.name == "lib::fib" for d in decisions)
+
+
 def test_python_api_under_sysspan_ptrace_with_threads(tmp_path) -> None:
     prog = tmp_path / "p.py"
     prog.write_text(textwrap.dedent(
