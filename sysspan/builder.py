@@ -357,7 +357,7 @@ class SpanBuilder:
                         line(tid, t0, t1, 0, shape.decoded, shape.typed)
                     if not parent:
                         continue
-                    span = SyscallSpan(trace_id, make_id(tgid, tid, seq), parent, shape.name,
+                    span: Span = SyscallSpan(trace_id, make_id(tgid, tid, seq), parent, shape.name,
                                        t0, t1, _INTERNAL, shape.attrs, shape.status,
                                        shape.message, [], trace_state, flags, shape)
                     if linker is not None:

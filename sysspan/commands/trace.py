@@ -46,8 +46,9 @@ from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
 from sysspan.stderr_tail import StderrTail
 
-if TYPE_CHECKING:  # bpftrace's backend is only loaded with --backend ebpf
+if TYPE_CHECKING:  # loaded only when used: bpftrace's backend, msgpack for --decisions-out
     from sysspan.collector.ebpf.tracer import EbpfTracer
+    from sysspan.decisions.ruchy import DecisionWriter
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +170,7 @@ class _SignalRelay:
 
     def __init__(self, on_signal) -> None:
         self.on_signal = on_signal
-        self.saved = {}
+        self.saved: dict[int, object] = {}
         self.received: list[int] = []
 
     def __enter__(self) -> _SignalRelay:
@@ -444,7 +445,7 @@ def _source_capture(ns: argparse.Namespace, arch: str):
 
 
 def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]) -> tuple[
-    DecisionGate, DecisionChannel | DecisionRing, DecisionRecorder, object | None
+    DecisionGate, DecisionChannel | DecisionRing, DecisionRecorder, DecisionWriter | None
 ]:
     """(gate, channel, recorder, --decisions-out writer or None): the shared-memory ring (or
     with --decision-pipe a pipe) the command and its descendants record decisions into, plus
@@ -457,7 +458,7 @@ def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]
     if isinstance(channel, DecisionRing):
         recorder.sync = channel.drain
     child_env.update(channel.env())
-    writer = None
+    writer: DecisionWriter | None = None
     if ns.decisions_out:
         from sysspan.decisions.ruchy import DecisionWriter
 

@@ -25,7 +25,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
@@ -51,11 +51,11 @@ _U64 = (1 << 64) - 1
 _U32 = 0xFFFFFFFF
 
 
-def ring_dir(env: dict[str, str] | None = None) -> str:
+def ring_dir(env: Mapping[str, str] | None = None) -> str:
     """Where the ring file goes: ``$XDG_RUNTIME_DIR``, ``/dev/shm`` or the temp directory
     (the first that is a writable directory)."""
-    env = os.environ if env is None else env
-    for cand in (env.get("XDG_RUNTIME_DIR", ""), "/dev/shm"):
+    where: Mapping[str, str] = os.environ if env is None else env
+    for cand in (where.get("XDG_RUNTIME_DIR", ""), "/dev/shm"):
         if cand and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK):
             return cand
     return tempfile.gettempdir()
