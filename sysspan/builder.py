@@ -317,7 +317,7 @@ class SpanBuilder:
         linker = self._linker
         if linker is not None:
             linker.emit = out.append
-        fmt = self.format_call
+        fmt = self._format
         formatted = self._formatted
         line = self.line
         make_id = self.ids.make
@@ -372,15 +372,11 @@ class SpanBuilder:
                 d = formatted[key]
             except KeyError:
                 d = fmt(*key)
-                if d.argv is not None:  # execve/execveat: argv can carry secrets (spans and -o)
-                    d = d._replace(args=redact(d.args))
                 if len(formatted) >= _FORMAT_CACHE_MAX:
                     formatted.clear()
                 formatted[key] = d
             except TypeError:  # an unhashable capture (argv lists)
                 d = fmt(*key)
-                if d.argv is not None:
-                    d = d._replace(args=redact(d.args))
             typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
             if line is not None:
                 line(tid, t0, t1, 0, d, typed)
@@ -405,15 +401,22 @@ class SpanBuilder:
         self.spans_emitted += len(out)
         return out
 
+    def _format(
+        self, nr: int, args: tuple[int, ...], rval: int | None, ecap: object, xcap: object
+    ) -> Decoded:
+        """strace's text of a call; execve/execveat argv can carry secrets (spans and -o)."""
+        d = self.format_call(nr, args, rval, ecap, xcap)
+        if d.argv is not None:
+            d = d._replace(args=redact(d.args))
+        return d
+
     def _shape(self, key: tuple, tgid: int) -> _Shape | None:
         """What every span of one distinct call shares, or None when a span of it needs
         the full path (its typed attributes depend on calls before it)."""
         tid, nr, args, rval, ecap, xcap = key
         if self.typed is not None and (self.typed_stateless is None or not self.typed_stateless(nr)):
             return None
-        d = self.format_call(nr, args, rval, ecap, xcap)
-        if d.argv is not None:
-            d = d._replace(args=redact(d.args))
+        d = self._format(nr, args, rval, ecap, xcap)
         typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
         attrs = _syscall_attrs(d, tid, rval, typed)
         if d.error:
