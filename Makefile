@@ -56,6 +56,7 @@ $(VENV)/layer-wheels: $(STAMP)
 
 test: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT)
 	$(PY) -m ruff check sysspan tests bench tools
+	$(PY) -m mypy sysspan
 	$(PY) -m pytest -q
 
 bench: $(STAMP) deps

@@ -152,13 +152,9 @@ _count_lock = threading.Lock()  # _skipped / _dropped: exact also with threads
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=repr).encode
 try:  # one C encoder for every call (JSONEncoder.encode builds a new one each time)
-    from json.encoder import c_make_encoder as _c_make_encoder
+    from _json import make_encoder as _c_make_encoder  # what json.encoder.c_make_encoder is
 
-    _c_encode: Any = (
-        _c_make_encoder(None, repr, _esc, None, ":", ",", False, False, True)
-        if _c_make_encoder is not None
-        else None
-    )
+    _c_encode: Any = _c_make_encoder(None, repr, _esc, None, ":", ",", False, False, True)
 except ImportError:  # pragma: no cover - CPython always has _json
     _c_encode = None
 
@@ -599,7 +595,7 @@ class _OtelSink:
             from opentelemetry import trace
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
             from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
             env = self.env
@@ -619,6 +615,7 @@ class _OtelSink:
                 except ValueError:
                     port = None
                 protocol = "grpc" if port == 4317 else "http/protobuf"
+            OTLPSpanExporter: type[SpanExporter]
             if protocol == "grpc":
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
