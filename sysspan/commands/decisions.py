@@ -31,13 +31,7 @@ from sysspan.tracefile import check_trace_file, iter_trace_file
 _LINE_SPANS = 512
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "decisions",
-        help="import, export and rank recorded decisions",
-        description="Tools for decision spans: import/export the Ruchy/renacer decision files, "
-        "list the decisions of a trace, rank them by the time and syscall time they caused.",
-    )
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     imp = sub.add_parser(
@@ -94,7 +88,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         default="time",
         help="rank by time inside (default) or by syscall time under",
     )
-    return p
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
@@ -289,3 +282,17 @@ def _top(ns: argparse.Namespace) -> int:
     if len(shown) < len(order):
         print(f"... {len(order) - len(shown)} more (-n 0 shows all)")
     return 0
+
+
+class Decisions:
+    name = "decisions"
+    help = "import, export and rank recorded decisions"
+    description = (
+        "Tools for decision spans: import/export the Ruchy/renacer decision files, "
+        "list the decisions of a trace, rank them by the time and syscall time they caused."
+    )
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Decisions()
