@@ -19,7 +19,7 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from sysspan.decisions.record import Decision
+    from sysspan.decisions.model import Decision
 
 
 class ProcessStart(NamedTuple):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sysspan import __version__
 from sysspan.config import output_dir, resource_from_env
-from sysspan.decisions.record import Decision, decision_span, span_to_decision
+from sysspan.decisions.model import Decision, decision_span, span_to_decision
 from sysspan.decisions.ruchy import DecisionWriter, import_dir
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.jsonl import default_trace_path

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from sysspan.decisions.delivery import DecisionDelivery
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.decisions.stderr_protocol import MAX_LINE, LineBuffer
 

@@ -31,7 +31,7 @@ import json.scanner
 from collections import OrderedDict
 from typing import Any, cast
 
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 
 __all__ = ["MAX_LINE", "LineBuffer", "StderrDecoder", "source_from_input"]
 

@@ -11,7 +11,7 @@ import pytest
 
 import sysspan.decisions as d
 from sysspan.cli import main
-from sysspan.decisions.record import Decision, DecisionLinker, decision_span
+from sysspan.decisions.model import Decision, DecisionLinker, decision_span
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.model import ResourceSpans, Span

@@ -84,9 +84,9 @@ class Arch:
         self.ra = ra  # return address column
         self.fp = fp  # frame pointer register
         self.pc_reg = pc_reg  # pseudo-register holding the current pc (DW_OP_breg16 in PLTs)
-        self.from_user = from_user  # DWARF reg i = getregs()[from_user[i]]
-        self.user_pc = user_pc  # index of the pc in getregs()
-        self.user_sp = user_sp  # index of the stack pointer in getregs()
+        self.from_user = from_user  # DWARF reg i = RegReader words[from_user[i]]
+        self.user_pc = user_pc  # index of the pc in RegReader words
+        self.user_sp = user_sp  # index of the stack pointer in RegReader words
         self.syscall_insn = syscall_insn  # bytes of the syscall instruction (pc - this)
         self.ra_mask = ra_mask  # strips pointer-authentication bits (aarch64)
 
