@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench deps compiler clean
+.PHONY: demo test test-fast lint bench deps compiler clean
 
 # setup.py builds two C extensions (the stop loop, the decision ring), so a compiler comes
 # first. compileall: where PYTHONDONTWRITEBYTECODE is set, every start would otherwise
@@ -58,6 +58,12 @@ test: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT)
 	$(PY) -m ruff check sysspan tests bench tools
 	$(PY) -m mypy sysspan
 	$(PY) -m pytest -q
+
+# The same checks without the tests marked slow (about half the suite's time).
+test-fast: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT)
+	$(PY) -m ruff check sysspan tests bench tools
+	$(PY) -m mypy sysspan
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP) deps
 	$(PY) bench/run.py

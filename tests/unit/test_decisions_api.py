@@ -92,6 +92,7 @@ def test_gate_counts_are_exact() -> None:
     assert gate.admit(0, presampled=True)  # skips the sampler
 
 
+@pytest.mark.slow
 def test_burst_of_a_million_keeps_memory_flat_and_counts_exact() -> None:
     n = 1_000_000
     gate = DecisionGate(sample_ratio=1.0, max_per_second=10_000, seed=1)
