@@ -54,15 +54,15 @@ $(ACTIONLINT): | deps
 $(VENV)/layer-wheels: $(STAMP)
 	$(PY) tools/layer_wheels.py $@.tmp && mv $@.tmp $@
 
-test: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT)
+lint: $(STAMP)
 	$(PY) -m ruff check sysspan tests bench tools
 	$(PY) -m mypy sysspan
+
+test: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT) lint
 	$(PY) -m pytest -q
 
-# The same checks without the tests marked slow (about half the suite's time).
-test-fast: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT)
-	$(PY) -m ruff check sysspan tests bench tools
-	$(PY) -m mypy sysspan
+# The same without the tests marked slow (about half the suite's time).
+test-fast: $(STAMP) deps $(VENV)/layer-wheels $(ACTIONLINT) lint
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP) deps
