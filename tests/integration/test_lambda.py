@@ -691,8 +691,9 @@ LAYER_WHEELS = REPO / ".venv" / "layer-wheels"
 
 
 @pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.timeout(660)  # pip installs a layer (its own limit: 600 s)
-@pytest.mark.skipif(not LAYER_WHEELS.is_dir(), reason="no .venv/layer-wheels: `make test` downloads them (tools/layer_wheels.py)")
+@pytest.mark.skipif(not LAYER_WHEELS.is_dir(), reason="no .venv/layer-wheels: `make test` downloads them from the package index (tools/layer_wheels.py)")
 def test_layer_with_dependencies_from_wheels(tmp_path: Path) -> None:
     """pip for real, from wheels downloaded at install time (for this machine's Python and
     architecture, so the result can be imported here): the layer's python/ must be
