@@ -52,8 +52,9 @@ $(ACTIONLINT): | deps
 
 # Wheels for the Lambda layer test (pip needs the network at install time, not in the tests).
 # Without the package index the test is skipped, saying why, and the next run tries again.
+# (rm first: mv into an existing directory would nest the new wheels inside the old ones.)
 $(VENV)/layer-wheels: $(STAMP)
-	@$(PY) tools/layer_wheels.py $@.tmp && mv $@.tmp $@ || { rm -rf $@.tmp; \
+	@rm -rf $@.tmp; $(PY) tools/layer_wheels.py $@.tmp && rm -rf $@ && mv $@.tmp $@ || { rm -rf $@.tmp; \
 	  echo "could not download the layer wheels (package index unreachable?): the layer test will be skipped"; }
 
 lint: $(STAMP)
