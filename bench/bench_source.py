@@ -98,7 +98,7 @@ def trace(argv: list[str], mode: str) -> tuple[float, float, int, SourceCapture 
         sig = (status >> 8) & 0xFF
         if sig == trap:
             si = info(pid)
-            if si[0] == 1 and capture is not None:
+            if si[0] == pt.OP_ENTRY and capture is not None:
                 keep(capture(pid, pid, (si[2], si[3])) if hinted else capture(pid, pid))
             resume(pid, 0)
         elif status >> 16:

@@ -26,7 +26,7 @@ from sysspan.collector.records import (
     Syscall,
     SyscallItem,
 )
-from sysspan.decisions.record import Decision, DecisionLinker, decision_span
+from sysspan.decisions.model import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
@@ -179,7 +179,6 @@ class SpanBuilder:
         self.typed = typed  # typed argument attributes (collector/decode/typed.py)
         # which syscalls' typed attributes may be reused (None: none of them)
         self.typed_stateless = typed_stateless
-        self.decision_count = 0
         self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
         self.stats: dict[int, SyscallStat] = {}
@@ -308,7 +307,6 @@ class SpanBuilder:
     def emit_decision(self, d: Decision) -> None:
         proc = self.procs.get(d.pid)
         self.seq += 1
-        self.decision_count += 1
         self.emit(DecisionItem(d, proc.span_id if proc else self.run_span_id, self.seq))
 
     def materialize(self, batch: list) -> list[Span]:

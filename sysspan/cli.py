@@ -7,11 +7,23 @@ import argparse
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from sysspan import __version__
 from sysspan.errors import SysspanError
 
-# Subcommand name -> module under sysspan.commands with register(subparsers) and run(ns, env).
+if TYPE_CHECKING:
+    from sysspan.commands import Command, decisions, lambda_, merge, replay, report, span, stats
+
+    # mypy holds every subcommand to the protocol (at run time none is imported here).
+    _CHECKED: tuple[Command, ...] = (
+        replay.COMMAND, stats.COMMAND, report.COMMAND, merge.COMMAND, span.COMMAND,
+        lambda_.COMMAND, decisions.COMMAND,
+    )
+
+# Subcommand name -> module under sysspan.commands whose COMMAND implements the Command
+# protocol. A module is imported only when its subcommand runs: tracing does not pay for the
+# reporters' imports.
 SUBCOMMANDS = {
     "replay": "replay",
     "stats": "stats",
@@ -44,12 +56,18 @@ def _trace_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sub_parser(name: str):
-    module = importlib.import_module(f"sysspan.commands.{SUBCOMMANDS[name]}")
+def load_command(name: str) -> Command:
+    command: Command = importlib.import_module(f"sysspan.commands.{SUBCOMMANDS[name]}").COMMAND
+    return command
+
+
+def command_parser(command: Command) -> argparse.ArgumentParser:
+    """``sysspan COMMAND ...``'s parser (a subparser, so usage lines read ``sysspan NAME``)."""
     parser = argparse.ArgumentParser(prog="sysspan")
     subparsers = parser.add_subparsers(dest="subcommand", required=True)
-    module.register(subparsers)
-    return parser, module
+    sub = subparsers.add_parser(command.name, help=command.help, description=command.description)
+    command.prepare_parser(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     try:
         if args and args[0] in SUBCOMMANDS:
-            parser, module = _sub_parser(args[0])
-            ns = parser.parse_args(args)
-            return int(module.run(ns, env) or 0)
+            command = load_command(args[0])
+            ns = command_parser(command).parse_args(args)
+            return int(command.run(ns, env) or 0)
         from sysspan.commands import trace
 
         parser = _trace_parser()

@@ -1,4 +1,5 @@
-"""Small file-system helpers shared by the commands."""
+"""Small file-system helpers: files and directories only their owner can read, and the
+directories output falls back to."""
 
 from __future__ import annotations
 

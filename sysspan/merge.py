@@ -15,7 +15,8 @@ OTLP JSON lines file. ``merge`` puts them back together:
   satisfies every pair is the estimate ("b.jsonl runs 10.000 s behind a.jsonl"). With
   ``fix_skew`` each file's timestamps are shifted onto the first file's clock.
 
-Everything here is plain data in, plain data out; ``sysspan.commands.merge`` does the I/O.
+``read_sources`` reads the input files and ``write_merged`` writes the result;
+``sysspan.commands.merge`` parses the command line and prints the report.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The span model: the one contract between the collector and the exporters.
 
-Plain slotted records, no behaviour beyond convenience accessors, so that every sink
-(JSONL, OTLP, console, summary, HTML) takes the same data and nothing in the collector
-knows about OTLP.
+Plain slotted records, no behaviour beyond convenience accessors, so that every sink (the
+JSONL file, OTLP over gRPC or HTTP) takes the same data and nothing in the collector knows
+about OTLP.
 """
 
 from __future__ import annotations

@@ -48,7 +48,6 @@ class StderrTail:
         self._partial = bytearray()
         self._out = os.dup(2)  # the real stderr, where the bytes go
         self._read_fd, self._write_fd = os.pipe()
-        self.bytes_copied = 0
         # Started once the command is forked: forking a multi-threaded process is where
         # deadlocks come from (the pipe holds what the command writes until then).
         self._thread = threading.Thread(target=self._copy, name="sysspan-stderr", daemon=True)
@@ -86,7 +85,6 @@ class StderrTail:
                 except OSError:
                     break  # our own stderr is gone; keep draining so the command never blocks
                 view = view[written:]
-            self.bytes_copied += len(data)
             self._remember(data)
 
     def _remember(self, data: bytes) -> None:

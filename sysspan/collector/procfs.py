@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 
 def proc_ids(tid: int) -> tuple[int, int]:
     """(tgid, ppid) of a thread from /proc/TID/status; (0, 0) when it is gone."""
@@ -19,11 +17,6 @@ def proc_ids(tid: int) -> tuple[int, int]:
     except (OSError, ValueError, IndexError):
         return 0, 0
     return tgid, ppid
-
-
-def proc_exe(pid: int) -> str:
-    """Path of the executable (``/proc/PID/exe``)."""
-    return os.readlink(f"/proc/{pid}/exe")
 
 
 def read_cmdline(pid: int) -> list[str]:

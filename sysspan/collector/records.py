@@ -1,6 +1,6 @@
 """The records a tracer backend hands to the span builder, one type per kind of event.
 
-A backend (the compiled ptrace loop today) produces these; ``SpanBuilder`` consumes them.
+A backend (the compiled ptrace loop, or the eBPF backend's line parser) produces these; ``SpanBuilder`` consumes them.
 Times are epoch nanoseconds. ``seq`` numbers come from one counter per trace that counts
 up at every syscall entry, syscall exit and process event, so sorting by them gives the
 order the tracer saw things in (what strace's ``<unfinished ...>`` / ``<... resumed>``
@@ -19,7 +19,7 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from sysspan.decisions.record import Decision
+    from sysspan.decisions.model import Decision
 
 
 class ProcessStart(NamedTuple):

@@ -260,5 +260,5 @@ def _lookup_token(
         nr = int(token)
         return frozenset({nr}) if nr in everything else None
     name = token[:-3] if token.endswith("@64") else token
-    nr = nums.get(name)
-    return None if nr is None else frozenset({nr})
+    found = nums.get(name)
+    return None if found is None else frozenset({found})

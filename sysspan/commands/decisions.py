@@ -18,26 +18,20 @@ from dataclasses import dataclass
 
 from sysspan import __version__
 from sysspan.config import output_dir, resource_from_env
-from sysspan.decisions.record import Decision, decision_span, span_to_decision
+from sysspan.decisions.model import Decision, decision_span, span_to_decision
 from sysspan.decisions.ruchy import DecisionWriter, import_dir
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.jsonl import default_trace_path
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.fsutil import private_open
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
-from sysspan.model import ResourceSpans, Span, SpanKind
+from sysspan.model import Attributes, ResourceSpans, Span, SpanKind
 from sysspan.tracefile import check_trace_file, iter_trace_file
 
 _LINE_SPANS = 512
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "decisions",
-        help="import, export and rank recorded decisions",
-        description="Tools for decision spans: import/export the Ruchy/renacer decision files, "
-        "list the decisions of a trace, rank them by the time and syscall time they caused.",
-    )
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     imp = sub.add_parser(
@@ -94,7 +88,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         default="time",
         help="rank by time inside (default) or by syscall time under",
     )
-    return p
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
@@ -123,7 +116,7 @@ def _import(ns: argparse.Namespace, env: dict[str, str]) -> int:
     out = ns.output or default_trace_path(output_dir(env, ns.output_dir), base, trace_id)
     ids = SpanIds(new_nonce())
     root_id = ids.make(0, 0, 0)
-    resource = resource_from_env(env, base)
+    resource: Attributes = dict(resource_from_env(env, base))
     start = min((d.start_ns for d in decisions), default=0)
     end = max((d.end_ns for d in decisions), default=0)
     root = Span(
@@ -289,3 +282,17 @@ def _top(ns: argparse.Namespace) -> int:
     if len(shown) < len(order):
         print(f"... {len(order) - len(shown)} more (-n 0 shows all)")
     return 0
+
+
+class Decisions:
+    name = "decisions"
+    help = "import, export and rank recorded decisions"
+    description = (
+        "Tools for decision spans: import/export the Ruchy/renacer decision files, "
+        "list the decisions of a trace, rank them by the time and syscall time they caused."
+    )
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Decisions()

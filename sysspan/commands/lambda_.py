@@ -22,12 +22,7 @@ from sysspan.propagation.carriers import resolve_incoming
 CLIENT_CONTEXT_LIMIT = 3583
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "lambda",
-        help="AWS Lambda: build the layer, run the extension, carry a trace into an invocation",
-        description="AWS Lambda support: a layer with the sysspan extension and handler wrapper.",
-    )
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="lambda_command", required=True, metavar="{layer,extension,invoke}")
 
     layer = sub.add_parser(
@@ -71,7 +66,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     inv.add_argument("--region", help="aws --region")
     inv.add_argument("--profile", help="aws --profile")
     inv.add_argument("--out", default="response.json", metavar="FILE", help="response file for the aws CLI (default response.json)")
-    return p
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
@@ -185,3 +179,14 @@ def _invoke(ns: argparse.Namespace, env: dict[str, str]) -> int:
     print(f"sysspan: the invocation's span will be a child of {ctx.traceparent}", file=sys.stderr)
     print(shlex.join(cmd))
     return 0
+
+
+class Lambda:
+    name = "lambda"
+    help = "AWS Lambda: build the layer, run the extension, carry a trace into an invocation"
+    description = "AWS Lambda support: a layer with the sysspan extension and handler wrapper."
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Lambda()

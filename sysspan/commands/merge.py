@@ -18,14 +18,7 @@ from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
 _SHOWN_ORPHANS = 5
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "merge",
-        help="join OTLP JSON lines files from several places into one causal trace",
-        description="Merge trace files recorded in different places into one file: "
-        "de-duplicate spans by (trace id, span id), write parents before children, report "
-        "spans whose parent is missing and the clock skew between the files.",
-    )
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
     add_spool_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="merged output file ('-' for stdout)")
@@ -35,7 +28,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="shift each file's timestamps onto the first file's clock, using the estimated skew",
     )
     p.add_argument("-q", dest="quiet", action="store_true", help="print nothing but errors")
-    return p
 
 
 def _short(path: str) -> str:
@@ -100,3 +92,18 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     if ns.fix_skew and not result.shifts_ns:
         say("--fix-skew: nothing to shift")
     return 0
+
+
+class Merge:
+    name = "merge"
+    help = "join OTLP JSON lines files from several places into one causal trace"
+    description = (
+        "Merge trace files recorded in different places into one file: "
+        "de-duplicate spans by (trace id, span id), write parents before children, report "
+        "spans whose parent is missing and the clock skew between the files."
+    )
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Merge()

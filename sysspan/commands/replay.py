@@ -38,20 +38,12 @@ _REQUEST_SPANS = 512
 _SUFFIX = re.compile(r"(\.jsonl)?(\.gz)?$")
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "replay",
-        help="send OTLP JSON lines trace files to an OTLP endpoint",
-        description="Send trace files written by sysspan (or the OpenTelemetry Collector's file "
-        "exporter) to an OTLP endpoint. A spool file is removed once every span in it is "
-        "acknowledged; what cannot be delivered goes to one spool per source file.",
-    )
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
     add_spool_flag(p)
     add_otlp_flags(p)
     p.add_argument("--keep", action="store_true", help="leave spool files in place after a complete replay")
     p.add_argument("--output-dir", default=None, help="where spools of undelivered spans go (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
-    return p
 
 
 def is_spool(path: str) -> bool:
@@ -184,3 +176,18 @@ def _unlink(path: str) -> None:
 
 def _spans(n: int) -> str:
     return f"{n} span" if n == 1 else f"{n} spans"
+
+
+class Replay:
+    name = "replay"
+    help = "send OTLP JSON lines trace files to an OTLP endpoint"
+    description = (
+        "Send trace files written by sysspan (or the OpenTelemetry Collector's file "
+        "exporter) to an OTLP endpoint. A spool file is removed once every span in it is "
+        "acknowledged; what cannot be delivered goes to one spool per source file."
+    )
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Replay()

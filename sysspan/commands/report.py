@@ -17,14 +17,7 @@ from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
 DEFAULT_OUTPUT = "sysspan-report.html"
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "report",
-        help="render trace files as an HTML report (and folded stacks / Perfetto JSON)",
-        description="Render OTLP JSON lines trace files as one self-contained HTML page: process "
-        "timeline, flame graph, syscall latency, slowest syscalls and decision impact. "
-        "Several files are combined into one report.",
-    )
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
     add_spool_flag(p)
     p.add_argument(
@@ -48,7 +41,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="also write Chrome trace-event JSON (opens in ui.perfetto.dev or chrome://tracing)",
     )
     p.add_argument("--title", default=None, help="page title (default: the traced command line)")
-    return p
 
 
 def _check_output(path: str, what: str) -> None:
@@ -124,3 +116,18 @@ def _run(ns: argparse.Namespace) -> int:
         f"{c['processes']:,} processes) written to " + ", ".join(written)
     )
     return 0
+
+
+class Report:
+    name = "report"
+    help = "render trace files as an HTML report (and folded stacks / Perfetto JSON)"
+    description = (
+        "Render OTLP JSON lines trace files as one self-contained HTML page: process "
+        "timeline, flame graph, syscall latency, slowest syscalls and decision impact. "
+        "Several files are combined into one report."
+    )
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Report()

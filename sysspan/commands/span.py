@@ -171,16 +171,11 @@ def parse_span_id(text: str, flag: str) -> int:
 # --------------------------------------------------------------------------- command line
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "span",
-        help="record one span with explicit start and end times (CI pipelines, scripts)",
-        description="Record one span under the current trace context (--traceparent > "
-        "--tp-carrier > TRACEPARENT). Times: RFC 3339 (2024-05-01T12:00:00.25Z), epoch "
-        "nanoseconds (or with a unit: 1714564800s, ...ms, ...us), or 'now'.",
-        epilog="Start in one step, end in another: 'sysspan span --open --name pipeline >> "
+def prepare_parser(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "Start in one step, end in another: 'sysspan span --open --name pipeline >> "
         "\"$GITHUB_ENV\"' prints TRACEPARENT (later steps become children of the open span) "
-        "and the state that 'sysspan span --close --name pipeline' reads back to record it.",
+        "and the state that 'sysspan span --close --name pipeline' reads back to record it."
     )
     p.add_argument("--name", required=True, help="span name")
     p.add_argument("--start", metavar="TIME", help="start time (required unless --open or --close)")
@@ -212,7 +207,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     pr.add_argument("--tp-carrier", metavar="FILE", help="read the parent context from FILE; --open also writes the open span's context to it")
     pr.add_argument("--tp-required", action="store_true", help="fail (exit 1) when no valid incoming context is found (not with --close)")
     pr.add_argument("--strict", action="store_true", help="exit 1 when the span could not be delivered (default: a warning)")
-    return p
 
 
 def _warn(msg: str) -> None:
@@ -375,3 +369,18 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     if ns.quiet == 0:
         print(f"sysspan: span {ns.name!r} {span_id:016x} in trace {trace_id:032x}", file=sys.stderr)
     return 1 if failed and ns.strict else 0
+
+
+class SpanCommand:
+    name = "span"
+    help = "record one span with explicit start and end times (CI pipelines, scripts)"
+    description = (
+        "Record one span under the current trace context (--traceparent > "
+        "--tp-carrier > TRACEPARENT). Times: RFC 3339 (2024-05-01T12:00:00.25Z), epoch "
+        "nanoseconds (or with a unit: 1714564800s, ...ms, ...us), or 'now'."
+    )
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = SpanCommand()

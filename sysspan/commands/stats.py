@@ -9,8 +9,7 @@ from collections import Counter
 from sysspan.tracefile import add_spool_flag, expand_inputs, iter_span_facts
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("stats", help="count the spans of a trace file by kind and name")
+def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
     add_spool_flag(p)
     p.add_argument("--top", type=int, default=10, help="how many syscall names to list")
@@ -69,3 +68,14 @@ def _run(ns: argparse.Namespace) -> int:
     if errors:
         print("errors: " + ", ".join(f"{n} {c}" for n, c in errors.most_common()))
     return 0
+
+
+class Stats:
+    name = "stats"
+    help = "count the spans of a trace file by kind and name"
+    description = None
+    prepare_parser = staticmethod(prepare_parser)
+    run = staticmethod(run)
+
+
+COMMAND = Stats()

@@ -14,7 +14,9 @@ import shutil
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
@@ -170,7 +172,7 @@ class _SignalRelay:
 
     def __init__(self, on_signal) -> None:
         self.on_signal = on_signal
-        self.saved: dict[int, object] = {}
+        self.saved: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         self.received: list[int] = []
 
     def __enter__(self) -> _SignalRelay:
@@ -284,6 +286,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
     tracer: Tracer | EbpfTracer | None = None
+    status: int | None
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
         pipeline.start(builder.materialize)
@@ -554,13 +557,13 @@ def _span_gate(ratio: float | None, per_second: int | None):
     """gate(t_ns) -> keep this syscall's span? None when every span is kept."""
     sample = Sampler(ratio) if ratio is not None and ratio < 1.0 else None
     limit = RateLimiter(per_second) if per_second else None
-    if sample is None and limit is None:
-        return None
-    if limit is None:
-        return lambda _t: sample.keep()
     if sample is None:
-        return limit.allow
-    return lambda t: sample.keep() and limit.allow(t)
+        return limit.allow if limit is not None else None
+    keep = sample.keep
+    if limit is None:
+        return lambda _t: keep()
+    allow = limit.allow
+    return lambda t: keep() and allow(t)
 
 
 def _run_plain(

@@ -54,14 +54,13 @@ import os
 import sys
 import threading
 import time
-import types
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _esc
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from sysspan.decisions.channel import DecisionChannel, open_channel
-    from sysspan.decisions.record import Decision, DecisionLinker, decision_span
+    from sysspan.decisions.model import Decision, DecisionLinker, decision_span
     from sysspan.decisions.ruchy import import_dir, read_manifest, read_msgpack, write_dir
     from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler
     from sysspan.decisions.stderr_protocol import StderrDecoder
@@ -89,14 +88,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Decision": "record",
-    "decision_attributes": "record",
-    "span_to_decision": "record",
+    "Decision": "model",
+    "decision_attributes": "model",
+    "span_to_decision": "model",
     "DecisionWriter": "ruchy",
     "ImportCounters": "ruchy",
     "ManifestEntry": "ruchy",
-    "DecisionLinker": "record",
-    "decision_span": "record",
+    "DecisionLinker": "model",
+    "decision_span": "model",
     "StderrDecoder": "stderr_protocol",
     "DecisionChannel": "channel",
     "open_channel": "channel",
@@ -152,13 +151,9 @@ _count_lock = threading.Lock()  # _skipped / _dropped: exact also with threads
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=repr).encode
 try:  # one C encoder for every call (JSONEncoder.encode builds a new one each time)
-    from json.encoder import c_make_encoder as _c_make_encoder
+    from _json import make_encoder as _c_make_encoder  # what json.encoder.c_make_encoder is
 
-    _c_encode: Any = (
-        _c_make_encoder(None, repr, _esc, None, ":", ",", False, False, True)
-        if _c_make_encoder is not None
-        else None
-    )
+    _c_encode: Any = _c_make_encoder(None, repr, _esc, None, ":", ",", False, False, True)
 except ImportError:  # pragma: no cover - CPython always has _json
     _c_encode = None
 
@@ -599,7 +594,7 @@ class _OtelSink:
             from opentelemetry import trace
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
             from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
             env = self.env
@@ -619,6 +614,7 @@ class _OtelSink:
                 except ValueError:
                     port = None
                 protocol = "grpc" if port == 4317 else "http/protobuf"
+            OTLPSpanExporter: type[SpanExporter]
             if protocol == "grpc":
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
             else:
@@ -671,7 +667,7 @@ class _OtelSink:
                     _off()
                     return
         try:
-            from sysspan.decisions.record import Decision, decision_attributes
+            from sysspan.decisions.model import Decision, decision_attributes
 
             d = Decision(
                 str(category),
@@ -826,18 +822,6 @@ def stats() -> dict[str, Any]:
     }
 
 
-class _Package(types.ModuleType):
-    """Keeps ``d.record`` the function: importing the submodule ``sysspan.decisions.record``
-    would otherwise rebind the package attribute ``record`` to that module. (Use
-    ``from sysspan.decisions.record import ...`` to reach the module's contents.)"""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "record" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 os.register_at_fork(after_in_child=_after_fork)
 atexit.register(_channel_atexit)
 configure()

@@ -34,10 +34,10 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sysspan.decisions.delivery import DecisionDelivery
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.decisions.stderr_protocol import MAX_LINE, LineBuffer
 
@@ -124,7 +124,8 @@ def parse_channel_line(line: bytes, t_ns: int) -> tuple[Decision, int, bool] | i
     return decode_channel_object(obj, t_ns)
 
 
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner, no regex per value
+# typeshed types make_scanner's argument as the scanner class; a decoder is what it reads.
+_scan_once = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))  # the C scanner, no regex per value
 _BAD = object()
 
 

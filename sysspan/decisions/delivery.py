@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 
 __all__ = ["DecisionDelivery"]

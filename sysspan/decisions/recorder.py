@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.decisions.stderr_protocol import StderrDecoder
 

@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 
 from sysspan.decisions.delivery import DecisionDelivery
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 
 __all__ = ["ENV_RING", "DecisionRing", "decode_payload", "open_ring", "ring_dir"]

@@ -36,7 +36,7 @@ from typing import Any
 
 import msgpack
 
-from sysspan.decisions.record import Decision, cached_decision_id
+from sysspan.decisions.model import Decision, cached_decision_id
 from sysspan.errors import TraceFileError
 from sysspan.fsutil import make_private_dirs, private_open
 
@@ -475,7 +475,7 @@ def _packable(value: Any) -> Any:
         msgpack.packb(value, use_bin_type=True)
         return value
     except (TypeError, ValueError, OverflowError):
-        from sysspan.decisions.record import json_text
+        from sysspan.decisions.model import json_text
 
         return json_text(value)
 
@@ -485,7 +485,7 @@ def _jsonable(value: Any) -> Any:
         json.dumps(value, allow_nan=False)
         return value
     except (TypeError, ValueError, OverflowError, RecursionError):
-        from sysspan.decisions.record import json_text
+        from sysspan.decisions.model import json_text
 
         return json_text(value)
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import json
 import json.scanner
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 
 __all__ = ["MAX_LINE", "LineBuffer", "StderrDecoder", "source_from_input"]
 
@@ -67,13 +67,13 @@ class LineBuffer:
             return []
         pieces = data.split(b"\n")
         rest = pieces.pop()
-        first = pieces[0]
+        first: bytes | None = pieces[0]
         if self._discarding:
             self._discarding = False
             pieces[0] = b""
             first = None
         elif self._parts:
-            self._parts.append(first)
+            self._parts.append(pieces[0])
             first = b"".join(self._parts)
             self._parts = []
             self._size = 0
@@ -141,7 +141,8 @@ def source_from_input(value: Any) -> tuple[str, int, int]:
     return "", 0, 0
 
 
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner, no regex
+# typeshed types make_scanner's argument as the scanner class; a decoder is what it reads.
+_scan_once = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))  # the C scanner, no regex
 
 
 def _json(text: str) -> tuple[bool, Any]:

@@ -64,7 +64,8 @@ class Pipeline:
             raise ValueError("batch_size and queue_batches must be at least 1")
         self.sinks = list(sinks)
         self.batch_size = batch_size
-        self._batch: list[Span] = []
+        # Spans, or the raw items ``prepare`` turns into spans on the export thread.
+        self._batch: list[object] = []
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_batches)
         self._trouble = [_SinkTrouble() for _ in self.sinks]
         self._handed = 0
@@ -89,8 +90,8 @@ class Pipeline:
         """Spans given to :meth:`emit` so far."""
         return self._handed + len(self._batch)
 
-    def emit(self, span: Span | object) -> None:
-        """Queue one finished span. Blocks only while the export queue is full."""
+    def emit(self, span: object) -> None:
+        """Queue one finished span (or an item for ``prepare``). Blocks only while the export queue is full."""
         batch = self._batch
         batch.append(span)
         if len(batch) >= self.batch_size:

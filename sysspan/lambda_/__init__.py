@@ -1,4 +1,4 @@
-"""AWS Lambda support : an external extension, a handler wrapper, and a layer builder.
+"""AWS Lambda support: an external extension, a handler wrapper, and a layer builder.
 
 * ``extension`` — the process Lambda starts from ``/opt/extensions/sysspan``. It registers
   with the Extensions API for INVOKE and SHUTDOWN, subscribes to the Telemetry API's platform

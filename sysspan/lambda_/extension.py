@@ -600,7 +600,6 @@ class Extension:
         self.telemetry: TelemetryListener | None = None
         self.subscribed = False
         self.invocations = 0
-        self.late_invocations = 0
         self._wrapper_done = InvocationTracker()
 
     # -- receiving
@@ -668,7 +667,6 @@ class Extension:
         tracker = self.tracker if self.subscribed else self._wrapper_done
         status = tracker.wait_done(request_id, timeout)
         if status is None:
-            self.late_invocations += 1
             signal_name = "platform.runtimeDone" if self.subscribed else "the wrapper's invocation span"
             _log(
                 f"request {request_id}: no {signal_name} by the invocation's deadline; "

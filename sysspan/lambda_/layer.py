@@ -111,14 +111,13 @@ def _pyproject_dependencies(pyproject: Path) -> list[str] | None:
         text = pyproject.read_text(encoding="utf-8")
     except OSError:
         return None
-    try:
-        import tomllib  # Python 3.11+
+    if sys.version_info >= (3, 11):
+        import tomllib
 
         deps = tomllib.loads(text).get("project", {}).get("dependencies")
         return [str(d) for d in deps] if isinstance(deps, list) else None
-    except ImportError:
-        m = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.S | re.M)
-        return re.findall(r"\"([^\"]+)\"", m.group(1)) if m else None
+    m = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.S | re.M)  # 3.10: no tomllib
+    return re.findall(r"\"([^\"]+)\"", m.group(1)) if m else None
 
 
 def dependencies() -> list[str]:

@@ -552,7 +552,7 @@ class Aggregator:
             if rtext in group.results or len(group.results) < _MAX_RESULTS:
                 group.results[rtext] = group.results.get(rtext, 0) + 1
         name = span_name or f"{group.category}::{group.name}"
-        inst = [parent_id, name.replace(";", ":"), group, 0, 0, 0]
+        inst: list[Any] = [parent_id, name.replace(";", ":"), group, 0, 0, 0]
         pending = self._owners.pop(span_id, None)
         if pending is not None:
             # Its syscalls came first (the usual order): move them under the decision's
@@ -682,6 +682,7 @@ class Aggregator:
             self._fit(s, e)  # may regrid, replacing owner.bins: read it only after this
         bins = owner.bins
         origin = self._origin
+        assert origin is not None  # _fit has set it
         width = self._width
         b0 = (s - origin) // width
         b1 = (e - 1 - origin) // width if e > s else b0
@@ -752,11 +753,12 @@ class Aggregator:
                 node["last_syscall"] = max(node["last_syscall"], owner.t1)
             base = paths[idx]
             for (dpath, stack, name), (n, ns) in owner.folded.items():
-                frames = ()
+                frames: tuple[str, ...] = ()
                 if stack:
-                    frames = frames_cache.get(stack)
-                    if frames is None:
-                        frames = frames_cache[stack] = tuple(stack_frames(stack, line_cache))
+                    cached = frames_cache.get(stack)
+                    if cached is None:
+                        cached = frames_cache[stack] = tuple(stack_frames(stack, line_cache))
+                    frames = cached
                 key = base + dpath + frames + (name,)
                 acc = folded.get(key)
                 if acc is None:
@@ -775,7 +777,7 @@ class Aggregator:
                         for i, v in enumerate(vals):
                             cur[i] += v
 
-        syscalls = []
+        syscalls: list[dict[str, Any]] = []
         for name, st in self._sys.items():
             h = st.hist
             syscalls.append({
@@ -815,7 +817,7 @@ class Aggregator:
                 "stack": _short(attrs.get("code.stacktrace"), 2000),
             })
 
-        decisions = []
+        decisions: list[dict[str, Any]] = []
         for g in self._groups.values():
             decisions.append({
                 "key": g.key,

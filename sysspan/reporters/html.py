@@ -257,19 +257,19 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
     if tl.get("exact") is not None:
         exact: dict[int, list] = {}
         for s, dur, name, node, _tid, err in tl["exact"]:
-            r = row_of.get(node)
-            if r is None:
+            row = row_of.get(node)
+            if row is None:
                 continue
-            exact.setdefault(r, []).extend(
+            exact.setdefault(row, []).extend(
                 (s - base, dur, ix(name), ix(err) if err else -1)
             )
         timeline["exact"] = exact
     if tl.get("decisions"):
         dec: dict[int, list] = {}
         for s, dur, name, node in tl["decisions"]:
-            r = row_of.get(node)
-            if r is not None:
-                dec.setdefault(r, []).extend((s - base, dur, ix(name)))
+            row = row_of.get(node)
+            if row is not None:
+                dec.setdefault(row, []).extend((s - base, dur, ix(name)))
         timeline["dec"] = dec
     timeline["names"] = names
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.ring import ENV_RING, H_FULL, H_HEAD, HEADER_SIZE, open_ring
 from sysspan.decisions.sampling import DecisionGate
 from tests.tracehelpers import REPO, load_spans, sysspan

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sysspan.decisions.channel import open_channel
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.ids import decision_id
 

@@ -127,6 +127,7 @@ def test_other_processes_make_no_spans(tmp_path):
     assert {s.name for s in spans if s.is_process} <= {"sh", "dash", "ls", "sleep"}
 
 
+@pytest.mark.slow
 def test_lost_events_are_counted_exactly(tmp_path):
     n = 50_000
     prog = f"import os, time\nfor _ in range({n}): os.getppid()\ntime.sleep(0.5)\n"
@@ -152,6 +153,7 @@ def test_lost_events_are_counted_exactly(tmp_path):
     assert strict.returncode == 1, strict.stderr
 
 
+@pytest.mark.slow
 def test_attach_to_running_process(tmp_path):
     target = subprocess.Popen(
         [sys.executable, "-c", "import os, time\nwhile True:\n    os.getppid(); time.sleep(0.01)\n"]

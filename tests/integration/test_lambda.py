@@ -252,6 +252,7 @@ def _tp(trace_hex: str, span_hex: str) -> str:
     return f"00-{trace_hex}-{span_hex}-01"
 
 
+@pytest.mark.slow
 def test_thousand_invocations_every_span_exactly_once(harness_factory, http_receiver) -> None:
     h = harness_factory(http_receiver.endpoint, late_spans=5, telemetry_linger_ms=1)
     seen = Seen(http_receiver)
@@ -348,6 +349,7 @@ def test_without_telemetry_api_the_wrapper_span_ends_the_invocation(harness_fact
     assert len(seen.count) == 30 and max(seen.count.values()) == 1
 
 
+@pytest.mark.slow
 def test_unreachable_collector_spools_and_reports(harness_factory, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{_free_port()}/v1/traces"
     h = harness_factory(dead, telemetry_linger_ms=1)
@@ -390,6 +392,7 @@ def _invocation_errors(h: Harness) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["managed", "image", "direct"])
 def test_errors_are_the_ones_without_sysspan(style: str, harness_factory, http_receiver, tmp_path: Path) -> None:
     (tmp_path / "fn.py").write_text(FUNCTION)
@@ -687,7 +690,10 @@ def test_layer_rejects_bad_options(tmp_path: Path) -> None:
 LAYER_WHEELS = REPO / ".venv" / "layer-wheels"
 
 
-@pytest.mark.skipif(not LAYER_WHEELS.is_dir(), reason="no .venv/layer-wheels: `make test` downloads them (tools/layer_wheels.py)")
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.timeout(660)  # pip installs a layer (its own limit: 600 s)
+@pytest.mark.skipif(not LAYER_WHEELS.is_dir(), reason="no .venv/layer-wheels: `make test` downloads them from the package index (tools/layer_wheels.py)")
 def test_layer_with_dependencies_from_wheels(tmp_path: Path) -> None:
     """pip for real, from wheels downloaded at install time (for this machine's Python and
     architecture, so the result can be imported here): the layer's python/ must be

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from sysspan.cli import command_parser
 from sysspan.commands import replay
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.jsonl import JsonlSink
@@ -22,9 +23,7 @@ from tests.otlp_receiver import GrpcReceiver, HttpReceiver, attrs
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sysspan")
-    replay.register(parser.add_subparsers(dest="subcommand", required=True))
-    return parser.parse_args(["replay", *argv])
+    return command_parser(replay.COMMAND).parse_args(["replay", *argv])
 
 
 def spans(service_tag: int, n: int) -> list[Span]:

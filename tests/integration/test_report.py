@@ -433,6 +433,7 @@ def write_big_trace(
             "decisions": n_dec}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_big_trace_stays_small_and_correct(tmp_path):
     path = tmp_path / "big.jsonl"
     t = time.monotonic()
@@ -454,6 +455,7 @@ def test_big_trace_stays_small_and_correct(tmp_path):
           f"HTML {size / 1e6:.2f} MB")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_wide_trace_hits_every_cap(tmp_path):
     """Many processes, thousands of distinct stacks, decisions: every list is capped."""
     path = tmp_path / "wide.jsonl"
@@ -511,6 +513,7 @@ def _validated_batches(path: Path):
                 yield from decode_line(line)
 
 
+@pytest.mark.slow
 def test_report_outputs_are_the_same_bytes_as_from_validated_spans(real_trace, decision_trace, tmp_path):
     """``report`` reads plain span records from the fast reader. The same files decoded by
     the validating decoder into Span objects and fed span by span must render the same HTML,

@@ -579,6 +579,8 @@ def test_maps_are_cached(workdir):
     assert u.resolved < 4 * len({pcs for _, pcs in seen if pcs}) + 50
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # compiles a Rust program
 @pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc not on PATH")
 def test_rust_call_sites(tmp_path):
     src = tmp_path / "markers.rs"

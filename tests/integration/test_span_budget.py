@@ -34,6 +34,7 @@ def parse_c_table(stderr: str) -> dict[str, tuple[float, int, int]]:
     return rows
 
 
+@pytest.mark.slow
 def test_build_fits_the_budget_and_summaries_equal_the_c_table(tmp_path, grpc_receiver):
     project = tmp_path / "proj"
     project.mkdir()

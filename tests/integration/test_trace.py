@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.tracehelpers import load_spans, sysspan
+from tests.tracehelpers import load_spans, sysspan, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="ptrace is Linux-only")
 
@@ -236,8 +236,7 @@ def test_attach_and_detach_leaves_program_running(tmp_path):
     prog = f"import time\nwhile True:\n    open({str(marker)!r}, 'a').write('x')\n    time.sleep(0.01)\n"
     target = subprocess.Popen([sys.executable, "-c", prog])
     try:
-        while not marker.exists():
-            time.sleep(0.01)
+        wait_until(marker.exists, "the target's first tick")
         out = tmp_path / "attach.jsonl"
         env = {k: v for k, v in os.environ.items()}
         env["PYTHONPATH"] = os.getcwd()
@@ -251,18 +250,14 @@ def test_attach_and_detach_leaves_program_running(tmp_path):
         line = tracer.stderr.readline()
         assert "attached" in line, line
         size = marker.stat().st_size
-        while marker.stat().st_size < size + 5:
-            time.sleep(0.01)
+        wait_until(lambda: marker.stat().st_size >= size + 5, "five ticks under the tracer")
         tracer.send_signal(signal.SIGINT)
         rest = tracer.communicate(timeout=30)[1]
         assert tracer.returncode == 0, rest
         assert "detached" in rest
         # the target still runs and is no longer traced
         size = marker.stat().st_size
-        deadline = time.time() + 10
-        while marker.stat().st_size <= size and time.time() < deadline:
-            time.sleep(0.01)
-        assert marker.stat().st_size > size
+        wait_until(lambda: marker.stat().st_size > size, "a tick after the detach", timeout=10)
         assert target.poll() is None
         with open(f"/proc/{target.pid}/status") as fh:
             tracer_pid = next(ln for ln in fh if ln.startswith("TracerPid:")).split()[1]
@@ -286,8 +281,15 @@ def test_signals_are_reported_and_delivered(tmp_path):
 
 
 def test_group_stop_does_not_hang(tmp_path):
-    # The child stops itself (group-stop) and is continued by its parent shell.
-    script = "sh -c 'kill -STOP $$; echo resumed' & pid=$!; sleep 0.2; kill -CONT $pid; wait $pid"
+    # The child stops itself (group-stop) and is continued by its parent shell. The parent
+    # cannot see the stop itself, so it sends SIGCONT until the child says it has resumed: a
+    # SIGCONT that comes before the SIGSTOP does nothing, the next one ends the stop.
+    done = tmp_path / "resumed"
+    script = (
+        f"sh -c 'kill -STOP $$; echo resumed; : > {done}' & pid=$!; n=0; "
+        f"until [ -e {done} ] || [ $n -ge 3000 ]; do kill -CONT $pid; sleep 0.01; n=$((n+1)); done; "
+        "wait $pid"
+    )
     proc, _ = trace(tmp_path, "sh", "-c", script, extra=("-f",))
     assert "resumed" in proc.stdout
 

@@ -183,6 +183,7 @@ tokens = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}", fullmatch=True)
 items_strategy = st.lists(st.tuples(tokens, st.text(max_size=40)), max_size=20)
 
 
+@pytest.mark.slow
 @given(items_strategy)
 def test_format_then_parse_round_trips(items: list[tuple[str, str]]) -> None:
     header = format_baggage(items)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sysspan.decisions.record import Decision, decision_attributes, decision_span, json_text
+from sysspan.decisions.model import Decision, decision_attributes, decision_span, json_text
 from sysspan.redact import redact
 
 

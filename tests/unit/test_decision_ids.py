@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from sysspan.decisions.record import Decision, decision_span, span_to_decision
+from sysspan.decisions.model import Decision, decision_span, span_to_decision
 from sysspan.ids import decision_id, fnv1a64
 from sysspan.model import SpanKind
 

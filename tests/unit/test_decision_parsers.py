@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sysspan.decisions.channel import parse_channel_line
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.ruchy import (
     ImportCounters,
     import_dir,
@@ -172,6 +172,7 @@ def test_stderr_decoder_never_raises_on_random_bytes(chunks: list[bytes]) -> Non
     assert dec.malformed >= 0
 
 
+@pytest.mark.slow
 @fuzz
 @given(st.lists(protocol_lines, max_size=15), st.data())
 def test_any_split_gives_the_same_decisions(lines: list[str], data: st.DataObject) -> None:
@@ -189,6 +190,7 @@ def test_any_split_gives_the_same_decisions(lines: list[str], data: st.DataObjec
     assert split.malformed == whole.malformed
 
 
+@pytest.mark.slow
 @fuzz
 @given(st.lists(protocol_lines, max_size=15))
 def test_every_protocol_line_is_a_decision_result_or_counted(lines: list[str]) -> None:
@@ -273,6 +275,7 @@ def test_channel_parser_never_raises_on_bytes(data: bytes) -> None:
     parse_channel_line(data, 1)
 
 
+@pytest.mark.slow
 @fuzz
 @given(
     st.dictionaries(
@@ -549,6 +552,7 @@ records = st.lists(
 )
 
 
+@pytest.mark.slow
 @fuzz
 @given(records, st.integers(0, 40))
 def test_msgpack_reader_never_raises_on_structured_garbage(

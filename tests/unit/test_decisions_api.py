@@ -11,7 +11,7 @@ import pytest
 
 import sysspan.decisions as d
 from sysspan.cli import main
-from sysspan.decisions.record import Decision, DecisionLinker, decision_span
+from sysspan.decisions.model import Decision, DecisionLinker, decision_span
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.model import ResourceSpans, Span
@@ -92,6 +92,7 @@ def test_gate_counts_are_exact() -> None:
     assert gate.admit(0, presampled=True)  # skips the sampler
 
 
+@pytest.mark.slow
 def test_burst_of_a_million_keeps_memory_flat_and_counts_exact() -> None:
     n = 1_000_000
     gate = DecisionGate(sample_ratio=1.0, max_per_second=10_000, seed=1)

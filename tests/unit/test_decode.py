@@ -1240,6 +1240,7 @@ _garbage = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     nr=st.integers(min_value=0, max_value=460),

@@ -144,6 +144,7 @@ slow = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # --------------------------------------------------------------------------- round trips
 
 
+@pytest.mark.slow
 @slow
 @given(batches)
 def test_json_round_trip_field_by_field(bs: list[ResourceSpans]) -> None:
@@ -152,6 +153,7 @@ def test_json_round_trip_field_by_field(bs: list[ResourceSpans]) -> None:
     assert_batches_equal(decode_line(line), bs)
 
 
+@pytest.mark.slow
 @slow
 @given(batches)
 def test_proto_round_trip(bs: list[ResourceSpans]) -> None:
@@ -161,6 +163,7 @@ def test_proto_round_trip(bs: list[ResourceSpans]) -> None:
     assert_batches_equal(from_proto(again), bs)
 
 
+@pytest.mark.slow
 @slow
 @given(batches)
 def test_line_is_real_otlp_json(bs: list[ResourceSpans]) -> None:

@@ -27,6 +27,7 @@ from elftools.dwarf.callframe import FDE, CallFrameInfo, RegisterRule
 from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.structs import DWARFStructs
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection, SymbolTableSection
 
 from sysspan.collector.source import diskcache
 from sysspan.collector.source.maps import is_system_path, segment_delta
@@ -83,9 +84,9 @@ class Arch:
         self.ra = ra  # return address column
         self.fp = fp  # frame pointer register
         self.pc_reg = pc_reg  # pseudo-register holding the current pc (DW_OP_breg16 in PLTs)
-        self.from_user = from_user  # DWARF reg i = getregs()[from_user[i]]
-        self.user_pc = user_pc  # index of the pc in getregs()
-        self.user_sp = user_sp  # index of the stack pointer in getregs()
+        self.from_user = from_user  # DWARF reg i = RegReader words[from_user[i]]
+        self.user_pc = user_pc  # index of the pc in RegReader words
+        self.user_sp = user_sp  # index of the stack pointer in RegReader words
         self.syscall_insn = syscall_insn  # bytes of the syscall instruction (pc - this)
         self.ra_mask = ra_mask  # strips pointer-authentication bits (aarch64)
 
@@ -123,7 +124,7 @@ def _compile_row(row: dict, arch: Arch, signal: bool, parser: DWARFExprParser) -
         and ra_rule.type == RegisterRule.OFFSET
         and all(v.type in (RegisterRule.OFFSET, RegisterRule.SAME_VALUE) for _, v in regs)
     )
-    if simple:
+    if simple and ra_rule is not None:  # simple implies ra_rule; mypy sees it here
         saves = tuple(
             (k, v.arg) for k, v in regs if v.type == RegisterRule.OFFSET and k < arch.nregs
         )
@@ -300,7 +301,7 @@ class ElfInfo:
     def _build_id(elf: ELFFile) -> str | None:
         try:
             for sec in elf.iter_sections():
-                if sec["sh_type"] != "SHT_NOTE":
+                if not isinstance(sec, NoteSection):  # what pyelftools makes of SHT_NOTE
                     continue
                 for note in sec.iter_notes():
                     if note["n_type"] == "NT_GNU_BUILD_ID":
@@ -430,6 +431,7 @@ class ElfInfo:
                     continue
                 pcs = [row["pc"] for row in decoded]
                 row = decoded[max(bisect_right(pcs, vaddr) - 1, 0)]
+                assert fde.cie is not None  # every FDE points at its CIE
                 aug = fde.cie.header.get("augmentation") or b""
                 rule = _compile_row(row, arch, b"S" in aug, self._parser)
                 break
@@ -509,6 +511,7 @@ class ElfInfo:
             for sec in src.iter_sections():
                 if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
                     continue
+                assert isinstance(sec, SymbolTableSection)  # what pyelftools makes of both
                 try:
                     for sym in sec.iter_symbols():
                         st = sym["st_info"]["type"]

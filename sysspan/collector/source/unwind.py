@@ -1,7 +1,8 @@
 """A CFI stack unwinder over a stopped tracee's memory.
 
 At a syscall-entry stop the registers come from one ``PTRACE_GETREGSET`` and the stack
-from one ``process_vm_readv`` of a window above the stack pointer. Every code address seen
+from one ``pread`` of ``/proc/PID/mem`` (``process_vm_readv`` where that fails) of a window
+above the stack pointer. Every code address seen
 is resolved once per process into an *entry*: where it lives (file, ELF address) and the
 compiled CFI row that recovers the caller (CFA = register + offset, return address and
 callee-saved registers at CFA-relative slots). Warm captures therefore touch no parser: a
@@ -14,13 +15,12 @@ address (``_start``), or when the stack stops growing upwards.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import struct
 from collections import deque
 from collections.abc import Callable
 
+from sysspan.collector._ptrace import RegReader
 from sysspan.collector.source.elfinfo import (
     RULE_END,
     RULE_GENERIC,
@@ -69,38 +69,6 @@ class _Proc:
         self.ret: dict[int, tuple] = {}  # outer frames: pc is a return address
         self.retired: list[tuple[dict, dict]] = []  # previous images (before exec)
         self.vdso: ElfInfo | None = None
-
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_ptrace_fn = _libc.ptrace
-_ptrace_fn.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p]
-_ptrace_fn.restype = ctypes.c_long
-_PTRACE_GETREGSET = 0x4204
-_NT_PRSTATUS = 1
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-class RegReader:
-    """``PTRACE_GETREGSET(NT_PRSTATUS)`` with the buffer, iovec and unpacker made once:
-    the capture path's one unavoidable ptrace request, kept to one foreign call."""
-
-    def __init__(self, words: int) -> None:
-        self.size = words * 8
-        self._buf = ctypes.create_string_buffer(self.size)
-        self._iov = _IoVec(ctypes.addressof(self._buf), self.size)
-        self._iov_addr = ctypes.addressof(self._iov)
-        self._unpack = struct.Struct(f"<{words}Q").unpack_from
-
-    def __call__(self, tid: int) -> tuple[int, ...] | None:
-        self._iov.iov_len = self.size
-        if _ptrace_fn(_PTRACE_GETREGSET, tid, _NT_PRSTATUS, self._iov_addr) == -1:
-            return None
-        if self._iov.iov_len < self.size:
-            return None
-        return self._unpack(self._buf)
 
 
 class MemReader:
