@@ -63,31 +63,42 @@ class Interleaver:
         self.held: dict[int, tuple[int, Any, Any]] = {}
         self.next = 1  # the first stop number not replayed yet
         self.open: Call | None = None  # the call whose line strace would have left open
-        self.last: Call | None = None
+        # the newest call, placed when the next thing arrives: its -k frames come after it
+        self.waiting: tuple[Call, int, int] | None = None
         # the leader a non-leader's execve replaced: strace finishes that execve under it
         self.superseded: dict[int, int] = {}
 
     def call(self, call: Call, seq0: int, seq1: int) -> None:
-        self.last = call
+        self._settle()
+        self.waiting = (call, seq0, seq1)
+
+    def event(self, tid: int, text: str | None, seq: int) -> None:
+        """A line of its own at stop ``seq`` (None: a stop that prints nothing)."""
+        self._settle()
+        self._put(seq, (_EVENT, tid, text))
+
+    def stack(self, lines: list[str]) -> None:
+        """``-k``: the frames of the call given last."""
+        if self.waiting is not None:
+            self.waiting[0].stack = lines
+
+    def flush(self) -> None:
+        """Replay everything held, whatever gaps are left (the end of the trace)."""
+        self._settle()
+        while self.held:
+            self.next = min(self.held)
+            self._release()
+
+    def _settle(self) -> None:
+        if self.waiting is None:
+            return
+        call, seq0, seq1 = self.waiting
+        self.waiting = None
         if seq0 < self.next:  # its entry's gap was given up on
             self._put(seq1, (_LATE, call, None))
         else:
             self.held[seq0] = (_ENTRY, call, None)
             self._put(seq1, (_EXIT, call, None))
-
-    def event(self, tid: int, text: str | None, seq: int) -> None:
-        """A line of its own at stop ``seq`` (None: a stop that prints nothing)."""
-        self._put(seq, (_EVENT, tid, text))
-
-    def stack(self, lines: list[str]) -> None:
-        if self.last is not None:
-            self.last.stack = lines
-
-    def flush(self) -> None:
-        """Replay everything held, whatever gaps are left (the end of the trace)."""
-        while self.held:
-            self.next = min(self.held)
-            self._release()
 
     def _put(self, seq: int, item: tuple[int, Any, Any]) -> None:
         if seq < self.next:

@@ -106,3 +106,19 @@ def test_execve_from_a_thread_supersedes_the_leader(tmp_path: Path) -> None:
     a = [t for _, t in _labelled(ref) if "unfinished" not in t and "resumed" not in t]
     b = [t for _, t in _labelled(ours) if "unfinished" not in t and "resumed" not in t]
     assert "+++ superseded by execve in pid P1 +++" in a and "+++ superseded by execve in pid P1 +++" in b
+
+
+def test_k_frames_follow_their_line_with_f(tmp_path: Path) -> None:
+    # -f routes lines through the stop-order replay; each call's frames must stay under it
+    def setup(work: Path) -> None:
+        (work / "in.txt").write_text("x\n")
+
+    prog = sc.Program("test", ["cat", "in.txt"], setup)
+    outs = []
+    for tool in ("strace", "sysspan"):
+        out = tmp_path / f"{tool}.txt"
+        sc.run_tool(tool, prog, tmp_path / f"work-{tool}", out, ("-f", "-k", "-e", "trace=openat,close"))
+        outs.append(re.sub(r"^\d+ +", "PID ", out.read_text(), flags=re.M))
+    ref, ours = outs
+    assert sum(line.startswith(" > ") for line in ref.splitlines()) > 10
+    assert ours.splitlines() == ref.splitlines()
