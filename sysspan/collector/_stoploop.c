@@ -671,7 +671,10 @@ static int on_event(Loop *L, int tid, int event, int sig, uint64_t now) {
             }
             for (thr *o = L->live.next, *n; o != &L->live; o = n) {
                 n = o->next;
-                if (o->tgid == tgid && o != t) thr_free(L, o);
+                if (o->tgid != tgid || o == t) continue;
+                /* the exec ended the other threads mid-call: their calls never return */
+                if (o != f && o->in_call && emit_syscall(L, o, 0, 0, now) < 0) return -1;
+                thr_free(L, o);
             }
         }
         t->pre_exec = 0;
