@@ -58,7 +58,7 @@ def _compile_row(row: dict, arch: Arch, signal: bool, parser: DWARFExprParser) -
         and ra_rule.type == RegisterRule.OFFSET
         and all(v.type in (RegisterRule.OFFSET, RegisterRule.SAME_VALUE) for _, v in regs)
     )
-    if simple:
+    if simple and ra_rule is not None:
         saves = tuple(
             (k, v.arg) for k, v in regs if v.type == RegisterRule.OFFSET and k < arch.nregs
         )

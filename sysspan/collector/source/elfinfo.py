@@ -271,7 +271,8 @@ class ElfInfo:
                     continue
                 pcs = [row["pc"] for row in decoded]
                 row = decoded[max(bisect_right(pcs, vaddr) - 1, 0)]
-                aug = fde.cie.header.get("augmentation") or b""
+                cie = fde.cie
+                aug = (cie.header.get("augmentation") if cie is not None else None) or b""
                 rule = elfcfi._compile_row(row, arch, b"S" in aug, self._parser)
                 break
         except Exception:
@@ -350,6 +351,7 @@ class ElfInfo:
 
     def _load_symtab(self, own_only: bool = False) -> tuple[list[int], list[tuple[int, int, str]]]:
         from elftools.common.exceptions import ELFError
+        from elftools.elf.sections import SymbolTableSection
 
         # Of aliases at one address the first in the file's own symbol tables wins (in
         # section order, so .dynsym before .symtab), then the debug file's: strace -k's
@@ -364,7 +366,7 @@ class ElfInfo:
                 sources.append(dbg)
         for src in sources:
             for sec in src.iter_sections():
-                if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+                if not isinstance(sec, SymbolTableSection):  # .symtab, .dynsym
                     continue
                 try:
                     for sym in sec.iter_symbols():

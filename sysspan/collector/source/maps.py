@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from typing import NamedTuple
 
 __all__ = [
@@ -77,7 +78,7 @@ def read_maps(pid: int) -> list[Mapping]:
         return []
 
 
-def segment_delta(offset: int, loads: list[tuple[int, ...]], page: int = 4096) -> int:
+def segment_delta(offset: int, loads: Sequence[tuple[int, ...]], page: int = 4096) -> int:
     """``p_vaddr - p_offset`` of the PT_LOAD segment a code mapping at file ``offset`` shows.
 
     ``loads`` holds ``(p_offset, p_vaddr, p_filesz[, p_flags])`` per PT_LOAD. A code address
