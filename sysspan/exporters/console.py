@@ -1,4 +1,4 @@
-"""strace-style text output (``-o FILE``): one line per completed syscall."""
+"""strace-style text output (``-o FILE``): a line per syscall, or strace's split form with ``-f``."""
 
 from __future__ import annotations
 
