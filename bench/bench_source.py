@@ -139,6 +139,9 @@ def _cli_run(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SYSSPAN_", "TRACE"))}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     env["SYSSPAN_SOURCE_CACHE"] = cache
+    # An installed sysspan runs from compiled bytecode. Without it every run compiles the
+    # modules it imports, and --source imports more of them: a cost users do not pay.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)

@@ -25,6 +25,7 @@ from sysspan.collector.records import (
     Signal,
     Syscall,
     SyscallItem,
+    ThreadExit,
 )
 from sysspan.decisions.model import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
@@ -59,6 +60,17 @@ def exit_code_of(status: int | None) -> int | None:
         return os.WEXITSTATUS(status)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
+    return None
+
+
+def _exit_text(status: int | None) -> str | None:
+    """strace's line for a wait status (None: no line)."""
+    if status is None:
+        return None
+    if os.WIFSIGNALED(status):
+        return f"+++ killed by {signal_name(os.WTERMSIG(status))} +++"
+    if os.WIFEXITED(status):
+        return f"+++ exited with {os.WEXITSTATUS(status)} +++"
     return None
 
 
@@ -149,7 +161,7 @@ class SpanBuilder:
         format_call: Callable[..., Decoded],
         emit: Callable[[object], None],
         line: Callable[..., None] | None = None,
-        line_event: Callable[[int, str], None] | None = None,
+        line_event: Callable[[int, str | None, int], None] | None = None,
         trace_flags: int = 1,
         trace_state: str = "",
         max_events_per_process: int = 128,
@@ -196,6 +208,7 @@ class SpanBuilder:
             ProcessExec: self.process_exec,
             Signal: self.signal,
             ProcessExit: self.process_exit,
+            ThreadExit: self.thread_exit,
         }
         if decisions is not None:
             self.link_decisions()
@@ -273,11 +286,15 @@ class SpanBuilder:
         )
         if not self.procs and not self.root_tgid:
             self.root_tgid = tgid
+        if self.line_event is not None:
+            self._line_event(tgid, None, rec.seq)
         self.procs[tgid] = proc
         self.process_count += 1
 
     def process_exec(self, rec: ProcessExec) -> None:
         tgid, t, path, argv = rec.tgid, rec.t, rec.path, rec.argv
+        if self.line_event is not None:
+            self._line_event(tgid, None, rec.seq)
         proc = self.procs.get(tgid)
         if proc is None:
             return
@@ -332,14 +349,14 @@ class SpanBuilder:
                     out.append(item)
                 elif kind is LineEvent:  # a signal/exit line, in order with the syscalls
                     if self.line_event is not None:
-                        self.line_event(item.tid, item.text)
+                        self.line_event(item.tid, item.text, item.seq)
                 elif kind is DecisionItem:
                     linker = self._decision_span(item, out)
                 elif kind is Flush and linker is not None:
                     linker.flush()
                 continue
             call, parent, seq = item
-            tid, tgid, nr, args, rval, t0, t1, _s0, _s1, ecap, xcap, pcs, _err = call
+            tid, tgid, nr, args, rval, t0, t1, s0, s1, ecap, xcap, pcs, _err = call
             if not pcs:
                 # The same call of the same thread again: everything but ids and times is
                 # what it was last time (None: this call's attributes cannot be reused).
@@ -352,7 +369,7 @@ class SpanBuilder:
                     shape = None
                 if shape is not None:
                     if line is not None:
-                        line(tid, t0, t1, 0, shape.decoded, shape.typed)
+                        line(tid, t0, t1, s0, s1, shape.decoded, shape.typed)
                     if not parent:
                         continue
                     span: Span = SyscallSpan(trace_id, make_id(tgid, tid, seq), parent, shape.name,
@@ -377,7 +394,7 @@ class SpanBuilder:
                 d = fmt(*key)
             typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
             if line is not None:
-                line(tid, t0, t1, 0, d, typed)
+                line(tid, t0, t1, s0, s1, d, typed)
                 if pcs and self.source is not None and self.source.full_stack:
                     self.line_stack(self.source.stack_lines(tgid, pcs))
             if not parent:
@@ -460,17 +477,17 @@ class SpanBuilder:
             acc.total_ns += stat.total_ns
         return merged
 
-    def _line_event(self, tid: int, text: str) -> None:
+    def _line_event(self, tid: int, text: str | None, seq: int) -> None:
         """Signal and exit lines go through the pipeline so they stay in order with the
         syscall lines that the export thread writes."""
-        self.emit(LineEvent(tid, text))
+        self.emit(LineEvent(tid, text, seq))
 
     def signal(self, rec: Signal) -> None:
         tid, tgid, sig, t, info = rec.tid, rec.tgid, rec.sig, rec.t, rec.info
         name = signal_name(sig)
         if self.line_event is not None:
             detail = siginfo_text(info) if info is not None else f"{{si_signo={name}}}"
-            self._line_event(tid, f"--- {name} {detail} ---")
+            self._line_event(tid, f"--- {name} {detail} ---", rec.seq)
         proc = self.procs.get(tgid)
         if proc is not None and len(proc.events) < self.max_events:
             attrs: dict = {"signal.name": name, "signal.number": sig, "thread.id": tid}
@@ -484,13 +501,21 @@ class SpanBuilder:
             self.decisions.process_exit(tgid, t)
             self.drain_decisions(t)
         proc = self.procs.pop(tgid, None)
-        if self.line_event is not None and status is not None:
-            if os.WIFSIGNALED(status):
-                self._line_event(tgid, f"+++ killed by {signal_name(os.WTERMSIG(status))} +++")
-            elif os.WIFEXITED(status):
-                self._line_event(tgid, f"+++ exited with {os.WEXITSTATUS(status)} +++")
+        if self.line_event is not None:
+            self._line_event(tgid, _exit_text(status), rec.seq)
         if proc is not None:
             self._finish_process(tgid, proc, t, status)
+
+    def thread_exit(self, rec: ThreadExit) -> None:
+        """A thread's end is a line only (strace prints one per thread); its process's span
+        ends with the process."""
+        if self.line_event is None:
+            return
+        if rec.execve_tid:
+            text: str | None = f"+++ superseded by execve in pid {rec.execve_tid} +++"
+        else:
+            text = _exit_text(rec.status)
+        self._line_event(rec.tid, text, rec.seq)
 
     # -- finishing -------------------------------------------------------------------------
     def _finish_process(self, tgid: int, proc: _Proc, t: int, status: int | None) -> None:

@@ -65,6 +65,7 @@
 /* Record kinds and flags: keep in step with records.py. */
 enum { R_PAD = 0, R_SYSCALL = 1, R_START = 2, R_EXEC = 3, R_SIGNAL = 4, R_EXIT = 5 };
 enum { F_RVAL = 1, F_PY_ENTRY = 2, F_PY_EXIT = 4, F_OURS = 8, F_TRUNCATED = 16, F_PY_STACK = 32 };
+enum { X_THREAD = 1, X_SUPERSEDED = 2 };
 /* Hook events (what Python is asked to do while the tracee is stopped). */
 enum { H_ENTRY = 1, H_EXIT = 2, H_EXEC = 3, H_GONE = 4 };
 /* Plan operations. */
@@ -119,14 +120,17 @@ typedef struct {
     rec_hdr h;
     uint64_t t, seq;
     int32_t sig, has_info, code, spid;
-    uint32_t suid, pad;
-} rec_signal; /* 56 */
+    uint32_t suid;
+    int32_t status;          /* SIGCHLD: the child's exit status or signal */
+    int64_t utime, stime;    /* SIGCHLD: the child's CPU time in clock ticks */
+} rec_signal; /* 72 */
 
 typedef struct {
     rec_hdr h;
     uint64_t t, seq;
     int32_t status, has_status;
-} rec_exit; /* 40 */
+} rec_exit; /* 40; h.flags X_THREAD: one thread ended, X_SUPERSEDED: status is the
+               * tid whose execve replaced it */
 
 typedef struct {
     int8_t arg, op, len_arg, flags;
@@ -548,6 +552,14 @@ static int emit_exit(Loop *L, int tgid, uint64_t t, int status, int has_status) 
     return ring_put(L, &r, sizeof r, NULL, 0);
 }
 
+/* A thread of a recorded process ended (strace prints a line per thread). */
+static int emit_thread_exit(Loop *L, int tid, int tgid, uint64_t t, int flags, int status) {
+    proc *p = proc_get(L, tgid);
+    if (!(p && p->recorded)) return 0;
+    rec_exit r = {{0, R_EXIT, (uint16_t)flags, tid, tgid}, t, ++L->seq, status, 1};
+    return ring_put(L, &r, sizeof r, NULL, 0);
+}
+
 static int emit_exec(Loop *L, int tid, int tgid, int caller, uint64_t t) {
     char path[64];
     size_t cap = L->rsize / 4 - sizeof(rec_exec);
@@ -572,6 +584,7 @@ static int gone(Loop *L, int tid, int status, uint64_t now) {
         /* exit/exit_group (or a call cut short by a fatal signal) never return */
         if (emit_syscall(L, t, 0, 0, now) < 0) return -1;
     }
+    if (t && tid != tgid && emit_thread_exit(L, tid, tgid, now, X_THREAD, status) < 0) return -1;
     forget(L, tid);
     if (tid == L->root_pid && !L->attached) {
         L->root_status = status;
@@ -634,6 +647,11 @@ static int on_event(Loop *L, int tid, int event, int sig, uint64_t now) {
              * threads are gone. Its pending call moves over, remembering who made it. */
             thr *f = thr_get(L, (int)former);
             caller = (int)former;
+            /* The leader's own pending call never returns, and the leader thread is gone:
+             * strace's "= ?" and "+++ superseded by execve in pid N +++". */
+            if (t->in_call && emit_syscall(L, t, 0, 0, now) < 0) return -1;
+            if (emit_thread_exit(L, tid, tgid, now, X_THREAD | X_SUPERSEDED, (int)former) < 0)
+                return -1;
             if (f && f->in_call) {
                 char *s = t->scratch;
                 size_t cap = t->scap;
@@ -653,7 +671,10 @@ static int on_event(Loop *L, int tid, int event, int sig, uint64_t now) {
             }
             for (thr *o = L->live.next, *n; o != &L->live; o = n) {
                 n = o->next;
-                if (o->tgid == tgid && o != t) thr_free(L, o);
+                if (o->tgid != tgid || o == t) continue;
+                /* the exec ended the other threads mid-call: their calls never return */
+                if (o != f && o->in_call && emit_syscall(L, o, 0, 0, now) < 0) return -1;
+                thr_free(L, o);
             }
         }
         t->pre_exec = 0;
@@ -771,6 +792,11 @@ static int on_signal(Loop *L, int tid, int sig, uint64_t now) {
                 r.code = info.si_code;
                 r.spid = info.si_pid;
                 r.suid = info.si_uid;
+                if (sig == SIGCHLD) {
+                    r.status = info.si_status;
+                    r.utime = (int64_t)info.si_utime;
+                    r.stime = (int64_t)info.si_stime;
+                }
             }
             if (ring_put(L, &r, sizeof r, NULL, 0) < 0) return -1;
         }

@@ -64,13 +64,14 @@ class Syscall(NamedTuple):
 
 
 class Signal(NamedTuple):
-    """A signal delivered to ``tid``; ``info`` is (si_signo, si_code, si_pid, si_uid)."""
+    """A signal delivered to ``tid``; ``info`` is (si_signo, si_code, si_pid, si_uid,
+    si_status, si_utime, si_stime), the last three meaningful for SIGCHLD only."""
 
     tid: int
     tgid: int
     sig: int
     t: int
-    info: tuple[int, int, int, int] | None
+    info: tuple[int, ...] | None
     seq: int
 
 
@@ -81,7 +82,20 @@ class ProcessExit(NamedTuple):
     seq: int
 
 
-Record = ProcessStart | ProcessExec | Syscall | Signal | ProcessExit
+class ThreadExit(NamedTuple):
+    """One thread of a traced process ended (the process's own end is ``ProcessExit``):
+    ``status`` as wait reported it, or, when another thread's execve replaced this one (the
+    leader), ``execve_tid`` is the thread that called execve."""
+
+    tid: int
+    tgid: int
+    t: int
+    status: int | None
+    seq: int
+    execve_tid: int = 0
+
+
+Record = ProcessStart | ProcessExec | Syscall | Signal | ProcessExit | ThreadExit
 
 
 # -- builder → export thread ------------------------------------------------------------------
@@ -94,10 +108,12 @@ class SyscallItem(NamedTuple):
 
 
 class LineEvent(NamedTuple):
-    """A signal/exit line, kept in order with the syscall lines."""
+    """A signal/exit line, kept in order with the syscall lines; ``text`` None: a record
+    that prints nothing took stop number ``seq`` (the ``-f -o`` order needs every one)."""
 
     tid: int
-    text: str
+    text: str | None
+    seq: int
 
 
 class DecisionItem(NamedTuple):
@@ -120,6 +136,7 @@ FLUSH = Flush()
 # -- the compiled loop's binary records -------------------------------------------------------
 R_PAD, R_SYSCALL, R_START, R_EXEC, R_SIGNAL, R_EXIT = range(6)
 F_RVAL, F_PY_ENTRY, F_PY_EXIT, F_OURS, F_TRUNCATED, F_PY_STACK = 1, 2, 4, 8, 16, 32
+X_THREAD, X_SUPERSEDED = 1, 2  # R_EXIT flags: one thread ended; replaced by an execve
 P_MEM, P_CSTR, P_STDERR = 0, 1, 2
 _PY = F_PY_ENTRY | F_PY_EXIT | F_PY_STACK
 
@@ -128,7 +145,7 @@ _SYSCALL = struct.Struct("<IHHiiq6Qq6QiI")
 _BLOB = struct.Struct("<QIBBBB")
 _START = struct.Struct("<IHHiiQQii")
 _EXEC = struct.Struct("<IHHiiQQiIII")
-_SIGNAL = struct.Struct("<IHHiiQQiiiiII")
+_SIGNAL = struct.Struct("<IHHiiQQiiiiIiqq")
 _EXIT = struct.Struct("<IHHiiQQii")
 _SIGN = 1 << 63
 _WRAP = 1 << 64
@@ -216,11 +233,18 @@ def parse_records(buf: bytes) -> list[RawSyscall | Record]:
             argv = [p.decode("utf-8", "replace") for p in raw.rstrip(b"\0").split(b"\0")] if raw else []
             out.append(ProcessExec(tgid, caller or tid, t, path, argv, seq))
         elif kind == R_SIGNAL:
-            (_, _, _, _, _, t, seq, sig, has_info, code, spid, suid, _) = _SIGNAL.unpack_from(buf, off)
-            out.append(Signal(tid, tgid, sig, t, (sig, code, spid, suid) if has_info else None, seq))
+            (_, _, _, _, _, t, seq, sig, has_info, code, spid, suid, status, utime,
+             stime) = _SIGNAL.unpack_from(buf, off)  # fmt: skip
+            info = (sig, code, spid, suid, status, utime, stime) if has_info else None
+            out.append(Signal(tid, tgid, sig, t, info, seq))
         elif kind == R_EXIT:
             _, _, _, _, _, t, seq, status, has_status = _EXIT.unpack_from(buf, off)
-            out.append(ProcessExit(tgid, t, status if has_status else None, seq))
+            if flags & X_SUPERSEDED:
+                out.append(ThreadExit(tid, tgid, t, None, seq, status))
+            elif flags & X_THREAD:
+                out.append(ThreadExit(tid, tgid, t, status if has_status else None, seq))
+            else:
+                out.append(ProcessExit(tgid, t, status if has_status else None, seq))
         off += size
     return out
 

@@ -430,6 +430,8 @@ def _line_output(
         show_time=ns.show_time,
         timestamps=ns.timestamps,
         quiet=ns.quiet,
+        # strace's <unfinished ...> form needs the stop order only the ptrace loop records
+        interleave=(ns.follow or bool(ns.pids)) and not ns.json_lines and ns.backend != "ebpf",
     )
     return lines_out, writer
 

@@ -38,7 +38,8 @@ class JsonLineWriter(LineWriter):
         self.lines += 1
 
     def syscall(
-        self, tid: int, t0: int, t1: int, _flags: int, d: Decoded, typed: dict | None = None
+        self, tid: int, t0: int, t1: int, _seq0: int, _seq1: int, d: Decoded,
+        typed: dict | None = None,
     ) -> None:
         record: dict = {
             "pid": tid,
@@ -59,5 +60,6 @@ class JsonLineWriter(LineWriter):
     def stack(self, lines: list[str]) -> None:
         self._write({"stack": [text.strip() for text in lines]})
 
-    def event(self, tid: int, text: str) -> None:
-        self._write({"pid": tid, "start_ns": time.time_ns(), "event": text})
+    def event(self, tid: int, text: str | None, _seq: int = 0) -> None:
+        if text is not None:
+            self._write({"pid": tid, "start_ns": time.time_ns(), "event": text})

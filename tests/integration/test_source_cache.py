@@ -1,5 +1,6 @@
 """The on-disk cache of ``--source``: written by build id after a run, read by the next run
-on the same file, ignored (and rewritten) when damaged, off with SYSSPAN_SOURCE_CACHE=off."""
+on the same file, ignored (and rewritten) when damaged, off with SYSSPAN_SOURCE_CACHE=off;
+a run that finds everything it needs there does not import pyelftools."""
 
 from __future__ import annotations
 
@@ -63,6 +64,28 @@ def test_cache_is_written_by_build_id_and_read_back(tmp_path: Path) -> None:
     # A damaged file is ignored and replaced; with the cache off nothing is read.
     kept.write_bytes(b"\x00not msgpack")
     assert _site(tmp_path, exe, str(cache)) == first
-    assert msgpack.unpackb(kept.read_bytes(), strict_map_key=False)["format"] == 1
+    assert msgpack.unpackb(kept.read_bytes(), strict_map_key=False)["format"] == 2
     kept.write_bytes(msgpack.packb(data))
     assert _site(tmp_path, exe, "off") == first
+
+
+def test_a_run_the_cache_answers_does_not_import_pyelftools(tmp_path: Path) -> None:
+    (tmp_path / "prog.c").write_text(PROGRAM)
+    (tmp_path / "marker").write_text("x")
+    exe = tmp_path / "prog"
+    subprocess.run(["gcc", "-g", "-O2", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
+    cache = str(tmp_path / "cache")
+    runs = []
+    for _ in range(2):
+        out = tmp_path / "t.jsonl"
+        out.unlink(missing_ok=True)
+        # -X importtime lists every module the run imports on stderr
+        res = sysspan("-q", "--source", "--trace-file", str(out), "--", str(exe),
+                      cwd=tmp_path, env={"SYSSPAN_SOURCE_CACHE": cache, "PYTHONPROFILEIMPORTTIME": "1"})  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        spans = [s for s in load_spans(out) if s.is_syscall]
+        runs.append((res.stderr, sorted(str(s.attrs.get("code.line.number")) for s in spans)))
+    (cold, cold_lines), (warm, warm_lines) = runs
+    assert "elftools.elf.elffile" in cold
+    assert "elftools" not in warm
+    assert warm_lines == cold_lines and "4" in warm_lines

@@ -64,3 +64,31 @@ def test_system_header_template_is_stepped_over_when_not_inlined(tmp_path: Path)
         assert s.attrs.get("code.file.path") == str(src), s.attrs
         assert s.attrs.get("code.line.number") == 4
         assert s.attrs.get("code.function.name") == "main"
+
+
+@pytest.mark.skipif(shutil.which("rustc") is None, reason="needs rustc")
+def test_rust_closure_inlined_into_a_std_frame_gets_its_line(tmp_path: Path) -> None:
+    # At -O the thread's closure is inlined into std's __rust_begin_short_backtrace: the
+    # frame's ELF symbol is std's, the inlined frame inside it is the user's closure.
+    src = tmp_path / "main.rs"
+    src.write_text(
+        "use std::fs::File;\nuse std::thread;\n\nfn main() {\n"
+        "    let handle = thread::spawn(|| {\n"
+        '        let f = File::open("/etc/hostname");\n'
+        "        f.is_ok()\n    });\n"
+        "    std::process::exit(if handle.join().unwrap() { 0 } else { 1 });\n}\n"
+    )
+    exe = tmp_path / "closure"
+    subprocess.run(["rustc", "-O", "-g", "-o", str(exe), str(src)], check=True, cwd=tmp_path)
+    res = sysspan("-q", "-f", "-k", "-e", "trace=openat", "-o", str(tmp_path / "k.txt"), "--", str(exe), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    frames = (tmp_path / "k.txt").read_text().split("/etc/hostname", 1)[1].splitlines()
+    assert any("__rust_begin_short_backtrace" in f for f in frames[1:6])
+    assert not any("4main4main" in f for f in frames[1:6])  # main::main::{closure}: no frame
+    out = tmp_path / "t.jsonl"
+    res = sysspan("-q", "-f", "--source", "-e", "trace=openat", "--trace-file", str(out), "--", str(exe), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (span,) = [s for s in load_spans(out) if s.is_syscall and s.attrs.get("file.path") == "/etc/hostname"]
+    assert span.attrs.get("code.file.path") == str(src), span.attrs
+    assert span.attrs.get("code.line.number") == 6
+    assert "{closure" in span.attrs.get("code.function.name", ""), span.attrs

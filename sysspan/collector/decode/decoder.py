@@ -32,6 +32,9 @@ class Decoded(NamedTuple):
     error: str | None
     path: str | None
     argv: list[str] | None
+    #: how many characters of ``args`` strace prints when the call enters; the rest it
+    #: prints when the call returns (what an ``<unfinished ...>`` line shows); -1: all
+    split: int = -1
 
 
 class _Spec(NamedTuple):
@@ -262,12 +265,17 @@ class Decoder:
         ent = entry if isinstance(entry, tuple) else ()
         ext = exit if isinstance(exit, tuple) and (ctx.ok or spec.exit_on_error) else ()
         parts = []
+        split = -1
+        width = 0  # of ", ".join(parts) so far, plus its separator
         for (i, kind), ep, xp in zip(spec.kinds, spec.entry_pos, spec.exit_pos, strict=True):
             ev = ent[ep] if ep is not None and ep < len(ent) else None
             xv = ext[xp] if xp is not None and xp < len(ext) else None
             text = kind.render(ctx, i, ev, xv)
             if text is not None:
+                if split < 0 and kind.has_exit:
+                    split = width + kind.entry_chars(text)
                 parts.append(text)
+                width += len(text) + 2
         link = None
         if spec.ret_link_pos is not None and spec.ret_link_pos < len(ext):
             link = ext[spec.ret_link_pos]
@@ -276,7 +284,7 @@ class Decoder:
         if path is None and ctx.fdlinks:
             first = ctx.fdlinks[min(ctx.fdlinks)]
             path = first if first.startswith("/") else None
-        return Decoded(spec.name, ", ".join(parts), ret, error, path, ctx.argv)
+        return Decoded(spec.name, ", ".join(parts), ret, error, path, ctx.argv, split)
 
     def _ret_text(
         self, rval: int | None, style: str, args: Sequence[int] | None, link: object = None

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgpack
 
-_FORMAT = 1
+_FORMAT = 2
 #: Entries kept per file (a long run on a big program stops adding after this many).
 MAX_ENTRIES = 200_000
 _BUILD_ID = re.compile(r"[0-9a-f]{8,80}")
@@ -38,15 +38,17 @@ def cache_dir() -> Path | None:
 
 
 class FileCache:
-    """The cached facts of one ELF file: ``cfi`` (vaddr → rule) and ``sym`` (vaddr → (chain,
-    symbol, offset)). ``dirty`` says whether this run added something."""
+    """The cached facts of one ELF file: ``cfi`` (vaddr → rule), ``sym`` (vaddr → (chain,
+    symbol, offset)) and ``func`` (vaddr → (function symbol, offset) or None, what the
+    tail-call check asks). ``dirty`` says whether this run added something."""
 
-    __slots__ = ("build_id", "cfi", "sym", "dirty")
+    __slots__ = ("build_id", "cfi", "sym", "func", "dirty")
 
-    def __init__(self, build_id: str, cfi: dict, sym: dict) -> None:
+    def __init__(self, build_id: str, cfi: dict, sym: dict, func: dict | None = None) -> None:
         self.build_id = build_id
         self.cfi: dict[int, Any] = cfi
         self.sym: dict[int, Any] = sym
+        self.func: dict[int, Any] = func if func is not None else {}
         self.dirty = False
 
 
@@ -61,7 +63,7 @@ def load(build_id: str | None) -> FileCache | None:
         data = msgpack.unpackb(raw, use_list=False, strict_map_key=False)
         if data.get("format") != _FORMAT:
             raise ValueError("other format")
-        return FileCache(build_id, dict(data["cfi"]), dict(data["sym"]))
+        return FileCache(build_id, dict(data["cfi"]), dict(data["sym"]), dict(data["func"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException):
         return FileCache(build_id, {}, {})
 
@@ -75,7 +77,8 @@ def save(entry: FileCache) -> None:
     try:
         where.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = msgpack.packb(
-            {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym}, use_bin_type=True
+            {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym, "func": entry.func},
+            use_bin_type=True,
         )
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".tmp-")
         with os.fdopen(fd, "wb") as fh:

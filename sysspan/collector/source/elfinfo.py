@@ -1,4 +1,7 @@
-"""What sysspan needs from one ELF file, opened lazily and parsed once (pyelftools).
+"""What sysspan needs from one ELF file, opened lazily and parsed once.
+
+The headers (``elfhead``) are read at once; pyelftools is imported and the file parsed only
+for what the on-disk cache (``diskcache``) does not hold:
 
 * Call frame information (``.eh_frame`` through the ``.eh_frame_hdr`` search table, else
   every FDE of ``.eh_frame``/``.debug_frame`` sorted by start address) compiled per pc into
@@ -20,17 +23,16 @@ import struct
 import threading
 import zlib
 from bisect import bisect_right
-from typing import IO, Any
-
-from elftools.common.exceptions import ELFError
-from elftools.dwarf.callframe import FDE, CallFrameInfo, RegisterRule
-from elftools.dwarf.dwarf_expr import DWARFExprParser
-from elftools.dwarf.structs import DWARFStructs
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection, SymbolTableSection
+from typing import IO, TYPE_CHECKING, Any
 
 from sysspan.collector.source import diskcache
+from sysspan.collector.source.elfhead import ElfHead
 from sysspan.collector.source.maps import is_system_path, segment_delta
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+
+    from sysspan.collector.source.elfcfi import _CfiTable
 
 __all__ = [
     "ARCHS",
@@ -50,15 +52,6 @@ DEBUG_ROOT = "/usr/lib/debug"
 #   RULE_END:     the return address is undefined: the outermost frame (_start, clone)
 RULE_SIMPLE, RULE_GENERIC, RULE_END = 0, 1, 2
 R_OFFSET, R_VAL_OFFSET, R_REGISTER, R_EXPR, R_VAL_EXPR, R_UNDEF, R_SAME = range(7)
-_RTYPE = {
-    RegisterRule.OFFSET: R_OFFSET,
-    RegisterRule.VAL_OFFSET: R_VAL_OFFSET,
-    RegisterRule.REGISTER: R_REGISTER,
-    RegisterRule.EXPRESSION: R_EXPR,
-    RegisterRule.VAL_EXPRESSION: R_VAL_EXPR,
-    RegisterRule.UNDEFINED: R_UNDEF,
-    RegisterRule.SAME_VALUE: R_SAME,
-}
 
 
 class Arch:
@@ -84,9 +77,9 @@ class Arch:
         self.ra = ra  # return address column
         self.fp = fp  # frame pointer register
         self.pc_reg = pc_reg  # pseudo-register holding the current pc (DW_OP_breg16 in PLTs)
-        self.from_user = from_user  # DWARF reg i = RegReader words[from_user[i]]
-        self.user_pc = user_pc  # index of the pc in RegReader words
-        self.user_sp = user_sp  # index of the stack pointer in RegReader words
+        self.from_user = from_user  # DWARF reg i = getregs()[from_user[i]]
+        self.user_pc = user_pc  # index of the pc in getregs()
+        self.user_sp = user_sp  # index of the stack pointer in getregs()
         self.syscall_insn = syscall_insn  # bytes of the syscall instruction (pc - this)
         self.ra_mask = ra_mask  # strips pointer-authentication bits (aarch64)
 
@@ -106,162 +99,6 @@ AARCH64 = Arch(
 ARCHS = {"x86_64": X86_64, "amd64": X86_64, "aarch64": AARCH64, "arm64": AARCH64}
 
 
-def _compile_expr(parser: DWARFExprParser, raw: Any) -> tuple:
-    return tuple((op.op, tuple(op.args)) for op in parser.parse_expr(list(raw)))
-
-
-def _compile_row(row: dict, arch: Arch, signal: bool, parser: DWARFExprParser) -> tuple:
-    cfa = row["cfa"]
-    ra_rule = row.get(arch.ra)
-    regs = [(k, v) for k, v in row.items() if isinstance(k, int) and k != arch.ra]
-    if ra_rule is not None and ra_rule.type == RegisterRule.UNDEFINED:
-        return (RULE_END, 0, 0, 0, (), None)
-    simple = (
-        cfa.expr is None
-        and cfa.reg is not None
-        and not signal
-        and ra_rule is not None
-        and ra_rule.type == RegisterRule.OFFSET
-        and all(v.type in (RegisterRule.OFFSET, RegisterRule.SAME_VALUE) for _, v in regs)
-    )
-    if simple and ra_rule is not None:  # simple implies ra_rule; mypy sees it here
-        saves = tuple(
-            (k, v.arg) for k, v in regs if v.type == RegisterRule.OFFSET and k < arch.nregs
-        )
-        return (RULE_SIMPLE, cfa.reg, cfa.offset, ra_rule.arg, saves, None)
-    cfa_expr = _compile_expr(parser, cfa.expr) if cfa.expr is not None else None
-    rules = []
-    all_regs = regs + ([(arch.ra, ra_rule)] if ra_rule is not None else [])
-    for k, v in all_regs:
-        if k >= arch.nregs:
-            continue
-        t = _RTYPE.get(v.type, R_UNDEF)
-        arg = v.arg
-        if t in (R_EXPR, R_VAL_EXPR):
-            arg = _compile_expr(parser, arg)
-        rules.append((k, t, arg))
-    cfa_reg = cfa.reg if cfa.reg is not None else -1
-    return (RULE_GENERIC, cfa_reg, cfa.offset or 0, 0, (), (cfa_expr, tuple(rules), signal))
-
-
-class _CfiTable:
-    """FDE lookup by address for one CFI section."""
-
-    def __init__(self, cfi: CallFrameInfo, starts: list[int], items: list, ends: list[int] | None):
-        self.cfi = cfi
-        self.starts = starts
-        self.items = items  # FDE offsets (lazy table) or FDE objects
-        self.ends = ends  # None when items are offsets (range known after parsing the FDE)
-
-    def find(self, vaddr: int) -> FDE | None:
-        i = bisect_right(self.starts, vaddr) - 1
-        if i < 0:
-            return None
-        item = self.items[i]
-        if type(item) is int:
-            try:
-                item = self.cfi._parse_entry_at(item)
-            except Exception:
-                return None
-            if not isinstance(item, FDE):
-                return None
-            self.items[i] = item
-        elif self.ends is not None and self.ends[i] <= vaddr:
-            return None
-        if not isinstance(item, FDE):
-            return None
-        lo = item.header["initial_location"]
-        if lo <= vaddr < lo + item.header["address_range"]:
-            return item
-        return None
-
-
-def _structs(elf: ELFFile) -> DWARFStructs:
-    return DWARFStructs(
-        little_endian=elf.little_endian, dwarf_format=32, address_size=elf.elfclass // 8
-    )
-
-
-def _read_encoded(data: bytes, pos: int, enc: int, little: bool) -> tuple[int, int]:
-    fmt = {0x00: "Q", 0x02: "H", 0x03: "I", 0x04: "Q", 0x0A: "h", 0x0B: "i", 0x0C: "q"}
-    code = fmt.get(enc & 0x0F)
-    if code is None:
-        raise ValueError("unsupported pointer encoding")
-    s = struct.Struct(("<" if little else ">") + code)
-    return s.unpack_from(data, pos)[0], pos + s.size
-
-
-def _table_from_hdr(elf: ELFFile, cfi: CallFrameInfo, eh_addr: int) -> _CfiTable | None:
-    """The sorted search table of ``.eh_frame_hdr``: binary search without parsing every FDE."""
-    hdr = elf.get_section_by_name(".eh_frame_hdr")
-    if hdr is None:
-        return None
-    data = hdr.data()
-    if len(data) < 12 or data[0] != 1 or data[3] != 0x3B:  # datarel | sdata4 table
-        return None
-    little = elf.little_endian
-    try:
-        _, pos = _read_encoded(data, 4, data[1], little)
-        count, pos = _read_encoded(data, pos, data[2], little)
-    except ValueError:
-        return None
-    if count <= 0 or pos + count * 8 > len(data):
-        return None
-    hdr_addr = hdr["sh_addr"]
-    vals = struct.unpack_from(("<" if little else ">") + f"{2 * count}i", data, pos)
-    starts = [hdr_addr + v for v in vals[0::2]]
-    offs = [hdr_addr + v - eh_addr for v in vals[1::2]]
-    return _CfiTable(cfi, starts, offs, None)
-
-
-def _full_table(cfi: CallFrameInfo) -> _CfiTable:
-    fdes = [e for e in cfi.get_entries() if isinstance(e, FDE)]
-    fdes.sort(key=lambda f: f.header["initial_location"])
-    starts = [f.header["initial_location"] for f in fdes]
-    ends = [f.header["initial_location"] + f.header["address_range"] for f in fdes]
-    return _CfiTable(cfi, starts, fdes, ends)
-
-
-def _cfi_tables(elf: ELFFile, debug_elf: ELFFile | None) -> list[_CfiTable]:
-    """``.eh_frame`` (what the unwinder at run time uses) first, then ``.debug_frame``."""
-    tables: list[_CfiTable] = []
-    structs = _structs(elf)
-    eh = elf.get_section_by_name(".eh_frame")
-    if eh is not None and eh["sh_type"] != "SHT_NOBITS" and eh.data_size:
-        cfi = CallFrameInfo(
-            stream=io.BytesIO(eh.data()),
-            size=eh.data_size,
-            address=eh["sh_addr"],
-            base_structs=structs,
-            for_eh_frame=True,
-        )
-        table = _table_from_hdr(elf, cfi, eh["sh_addr"])
-        if table is None:
-            try:
-                table = _full_table(cfi)
-            except Exception:
-                table = None
-        if table is not None:
-            tables.append(table)
-    for src in (elf, debug_elf):
-        if src is None:
-            continue
-        dbg = src.get_section_by_name(".debug_frame")
-        if dbg is None or dbg["sh_type"] == "SHT_NOBITS" or not dbg.data_size:
-            continue
-        try:
-            data = dbg.data()  # pyelftools inflates SHF_COMPRESSED sections
-            cfi = CallFrameInfo(
-                stream=io.BytesIO(data),
-                size=len(data),
-                address=dbg["sh_addr"],
-                base_structs=_structs(src),
-            )
-            tables.append(_full_table(cfi))
-        except Exception:
-            continue
-        break
-    return tables
 
 
 class ElfInfo:
@@ -271,20 +108,19 @@ class ElfInfo:
         self.path = display or path  # what users see (the path in /proc/PID/maps)
         self.open_path = path
         self.stream = stream
-        self.elf = ELFFile(stream)
-        self.machine = self.elf.get_machine_arch()
-        self.build_id = self._build_id(self.elf)
-        self.loads: list[tuple[int, int, int, int]] = [
-            (seg["p_offset"], seg["p_vaddr"], seg["p_filesz"], seg["p_flags"])
-            for seg in self.elf.iter_segments()
-            if seg["p_type"] == "PT_LOAD"
-        ]
+        # The headers alone answer what a run whose rules and sites come from the on-disk
+        # cache asks; pyelftools (``elf``) is imported and the file parsed on a miss.
+        self.head = ElfHead(stream)
+        self._elf: ELFFile | None = None
+        self.machine = self.head.machine
+        self.build_id = self.head.build_id
+        self.loads: list[tuple[int, int, int, int]] = self.head.loads
         self.is_system = is_system_path(self.path)
         self.key: str = self.build_id or f"{self.path}@{id(self):x}"
         self._mixed: bool | None = None
         self._cfi: list[_CfiTable] | None = None
         self._rules: dict[tuple[int, str], tuple | None] = {}
-        self._parser = DWARFExprParser(_structs(self.elf))
+        self._parser: Any = None
         self._symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
         self._own_symtab: tuple[list[int], list[tuple[int, int, str]]] | None = None
         self._plt: list[tuple[int, int]] | None = None
@@ -296,19 +132,18 @@ class ElfInfo:
         # capture) and an exporter thread (symbolisation) take turns on the parser.
         self.lock = threading.RLock()
 
+    @property
+    def elf(self) -> ELFFile:
+        """The file parsed by pyelftools (imported here, on first use)."""
+        if self._elf is None:
+            with self.lock:
+                if self._elf is None:
+                    from elftools.elf.elffile import ELFFile
+
+                    self._elf = ELFFile(self.stream)
+        return self._elf
+
     # -- identity --------------------------------------------------------------------------
-    @staticmethod
-    def _build_id(elf: ELFFile) -> str | None:
-        try:
-            for sec in elf.iter_sections():
-                if not isinstance(sec, NoteSection):  # what pyelftools makes of SHT_NOTE
-                    continue
-                for note in sec.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        return str(note["n_desc"])
-        except (ELFError, ValueError, KeyError):
-            return None
-        return None
 
     def delta(self, map_offset: int) -> int:
         """ELF vaddr minus file offset for code mapped from ``map_offset``."""
@@ -319,16 +154,14 @@ class ElfInfo:
         """True for binaries that link their language runtime in (Rust, Go): frames of the
         runtime sit in the same file as the program, so the unwinder must go past them."""
         if self._mixed is None:
-            mixed = False
-            for name in (".go.buildinfo", ".gopclntab", ".note.go.buildid"):
-                if self.elf.get_section_by_name(name) is not None:
-                    mixed = True
-            comment = self.elf.get_section_by_name(".comment")
-            if not mixed and comment is not None:
-                try:
-                    mixed = b"rustc" in comment.data()
-                except ELFError:
-                    pass
+            head = self.head
+            mixed = any(
+                head.section(name) is not None
+                for name in (".go.buildinfo", ".gopclntab", ".note.go.buildid")
+            )
+            if not mixed:
+                with self.lock:
+                    mixed = b"rustc" in (head.section_data(".comment") or b"")
             self._mixed = mixed
         return self._mixed
 
@@ -343,6 +176,9 @@ class ElfInfo:
         return self._debug  # type: ignore[return-value]
 
     def _find_debug(self) -> ELFFile | None:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
         if self.elf.get_section_by_name(".debug_info") is not None:
             return self.elf
         for cand in self._debug_candidates():
@@ -355,11 +191,11 @@ class ElfInfo:
                 if dbg.get_section_by_name(".debug_info") is None:
                     fh.close()
                     continue
-                other = self._build_id(dbg)
+                other = ElfHead(fh).build_id
                 if self.build_id and other and other != self.build_id:
                     fh.close()
                     continue
-            except (ELFError, OSError, ValueError):
+            except (ELFError, OSError, ValueError, struct.error):
                 fh.close()
                 continue
             return dbg
@@ -417,11 +253,15 @@ class ElfInfo:
         return rule
 
     def _cfi_rule(self, vaddr: int, arch: Arch) -> tuple | None:
+        from sysspan.collector.source import elfcfi
+
         rule = None
         try:
+            if self._parser is None:
+                self._parser = elfcfi.DWARFExprParser(elfcfi._structs(self.elf))
             if self._cfi is None:
                 dbg = self.debug_file() if self.elf.get_section_by_name(".eh_frame") is None else None
-                self._cfi = _cfi_tables(self.elf, dbg if dbg is not self.elf else None)
+                self._cfi = elfcfi._cfi_tables(self.elf, dbg if dbg is not self.elf else None)
             for table in self._cfi:
                 fde = table.find(vaddr)
                 if fde is None:
@@ -431,9 +271,9 @@ class ElfInfo:
                     continue
                 pcs = [row["pc"] for row in decoded]
                 row = decoded[max(bisect_right(pcs, vaddr) - 1, 0)]
-                assert fde.cie is not None  # every FDE points at its CIE
-                aug = fde.cie.header.get("augmentation") or b""
-                rule = _compile_row(row, arch, b"S" in aug, self._parser)
+                cie = fde.cie
+                aug = (cie.header.get("augmentation") if cie is not None else None) or b""
+                rule = elfcfi._compile_row(row, arch, b"S" in aug, self._parser)
                 break
         except Exception:
             rule = None
@@ -442,6 +282,21 @@ class ElfInfo:
     # -- symbols ----------------------------------------------------------------------------
     def symbol(self, vaddr: int) -> tuple[str, int] | None:
         """(name, offset) of the function symbol containing ``vaddr``."""
+        disk = self.disk
+        if disk is not None:
+            try:
+                kept = disk.func[vaddr]
+                return None if kept is None else (kept[0], kept[1])
+            except KeyError:
+                pass
+            found = self._symbol(vaddr)
+            if len(disk.func) < diskcache.MAX_ENTRIES:
+                disk.func[vaddr] = found
+                disk.dirty = True
+            return found
+        return self._symbol(vaddr)
+
+    def _symbol(self, vaddr: int) -> tuple[str, int] | None:
         if self._symtab is None:
             with self.lock:
                 if self._symtab is None:
@@ -461,11 +316,10 @@ class ElfInfo:
 
     def read_code(self, vaddr: int, size: int) -> bytes | None:
         """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it)."""
-        for seg in self.elf.iter_segments("PT_LOAD"):
-            start, filesz = seg["p_vaddr"], seg["p_filesz"]
+        for offset, start, filesz, _flags in self.loads:
             if start <= vaddr and vaddr + size <= start + filesz:
                 with self.lock:
-                    self.stream.seek(seg["p_offset"] + vaddr - start)
+                    self.stream.seek(offset + vaddr - start)
                     data = self.stream.read(size)
                 return data if len(data) == size else None
         return None
@@ -474,8 +328,8 @@ class ElfInfo:
         """Whether ``vaddr`` lies in a PLT section (stubs that jump to another file)."""
         if self._plt is None:
             self._plt = [
-                (sec["sh_addr"], sec["sh_addr"] + sec["sh_size"])
-                for sec in self.elf.iter_sections()
+                (sec.addr, sec.addr + sec.size)
+                for sec in self.head.sections
                 if sec.name.startswith(".plt")
             ]
         return any(lo <= vaddr < hi for lo, hi in self._plt)
@@ -496,6 +350,9 @@ class ElfInfo:
         return syms[i][2], vaddr - syms[i][0]
 
     def _load_symtab(self, own_only: bool = False) -> tuple[list[int], list[tuple[int, int, str]]]:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.sections import SymbolTableSection
+
         # Of aliases at one address the first in the file's own symbol tables wins (in
         # section order, so .dynsym before .symtab), then the debug file's: strace -k's
         # rule (libunwind keeps the first symbol at the smallest distance), which names
@@ -509,9 +366,8 @@ class ElfInfo:
                 sources.append(dbg)
         for src in sources:
             for sec in src.iter_sections():
-                if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+                if not isinstance(sec, SymbolTableSection):  # .symtab, .dynsym
                     continue
-                assert isinstance(sec, SymbolTableSection)  # what pyelftools makes of both
                 try:
                     for sym in sec.iter_symbols():
                         st = sym["st_info"]["type"]
@@ -592,7 +448,7 @@ class ElfCache:
         if fh is not None:
             try:
                 info = ElfInfo(open_path, fh, display=display)
-            except (ELFError, OSError, ValueError, struct.error):
+            except (OSError, ValueError, struct.error):
                 fh.close()
                 info = None
         self._files[key] = info
@@ -613,7 +469,7 @@ class ElfCache:
             pass
         try:
             info: ElfInfo | None = ElfInfo(name, io.BytesIO(image), display=name)
-        except (ELFError, ValueError, struct.error):
+        except (ValueError, struct.error):
             info = None
         self._vdso[digest] = info
         return info

@@ -92,6 +92,11 @@ class Kind:
     def render(self, c: _Ctx, i: int, ev: Any, xv: Any) -> str | None:
         raise NotImplementedError
 
+    def entry_chars(self, text: str) -> int:
+        """How much of this argument's ``text`` strace prints at entry when the kind reads
+        at exit (``has_exit``): none of an output; the arguments after it all wait too."""
+        return 0
+
 
 class _Directed(Kind):
     """A pointer argument the call reads (captured at entry) or, with ``output``, one the

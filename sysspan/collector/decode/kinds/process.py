@@ -131,6 +131,12 @@ class _Clone(Kind):
             parts.append(f"child_tidptr={_ptr(ctid)}")
         return ", ".join(parts)
 
+    def entry_chars(self, text: str) -> int:
+        # child_stack and flags at entry; the ids the kernel stores, tls and child_tidptr
+        # when the call returns (strace's order)
+        end = text.find(", ", text.find("flags="))
+        return end if end >= 0 else len(text)
+
 
 class _CloneArgs(Kind):
     """clone3's ``struct clone_args``, read at entry; the ids the kernel stored, at exit."""
@@ -186,6 +192,10 @@ class _CloneArgs(Kind):
         if isinstance(xv, tuple) and xv:
             text += " => {" + ", ".join(f"{label}=[{value}]" for label, value in xv) + "}"
         return text
+
+    def entry_chars(self, text: str) -> int:
+        end = text.find(" => ")  # the struct at entry, the ids stored in it at exit
+        return end if end >= 0 else len(text)
 
 
 def _wait_status(s: int) -> str:
