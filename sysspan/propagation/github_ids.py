@@ -26,7 +26,6 @@ run span. ``SYSSPAN_GITHUB_JOIN=0`` turns the derivation off (a new trace, as el
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,6 +37,8 @@ JOIN_VAR = "SYSSPAN_GITHUB_JOIN"  # "0": start a new trace instead
 
 
 def _digest(text: str) -> str:
+    import hashlib  # only inside GitHub Actions: loading OpenSSL costs every other run
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
