@@ -10,6 +10,7 @@ import sys
 
 from sysspan import __version__
 from sysspan.errors import SysspanError
+from sysspan.helpformat import HelpFormatter
 
 # Subcommand name -> module under sysspan.commands with register(subparsers) and run(ns, env).
 SUBCOMMANDS = {
@@ -35,6 +36,7 @@ def _trace_parser() -> argparse.ArgumentParser:
         prog="sysspan",
         usage=USAGE.format(subs=", ".join(SUBCOMMANDS)),
         description="Turn what a program does into OpenTelemetry traces.",
+        formatter_class=HelpFormatter,
         epilog="Spans go to ./sysspan-traces/*.jsonl unless an OTLP endpoint is configured. "
         "Subcommands: " + ", ".join(SUBCOMMANDS) + " (sysspan SUBCOMMAND --help).",
     )
