@@ -35,6 +35,8 @@ NOT_ON_THE_DEFAULT_PATH = (
     "sysspan.commands.decisions",
     "sysspan.decisions.ruchy",
     "sysspan.merge",
+    "dataclasses",
+    "inspect",
     "secrets",
     "shutil",
     "tempfile",
