@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -62,10 +63,16 @@ def main(argv: list[str] | None = None) -> int:
             parser, module = _sub_parser(args[0])
             ns = parser.parse_args(args)
             return int(module.run(ns, env) or 0)
+        # Importing the trace path makes tens of thousands of objects that live as long as
+        # the process: the cyclic collector would walk them again and again and free nothing.
+        # Frozen, they are also out of every later full collection during the trace.
+        gc.disable()
         from sysspan.commands import trace
 
         parser = _trace_parser()
         ns = parser.parse_args(args)
+        gc.freeze()
+        gc.enable()
         if ns.command and ns.command[0] == "--":
             ns.command = ns.command[1:]
         try:
