@@ -120,20 +120,8 @@ class SyscallSpan(Span):
         flags: int = 1,
         shape: object = None,
     ) -> None:
-        # Spelled out rather than calling Span.__init__: one call less per syscall span.
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_id = parent_id
-        self.name = name
-        self.start_ns = start_ns
-        self.end_ns = end_ns
-        self.kind = kind
-        self.attributes = {} if attributes is None else attributes
-        self.status = status
-        self.status_message = status_message
-        self.events = [] if events is None else events
-        self.trace_state = trace_state
-        self.flags = flags
+        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
+                      attributes, status, status_message, events, trace_state, flags)
         self.shape = shape
 
 
