@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, SYSSPAN, Receiver, compare, env, machine_note, measure
+from common import SYSSPAN, Receiver, compare, env, machine_note, measure
 
 
 def dd(count: int) -> list[str]:
@@ -66,21 +66,9 @@ def over_otlp(runs: int, count: int, tmp: Path) -> None:
 
 
 def startup(runs: int, tmp: Path) -> None:
-    # An installed sysspan has its bytecode compiled (pip does it); a checkout run with
-    # PYTHONDONTWRITEBYTECODE set would otherwise compile every module on every start.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "sysspan")],
-                   check=True, stdout=subprocess.DEVNULL)
-    py = [sys.executable, "-c", "pass"]
-    c = compare("sysspan", "python", {"sysspan": [*SYSSPAN, "-qq", "--", "true"], "python": py}, runs, tmp)
-    print("3. start-up    sysspan -qq -- true vs python3 -c pass")
-    print("\n".join(c.lines("(target <= 3)")))
-    short = [sys.executable, "-c", "import json, sqlite3"]
-    c = compare("sysspan", "strace", {
-        "sysspan": [*SYSSPAN, "-qq", "-f", "--trace-file", str(tmp / "short.jsonl"), "--", *short],
-        "strace": ["strace", "-f", "-o", str(tmp / "short.txt"), *short],
-    }, runs, tmp)
-    print("   short command python3 -c 'import json, sqlite3' traced with -f vs strace -f -o FILE")
-    print("\n".join(c.lines("(target <= 1.5)")))
+    from bench_startup import startup as measure_startup  # printed in ms, with a breakdown
+
+    measure_startup(runs, tmp)
 
 
 def memory(small: int, large: int, tmp: Path) -> None:

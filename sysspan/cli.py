@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sysspan import __version__
 from sysspan.errors import SysspanError
+from sysspan.helpformat import HelpFormatter
 
 if TYPE_CHECKING:
     from sysspan.commands import Command, decisions, lambda_, merge, replay, report, span, stats
@@ -47,6 +49,7 @@ def _trace_parser() -> argparse.ArgumentParser:
         prog="sysspan",
         usage=USAGE.format(subs=", ".join(SUBCOMMANDS)),
         description="Turn what a program does into OpenTelemetry traces.",
+        formatter_class=HelpFormatter,
         epilog="Spans go to ./sysspan-traces/*.jsonl unless an OTLP endpoint is configured. "
         "Subcommands: " + ", ".join(SUBCOMMANDS) + " (sysspan SUBCOMMAND --help).",
     )
@@ -78,10 +81,16 @@ def main(argv: list[str] | None = None) -> int:
             command = load_command(args[0])
             ns = command_parser(command).parse_args(args)
             return int(command.run(ns, env) or 0)
+        # Importing the trace path makes tens of thousands of objects that live as long as
+        # the process: the cyclic collector would walk them again and again and free nothing.
+        # Frozen, they are also out of every later full collection during the trace.
+        gc.disable()
         from sysspan.commands import trace
 
         parser = _trace_parser()
         ns = parser.parse_args(args)
+        gc.freeze()
+        gc.enable()
         if ns.command and ns.command[0] == "--":
             ns.command = ns.command[1:]
         try:

@@ -9,27 +9,33 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from sysspan.errors import ConfigError
+from sysspan.plainrecord import Record
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 COMPRESSIONS = ("none", "gzip")
 DEFAULT_OUTPUT_DIR = "sysspan-traces"
 
 
-@dataclass(slots=True)
-class OtlpSettings:
+class OtlpSettings(Record):
     """Where and how spans are shipped over OTLP. ``endpoint`` is final (HTTP path included)."""
 
-    endpoint: str
-    protocol: str = "http/protobuf"
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout_s: float = 10.0
-    compression: str = "none"
-    insecure: bool = False
-    certificate: str | None = None
+    __slots__ = _FIELDS = ("endpoint", "protocol", "headers", "timeout_s", "compression",
+                           "insecure", "certificate")
+
+    def __init__(self, endpoint: str, protocol: str = "http/protobuf",
+                 headers: dict[str, str] | None = None, timeout_s: float = 10.0,
+                 compression: str = "none", insecure: bool = False,
+                 certificate: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.headers: dict[str, str] = {} if headers is None else headers
+        self.timeout_s = timeout_s
+        self.compression = compression
+        self.insecure = insecure
+        self.certificate = certificate
 
     @property
     def is_grpc(self) -> bool:

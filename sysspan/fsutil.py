@@ -4,7 +4,6 @@ directories output falls back to."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -19,6 +18,8 @@ def write_private_file(path: str, text: str, what: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
+        import tempfile  # not at import: every run imports this module, few write this way
+
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fh.fileno(), 0o600)
@@ -79,6 +80,8 @@ def fallback_dirs(env: Mapping[str, str]) -> list[str]:
     home = env.get("HOME", "").strip() or os.path.expanduser("~")
     if home and os.path.isabs(home):
         dirs.append(os.path.join(home, ".local", "state", "sysspan"))
+    import tempfile
+
     dirs.append(os.path.join(tempfile.gettempdir(), f"sysspan-{os.getuid()}"))
     return dirs
 

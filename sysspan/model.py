@@ -7,8 +7,9 @@ about OTLP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import IntEnum
+
+from sysspan.plainrecord import Record
 
 AttrValue = str | bool | int | float | list
 Attributes = dict[str, AttrValue]
@@ -33,30 +34,52 @@ class StatusCode(IntEnum):
     ERROR = 2
 
 
-@dataclass(slots=True)
-class SpanEvent:
-    name: str
-    time_ns: int
-    attributes: Attributes = field(default_factory=dict)
+class SpanEvent(Record):
+    __slots__ = _FIELDS = ("name", "time_ns", "attributes")
+
+    def __init__(self, name: str, time_ns: int, attributes: Attributes | None = None) -> None:
+        self.name = name
+        self.time_ns = time_ns
+        self.attributes: Attributes = {} if attributes is None else attributes
 
 
-@dataclass(slots=True)
-class Span:
-    """One finished span. Ids are integers (u64 span ids, u128 trace id) so hashing is cheap."""
+class Span(Record):
+    """One finished span. Ids are integers (u64 span ids, u128 trace id) so hashing is cheap.
 
-    trace_id: int
-    span_id: int
-    parent_id: int  # 0 = root
-    name: str
-    start_ns: int
-    end_ns: int
-    kind: SpanKind = SpanKind.INTERNAL
-    attributes: Attributes = field(default_factory=dict)
-    status: StatusCode = StatusCode.UNSET
-    status_message: str = ""
-    events: list[SpanEvent] = field(default_factory=list)
-    trace_state: str = ""
-    flags: int = 1  # W3C trace flags; bit 0 = sampled
+    ``parent_id`` 0 is a root; ``flags`` are the W3C trace flags (bit 0 = sampled)."""
+
+    __slots__ = _FIELDS = ("trace_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "kind",
+                           "attributes", "status", "status_message", "events", "trace_state", "flags")
+
+    def __init__(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes | None = None,
+        status: StatusCode = StatusCode.UNSET,
+        status_message: str = "",
+        events: list[SpanEvent] | None = None,
+        trace_state: str = "",
+        flags: int = 1,
+    ) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.name = name
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.kind = kind
+        self.attributes: Attributes = {} if attributes is None else attributes
+        self.status = status
+        self.status_message = status_message
+        self.events: list[SpanEvent] = [] if events is None else events
+        self.trace_state = trace_state
+        self.flags = flags
 
     @property
     def trace_id_hex(self) -> str:
@@ -71,21 +94,45 @@ class Span:
         return f"{self.parent_id:016x}" if self.parent_id else ""
 
 
-@dataclass(slots=True)
 class SyscallSpan(Span):
     """A syscall span that shares its name, kind, attributes and status with every other
     span of the same ``shape`` (the builder makes one shape per distinct call of a thread:
     a loop repeats the same call). Encoders may cache their output per shape, so a span's
-    attributes must not change after it was made; ids, times and the parent may."""
+    attributes must not change after it was made; ids, times and the parent may.
+    ``shape`` takes no part in equality or ``repr``."""
 
-    shape: object = field(default=None, compare=False, repr=False)
+    __slots__ = ("shape",)
+
+    def __init__(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes | None = None,
+        status: StatusCode = StatusCode.UNSET,
+        status_message: str = "",
+        events: list[SpanEvent] | None = None,
+        trace_state: str = "",
+        flags: int = 1,
+        shape: object = None,
+    ) -> None:
+        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
+                      attributes, status, status_message, events, trace_state, flags)
+        self.shape = shape
 
 
-@dataclass(slots=True)
-class ResourceSpans:
+class ResourceSpans(Record):
     """Spans that share one resource, as one ``ResourceSpans`` entry of an OTLP request."""
 
-    resource: Attributes
-    spans: list[Span]
-    scope_name: str = "sysspan"
-    scope_version: str = ""
+    __slots__ = _FIELDS = ("resource", "spans", "scope_name", "scope_version")
+
+    def __init__(self, resource: Attributes, spans: list[Span], scope_name: str = "sysspan",
+                 scope_version: str = "") -> None:
+        self.resource = resource
+        self.spans = spans
+        self.scope_name = scope_name
+        self.scope_version = scope_version

@@ -27,48 +27,91 @@ import re
 from typing import Any
 
 MASK = "[REDACTED]"
+# Every expression below needs one of these words (case-insensitively), "://" or a token
+# prefix to match, so text with none of them is returned without compiling or running
+# any expression: compiling them costs more than the rest of a short trace's redaction.
+_WORD_LIST = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "auth", "cookie", "session")
+_SHAPE_MARKS = (
+    "://", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "glpat-", "npm_", "sk_live_",
+)
 _WORDS = (
     r"(?:password|passwd|pwd|secret|token|key|credentials?|auth|authorization|cookie|session)"
 )
 _NAME = rf"[\w.-]*{_WORDS}[\w.-]*"
-# --password=x, token=x, API_KEY=x (the value runs to the end of the argument)
-_ASSIGN = re.compile(rf"(?is)^(-{{0,2}}{_NAME}=)(.+)$")
-# "Authorization: Bearer x", "X-Api-Key: x" (header-style, as passed to curl -H)
-_HEADER = re.compile(rf"(?is)^([\w-]*{_WORDS}[\w-]*\s*:\s*)(.+)$")
-# --password x (the secret is the next argument)
-_FLAG = re.compile(rf"(?i)^-{{1,2}}{_NAME}$")
-# scheme://user:secret@host
-_URL_CRED = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@\"]+:)([^@\s\"/]+)(@)")
-# Credentials recognisable by their shape alone.
-_TOKENS = re.compile(
-    r"\b(?:(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}"
-    r"|(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"
-    r"|github_pat_[A-Za-z0-9_]{20,}"
-    r"|xox[abposr]-[A-Za-z0-9-]{8,}"
-    r"|glpat-[A-Za-z0-9_-]{16,}"
-    r"|npm_[A-Za-z0-9]{30,}"
-    r"|sk_live_[A-Za-z0-9]{16,})"
-)
 # Inside decoded text, arguments are double-quoted C strings (\" escapes a quote).
 _Q = r'(?:[^"\\]|\\.)*'
-_TEXT_ASSIGN = re.compile(rf'(?i)("-{{0,2}}{_NAME}=)({_Q})(")')
-_TEXT_HEADER = re.compile(rf'(?i)("[\w-]*{_WORDS}[\w-]*\s*:\s*)({_Q})(")')
-_TEXT_FLAG = re.compile(rf'(?i)("-{{1,2}}{_NAME}",\s*")({_Q})(")')
-# "password": "x" in JSON text (also with escaped quotes, as JSON nested in a string)
-_JSON_PAIR = re.compile(rf'(?i)(\\*"{_NAME}\\*"\s*:\s*\\*")((?:[^"\\]|\\[^"])*)(\\*")')
+
+
+def _suspect(text: str) -> bool:
+    """False only when no expression below can match ``text``. Non-ASCII text always goes
+    through them: ignoring case, the expressions match letters lower() does not fold
+    (the Kelvin sign as k, a dotless i as i)."""
+    if not text.isascii():
+        return True
+    for mark in _SHAPE_MARKS:
+        if mark in text:
+            return True
+    low = text.lower()
+    return any(word in low for word in _WORD_LIST)
+
+
+class _Patterns:
+    def __init__(self) -> None:
+        # --password=x, token=x, API_KEY=x (the value runs to the end of the argument)
+        self.assign = re.compile(rf"(?is)^(-{{0,2}}{_NAME}=)(.+)$")
+        # "Authorization: Bearer x", "X-Api-Key: x" (header-style, as passed to curl -H)
+        self.header = re.compile(rf"(?is)^([\w-]*{_WORDS}[\w-]*\s*:\s*)(.+)$")
+        # --password x (the secret is the next argument)
+        self.flag = re.compile(rf"(?i)^-{{1,2}}{_NAME}$")
+        # scheme://user:secret@host
+        self.url_cred = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@\"]+:)([^@\s\"/]+)(@)")
+        # Credentials recognisable by their shape alone.
+        self.tokens = re.compile(
+            r"\b(?:(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}"
+            r"|(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"
+            r"|github_pat_[A-Za-z0-9_]{20,}"
+            r"|xox[abposr]-[A-Za-z0-9-]{8,}"
+            r"|glpat-[A-Za-z0-9_-]{16,}"
+            r"|npm_[A-Za-z0-9]{30,}"
+            r"|sk_live_[A-Za-z0-9]{16,})"
+        )
+        self.text_assign = re.compile(rf'(?i)("-{{0,2}}{_NAME}=)({_Q})(")')
+        self.text_header = re.compile(rf'(?i)("[\w-]*{_WORDS}[\w-]*\s*:\s*)({_Q})(")')
+        self.text_flag = re.compile(rf'(?i)("-{{1,2}}{_NAME}",\s*")({_Q})(")')
+        # "password": "x" in JSON text (also with escaped quotes, as JSON nested in a string)
+        self.json_pair = re.compile(rf'(?i)(\\*"{_NAME}\\*"\s*:\s*\\*")((?:[^"\\]|\\[^"])*)(\\*")')
+
+
+_compiled: _Patterns | None = None
+
+
+def _re() -> _Patterns:
+    global _compiled
+    if _compiled is None:
+        _compiled = _Patterns()
+    return _compiled
 
 
 def _shapes(text: str) -> str:
-    text = _URL_CRED.sub(rf"\g<1>{MASK}\g<3>", text)
-    return _TOKENS.sub(MASK, text)
+    p = _re()
+    text = p.url_cred.sub(rf"\g<1>{MASK}\g<3>", text)
+    return p.tokens.sub(MASK, text)
 
 
 def redact_arg(arg: str) -> str:
     """One argument (or attribute value) with its secret part masked."""
-    m = _ASSIGN.match(arg) or _HEADER.match(arg)
+    if not _suspect(arg):
+        return arg
+    p = _re()
+    m = p.assign.match(arg) or p.header.match(arg)
     if m:
         return m.group(1) + MASK
     return redact_text(arg)
+
+
+def _is_flag(arg: str) -> bool:
+    return _suspect(arg) and _re().flag.match(arg) is not None
 
 
 def redact_argv(argv: list[str]) -> list[str]:
@@ -81,7 +124,7 @@ def redact_argv(argv: list[str]) -> list[str]:
             mask_next = False
             continue
         out.append(redact_arg(arg))
-        if _FLAG.match(arg):
+        if _is_flag(arg):
             mask_next = True
     return out
 
@@ -89,12 +132,13 @@ def redact_argv(argv: list[str]) -> list[str]:
 def redact_text(text: str) -> str:
     """Mask secrets inside free text: decoded syscall arguments (quoted strings, as in
     execve's argv), stack lines, JSON."""
-    if not text:
+    if not text or not _suspect(text):
         return text
-    text = _TEXT_ASSIGN.sub(rf"\g<1>{MASK}\g<3>", text)
-    text = _TEXT_HEADER.sub(rf"\g<1>{MASK}\g<3>", text)
-    text = _TEXT_FLAG.sub(rf"\g<1>{MASK}\g<3>", text)
-    text = _JSON_PAIR.sub(rf"\g<1>{MASK}\g<3>", text)
+    p = _re()
+    text = p.text_assign.sub(rf"\g<1>{MASK}\g<3>", text)
+    text = p.text_header.sub(rf"\g<1>{MASK}\g<3>", text)
+    text = p.text_flag.sub(rf"\g<1>{MASK}\g<3>", text)
+    text = p.json_pair.sub(rf"\g<1>{MASK}\g<3>", text)
     return _shapes(text)
 
 
@@ -102,7 +146,7 @@ def redact(value: Any, key: str = "") -> Any:
     """The one redaction entry point: a string (an argument or free text), a list (argv),
     or a mapping of attributes; ``key`` is the attribute name the value is stored under
     (a secret-looking name masks the whole value). Other values are returned as they are."""
-    if key and _FLAG.match("--" + key):
+    if key and _is_flag("--" + key):
         return MASK if isinstance(value, (str, bytes, list, tuple)) or value else value
     if isinstance(value, str):
         return redact_arg(value)

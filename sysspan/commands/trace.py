@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import sys
 import time
@@ -141,10 +140,26 @@ def _resolve_command(argv: list[str], env: dict[str, str]) -> str:
         if os.path.isdir(cmd) or not os.access(cmd, os.X_OK):
             raise CommandNotExecutable(f"{cmd}: Permission denied")
         return cmd
-    found = shutil.which(cmd, path=env.get("PATH", os.defpath))
+    found = _search_path(cmd, env.get("PATH", os.defpath))
     if found is None:
         raise CommandNotFound(f"{cmd}: command not found")
     return found
+
+
+def _search_path(cmd: str, path: str) -> str | None:
+    """``shutil.which(cmd, path=path)`` for a name without a slash; importing shutil
+    (and the compression modules it pulls in) is a visible part of a short trace's start."""
+    if not path:
+        return None
+    seen: set[str] = set()
+    for directory in path.split(os.pathsep):
+        if directory in seen:
+            continue
+        seen.add(directory)
+        candidate = os.path.join(directory, cmd)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def _trace_filter(exprs: list[str], arch: str) -> frozenset[int] | None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sysspan.ids import decision_id
 from sysspan.model import Span, SpanKind
+from sysspan.plainrecord import Record
 from sysspan.redact import redact
 from sysspan.span_roles import DECISION, ROLE_KEY
 
@@ -44,8 +44,7 @@ def cached_decision_id(category: str, name: str, file: str, line: int) -> int:
     return decision_id(category, name, file, line)
 
 
-@dataclass(slots=True)
-class Decision:
+class Decision(Record):
     """One recorded decision.
 
     ``input`` / ``result`` are JSON-able values (``result`` None = no result reported).
@@ -55,17 +54,23 @@ class Decision:
     unknown).
     """
 
-    category: str
-    name: str
-    input: Any = None
-    result: Any = None
-    file: str = ""
-    line: int = 0
-    column: int = 0
-    start_ns: int = 0
-    end_ns: int = 0
-    pid: int = 0
-    tid: int = 0
+    __slots__ = _FIELDS = ("category", "name", "input", "result", "file", "line", "column",
+                           "start_ns", "end_ns", "pid", "tid")
+
+    def __init__(self, category: str, name: str, input: Any = None, result: Any = None,  # noqa: A002
+                 file: str = "", line: int = 0, column: int = 0, start_ns: int = 0,
+                 end_ns: int = 0, pid: int = 0, tid: int = 0) -> None:
+        self.category = category
+        self.name = name
+        self.input = input
+        self.result = result
+        self.file = file
+        self.line = line
+        self.column = column
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.pid = pid
+        self.tid = tid
 
     @property
     def id(self) -> int:

@@ -6,14 +6,13 @@ happens to the telemetry. Failures are counted and described once, in ``close()`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from sysspan.model import Span
+from sysspan.plainrecord import Record
 
 
-@dataclass(slots=True)
-class SinkReport:
+class SinkReport(Record):
     """What a sink did, for the end-of-run summary.
 
     ``messages`` are one-line, human-readable sentences ("wrote 123 spans to x.jsonl",
@@ -21,12 +20,17 @@ class SinkReport:
     them as they are, as warnings when ``ok`` is false.
     """
 
-    name: str
-    spans_written: int = 0
-    spans_failed: int = 0
-    path: str | None = None
-    messages: list[str] = field(default_factory=list)
-    degraded: bool = False  # spans went somewhere other than asked (a fallback location)
+    __slots__ = _FIELDS = ("name", "spans_written", "spans_failed", "path", "messages", "degraded")
+
+    def __init__(self, name: str, spans_written: int = 0, spans_failed: int = 0,
+                 path: str | None = None, messages: list[str] | None = None,
+                 degraded: bool = False) -> None:
+        self.name = name
+        self.spans_written = spans_written
+        self.spans_failed = spans_failed
+        self.path = path
+        self.messages: list[str] = [] if messages is None else messages
+        self.degraded = degraded  # spans went somewhere other than asked (a fallback location)
 
     @property
     def ok(self) -> bool:

@@ -35,9 +35,18 @@ class Fallback:
     def __init__(
         self, env: Mapping[str, str], announce: Callable[[str], None] | None = _warn
     ) -> None:
-        self.dirs = fallback_dirs(env)
+        self._env = env
+        self._dirs: list[str] | None = None
         self.announce = announce
         self.announced = False
+
+    @property
+    def dirs(self) -> list[str]:
+        """Worked out when first needed: finding the temporary directory imports tempfile
+        and writes a probe file, which a run whose trace file works never needs."""
+        if self._dirs is None:
+            self._dirs = fallback_dirs(self._env)
+        return self._dirs
 
     def tell(self, path: str, reason: str, new_path: str) -> None:
         if self.announced or self.announce is None:
@@ -67,10 +76,7 @@ class WholeLineFile:
         self.lost = 0
         self.truncated = 0
         self.error: str | None = None
-        self._candidates = [path]
-        if fallback is not None:
-            name = os.path.basename(path) or "sysspan.jsonl"
-            self._candidates += [os.path.join(d, name) for d in fallback.dirs]
+        self._candidates = [path]  # the fallback's locations are added on the first failure
         self._next = 1
         self._fd: int | None = None
         self._good = 0  # offset just after our last whole line
@@ -162,6 +168,9 @@ class WholeLineFile:
             except OSError:
                 pass
             self._fd = None
+        if self._next == 1 and len(self._candidates) == 1 and self.fallback is not None:
+            name = os.path.basename(self.first_path) or "sysspan.jsonl"
+            self._candidates += [os.path.join(d, name) for d in self.fallback.dirs]
         if self._next >= len(self._candidates):
             return False
         old = self.path

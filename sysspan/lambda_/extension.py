@@ -44,7 +44,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -332,7 +332,7 @@ class Forwarder:
                 return self._write_file(batches, count, why)
             temporary = budget_s is not None and budget_s < settings.timeout_s
             if temporary:
-                sink = self._new_sink(replace(settings, timeout_s=max(budget_s or 0.0, 0.05)))
+                sink = self._new_sink(settings.replace(timeout_s=max(budget_s or 0.0, 0.05)))
             else:
                 if self._sink is None:
                     self._sink = self._new_sink(settings)
@@ -615,7 +615,7 @@ class Extension:
                     rid = span.attributes.get("faas.invocation_id")
                     if isinstance(rid, str):
                         self._wrapper_done.mark_done(rid, "wrapper")
-                batch = replace(batch, spans=[s for s in batch.spans if s.flags & FLAG_SAMPLED])
+                batch = batch.replace(spans=[s for s in batch.spans if s.flags & FLAG_SAMPLED])
             if batch.spans:
                 kept.append(batch)
         self.forwarder.add(kept)

@@ -26,10 +26,9 @@ run span. ``SYSSPAN_GITHUB_JOIN=0`` turns the derivation off (a new trace, as el
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from sysspan.plainrecord import FrozenRecord
 from sysspan.propagation.traceparent import SpanContext
 
 CHECK_RUN_ID_VAR = "SYSSPAN_GITHUB_CHECK_RUN_ID"
@@ -38,6 +37,8 @@ JOIN_VAR = "SYSSPAN_GITHUB_JOIN"  # "0": start a new trace instead
 
 
 def _digest(text: str) -> str:
+    import hashlib  # only inside GitHub Actions: loading OpenSSL costs every other run
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -61,16 +62,26 @@ def step_span_id(check_run_id: int, step_name: str) -> int:
     return int(_digest(f"{check_run_id}-{step_name}-s")[16:32], 16)
 
 
-@dataclass(frozen=True, slots=True)
-class GithubParent:
-    """Where a step's run span goes in the workflow trace, and what it was derived from."""
+class GithubParent(FrozenRecord):
+    """Where a step's run span goes in the workflow trace, and what it was derived from.
+    ``level`` is "step", "job" or "run"."""
 
+    __slots__ = _FIELDS = ("context", "level", "run_id", "run_attempt", "check_run_id", "step_name")
     context: SpanContext
-    level: str  # "step", "job" or "run"
+    level: str
     run_id: int
     run_attempt: int
     check_run_id: int | None
     step_name: str | None
+
+    def __init__(self, context: SpanContext, level: str, run_id: int, run_attempt: int,
+                 check_run_id: int | None, step_name: str | None) -> None:
+        self._set("context", context)
+        self._set("level", level)
+        self._set("run_id", run_id)
+        self._set("run_attempt", run_attempt)
+        self._set("check_run_id", check_run_id)
+        self._set("step_name", step_name)
 
 
 def _number(env: Mapping[str, str], name: str, warnings: list[str]) -> int | None:

@@ -16,8 +16,9 @@ Also converts the AWS X-Ray header (``_X_AMZN_TRACE_ID``) to a W3C context, for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from sysspan.plainrecord import FrozenRecord
 
 if TYPE_CHECKING:
     from sysspan.propagation.tracestate import TraceState
@@ -59,8 +60,7 @@ def _check_hex(field: str, text: str, digits: int) -> None:
     raise InvalidTraceContext(f"{field} must be {digits} lowercase hex digits")
 
 
-@dataclass(frozen=True)
-class SpanContext:
+class SpanContext(FrozenRecord):
     """The part of a trace that crosses a process boundary.
 
     ``trace_id`` is the 128-bit trace id and ``span_id`` the 64-bit id of the span the next
@@ -69,19 +69,26 @@ class SpanContext:
     ``remote`` is True for a context that came from outside this process.
     """
 
+    __slots__ = _FIELDS = ("trace_id", "span_id", "flags", "tracestate", "remote")
     trace_id: int
     span_id: int
-    flags: int = FLAG_SAMPLED
-    tracestate: TraceState | None = None
-    remote: bool = True
+    flags: int
+    tracestate: TraceState | None
+    remote: bool
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.trace_id, int) or not 0 < self.trace_id <= _MAX_TRACE_ID:
+    def __init__(self, trace_id: int, span_id: int, flags: int = FLAG_SAMPLED,
+                 tracestate: TraceState | None = None, remote: bool = True) -> None:
+        if not isinstance(trace_id, int) or not 0 < trace_id <= _MAX_TRACE_ID:
             raise InvalidTraceContext("trace id must be a non-zero 128-bit integer")
-        if not isinstance(self.span_id, int) or not 0 < self.span_id <= _MAX_SPAN_ID:
+        if not isinstance(span_id, int) or not 0 < span_id <= _MAX_SPAN_ID:
             raise InvalidTraceContext("span id must be a non-zero 64-bit integer")
-        if not isinstance(self.flags, int) or not 0 <= self.flags <= 0xFF:
+        if not isinstance(flags, int) or not 0 <= flags <= 0xFF:
             raise InvalidTraceContext("trace flags must fit in 8 bits")
+        self._set("trace_id", trace_id)
+        self._set("span_id", span_id)
+        self._set("flags", flags)
+        self._set("tracestate", tracestate)
+        self._set("remote", remote)
 
     @property
     def sampled(self) -> bool:
@@ -109,7 +116,7 @@ class SpanContext:
     def with_span_id(self, span_id: int) -> SpanContext:
         """The context to hand to a child: same trace, flags and tracestate, new parent span,
         and local (it was produced here)."""
-        return replace(self, span_id=span_id, remote=False)
+        return self.replace(span_id=span_id, remote=False)
 
 
 def format_traceparent(trace_id: int, span_id: int, flags: int = FLAG_SAMPLED) -> str:

@@ -1,0 +1,110 @@
+"""The default trace path imports only what it uses: every module a run loads is start-up
+time of every traced command (`sysspan -qq -- true` is mostly imports). These tests run the
+real CLI in a fresh interpreter, trace a real command and read ``sys.modules`` afterwards.
+The OTLP case is the control: the same check sees grpc when an exporter does use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.otlp_receiver import GrpcReceiver
+from tests.tracehelpers import REPO, load_spans
+
+# Loaded by a run only when the run needs them (an OTLP endpoint, a subcommand, --source,
+# the eBPF backend, a decision payload, GitHub Actions, a failing trace file).
+NOT_ON_THE_DEFAULT_PATH = (
+    "grpc",
+    "google.protobuf",
+    "opentelemetry",
+    "msgpack",
+    "elftools",
+    "ptrace",
+    "sysspan.exporters.otlp",
+    "sysspan.reporters",
+    "sysspan.collector.ebpf",
+    "sysspan.collector.source",
+    "sysspan.commands.report",
+    "sysspan.commands.stats",
+    "sysspan.commands.merge",
+    "sysspan.commands.replay",
+    "sysspan.commands.span",
+    "sysspan.commands.lambda_",
+    "sysspan.commands.decisions",
+    "sysspan.decisions.ruchy",
+    "sysspan.merge",
+    "dataclasses",
+    "inspect",
+    "secrets",
+    "shutil",
+    "tempfile",
+    "hashlib",
+    "subprocess",
+    "http",
+    "urllib.request",
+    "email",
+    "asyncio",
+    "concurrent",
+)
+
+# Run main() in-process, then report what is loaded (after main: exporters and the run's
+# end are included, not only the imports at the top).
+DRIVER = """
+import json, sys
+from sysspan.cli import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as fh:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, fh)
+"""
+
+
+def _run(tmp_path, *args: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
+    full_env["PYTHONPATH"] = str(REPO)
+    full_env.update(env or {})
+    out = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(out), *args], env=full_env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(out.read_text())
+    return got["code"], got["modules"]
+
+
+def _loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+def test_default_trace_path_imports_nothing_it_does_not_use(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    code, modules = _run(tmp_path, "-qq", "--trace-file", str(trace), "--", "true")
+    assert code == 0
+    assert any(s.name == "execve" for s in load_spans(trace))  # the run did trace
+    assert "sysspan.commands.trace" in modules
+    assert _loaded(modules, NOT_ON_THE_DEFAULT_PATH) == []
+
+
+def test_follow_and_strace_lines_import_nothing_more(tmp_path):
+    code, modules = _run(tmp_path, "-qq", "-f", "-o", str(tmp_path / "lines.txt"),
+                         "--trace-file", str(tmp_path / "t.jsonl"), "--",
+                         "sh", "-c", "ls / >/dev/null; echo 'run --password x' >/dev/null")
+    assert code == 0
+    assert "execve(" in (tmp_path / "lines.txt").read_text()
+    assert _loaded(modules, NOT_ON_THE_DEFAULT_PATH) == []
+
+
+def test_otlp_grpc_loads_grpc_and_delivers(tmp_path):
+    """The control: configured for OTLP/gRPC, the run loads grpc and the spans arrive."""
+    rx = GrpcReceiver().start()
+    try:
+        code, modules = _run(tmp_path, "-qq", "--", "true", env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rx.port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        })
+        assert code == 0
+        assert "grpc" in modules
+        assert rx.wait_for_spans(1)
+    finally:
+        rx.stop()
