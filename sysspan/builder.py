@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
 
 
 _FORMAT_CACHE_MAX = 4096
+# exited processes whose span ids are kept for their late decisions
+_EXITED_MAX = 4096
 
 
 def signal_name(sig: int) -> str:
@@ -182,6 +184,10 @@ class SpanBuilder:
         self.decision_count = 0
         self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
+        # span ids of processes that have exited, for their decisions that reach the builder
+        # later (read from the ring after the exit was handled, or held back behind another
+        # process's later decision); bounded, oldest first out
+        self._exited: dict[int, int] = {}
         self.stats: dict[int, SyscallStat] = {}
         self.seq = 0
         self.syscall_count = 0
@@ -275,6 +281,7 @@ class SpanBuilder:
         if not self.procs and not self.root_tgid:
             self.root_tgid = tgid
         self.procs[tgid] = proc
+        self._exited.pop(tgid, None)  # the pid was reused
         self.process_count += 1
 
     def process_exec(self, rec: ProcessExec) -> None:
@@ -307,9 +314,10 @@ class SpanBuilder:
 
     def emit_decision(self, d: Decision) -> None:
         proc = self.procs.get(d.pid)
+        parent = proc.span_id if proc else self._exited.get(d.pid, self.run_span_id)
         self.seq += 1
         self.decision_count += 1
-        self.emit(DecisionItem(d, proc.span_id if proc else self.run_span_id, self.seq))
+        self.emit(DecisionItem(d, parent, self.seq))
 
     def materialize(self, batch: list) -> list[Span]:
         """Export thread: syscall items and queued text lines → spans (and lines)."""
@@ -486,6 +494,11 @@ class SpanBuilder:
             self.decisions.process_exit(tgid, t)
             self.drain_decisions(t)
         proc = self.procs.pop(tgid, None)
+        if proc is not None and self.decisions is not None:
+            exited = self._exited
+            if len(exited) >= _EXITED_MAX:
+                del exited[next(iter(exited))]
+            exited[tgid] = proc.span_id
         if self.line_event is not None and status is not None:
             if os.WIFSIGNALED(status):
                 self._line_event(tgid, f"+++ killed by {signal_name(os.WTERMSIG(status))} +++")
