@@ -58,17 +58,41 @@ _TEXT_FLAG = re.compile(rf'(?i)("-{{1,2}}{_NAME}",\s*")({_Q})(")')
 _JSON_PAIR = re.compile(rf'(?i)(\\*"{_NAME}\\*"\s*:\s*\\*")((?:[^"\\]|\\[^"])*)(\\*")')
 
 
+# What a text needs to contain before any pattern above can match, checked first because
+# most texts (decision inputs, paths) hold none of it and the patterns cost microseconds:
+# every pattern but two needs one of the secret words (the same case-insensitive _WORDS,
+# so non-ASCII case variants such as the Kelvin sign for "k" count too); _URL_CRED needs
+# "://"; each _TOKENS alternative starts with one of these case-sensitive prefixes.
+_ANY_WORD = re.compile(rf"(?i){_WORDS}")
+_ASCII_WORDS = ("passw", "pwd", "secret", "token", "key", "credential", "auth", "cookie", "session")
+_TOKEN_START = re.compile(
+    r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)|gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk_live_"
+)
+
+
+def _has_word(text: str) -> bool:
+    if text.isascii():  # ASCII text: lowercasing is exactly the patterns' (?i)
+        low = text.lower()
+        return any(w in low for w in _ASCII_WORDS)
+    return _ANY_WORD.search(text) is not None
+
+
 def _shapes(text: str) -> str:
-    text = _URL_CRED.sub(rf"\g<1>{MASK}\g<3>", text)
+    if "://" in text:
+        text = _URL_CRED.sub(rf"\g<1>{MASK}\g<3>", text)
+    if _TOKEN_START.search(text) is None:
+        return text
     return _TOKENS.sub(MASK, text)
 
 
 def redact_arg(arg: str) -> str:
     """One argument (or attribute value) with its secret part masked."""
+    if not _has_word(arg):
+        return _shapes(arg)
     m = _ASSIGN.match(arg) or _HEADER.match(arg)
     if m:
         return m.group(1) + MASK
-    return redact_text(arg)
+    return _redact_words(arg)
 
 
 def redact_argv(argv: list[str]) -> list[str]:
@@ -91,6 +115,13 @@ def redact_text(text: str) -> str:
     execve's argv), stack lines, JSON."""
     if not text:
         return text
+    if not _has_word(text):
+        return _shapes(text)
+    return _redact_words(text)
+
+
+def _redact_words(text: str) -> str:
+    """``redact_text`` of a text that holds a secret word."""
     text = _TEXT_ASSIGN.sub(rf"\g<1>{MASK}\g<3>", text)
     text = _TEXT_HEADER.sub(rf"\g<1>{MASK}\g<3>", text)
     text = _TEXT_FLAG.sub(rf"\g<1>{MASK}\g<3>", text)
