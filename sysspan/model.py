@@ -89,3 +89,13 @@ class ResourceSpans:
     spans: list[Span]
     scope_name: str = "sysspan"
     scope_version: str = ""
+
+
+@dataclass(slots=True)
+class DecisionSpan(Span):
+    """A decision span whose attributes are those of its ``site`` (every decision of the same
+    category, name, source location, process and thread, with or without a result) plus
+    ``decision.input`` and ``decision.result``. Encoders may cache the site's part of their
+    output, so only those two attributes may differ between spans of one site."""
+
+    site: object = field(default=None, compare=False, repr=False)
