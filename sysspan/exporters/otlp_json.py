@@ -24,6 +24,7 @@ import binascii
 import json
 import math
 from collections.abc import Iterable
+from enum import IntEnum
 from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept as is)
 from typing import Any
 
@@ -123,7 +124,7 @@ def _attr_items(attrs: dict[str, Any]) -> str:
 
 def _encode_attr_items(attrs: dict[str, Any]) -> str:
     # The two common cases are inlined: a function call per attribute is a third of the cost.
-    parts = []
+    parts: list[str] = []
     append = parts.append
     for key, value in attrs.items():
         prefix = _KEY_PREFIX.get(key) or _key_prefix(key)
@@ -138,10 +139,10 @@ def _encode_attr_items(attrs: dict[str, Any]) -> str:
 
 
 def _span(span: Span) -> str:
-    kind = type(span)
-    if kind is SyscallSpan and span.shape is not None and not span.events:
-        return _shaped_span(span)
-    if kind is DecisionSpan and span.site is not None and not span.events:
+    if type(span) is SyscallSpan:
+        if span.shape is not None and not span.events:
+            return _shaped_span(span)
+    elif type(span) is DecisionSpan and span.site is not None and not span.events:
         return _decision_span(span)
     out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
     if span.trace_state:
@@ -364,7 +365,7 @@ def _int(value: Any, field: str) -> int:
     raise _Shape(f"{field} must be an integer, got {value!r}")
 
 
-def _enum(value: Any, enum: type, prefix: str, field: str) -> Any:
+def _enum(value: Any, enum: type[IntEnum], prefix: str, field: str) -> Any:
     if value is None:
         return enum(0)
     if isinstance(value, str) and not value.isdigit():
