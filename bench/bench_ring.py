@@ -13,7 +13,10 @@
    first million, sum_array over 1,000-element arrays. Both builds use
    -O2 -fno-optimize-sibling-calls so that every fib call is a real call in both (gcc
    otherwise turns one recursive call of the uninstrumented fib into a loop, and the
-   comparison would be between different call counts). Wall time of the hot part and its
+   comparison would be between different call counts), and -falign-functions=64 so that
+   both hot functions start on a cache-line boundary: where a 1 ns function happens to
+   land moves fib(35) by up to 17% in either build, which is layout luck, not the cost of
+   the decision. Wall time of the hot part and its
    thread CPU time (the reader thread of sysspan competes for the CPUs in wall time only).
    The Python versions of the three (bench/workloads/*.py) are run the same way; their hot
    part includes the first decision's one-time mapping of the ring (and msgpack import),
@@ -45,7 +48,7 @@ REPO = HERE.parent
 WORK = HERE / "workloads"
 PY = sys.executable
 SYSSPAN = [PY, "-m", "sysspan", "-q", "-q"]
-C_FLAGS = ["-O2", "-fno-optimize-sibling-calls", "-std=gnu11"]
+C_FLAGS = ["-O2", "-fno-optimize-sibling-calls", "-falign-functions=64", "-std=gnu11"]
 
 
 def _env() -> dict[str, str]:

@@ -254,13 +254,21 @@ static inline int sysspan_payload_i64(char *buf, size_t cap, const char *categor
 
 /* ------------------------------------------------------------- the recording API */
 
-/* Per-thread countdown: calls left until the next recorded decision. Starts at 0, so the
- * first call of a thread takes the slow path that sets it up. */
+/* Per-thread countdowns: calls left until the next recorded decision. There are
+ * SYSSPAN_LANES of them, and a call decrements the one picked by its stack pointer: with a
+ * single counter every call's decrement waits for the previous call's store (a
+ * store-to-load chain of ~5 cycles), which in a recursive function like fib costs more than
+ * the call itself; calls at different stack depths now touch different counters, so that
+ * chain is broken and the decrement overlaps with the function's own work. Each lane is an
+ * independent geometric countdown, so every call is still kept with probability `ratio`
+ * and the skipped calls of every lane are counted. A lane starts at 0, so its first call
+ * takes the slow path that sets it up. */
+#define SYSSPAN_LANES 16
 /* Compiled with -fPIC (a shared library, an extension module) the default TLS model makes
  * every countdown a call to __tls_get_addr; initial-exec makes it one load from the GOT
- * (x1.9 faster on fib). It takes 28 bytes of static TLS, which a library loaded by dlopen()
- * gets from glibc's reserve; define SYSSPAN_TLS_MODEL as "global-dynamic" if that reserve
- * is exhausted. Executables (also PIE) keep the default: local-exec, cheaper still. */
+ * (x1.9 faster on fib). It takes about 270 bytes of static TLS, which a library loaded by
+ * dlopen() gets from glibc's reserve; define SYSSPAN_TLS_MODEL as "global-dynamic" if that
+ * reserve is exhausted. Executables (also PIE) keep the default: local-exec, cheaper still. */
 #if !defined(SYSSPAN_TLS_MODEL) && defined(__PIC__) && !defined(__PIE__)
 #define SYSSPAN_TLS_MODEL "initial-exec"
 #endif
@@ -269,10 +277,38 @@ static inline int sysspan_payload_i64(char *buf, size_t cap, const char *categor
 #else
 #define SYSSPAN__TLS static __thread
 #endif
-SYSSPAN__TLS int64_t sysspan__left;
-SYSSPAN__TLS int64_t sysspan__gap;
+/* A lane is 16 bytes, so that bits 4..7 of the stack pointer are its byte offset (one `and`,
+ * no shift); indexing with a scale inside a %fs-relative address measured ~10% slower on
+ * fib. */
+struct sysspan__lane {
+    int64_t left; /* calls left until the next recorded decision */
+    int64_t gap;  /* the gap `left` started from; 0: the lane is not set up yet */
+};
+SYSSPAN__TLS struct sysspan__lane sysspan__lanes[SYSSPAN_LANES];
 SYSSPAN__TLS uint64_t sysspan__rng;
 SYSSPAN__TLS uint32_t sysspan__tid;
+
+/* The lane of this call, picked by bits 4..7 of the stack pointer (frames are 16-byte
+ * aligned, so nested calls land in different lanes). Not volatile: the compiler may reuse
+ * it within a function, any lane is correct. Without a known stack register: one lane. */
+#if defined(__x86_64__)
+#define SYSSPAN__READ_SP(v) __asm__("mov %%rsp, %0" : "=r"(v))
+#elif defined(__i386__)
+#define SYSSPAN__READ_SP(v) __asm__("mov %%esp, %0" : "=r"(v))
+#elif defined(__aarch64__)
+#define SYSSPAN__READ_SP(v) __asm__("mov %0, sp" : "=r"(v))
+#endif
+#ifdef SYSSPAN__READ_SP
+#define SYSSPAN__LANE()                                                                     \
+    __extension__({                                                                         \
+        uintptr_t sysspan__sp;                                                              \
+        SYSSPAN__READ_SP(sysspan__sp);                                                      \
+        (struct sysspan__lane *)((char *)sysspan__lanes +                                   \
+                                 (sysspan__sp & (SYSSPAN_LANES - 1) * 16));                 \
+    })
+#else
+#define SYSSPAN__LANE() (&sysspan__lanes[0])
+#endif
 
 static void *sysspan__base;
 static uint32_t sysspan__pid;
@@ -283,11 +319,15 @@ static pthread_key_t sysspan__key;
 
 static inline void sysspan__thread_flush(void *unused) {
     (void)unused;
-    if (sysspan__base && sysspan__gap > 0) {
-        int64_t owed = sysspan__gap - sysspan__left;
-        if (owed > 0) sysspan_ring_add_skipped(sysspan__base, (uint64_t)owed);
-        sysspan__gap = sysspan__left;
+    if (!sysspan__base) return;
+    uint64_t owed = 0;
+    for (unsigned i = 0; i < SYSSPAN_LANES; i++) {
+        struct sysspan__lane *l = &sysspan__lanes[i];
+        if (l->gap <= 0) continue; /* never used */
+        if (l->gap > l->left) owed += (uint64_t)(l->gap - l->left);
+        l->gap = l->left;
     }
+    sysspan_ring_add_skipped(sysspan__base, owed);
 }
 
 /* Report this thread's sampled-away decisions now (also done at thread and process exit). */
@@ -298,7 +338,8 @@ static inline void sysspan__atexit(void) { sysspan__thread_flush(NULL); }
 static inline void sysspan__after_fork(void) {
     sysspan__pid = (uint32_t)getpid();
     sysspan__tid = 0;
-    sysspan__gap = sysspan__left; /* the parent reports what it skipped */
+    for (unsigned i = 0; i < SYSSPAN_LANES; i++) /* the parent reports what it skipped */
+        if (sysspan__lanes[i].gap > 0) sysspan__lanes[i].gap = sysspan__lanes[i].left;
 }
 
 static inline void sysspan__init_process(void) {
@@ -340,28 +381,30 @@ static inline uint64_t sysspan__now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The slow path of SYSSPAN_DECIDE: the thread's countdown reached zero. Kept out of line
+/* The slow path of SYSSPAN_DECIDE: the countdown of `lane` reached zero. Kept out of line
  * (and cold) so that the hot function the macro sits in stays as small as without it. */
-__attribute__((noinline, cold)) static void sysspan_decide_slow_i64(const char *category, const char *name,
-                                           const char *file, int line, int64_t input,
-                                           int64_t result) {
+__attribute__((noinline, cold)) static void
+sysspan_decide_slow_i64(struct sysspan__lane *lane, const char *category, const char *name,
+                        const char *file, int line, int64_t input, int64_t result) {
     pthread_once(&sysspan__once, sysspan__init_process);
     void *base = __atomic_load_n(&sysspan__base, __ATOMIC_ACQUIRE);
-    if (!base) {
-        sysspan__left = INT64_MAX; /* not under sysspan: one decrement per call from now on */
+    if (!base) { /* not under sysspan: one decrement per call from now on */
+        for (unsigned i = 0; i < SYSSPAN_LANES; i++) sysspan__lanes[i].left = INT64_MAX;
         return;
     }
-    if (sysspan__gap == 0) { /* this thread's first decision */
-        uint64_t seed = sysspan__now_ns() ^ ((uint64_t)(uintptr_t)&sysspan__left << 17);
+    if (sysspan__rng == 0) { /* this thread's first decision */
+        uint64_t seed = sysspan__now_ns() ^ ((uint64_t)(uintptr_t)&sysspan__lanes << 17);
         sysspan__rng = seed ? seed : 0x9E3779B97F4A7C15ull;
         sysspan__tid = (uint32_t)syscall(SYS_gettid);
         pthread_setspecific(sysspan__key, (void *)1);
-        sysspan__gap = sysspan__left = sysspan__draw_gap();
-        if (--sysspan__left > 0) return;
+    }
+    if (lane->gap == 0) { /* this lane's first call: it is the first of a gap */
+        lane->gap = lane->left = sysspan__draw_gap();
+        if (--lane->left > 0) return;
     }
     if (!sysspan__tid) sysspan__tid = (uint32_t)syscall(SYS_gettid);
-    uint64_t skipped = (uint64_t)(sysspan__gap - 1);
-    sysspan__gap = sysspan__left = sysspan__draw_gap();
+    uint64_t skipped = (uint64_t)(lane->gap - 1);
+    lane->gap = lane->left = sysspan__draw_gap();
     char payload[512];
     int len = sysspan_payload_i64(payload, sizeof payload, category, name, file, input, result);
     uint64_t now = sysspan__now_ns();
@@ -376,12 +419,14 @@ __attribute__((noinline, cold)) static void sysspan_decide_slow_i64(const char *
 }
 
 /* Record an instant decision with integer input and result at this source line. A call
- * the sampler skips costs one thread-local decrement and a predictable branch. */
+ * the sampler skips costs one thread-local decrement (of its stack depth's lane) and a
+ * predictable branch. */
 #define SYSSPAN_DECIDE(category, name, input, result)                                       \
     do {                                                                                    \
-        if (__builtin_expect(--sysspan__left > 0, 1)) break;                                \
-        sysspan_decide_slow_i64((category), (name), __FILE__, __LINE__, (int64_t)(input),   \
-                                (int64_t)(result));                                         \
+        struct sysspan__lane *sysspan__lane = SYSSPAN__LANE();                              \
+        if (__builtin_expect(--sysspan__lane->left > 0, 1)) break;                          \
+        sysspan_decide_slow_i64(sysspan__lane, (category), (name), __FILE__, __LINE__,      \
+                                (int64_t)(input), (int64_t)(result));                       \
     } while (0)
 
 #endif /* SYSSPAN_DECISIONS_H */

@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
 
 
 _FORMAT_CACHE_MAX = 4096
+# exited processes whose span ids are kept for their late decisions
+_EXITED_MAX = 4096
 
 
 def signal_name(sig: int) -> str:
@@ -193,6 +195,10 @@ class SpanBuilder:
         self.typed_stateless = typed_stateless
         self._linker: DecisionLinker | None = None
         self.procs: dict[int, _Proc] = {}
+        # span ids of processes that have exited, for their decisions that reach the builder
+        # later (read from the ring after the exit was handled, or held back behind another
+        # process's later decision); bounded, oldest first out
+        self._exited: dict[int, int] = {}
         self.stats: dict[int, SyscallStat] = {}
         self.seq = 0
         self.syscall_count = 0
@@ -289,6 +295,7 @@ class SpanBuilder:
         if self.line_event is not None:
             self._line_event(tgid, None, rec.seq)
         self.procs[tgid] = proc
+        self._exited.pop(tgid, None)  # the pid was reused
         self.process_count += 1
 
     def process_exec(self, rec: ProcessExec) -> None:
@@ -323,8 +330,9 @@ class SpanBuilder:
 
     def emit_decision(self, d: Decision) -> None:
         proc = self.procs.get(d.pid)
+        parent = proc.span_id if proc else self._exited.get(d.pid, self.run_span_id)
         self.seq += 1
-        self.emit(DecisionItem(d, proc.span_id if proc else self.run_span_id, self.seq))
+        self.emit(DecisionItem(d, parent, self.seq))
 
     def materialize(self, batch: list) -> list[Span]:
         """Export thread: syscall items and queued text lines → spans (and lines)."""
@@ -501,6 +509,11 @@ class SpanBuilder:
             self.decisions.process_exit(tgid, t)
             self.drain_decisions(t)
         proc = self.procs.pop(tgid, None)
+        if proc is not None and self.decisions is not None:
+            exited = self._exited
+            if len(exited) >= _EXITED_MAX:
+                del exited[next(iter(exited))]
+            exited[tgid] = proc.span_id
         if self.line_event is not None:
             self._line_event(tgid, _exit_text(status), rec.seq)
         if proc is not None:

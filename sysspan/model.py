@@ -136,3 +136,34 @@ class ResourceSpans(Record):
         self.spans = spans
         self.scope_name = scope_name
         self.scope_version = scope_version
+
+
+class DecisionSpan(Span):
+    """A decision span whose attributes are those of its ``site`` (every decision of the same
+    category, name, source location, process and thread, with or without a result) plus
+    ``decision.input`` and ``decision.result``. Encoders may cache the site's part of their
+    output, so only those two attributes may differ between spans of one site. ``site`` takes
+    no part in equality or ``repr``."""
+
+    __slots__ = ("site",)
+
+    def __init__(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        name: str,
+        start_ns: int,
+        end_ns: int,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes | None = None,
+        status: StatusCode = StatusCode.UNSET,
+        status_message: str = "",
+        events: list[SpanEvent] | None = None,
+        trace_state: str = "",
+        flags: int = 1,
+        site: object = None,
+    ) -> None:
+        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
+                      attributes, status, status_message, events, trace_state, flags)
+        self.site = site

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from sysspan.ids import decision_id
-from sysspan.model import Span, SpanKind
+from sysspan.model import DecisionSpan, Span, SpanKind
 from sysspan.plainrecord import Record
 from sysspan.redact import redact
 from sysspan.span_roles import DECISION, ROLE_KEY
@@ -156,18 +156,37 @@ def decision_span(
     it from ``decision.pid``); ``trace_state`` / ``flags`` as on the run's other spans.
     """
     end = decision.end_ns if decision.end_ns >= decision.start_ns else decision.start_ns
-    return Span(
+    d = decision
+    key = (d.category, d.name, d.file, d.line, d.column, d.pid, d.tid, d.result is None)
+    site = _SITES.get(key)
+    if site is None:
+        if len(_SITES) >= _SITES_MAX:
+            _SITES.clear()
+        site = _SITES[key] = (decision_attributes(d), d.qualified_name)
+    # the site's attributes in their order; only input and result are this decision's own
+    attrs = site[0].copy()
+    attrs["decision.input"] = _attr_text(d.input)
+    if d.result is not None:
+        attrs["decision.result"] = _attr_text(d.result)
+    return DecisionSpan(
         trace_id=trace_id,
         span_id=span_id,
         parent_id=parent_id,
-        name=decision.qualified_name,
-        start_ns=decision.start_ns,
+        name=site[1],
+        start_ns=d.start_ns,
         end_ns=end,
         kind=SpanKind.INTERNAL,
-        attributes=decision_attributes(decision),
+        attributes=attrs,
         trace_state=trace_state,
         flags=flags,
+        site=site,
     )
+
+
+# decision site -> (its decision spans' attributes, name): one shared object per site, so
+# that encoders can also cache per site (by identity)
+_SITES: dict[tuple, tuple[dict[str, Any], str]] = {}
+_SITES_MAX = 4096
 
 
 def is_decision_span(span: Span) -> bool:

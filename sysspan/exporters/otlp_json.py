@@ -29,7 +29,15 @@ from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept 
 from typing import Any
 
 from sysspan.errors import TraceFileError
-from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
+from sysspan.model import (
+    DecisionSpan,
+    ResourceSpans,
+    Span,
+    SpanEvent,
+    SpanKind,
+    StatusCode,
+    SyscallSpan,
+)
 
 __all__ = ["decode_line", "encode_line", "from_proto", "to_proto"]
 
@@ -131,8 +139,11 @@ def _encode_attr_items(attrs: dict[str, Any]) -> str:
 
 
 def _span(span: Span) -> str:
-    if type(span) is SyscallSpan and span.shape is not None and not span.events:
-        return _shaped_span(span)
+    if type(span) is SyscallSpan:
+        if span.shape is not None and not span.events:
+            return _shaped_span(span)
+    elif type(span) is DecisionSpan and span.site is not None and not span.events:
+        return _decision_span(span)
     out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
     if span.trace_state:
         out += ',"traceState":' + _esc(span.trace_state)
@@ -209,6 +220,59 @@ def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, st
     if len(_SHAPED) >= _SHAPED_MAX:
         _SHAPED.clear()
     _SHAPED[id(span.shape)] = done
+    return done
+
+
+# site -> (site, trace id, trace state, flags, the text before the span id, between it and
+# the parent, after the parent up to the start time, the attribute keys whose values vary
+# (decision.input, decision.result, in their order), the attribute text around them): what
+# a DecisionSpan shares with the other decisions of its site, encoded once.
+_SITED: dict[int, tuple[object, int, str, int, str, str, str, tuple[str, ...], list[str]]] = {}
+_SITED_MAX = 4096
+_VARYING = ("decision.input", "decision.result")
+_HOLE = "\x00"  # never in encoded JSON text (control characters are escaped)
+
+
+def _decision_span(span: DecisionSpan) -> str:
+    """``_span`` for a decision span: what its site shares is cached, only ids, times,
+    input and result are encoded."""
+    site = span.site
+    done = _SITED.get(id(site))
+    if (
+        done is None
+        or done[0] is not site
+        or done[1] != span.trace_id
+        or done[2] != span.trace_state
+        or done[3] != span.flags
+    ):
+        done = _site_parts(span)
+    attrs = span.attributes
+    holes, parts = done[7], done[8]
+    parent = f',"parentSpanId":"{span.parent_id:016x}"' if span.parent_id else ""
+    out = (f'{done[4]}{span.span_id:016x}{done[5]}{parent}{done[6]}{span.start_ns}",'
+           f'"endTimeUnixNano":"{span.end_ns}"{parts[0]}')
+    for i, key in enumerate(holes):
+        out += _value(attrs[key]) + parts[i + 1]
+    return out + _status(span)
+
+
+def _site_parts(span: DecisionSpan) -> tuple[object, int, str, int, str, str, str, tuple[str, ...], list[str]]:
+    texts = []
+    for key, value in span.attributes.items():
+        prefix = _KEY_PREFIX.get(key) or _key_prefix(key)
+        texts.append(prefix + (_HOLE if key in _VARYING else _value(value)) + "}")
+    holes = tuple(key for key in span.attributes if key in _VARYING)
+    attrs = ',"attributes":[' + ",".join(texts) + "]" if texts else ""
+    state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
+    flags = f',"flags":{int(span.flags)}' if span.flags else ""
+    done = (
+        span.site, span.trace_id, span.trace_state, span.flags,
+        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state, flags + _name_kind(span),
+        holes, attrs.split(_HOLE),
+    )
+    if len(_SITED) >= _SITED_MAX:
+        _SITED.clear()
+    _SITED[id(span.site)] = done
     return done
 
 

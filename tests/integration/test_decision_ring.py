@@ -322,6 +322,24 @@ def test_c_header_client_under_sysspan_counts_exactly(tmp_path, c_writer) -> Non
     assert run.attrs["decision.ring.full"] == 0 and run.attrs["decision.ring.abandoned"] == 0
 
 
+def test_c_header_keeps_the_sampling_ratio_across_its_stack_lanes(tmp_path, c_writer) -> None:
+    """The header's countdown is split into lanes picked by the stack pointer; every call is
+    still kept with probability `ratio` (here 2%, within six standard deviations)."""
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--no-syscalls", "--decision-sample", "0.02", "--decision-rate", "0",
+                   "--trace-file", str(out), "--", str(c_writer), "fib", "24", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    kept = sum(1 for s in spans if "decision.id" in s.attrs) + run.attrs["decision.ring.full"]
+    calls = 2 * 75025 - 1  # fib(24) calls fib 2 * fib(25) - 1 times
+    assert run.attrs["decision.count"] == calls
+    expected = calls * 0.02
+    assert abs(kept - expected) < 6 * (expected * 0.98) ** 0.5, (kept, expected)
+    depths = {int(s.attrs["decision.input"]) for s in spans if "decision.id" in s.attrs}
+    assert len(depths) > 8  # decisions from many stack depths, so many lanes were used
+
+
 def test_c_header_in_a_dlopened_library_counts_exactly(tmp_path) -> None:
     """-fPIC code uses the initial-exec TLS model (no __tls_get_addr call per decision) and
     still works from a library loaded by dlopen()."""
