@@ -3,10 +3,9 @@ one the general encoder writes for the same span, for every kind of input and re
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
-from sysspan.decisions.record import Decision, decision_attributes, decision_span
+from sysspan.decisions.model import Decision, decision_attributes, decision_span
 from sysspan.exporters import otlp_json
 from sysspan.model import DecisionSpan, Span, StatusCode
 
@@ -16,7 +15,7 @@ VALUES = [None, True, False, 0, -7, 2**70, 1.5, float("nan"), "", "plain", 'quot
 
 
 def _general(span: Span) -> str:
-    plain = Span(**{f.name: getattr(span, f.name) for f in dataclasses.fields(Span)})
+    plain = Span(**{name: getattr(span, name) for name in Span._FIELDS})
     return otlp_json._span(plain)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sysspan.builder import SpanBuilder
 from sysspan.collector.records import DecisionItem, ProcessExit, ProcessStart
-from sysspan.decisions.record import Decision
+from sysspan.decisions.model import Decision
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.ids import SpanIds

@@ -18,13 +18,14 @@ def _all_patterns_text(text: str) -> str:
     """redact_text with every pattern run, whatever the text holds."""
     if not text:
         return text
-    for pattern in (r._TEXT_ASSIGN, r._TEXT_HEADER, r._TEXT_FLAG, r._JSON_PAIR, r._URL_CRED):
+    p = r._re()
+    for pattern in (p.text_assign, p.text_header, p.text_flag, p.json_pair, p.url_cred):
         text = pattern.sub(rf"\g<1>{r.MASK}\g<3>", text)
-    return r._TOKENS.sub(r.MASK, text)
+    return p.tokens.sub(r.MASK, text)
 
 
 def _all_patterns_arg(arg: str) -> str:
-    m = r._ASSIGN.match(arg) or r._HEADER.match(arg)
+    m = r._re().assign.match(arg) or r._re().header.match(arg)
     return m.group(1) + r.MASK if m else _all_patterns_text(arg)
 
 
