@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from sysspan.span_roles import role_of
+
 AttrValue = str | bool | int | float | list
 Attributes = dict[str, AttrValue]
 
@@ -69,6 +71,13 @@ class Span:
     @property
     def parent_id_hex(self) -> str:
         return f"{self.parent_id:016x}" if self.parent_id else ""
+
+    @property
+    def role(self) -> str:
+        """run / process / syscall / decision / step (:mod:`sysspan.span_roles`), or
+        ``other``. Stored as the ``sysspan.span.role`` attribute, so every encoder writes
+        it and every reader gets it back."""
+        return role_of(self.attributes)
 
 
 @dataclass(slots=True)

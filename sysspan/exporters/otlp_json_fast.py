@@ -119,17 +119,34 @@ def _request(doc: Any) -> list[ResourceSpans]:
     return result
 
 
-def span_facts(raw: bytes, ranks: dict[str, int]) -> list[tuple[int, str, int, Any]] | None:
-    """``(trace id, name, rank, error.type)`` for every span of one raw line, without
-    building spans: ``rank`` is the smallest ``ranks[key]`` among the span's attribute keys
-    (``len(ranks)`` when none is there). Only the fields read are checked; None when the
-    line is anything but the usual shape (the caller then decodes it fully)."""
+def pick_attrs(items: Any, wanted: frozenset[str], out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The attributes named in ``wanted`` of a raw attribute list, decoded as
+    :func:`_attrs` decodes them, added to ``out`` (a new dict by default); the others are
+    neither decoded nor checked."""
+    if out is None:
+        out = {}
+    for kv in items or ():
+        key = kv["key"]
+        if key in wanted:
+            value = kv["value"]
+            text = value.get("stringValue")
+            if type(text) is str:
+                out[key] = text
+                continue
+            number = value.get("intValue")
+            out[key] = int(number) if type(number) is str and "stringValue" not in value else _any(value)
+    return out
+
+
+def span_facts(raw: bytes, wanted: frozenset[str]) -> list[tuple[int, str, dict[str, Any]]] | None:
+    """``(trace id, name, attributes named in wanted)`` for every span of one raw line,
+    without building spans. Only the fields read are checked; None when the line is
+    anything but the usual shape (the caller then decodes it fully)."""
     try:
         doc = _loads(raw)
         if type(doc) is not dict:
             return None
         out = []
-        none = len(ranks)
         for rs in doc["resourceSpans"]:
             for ss in rs["scopeSpans"]:
                 for span in ss["spans"]:
@@ -137,19 +154,7 @@ def span_facts(raw: bytes, ranks: dict[str, int]) -> list[tuple[int, str, int, A
                     name = span["name"]
                     if type(tid) is not str or len(tid) != 32 or type(name) is not str:
                         return None
-                    rank = none
-                    err = None
-                    for kv in span.get("attributes") or ():
-                        key = kv["key"]
-                        r = ranks.get(key)
-                        if r is not None and r < rank:
-                            rank = r
-                        elif key == "error.type":
-                            value = kv["value"]
-                            err = value.get("stringValue")
-                            if err is None:
-                                err = _any(value)
-                    out.append((int(tid, 16), name, rank, err))
+                    out.append((int(tid, 16), name, pick_attrs(span.get("attributes"), wanted)))
         return out
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None
@@ -161,9 +166,10 @@ SpanRecord = tuple[int, int, int, str, int, int, bool, dict[str, Any]]
 _ERROR = StatusCode.ERROR.value
 
 
-def _record(obj: dict) -> SpanRecord:
+def _record(obj: dict, attrs: Callable[[Any], dict[str, Any]] = _attrs) -> SpanRecord:
     """The fields of ``_span`` as a :data:`SpanRecord`, with the same checks (anything
-    ``_span`` would hand to the validating decoder raises)."""
+    ``_span`` would hand to the validating decoder raises); ``attrs`` decodes the
+    attribute list (a reader that needs only some attributes passes its own)."""
     if type(obj) is not dict or "events" in obj:
         raise _Unusual
     tid = obj["traceId"]
@@ -218,13 +224,16 @@ def _record(obj: dict) -> SpanRecord:
         int(start),
         int(end),
         failed,
-        _attrs(attributes) if attributes is not None else {},
+        attrs(attributes) if attributes is not None else {},
     )
 
 
-def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
+def span_records(
+    raw: bytes, attrs: Callable[[Any], dict[str, Any]] = _attrs
+) -> list[tuple[Any, list[SpanRecord]]] | None:
     """``(resource service.name or None, records)`` per scope of one raw line, as
-    :func:`decode_line_fast` would decode it but without Span objects; None when the line
+    :func:`decode_line_fast` would decode it but without Span objects (``attrs`` as for
+    :func:`_record`); None when the line
     is anything but the usual shape (the caller then decodes it with
     :func:`decode_line_fast`, which also gives the error of a bad line)."""
     try:
@@ -248,7 +257,7 @@ def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
                 spans = _field(ss, "spans", list, [])
                 _field(scope, "name", str, "")
                 _field(scope, "version", str, "")
-                out.append((service, [_record(s) for s in spans]))
+                out.append((service, [_record(s, attrs) for s in spans]))
         return out
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None

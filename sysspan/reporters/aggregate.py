@@ -33,9 +33,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sysspan.commands.stats import classify
+from sysspan.errors import TraceFileError
+from sysspan.exporters.otlp_json import _attributes
+from sysspan.exporters.otlp_json_fast import _attrs, pick_attrs
 from sysspan.model import ResourceSpans, Span
 from sysspan.reporters.units import fmt_ns
+from sysspan.span_roles import DECISION, PROCESS, ROLE_KEYS, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records, span_record
 
 __all__ = [
@@ -287,6 +290,44 @@ def _short(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# --------------------------------------------------------------------------- attributes
+
+# What the aggregator reads of a syscall span (nearly every span): the rest of its
+# attributes is decoded only for the few shown as the slowest.
+_SYSCALL_READS = ROLE_KEYS | {"error.type", "thread.id", "code.stacktrace", "code.function.name"}
+
+
+class _Unread(dict):
+    """The attributes of a syscall span that the aggregator reads; ``raw`` is the span's
+    attribute list as parsed, for :func:`_all_attrs`."""
+
+    __slots__ = ("raw",)
+
+
+def _lean_attrs(items: Any) -> dict[str, Any]:
+    """Attribute decoder for :func:`~sysspan.tracefile.iter_span_records`: all attributes
+    of the few spans that are not syscalls, the read ones of syscall spans."""
+    lean = _Unread()
+    pick_attrs(items, _SYSCALL_READS, lean)
+    if role_of(lean) != SYSCALL:
+        return _attrs(items)
+    lean.raw = items
+    return lean
+
+
+def _all_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Every attribute of a span whose attributes :func:`_lean_attrs` decoded."""
+    if not isinstance(attrs, _Unread):
+        return attrs
+    try:
+        return _attrs(attrs.raw)
+    except Exception:  # noqa: BLE001 - anything unusual: the validating decoder decides
+        try:
+            return _attributes(attrs.raw)
+        except ValueError as exc:
+            raise TraceFileError(f"a syscall span's attributes: {exc}") from None
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -383,7 +424,7 @@ class Aggregator:
     def add_file(self, path: str | os.PathLike[str]) -> None:
         self.files.append(os.fspath(path))
         add = self._add
-        for scopes in iter_span_records(path):
+        for scopes in iter_span_records(path, _lean_attrs):
             for service, records in scopes:
                 self._service(service, len(records))
                 for record in records:
@@ -419,23 +460,25 @@ class Aggregator:
             self.t_max = e
         if failed:
             counts["failed_spans"] += 1
-        # classify()'s first test, done here because nearly every span is a syscall.
-        kind = "syscall" if "syscall.name" in attrs else classify(attrs)
-        if kind == "syscall":
-            self._syscall(parent, failed, attrs, s, e)
-        elif kind == "decision":
+        # _lean_attrs already asked role_of about the syscall spans (nearly all spans).
+        role = SYSCALL if type(attrs) is _Unread else role_of(attrs)
+        if role == SYSCALL:
+            self._syscall(parent, name, failed, attrs, s, e)
+        elif role == DECISION:
             self._decision(span_id, parent, name, attrs, s, e)
-        elif kind == "process":
+        elif role == PROCESS:
             self._process(span_id, parent, name, attrs, s, e)
-        elif kind == "run":
+        elif role == RUN:
             self._run(span_id, parent, name, attrs, s, e)
         else:
             counts["other"] += 1
 
     # -- kinds -----------------------------------------------------------------------------
-    def _syscall(self, parent: int, failed: bool, attrs: dict[str, Any], s: int, e: int) -> None:
+    def _syscall(
+        self, parent: int, span_name: str, failed: bool, attrs: dict[str, Any], s: int, e: int
+    ) -> None:
         self.counts["syscalls"] += 1
-        name = str(attrs["syscall.name"])
+        name = str(attrs.get("syscall.name", span_name))
         dur = e - s
         err = attrs.get("error.type")
         if err is None and failed:
@@ -795,8 +838,9 @@ class Aggregator:
         syscalls.sort(key=lambda r: (-r["total_ns"], r["name"]))
 
         slowest = []
-        for dur, _seq, s, name, parent, attrs, err in sorted(self._slow, reverse=True):
+        for dur, _seq, s, name, parent, lean, err in sorted(self._slow, reverse=True):
             node = nodes[node_for(parent)]
+            attrs = _all_attrs(lean)
             slowest.append({
                 "name": name,
                 "class": syscall_class(name),

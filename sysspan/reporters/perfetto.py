@@ -18,10 +18,10 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sysspan.commands.stats import classify
 from sysspan.exporters.otlp_json_fast import SpanRecord
 from sysspan.fsutil import private_open
 from sysspan.reporters.aggregate import Aggregator, syscall_class
+from sysspan.span_roles import DECISION, PROCESS, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records
 
 __all__ = ["write_perfetto"]
@@ -103,7 +103,7 @@ def _file_records(path: str | os.PathLike[str]) -> Iterable[SpanRecord]:
 
 def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads: dict) -> dict | None:
     _trace_id, span_id, parent_id, name, start, end, _failed, attrs = record
-    kind = classify(attrs)
+    role = role_of(attrs)
     dur = max(0, end - start)
     ev: dict[str, Any] = {
         "ph": "X",
@@ -111,7 +111,7 @@ def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads:
         "ts": _us(start - base),
         "dur": _us(dur),
     }
-    if kind == "syscall":
+    if role == SYSCALL:
         tid = _int(attrs.get("thread.id"), 0)
         pid = agg.pid_of(parent_id)
         if pid is None:
@@ -127,19 +127,19 @@ def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads:
         ev["args"] = args
         if (pid, tid) not in threads:
             threads[(pid, tid)] = ""  # named at the end, when process names are known
-    elif kind == "decision":
+    elif role == DECISION:
         pid = agg.pid_of(parent_id) or 0
         tid = _int(attrs.get("thread.id"), pid)
         ev["cat"] = "decision"
         ev["args"] = {k: _short(v) for k, v in attrs.items() if k.startswith(("decision.", "code."))}
-    elif kind == "process":
+    elif role == PROCESS:
         pid = _int(attrs.get("process.pid"), 0)
         tid = pid
         ev["cat"] = "process"
         ev["args"] = {k: _short(v) for k, v in attrs.items()}
         names[pid] = f"{name} ({pid})"
         threads.setdefault((pid, pid), "")
-    elif kind == "run":
+    elif role == RUN:
         pid = _int(attrs.get("process.pid"), 0)
         tid = 0
         ev["cat"] = "run"
