@@ -37,84 +37,18 @@ from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json import _attributes
 from sysspan.exporters.otlp_json_fast import _attrs, pick_attrs
 from sysspan.model import ResourceSpans, Span
+from sysspan.reporters.syscall_classes import CLASS_OF, CLASSES, OTHER, syscall_class
 from sysspan.reporters.units import fmt_ns
 from sysspan.span_roles import DECISION, PROCESS, ROLE_KEYS, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records, span_record
 
 __all__ = [
-    "CLASSES",
     "QUANTILE_RELATIVE_ERROR",
     "Aggregator",
     "LogHistogram",
     "Report",
     "aggregate_files",
-    "syscall_class",
 ]
-
-# --------------------------------------------------------------------------- syscall classes
-
-#: Colour classes, in strace's ``-e trace=%class`` spirit. Index = position in this tuple.
-CLASSES = ("file", "desc", "network", "process", "memory", "signal", "ipc", "other")
-
-_CLASS_NAMES: dict[str, str] = {
-    "file": (
-        "open openat openat2 creat access faccessat faccessat2 stat lstat newfstatat statx "
-        "statfs truncate chdir chroot mkdir mkdirat rmdir rename renameat renameat2 link "
-        "linkat unlink unlinkat symlink symlinkat readlink readlinkat chmod fchmodat "
-        "fchmodat2 chown lchown fchownat utime utimes utimensat futimesat mknod mknodat "
-        "getxattr lgetxattr setxattr lsetxattr listxattr llistxattr removexattr "
-        "lremovexattr getcwd execve execveat mount umount2 swapon swapoff pivot_root "
-        "inotify_add_watch fanotify_mark name_to_handle_at quotactl acct"
-    ),
-    "desc": (
-        "read write close close_range pread64 pwrite64 readv writev preadv pwritev preadv2 "
-        "pwritev2 lseek fstat fstatfs dup dup2 dup3 fcntl ioctl getdents getdents64 poll "
-        "ppoll select pselect6 epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait "
-        "epoll_pwait2 pipe pipe2 eventfd eventfd2 timerfd_create timerfd_settime "
-        "timerfd_gettime signalfd signalfd4 sendfile copy_file_range splice tee vmsplice "
-        "fsync fdatasync sync_file_range fallocate ftruncate flock fchdir fchmod fchown "
-        "fgetxattr fsetxattr flistxattr fremovexattr fadvise64 readahead io_uring_enter "
-        "io_uring_setup io_uring_register memfd_create inotify_init inotify_init1 "
-        "fanotify_init userfaultfd pidfd_open pidfd_getfd open_by_handle_at"
-    ),
-    "network": (
-        "socket socketpair bind listen accept accept4 connect getsockname getpeername "
-        "sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg shutdown setsockopt getsockopt"
-    ),
-    "process": (
-        "clone clone3 fork vfork exit exit_group wait4 waitid kill tkill tgkill "
-        "pidfd_send_signal set_tid_address setpgid getpgid setsid getsid prctl arch_prctl "
-        "ptrace unshare setns seccomp personality getpid getppid gettid getuid geteuid "
-        "getgid getegid setuid setgid setreuid setregid setresuid setresgid getresuid "
-        "getresgid getgroups setgroups capget capset prlimit64 getrlimit setrlimit "
-        "getpriority setpriority sched_yield sched_setaffinity sched_getaffinity "
-        "set_robust_list get_robust_list rseq"
-    ),
-    "memory": (
-        "mmap munmap mprotect mremap brk madvise mlock mlock2 munlock mlockall munlockall "
-        "msync mincore membarrier pkey_mprotect pkey_alloc pkey_free process_madvise "
-        "remap_file_pages"
-    ),
-    "signal": (
-        "rt_sigaction rt_sigprocmask rt_sigreturn rt_sigsuspend rt_sigpending "
-        "rt_sigtimedwait rt_sigqueueinfo rt_tgsigqueueinfo sigaltstack pause alarm"
-    ),
-    "ipc": (
-        "futex futex_waitv msgget msgsnd msgrcv msgctl semget semop semtimedop semctl shmget "
-        "shmat shmdt shmctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify "
-        "mq_getsetattr"
-    ),
-}
-_CLASS_OF: dict[str, int] = {
-    name: CLASSES.index(cls) for cls, names in _CLASS_NAMES.items() for name in names.split()
-}
-_OTHER = CLASSES.index("other")
-
-
-def syscall_class(name: str) -> str:
-    """The colour class of a syscall name (``other`` when unknown)."""
-    return CLASSES[_CLASS_OF.get(name, _OTHER)]
-
 
 # --------------------------------------------------------------------------- histogram
 
@@ -187,7 +121,7 @@ class _SyscallStat:
         self.hist = LogHistogram()
         self.total = 0
         self.errors: dict[str, int] = {}
-        self.cls = _CLASS_OF.get(name, _OTHER)
+        self.cls = CLASS_OF.get(name, OTHER)
 
 
 class _Owner:

@@ -20,12 +20,8 @@ from typing import Any
 
 from sysspan import __version__
 from sysspan.fsutil import private_open
-from sysspan.reporters.aggregate import (
-    CLASSES,
-    QUANTILE_RELATIVE_ERROR,
-    Report,
-    syscall_class,
-)
+from sysspan.reporters.aggregate import QUANTILE_RELATIVE_ERROR, Report
+from sysspan.reporters.syscall_classes import CLASSES, syscall_class
 from sysspan.reporters.units import fmt_ns
 
 __all__ = ["MAX_CELLS", "MAX_FLAME_NODES", "MAX_ROWS", "build_view", "flame_tree", "render_html",

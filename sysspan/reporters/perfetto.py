@@ -20,7 +20,8 @@ from typing import Any
 
 from sysspan.exporters.otlp_json_fast import SpanRecord
 from sysspan.fsutil import private_open
-from sysspan.reporters.aggregate import Aggregator, syscall_class
+from sysspan.reporters.aggregate import Aggregator
+from sysspan.reporters.syscall_classes import syscall_class
 from sysspan.span_roles import DECISION, PROCESS, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records
 

@@ -18,10 +18,10 @@ from sysspan.reporters.aggregate import (
     Aggregator,
     LogHistogram,
     stack_frames,
-    syscall_class,
 )
 from sysspan.reporters.folded import folded_lines
 from sysspan.reporters.html import MAX_CELLS, MAX_ROWS, build_view, flame_tree, render_html
+from sysspan.reporters.syscall_classes import syscall_class
 
 T0 = 1_700_000_000_000_000_000
 TRACE = 0x1234
