@@ -23,7 +23,8 @@ from typing import Any
 
 from sysspan import __version__
 from sysspan.fsutil import private_open
-from sysspan.reporters.aggregate import QUANTILE_RELATIVE_ERROR, Report
+from sysspan.reporters.aggregate import QUANTILE_RELATIVE_ERROR
+from sysspan.reporters.model import Node, Report, SlowSyscall
 from sysspan.reporters.syscall_classes import CLASSES, syscall_class
 from sysspan.reporters.units import fmt_ns
 
@@ -154,18 +155,18 @@ def _flatten(tree: tuple, threshold: float) -> dict[str, list]:
 # --------------------------------------------------------------------------- view data
 
 
-def _pick_rows(nodes: list[dict[str, Any]], cap: int) -> list[int]:
+def _pick_rows(nodes: list[Node], cap: int) -> list[int]:
     """Indexes of the nodes to draw: all when few, else the busiest and their ancestors."""
     if len(nodes) <= cap:
-        return [n["index"] for n in nodes]
-    ranked = sorted(nodes, key=lambda n: (-n["syscall_ns"], -(n["end"] - n["start"]), n["index"]))
+        return [n.index for n in nodes]
+    ranked = sorted(nodes, key=lambda n: (-n.syscall_ns, -(n.end - n.start), n.index))
     keep: set[int] = set()
     for node in ranked:
         chain = []
-        idx = node["index"]
+        idx = node.index
         while idx >= 0 and idx not in keep:
             chain.append(idx)
-            idx = nodes[idx]["parent"]
+            idx = nodes[idx].parent
         if len(keep) + len(chain) > cap:
             continue
         keep.update(chain)
@@ -185,25 +186,25 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
     for idx in rows_idx:
         n = report.nodes[idx]
         rows.append({
-            "n": n["name"],
-            "pid": n["pid"],
-            "d": n["depth"],
-            "k": n["kind"],
-            "s": max(0, n["start"] - base) if n["start"] else 0,
-            "e": max(0, n["end"] - base) if n["end"] else 0,
-            "sc": n["syscalls"],
-            "ns": n["syscall_ns"],
-            "er": n["errors"],
-            "a": n["argv"][:160],
-            "x": n["exit_code"],
-            "err": n["error"],
-            "t": n["tids"],
+            "n": n.name,
+            "pid": n.pid,
+            "d": n.depth,
+            "k": n.kind,
+            "s": max(0, n.start - base) if n.start else 0,
+            "e": max(0, n.end - base) if n.end else 0,
+            "sc": n.syscalls,
+            "ns": n.syscall_ns,
+            "er": n.errors,
+            "a": n.argv[:160],
+            "x": n.exit_code,
+            "err": n.error,
+            "t": n.tids,
         })
 
     # Binned activity, merged by a power of two until the cell budget holds.
-    bins = {row_of[i]: cells for i, cells in tl["bins"].items() if i in row_of}
+    bins = {row_of[i]: cells for i, cells in tl.bins.items() if i in row_of}
     activity: dict[int, list[int]] = {}
-    for cells in tl["bins"].values():  # every node, drawn or not
+    for cells in tl.bins.values():  # every node, drawn or not
         for cell in cells:
             acc = activity.get(cell[0])
             if acc is None:
@@ -235,11 +236,11 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
             flat.extend((b, total, dominant, vals[ncls]))
         cells_out[r] = flat
     timeline: dict[str, Any] = {
-        "o": tl["origin"] - base,
-        "w": tl["width"] * factor,
+        "o": tl.origin - base,
+        "w": tl.width * factor,
         "cells": cells_out,
         # Whole-trace syscall time per grid bin and class: [bin, ns per class..., errors]...
-        "aw": tl["width"],
+        "aw": tl.width,
         "act": [x for b in sorted(activity) for x in (b, *activity[b])],
     }
     # Exact intervals when the trace is small enough to have them.
@@ -253,9 +254,9 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
             names.append(name)
         return i
 
-    if tl.get("exact") is not None:
+    if tl.exact is not None:
         exact: dict[int, list] = {}
-        for s, dur, name, node, _tid, err in tl["exact"]:
+        for s, dur, name, node, _tid, err in tl.exact:
             r = row_of.get(node)
             if r is None:
                 continue
@@ -263,9 +264,9 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
                 (s - base, dur, ix(name), ix(err) if err else -1)
             )
         timeline["exact"] = exact
-    if tl.get("decisions"):
+    if tl.decisions:
         dec: dict[int, list] = {}
-        for s, dur, name, node in tl["decisions"]:
+        for s, dur, name, node in tl.decisions:
             r = row_of.get(node)
             if r is not None:
                 dec.setdefault(r, []).extend((s - base, dur, ix(name)))
@@ -274,7 +275,7 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
 
     flame = flame_tree(report.folded)
     # sorted: the same trace renders to the same bytes whatever the string hash seed
-    cls_of = {name: CLASSES.index(syscall_class(name)) for name in sorted({r["name"] for r in report.syscalls})}
+    cls_of = {name: CLASSES.index(syscall_class(name)) for name in sorted({r.name for r in report.syscalls})}
     return {
         "title": title,
         "span_ns": max(0, report.end_ns - base),
@@ -293,11 +294,11 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
 
 def _default_title(report: Report) -> str:
     for node in report.nodes:
-        if node["kind"] in ("run", "process") and node["argv"]:
-            return node["argv"]
+        if node.kind in ("run", "process") and node.argv:
+            return node.argv
     for node in report.nodes:
-        if node["kind"] in ("run", "process"):
-            return node["name"]
+        if node.kind in ("run", "process"):
+            return node.name
     return os.path.basename(report.files[0]) if report.files else "trace"
 
 
@@ -316,10 +317,10 @@ def _dur_td(ns: int) -> str:
     return f'<td class="num" data-v="{ns}">{_e(fmt_ns(ns))}</td>'
 
 
-def _source(row: dict[str, Any]) -> str:
-    file = row.get("file") or ""
-    line = row.get("line")
-    func = row.get("function") or ""
+def _source(row: SlowSyscall) -> str:
+    file = row.file or ""
+    line = row.line
+    func = row.function or ""
     where = ""
     if file:
         where = os.path.basename(file) + (f":{line}" if line is not None else "")
@@ -327,7 +328,7 @@ def _source(row: dict[str, Any]) -> str:
     if not text:
         return '<span class="muted">–</span>'
     title = file + (f":{line}" if line is not None else "")
-    stack = row.get("stack") or ""
+    stack = row.stack or ""
     if stack:
         title += "\n\n" + stack
     return f'<span class="src" title="{_e(title)}">{_e(text)}</span>'
@@ -337,20 +338,20 @@ def _table_syscalls(report: Report) -> str:
     total = report.syscall_ns or 1
     out = []
     for row in report.syscalls[:MAX_SYSCALL_ROWS]:
-        share = row["total_ns"] / total
+        share = row.total_ns / total
         out.append(
             "<tr>"
-            f'<td><span class="dot c-{row["class"]}"></span><code>{_e(row["name"])}</code></td>'
-            f'<td>{_cls_chip(row["class"])}</td>'
-            f'<td class="num" data-v="{row["count"]}">{_num(row["count"])}</td>'
-            f'<td class="num" data-v="{row["total_ns"]}"><span class="bar"><i style="width:'
-            f'{share * 100:.1f}%"></i></span>{_e(fmt_ns(row["total_ns"]))}</td>'
+            f'<td><span class="dot c-{row.cls}"></span><code>{_e(row.name)}</code></td>'
+            f'<td>{_cls_chip(row.cls)}</td>'
+            f'<td class="num" data-v="{row.count}">{_num(row.count)}</td>'
+            f'<td class="num" data-v="{row.total_ns}"><span class="bar"><i style="width:'
+            f'{share * 100:.1f}%"></i></span>{_e(fmt_ns(row.total_ns))}</td>'
             f'<td class="num muted" data-v="{share}">{share * 100:.1f}%</td>'
-            + _dur_td(row["mean_ns"])
-            + _dur_td(row["p50_ns"])
-            + _dur_td(row["p99_ns"])
-            + _dur_td(row["max_ns"])
-            + _errors_cell(row["errors"])
+            + _dur_td(row.mean_ns)
+            + _dur_td(row.p50_ns)
+            + _dur_td(row.p99_ns)
+            + _dur_td(row.max_ns)
+            + _errors_cell(row.errors)
             + "</tr>"
         )
     more = len(report.syscalls) - MAX_SYSCALL_ROWS
@@ -369,17 +370,17 @@ def _table_syscalls(report: Report) -> str:
 def _table_slowest(report: Report) -> str:
     out = []
     for row in report.slowest:
-        ret = row["error"] or ("" if row["return"] is None else row["return"])
-        ret_cls = ' class="err"' if row["error"] else ""
-        who = f'{_e(row["process"])} <span class="muted">{_e(row["pid"])}'
-        if row["tid"] is not None and row["tid"] != row["pid"]:
-            who += f'/{_e(row["tid"])}'
+        ret = row.error or ("" if row.ret is None else row.ret)
+        ret_cls = ' class="err"' if row.error else ""
+        who = f'{_e(row.process)} <span class="muted">{_e(row.pid)}'
+        if row.tid is not None and row.tid != row.pid:
+            who += f'/{_e(row.tid)}'
         who += "</span>"
         out.append(
             "<tr>"
-            + _dur_td(row["dur_ns"])
-            + f'<td><span class="dot c-{row["class"]}"></span><code>{_e(row["name"])}</code></td>'
-            f'<td class="args"><code title="{_e(row["args"])}">{_e(row["args"])}</code></td>'
+            + _dur_td(row.dur_ns)
+            + f'<td><span class="dot c-{row.cls}"></span><code>{_e(row.name)}</code></td>'
+            f'<td class="args"><code title="{_e(row.args)}">{_e(row.args)}</code></td>'
             f"<td{ret_cls}><code>{_e(ret)}</code></td>"
             f"<td>{who}</td>"
             f"<td>{_source(row)}</td>"
@@ -400,45 +401,45 @@ def _table_slowest(report: Report) -> str:
 def _table_decisions(report: Report) -> str:
     out = []
     for row in report.decisions[:MAX_DECISION_ROWS]:
-        share = row["syscall_ns"] / row["total_ns"] if row["total_ns"] else 0.0
+        share = row.syscall_ns / row.total_ns if row.total_ns else 0.0
         site = ""
-        if row["file"]:
-            site = os.path.basename(row["file"]) + (
-                f":{row['line']}" if row["line"] is not None else ""
+        if row.file:
+            site = os.path.basename(row.file) + (
+                f":{row.line}" if row.line is not None else ""
             )
-        results = ", ".join(f"{k} ×{v}" for k, v in row["results"].items())
-        label = f"{row['category']}::{row['name']}" if row["category"] else row["name"]
+        results = ", ".join(f"{k} ×{v}" for k, v in row.results.items())
+        label = f"{row.category}::{row.name}" if row.category else row.name
         out.append(
             "<tr>"
             f'<td><span class="dot c-decision"></span><code>{_e(label)}</code>'
-            f'<div class="muted small mono">{_e(row["key"])}</div></td>'
-            f'<td><span class="src" title="{_e(row["file"])}">{_e(site) or "–"}</span></td>'
-            f'<td class="num" data-v="{row["count"]}">{_num(row["count"])}</td>'
-            + _dur_td(row["total_ns"])
-            + _dur_td(row["syscall_ns"])
+            f'<div class="muted small mono">{_e(row.key)}</div></td>'
+            f'<td><span class="src" title="{_e(row.file)}">{_e(site) or "–"}</span></td>'
+            f'<td class="num" data-v="{row.count}">{_num(row.count)}</td>'
+            + _dur_td(row.total_ns)
+            + _dur_td(row.syscall_ns)
             + f'<td class="num" data-v="{share}"><span class="bar"><i class="dec" style="width:'
             f'{min(share, 1) * 100:.1f}%"></i></span>{share * 100:.0f}%</td>'
-            f'<td class="num" data-v="{row["syscalls"]}">{_num(row["syscalls"])}'
-            + (f' <span class="err">({_num(row["syscall_errors"])} failed)</span>'
-               if row["syscall_errors"] else "")
+            f'<td class="num" data-v="{row.syscalls}">{_num(row.syscalls)}'
+            + (f' <span class="err">({_num(row.syscall_errors)} failed)</span>'
+               if row.syscall_errors else "")
             + "</td>"
-            + _dur_td(row["max_ns"])
-            + f'<td class="small" title="{_e(row["input"])}">{_e(results) or "–"}</td>'
+            + _dur_td(row.max_ns)
+            + f'<td class="small" title="{_e(row.input)}">{_e(results) or "–"}</td>'
             "</tr>"
         )
     inst = []
     for row in report.slowest_decisions:
-        site = os.path.basename(row["file"]) + (f":{row['line']}" if row["line"] is not None else "")
+        site = os.path.basename(row.file) + (f":{row.line}" if row.line is not None else "")
         inst.append(
             "<tr>"
-            + _dur_td(row["dur_ns"])
-            + f'<td><code>{_e(row["name"])}</code></td>'
-            + _dur_td(row["syscall_ns"])
-            + f'<td class="num" data-v="{row["syscalls"]}">{_num(row["syscalls"])}</td>'
-            f'<td class="args"><code title="{_e(row["input"])}">{_e(row["input"])}</code></td>'
-            f'<td class="args"><code title="{_e(row["result"])}">{_e(row["result"])}</code></td>'
-            f'<td>{_e(row["process"])} <span class="muted">{_e(row["pid"])}</span></td>'
-            f'<td><span class="src" title="{_e(row["file"])}">{_e(site) or "–"}</span></td>'
+            + _dur_td(row.dur_ns)
+            + f'<td><code>{_e(row.name)}</code></td>'
+            + _dur_td(row.syscall_ns)
+            + f'<td class="num" data-v="{row.syscalls}">{_num(row.syscalls)}</td>'
+            f'<td class="args"><code title="{_e(row.input)}">{_e(row.input)}</code></td>'
+            f'<td class="args"><code title="{_e(row.result)}">{_e(row.result)}</code></td>'
+            f'<td>{_e(row.process)} <span class="muted">{_e(row.pid)}</span></td>'
+            f'<td><span class="src" title="{_e(row.file)}">{_e(site) or "–"}</span></td>'
             "</tr>"
         )
     return (
@@ -462,27 +463,27 @@ def _table_decisions(report: Report) -> str:
 
 def _table_processes(report: Report) -> str:
     out = []
-    shown = [n for n in report.nodes if n["kind"] != "run"][:MAX_PROCESS_ROWS]
+    shown = [n for n in report.nodes if n.kind != "run"][:MAX_PROCESS_ROWS]
     for n in shown:
-        dur = max(0, n["end"] - n["start"])
-        code = n["exit_code"]
-        status = n["error"] or ("" if code is None else str(code))
-        bad = bool(n["error"]) or (isinstance(code, int) and code != 0)
+        dur = max(0, n.end - n.start)
+        code = n.exit_code
+        status = n.error or ("" if code is None else str(code))
+        bad = bool(n.error) or (isinstance(code, int) and code != 0)
         out.append(
             "<tr>"
-            f'<td class="num" data-v="{n["pid"] or 0}">{_e(n["pid"])}</td>'
-            f'<td><span style="padding-left:{min(n["depth"], 20) * 12}px"></span>'
-            f'<code>{_e(n["name"])}</code></td>'
-            f'<td class="args"><code title="{_e(n["argv"])}">{_e(n["argv"])}</code></td>'
+            f'<td class="num" data-v="{n.pid or 0}">{_e(n.pid)}</td>'
+            f'<td><span style="padding-left:{min(n.depth, 20) * 12}px"></span>'
+            f'<code>{_e(n.name)}</code></td>'
+            f'<td class="args"><code title="{_e(n.argv)}">{_e(n.argv)}</code></td>'
             + _dur_td(dur)
-            + f'<td class="num" data-v="{n["syscalls"]}">{_num(n["syscalls"])}</td>'
-            + _dur_td(n["syscall_ns"])
-            + f'<td class="num{" err" if n["errors"] else " muted"}" data-v="{n["errors"]}">'
-            f'{_num(n["errors"])}</td>'
+            + f'<td class="num" data-v="{n.syscalls}">{_num(n.syscalls)}</td>'
+            + _dur_td(n.syscall_ns)
+            + f'<td class="num{" err" if n.errors else " muted"}" data-v="{n.errors}">'
+            f'{_num(n.errors)}</td>'
             f'<td class="num{" err" if bad else ""}">{_e(status) or "–"}</td>'
             "</tr>"
         )
-    more = len([n for n in report.nodes if n["kind"] != "run"]) - len(shown)
+    more = len([n for n in report.nodes if n.kind != "run"]) - len(shown)
     foot = f'<p class="note">{more} more processes not listed.</p>' if more > 0 else ""
     return (
         '<table class="sortable" id="table-processes"><thead><tr><th>pid</th>'
@@ -516,15 +517,15 @@ def render_html(report: Report, title: str | None = None) -> str:
         started = _dt.datetime.fromtimestamp(report.start_ns / 1e9, _dt.timezone.utc).strftime(
             "%Y-%m-%d %H:%M:%S UTC"
         )
-    err_share = f"{c['errors'] / c['syscalls'] * 100:.1f}% of syscalls" if c["syscalls"] else ""
+    err_share = f"{c.errors / c.syscalls * 100:.1f}% of syscalls" if c.syscalls else ""
     cards = "".join([
-        _card("count-spans", "spans", c["spans"], f"{_num(c['traces'])} trace(s)"),
-        _card("count-processes", "processes", c["processes"], f"{_num(c['runs'])} run(s)"),
-        _card("count-syscalls", "syscalls", c["syscalls"], _e(fmt_ns(sys_ns)) + " in syscalls"),
-        _card("count-errors", "failed syscalls", c["errors"], err_share,
-              "bad" if c["errors"] else ""),
-        _card("count-decisions", "decisions", c["decisions"],
-              f"{len(report.decisions)} distinct" if c["decisions"] else "none recorded"),
+        _card("count-spans", "spans", c.spans, f"{_num(c.traces)} trace(s)"),
+        _card("count-processes", "processes", c.processes, f"{_num(c.runs)} run(s)"),
+        _card("count-syscalls", "syscalls", c.syscalls, _e(fmt_ns(sys_ns)) + " in syscalls"),
+        _card("count-errors", "failed syscalls", c.errors, err_share,
+              "bad" if c.errors else ""),
+        _card("count-decisions", "decisions", c.decisions,
+              f"{len(report.decisions)} distinct" if c.decisions else "none recorded"),
         '<div class="card"><div class="label">wall time</div>'
         f'<div class="value" id="wall-time" data-value="{wall}">{_e(fmt_ns(wall))}</div>'
         f'<div class="extra">{_e(started)}</div></div>',
@@ -532,7 +533,7 @@ def render_html(report: Report, title: str | None = None) -> str:
     legend = "".join(
         f'<span class="lg"><span class="dot c-{cls}"></span>{cls}</span>' for cls in CLASSES
     ) + '<span class="lg"><span class="dot c-error"></span>error</span>'
-    if c["decisions"]:
+    if c.decisions:
         legend += '<span class="lg"><span class="dot c-decision"></span>decision</span>'
     subtitle_bits = []
     if report.services:
@@ -550,7 +551,7 @@ def render_html(report: Report, title: str | None = None) -> str:
         f"{QUANTILE_RELATIVE_ERROR * 100:.1f}% of the exact value; totals, counts and max are exact"
     )
     decisions_html = ""
-    if c["decisions"]:
+    if c.decisions:
         decisions_html = (
             '<section id="decisions"><div class="sec-head"><h2>Decision impact</h2>'
             '<span class="hint">time spent inside each recorded decision and the syscalls made '
