@@ -25,7 +25,7 @@ from sysspan.exporters.jsonl import default_trace_path
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.fsutil import private_open
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
-from sysspan.model import ResourceSpans, Span, SpanKind
+from sysspan.model import Attributes, ResourceSpans, Span, SpanKind
 from sysspan.span_roles import DECISION, SYSCALL
 from sysspan.tracefile import check_trace_file, expand_inputs, iter_trace_file
 
@@ -124,7 +124,7 @@ def _import(ns: argparse.Namespace, env: dict[str, str]) -> int:
     out = ns.output or default_trace_path(output_dir(env, ns.output_dir), base, trace_id)
     ids = SpanIds(new_nonce())
     root_id = ids.make(0, 0, 0)
-    resource = resource_from_env(env, base)
+    resource: Attributes = dict(resource_from_env(env, base))
     start = min((d.start_ns for d in decisions), default=0)
     end = max((d.end_ns for d in decisions), default=0)
     root = Span(

@@ -245,6 +245,7 @@ class _Unread(dict):
     attribute list as parsed, for :func:`_all_attrs`."""
 
     __slots__ = ("raw",)
+    raw: list[Any]
 
 
 def _lean_attrs(items: Any) -> dict[str, Any]:
@@ -314,7 +315,7 @@ class Aggregator:
         self.t_max = 0
         self._sys: dict[str, _SyscallStat] = {}
         self._owners: dict[int, _Owner] = {}
-        self._dinst: dict[int, list] = {}
+        self._dinst: dict[int, list[Any]] = {}
         self._groups: dict[str, _DecisionGroup] = {}
         self._procs: dict[int, dict[str, Any]] = {}
         self._runs: dict[int, dict[str, Any]] = {}
@@ -506,7 +507,8 @@ class Aggregator:
             if rtext in group.results or len(group.results) < _MAX_RESULTS:
                 group.results[rtext] = group.results.get(rtext, 0) + 1
         name = span_name or f"{group.category}::{group.name}"
-        inst = [parent_id, name.replace(";", ":"), group, 0, 0, 0]
+        frame = name.replace(";", ":")
+        inst: list[Any] = [parent_id, frame, group, 0, 0, 0]
         pending = self._owners.pop(span_id, None)
         if pending is not None:
             # Its syscalls came first (the usual order): move them under the decision's
@@ -526,7 +528,7 @@ class Aggregator:
             target = self._owners.get(parent)
             if target is None:
                 target = self._owners[parent] = _Owner()
-            target.absorb(pending, prefix + (inst[_D_NAME],))
+            target.absorb(pending, prefix + (frame,))
         self._dinst[span_id] = inst
         if self._exact_dec is not None:
             if len(self._exact_dec) < EXACT_DECISIONS:
@@ -636,6 +638,7 @@ class Aggregator:
             self._fit(s, e)  # may regrid, replacing owner.bins: read it only after this
         bins = owner.bins
         origin = self._origin
+        assert origin is not None  # _fit set it
         width = self._width
         b0 = (s - origin) // width
         b1 = (e - 1 - origin) // width if e > s else b0
@@ -733,11 +736,12 @@ class Aggregator:
                 node["last_syscall"] = max(node["last_syscall"], owner.t1)
             base = paths[idx]
             for (dpath, stack, name), (n, ns) in owner.folded.items():
-                frames = ()
+                frames: tuple[str, ...] = ()
                 if stack:
-                    frames = frames_cache.get(stack)
-                    if frames is None:
-                        frames = frames_cache[stack] = tuple(stack_frames(stack, line_cache))
+                    cached = frames_cache.get(stack)
+                    if cached is None:
+                        cached = frames_cache[stack] = tuple(stack_frames(stack, line_cache))
+                    frames = cached
                 key = base + dpath + frames + (name,)
                 acc = folded.get(key)
                 if acc is None:

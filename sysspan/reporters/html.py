@@ -257,19 +257,19 @@ def build_view(report: Report, title: str) -> dict[str, Any]:
     if tl.exact is not None:
         exact: dict[int, list] = {}
         for s, dur, name, node, _tid, err in tl.exact:
-            r = row_of.get(node)
-            if r is None:
+            row = row_of.get(node)
+            if row is None:
                 continue
-            exact.setdefault(r, []).extend(
+            exact.setdefault(row, []).extend(
                 (s - base, dur, ix(name), ix(err) if err else -1)
             )
         timeline["exact"] = exact
     if tl.decisions:
         dec: dict[int, list] = {}
         for s, dur, name, node in tl.decisions:
-            r = row_of.get(node)
-            if r is not None:
-                dec.setdefault(r, []).extend((s - base, dur, ix(name)))
+            row = row_of.get(node)
+            if row is not None:
+                dec.setdefault(row, []).extend((s - base, dur, ix(name)))
         timeline["dec"] = dec
     timeline["names"] = names
 
@@ -428,18 +428,18 @@ def _table_decisions(report: Report) -> str:
             "</tr>"
         )
     inst = []
-    for row in report.slowest_decisions:
-        site = os.path.basename(row.file) + (f":{row.line}" if row.line is not None else "")
+    for one in report.slowest_decisions:
+        site = os.path.basename(one.file) + (f":{one.line}" if one.line is not None else "")
         inst.append(
             "<tr>"
-            + _dur_td(row.dur_ns)
-            + f'<td><code>{_e(row.name)}</code></td>'
-            + _dur_td(row.syscall_ns)
-            + f'<td class="num" data-v="{row.syscalls}">{_num(row.syscalls)}</td>'
-            f'<td class="args"><code title="{_e(row.input)}">{_e(row.input)}</code></td>'
-            f'<td class="args"><code title="{_e(row.result)}">{_e(row.result)}</code></td>'
-            f'<td>{_e(row.process)} <span class="muted">{_e(row.pid)}</span></td>'
-            f'<td><span class="src" title="{_e(row.file)}">{_e(site) or "–"}</span></td>'
+            + _dur_td(one.dur_ns)
+            + f'<td><code>{_e(one.name)}</code></td>'
+            + _dur_td(one.syscall_ns)
+            + f'<td class="num" data-v="{one.syscalls}">{_num(one.syscalls)}</td>'
+            f'<td class="args"><code title="{_e(one.input)}">{_e(one.input)}</code></td>'
+            f'<td class="args"><code title="{_e(one.result)}">{_e(one.result)}</code></td>'
+            f'<td>{_e(one.process)} <span class="muted">{_e(one.pid)}</span></td>'
+            f'<td><span class="src" title="{_e(one.file)}">{_e(site) or "–"}</span></td>'
             "</tr>"
         )
     return (
