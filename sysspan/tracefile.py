@@ -151,19 +151,15 @@ def span_record(span: Span) -> SpanRecord:
     )  # fmt: skip
 
 
-def iter_span_records(
-    path: str | os.PathLike[str], attrs: Callable[[Any], dict[str, Any]] | None = None
-) -> Iterator[list[tuple[Any, list[SpanRecord]]]]:
+def iter_span_records(path: str | os.PathLike[str]) -> Iterator[list[tuple[Any, list[SpanRecord]]]]:
     """Per line, ``(resource service.name or None, span records)`` per scope (see
-    :func:`span_records`; ``attrs`` decodes a raw attribute list where the line allows),
-    without building spans where the line allows; same errors and the same cut-off last
-    line handling as :func:`iter_trace_lines`."""
+    :func:`span_records`), without building spans where the line allows; same errors and
+    the same cut-off last line handling as :func:`iter_trace_lines`."""
 
     def decoded(batches: list[ResourceSpans]) -> list[tuple[Any, list[SpanRecord]]]:
         return [(b.resource.get("service.name"), [span_record(s) for s in b.spans]) for b in batches]
 
-    fast = span_records if attrs is None else lambda raw: span_records(raw, attrs)
-    return _lines_fast_or_decoded(path, fast, decoded)
+    return _lines_fast_or_decoded(path, span_records, decoded)
 
 
 def expand_inputs(paths: Iterable[str], *, include_spools: bool = False) -> list[str]:

@@ -161,10 +161,9 @@ SpanRecord = tuple[int, int, int, str, int, int, bool, dict[str, Any]]
 _ERROR = StatusCode.ERROR.value
 
 
-def _record(obj: dict, attrs: Callable[[Any], dict[str, Any]] = _attrs) -> SpanRecord:
+def _record(obj: dict) -> SpanRecord:
     """The fields of ``_span`` as a :data:`SpanRecord`, with the same checks (anything
-    ``_span`` would hand to the validating decoder raises); ``attrs`` decodes the
-    attribute list (a reader that needs only some attributes passes its own)."""
+    ``_span`` would hand to the validating decoder raises)."""
     if type(obj) is not dict or "events" in obj:
         raise _Unusual
     tid = obj["traceId"]
@@ -219,16 +218,13 @@ def _record(obj: dict, attrs: Callable[[Any], dict[str, Any]] = _attrs) -> SpanR
         int(start),
         int(end),
         failed,
-        attrs(attributes) if attributes is not None else {},
+        _attrs(attributes) if attributes is not None else {},
     )
 
 
-def span_records(
-    raw: bytes, attrs: Callable[[Any], dict[str, Any]] = _attrs
-) -> list[tuple[Any, list[SpanRecord]]] | None:
+def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
     """``(resource service.name or None, records)`` per scope of one raw line, as
-    :func:`decode_line_fast` would decode it but without Span objects (``attrs`` as for
-    :func:`_record`); None when the line
+    :func:`decode_line_fast` would decode it but without Span objects; None when the line
     is anything but the usual shape (the caller then decodes it with
     :func:`decode_line_fast`, which also gives the error of a bad line)."""
     try:
@@ -252,7 +248,7 @@ def span_records(
                 spans = _field(ss, "spans", list, [])
                 _field(scope, "name", str, "")
                 _field(scope, "version", str, "")
-                out.append((service, [_record(s, attrs) for s in spans]))
+                out.append((service, [_record(s) for s in spans]))
         return out
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None

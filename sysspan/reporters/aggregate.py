@@ -32,9 +32,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sysspan.errors import TraceFileError
-from sysspan.exporters.otlp_json import _attributes
-from sysspan.exporters.otlp_json_fast import _attrs, pick_attrs
 from sysspan.model import ResourceSpans, Span
 from sysspan.reporters.model import (
     Counts,
@@ -48,7 +45,7 @@ from sysspan.reporters.model import (
 )
 from sysspan.reporters.syscall_classes import CLASS_OF, CLASSES, OTHER, syscall_class
 from sysspan.reporters.units import fmt_ns
-from sysspan.span_roles import DECISION, PROCESS, ROLE_KEYS, RUN, SYSCALL, role_of
+from sysspan.span_roles import DECISION, PROCESS, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records, span_record
 
 __all__ = [
@@ -233,48 +230,6 @@ def _short(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# --------------------------------------------------------------------------- attributes
-
-# What the aggregator reads of a syscall span (nearly every span): the rest of its
-# attributes is decoded only for the few shown as the slowest.
-_SYSCALL_READS = ROLE_KEYS | {"error.type", "thread.id", "code.stacktrace", "code.function.name"}
-
-
-class _Unread(dict):
-    """The attributes of a syscall span that the aggregator reads; ``raw`` is the span's
-    attribute list as parsed, for :func:`_all_attrs`."""
-
-    __slots__ = ("raw",)
-    raw: list[Any]
-
-
-def _lean_attrs(items: Any) -> dict[str, Any]:
-    """Attribute decoder for :func:`~sysspan.tracefile.iter_span_records`: all attributes
-    of the few spans that are not syscalls, the read ones of syscall spans."""
-    lean = _Unread()
-    pick_attrs(items, _SYSCALL_READS, lean)
-    if role_of(lean) != SYSCALL:
-        return _attrs(items)
-    lean.raw = items
-    return lean
-
-
-def _all_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Every attribute of a span whose attributes :func:`_lean_attrs` decoded."""
-    if not isinstance(attrs, _Unread):
-        return attrs
-    try:
-        return _attrs(attrs.raw)
-    except Exception:  # noqa: BLE001 - anything unusual: the validating decoder decides
-        try:
-            return _attributes(attrs.raw)
-        except ValueError as exc:
-            raise TraceFileError(f"a syscall span's attributes: {exc}") from None
-
-
-# --------------------------------------------------------------------------- the report
-
-
 # --------------------------------------------------------------------------- aggregator
 
 _FRAME_ADDR = re.compile(r"\s*\[0x[0-9a-fA-F]+\]\s*$")
@@ -336,7 +291,7 @@ class Aggregator:
     def add_file(self, path: str | os.PathLike[str]) -> None:
         self.files.append(os.fspath(path))
         add = self._add
-        for scopes in iter_span_records(path, _lean_attrs):
+        for scopes in iter_span_records(path):
             for service, records in scopes:
                 self._service(service, len(records))
                 for record in records:
@@ -372,8 +327,7 @@ class Aggregator:
             self.t_max = e
         if failed:
             counts["failed_spans"] += 1
-        # _lean_attrs already asked role_of about the syscall spans (nearly all spans).
-        role = SYSCALL if type(attrs) is _Unread else role_of(attrs)
+        role = role_of(attrs)
         if role == SYSCALL:
             self._syscall(parent, name, failed, attrs, s, e)
         elif role == DECISION:
@@ -786,9 +740,8 @@ class Aggregator:
 
     def _slowest_rows(self, nodes: list[dict[str, Any]], node_for: Callable[[int], int]) -> list[SlowSyscall]:
         slowest = []
-        for dur, _seq, s, name, parent, lean, err in sorted(self._slow, reverse=True):
+        for dur, _seq, s, name, parent, attrs, err in sorted(self._slow, reverse=True):
             node = nodes[node_for(parent)]
-            attrs = _all_attrs(lean)
             slowest.append(SlowSyscall(
                 name=name,
                 cls=syscall_class(name),
