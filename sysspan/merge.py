@@ -15,7 +15,10 @@ OTLP JSON lines file. ``merge`` puts them back together:
   satisfies every pair is the estimate ("b.jsonl runs 10.000 s behind a.jsonl"). With
   ``fix_skew`` each file's timestamps are shifted onto the first file's clock.
 
-Everything here is plain data in, plain data out; ``sysspan.commands.merge`` does the I/O.
+The merge steps (``deduplicate``, ``causal_order``, ``estimate_skew``, ``merge_spans``) take
+and return spans; ``read_sources``/``merge_files`` read the input files and ``write_merged``
+writes the result (``merge_stream`` does the same from a span index, for large inputs);
+``sysspan.commands.merge`` parses the command line and prints the report.
 """
 
 from __future__ import annotations
