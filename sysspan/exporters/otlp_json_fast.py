@@ -48,7 +48,22 @@ def decode_line_fast(raw: bytes, lineno: int | None = None, path: str | None = N
 def _attrs(items: Any) -> dict[str, Any]:
     if type(items) is not list:
         raise _Unusual
-    return pick_attrs(items, None)
+    out: dict[str, Any] = {}
+    for kv in items:
+        key = kv["key"]
+        if type(key) is not str:
+            raise _Unusual
+        value = kv["value"]
+        text = value.get("stringValue")
+        if type(text) is str:
+            out[key] = text
+            continue
+        number = value.get("intValue")
+        if type(number) is str and text is None and "stringValue" not in value:
+            out[key] = int(number)
+        else:
+            out[key] = _any(value)
+    return out
 
 
 def _span(obj: dict) -> Span:
@@ -104,33 +119,10 @@ def _request(doc: Any) -> list[ResourceSpans]:
     return result
 
 
-def pick_attrs(
-    items: Any, wanted: frozenset[str] | None, out: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The attributes of a raw attribute list, added to ``out`` (a new dict by default):
-    all of them (``wanted`` None; anything the validating decoder must judge raises
-    ``_Unusual``), or only those named in ``wanted``, the others neither decoded nor
-    checked."""
-    if out is None:
-        out = {}
-    for kv in items or ():
-        key = kv["key"]
-        if wanted is None:
-            if type(key) is not str:
-                raise _Unusual
-        elif key not in wanted:
-            continue
-        value = kv["value"]
-        text = value.get("stringValue")
-        if type(text) is str:
-            out[key] = text
-            continue
-        number = value.get("intValue")
-        if type(number) is str and text is None and "stringValue" not in value:
-            out[key] = int(number)
-        else:
-            out[key] = _any(value)
-    return out
+def pick_attrs(items: Any, wanted: frozenset[str]) -> dict[str, Any]:
+    """The attributes named in ``wanted`` of a raw attribute list, decoded as
+    :func:`_attrs` decodes them; the others are neither decoded nor checked."""
+    return _attrs([kv for kv in items or () if kv["key"] in wanted])
 
 
 def span_facts(raw: bytes, wanted: frozenset[str]) -> list[tuple[int, str, dict[str, Any]]] | None:

@@ -45,7 +45,7 @@ from sysspan.reporters.model import (
 )
 from sysspan.reporters.syscall_classes import CLASS_OF, CLASSES, OTHER, syscall_class
 from sysspan.reporters.units import fmt_ns
-from sysspan.span_roles import DECISION, PROCESS, RUN, SYSCALL, role_of
+from sysspan.span_roles import DECISION, PROCESS, ROLE_KEY, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records, span_record
 
 __all__ = [
@@ -327,7 +327,10 @@ class Aggregator:
             self.t_max = e
         if failed:
             counts["failed_spans"] += 1
-        role = role_of(attrs)
+        # The attribute read directly first: nearly every span is a syscall.
+        role = attrs.get(ROLE_KEY)
+        if role != SYSCALL:
+            role = role_of(attrs)
         if role == SYSCALL:
             self._syscall(parent, name, failed, attrs, s, e)
         elif role == DECISION:
