@@ -6,7 +6,17 @@ import argparse
 import gc
 from collections import Counter
 
-from sysspan.span_roles import DECISION, OTHER, PROCESS, ROLE_KEYS, RUN, STEP, SYSCALL, role_of
+from sysspan.span_roles import (
+    DECISION,
+    OTHER,
+    PROCESS,
+    ROLE_KEY,
+    ROLE_KEYS,
+    RUN,
+    STEP,
+    SYSCALL,
+    role_of,
+)
 from sysspan.tracefile import add_spool_flag, expand_inputs, iter_span_facts
 
 
@@ -41,7 +51,9 @@ def _run(ns: argparse.Namespace) -> int:
         for facts in iter_span_facts(path, _WANTED):
             for trace_id, name, attrs in facts:
                 traces.add(trace_id)
-                role = role_of(attrs)
+                role = attrs.get(ROLE_KEY)  # read directly first: nearly all are syscalls
+                if role != SYSCALL:
+                    role = role_of(attrs)
                 kinds[role] += 1
                 if role == SYSCALL:
                     syscalls[name] += 1

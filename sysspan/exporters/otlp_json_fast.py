@@ -122,7 +122,13 @@ def _request(doc: Any) -> list[ResourceSpans]:
 def pick_attrs(items: Any, wanted: frozenset[str]) -> dict[str, Any]:
     """The attributes named in ``wanted`` of a raw attribute list, decoded as
     :func:`_attrs` decodes them; the others are neither decoded nor checked."""
-    return _attrs([kv for kv in items or () if kv["key"] in wanted])
+    out: dict[str, Any] = {}
+    for kv in items or ():
+        key = kv["key"]
+        if key in wanted:
+            text = kv["value"].get("stringValue")
+            out[key] = text if type(text) is str else _attrs([kv])[key]
+    return out
 
 
 def span_facts(raw: bytes, wanted: frozenset[str]) -> list[tuple[int, str, dict[str, Any]]] | None:
