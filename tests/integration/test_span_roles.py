@@ -149,3 +149,13 @@ def test_decisions_reads_directories_like_the_other_readers(traced, tmp_path):
     empty.mkdir()
     proc = sysspan("decisions", "top", str(empty))
     assert proc.returncode != 0 and "no *.jsonl trace files" in proc.stderr
+
+
+def test_decisions_reads_a_cut_off_last_line_like_the_other_readers(traced, tmp_path):
+    cut = tmp_path / "cut.jsonl"
+    data = traced.read_bytes()
+    cut.write_bytes(data + data[: len(data) // 3].rstrip(b"\n"))  # a whole copy, then a third
+    proc = sysspan("decisions", "top", str(cut))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("the last line is cut off") == 1
+    assert "config::load" in proc.stdout
