@@ -15,7 +15,9 @@ OTLP JSON lines file. ``merge`` puts them back together:
   satisfies every pair is the estimate ("b.jsonl runs 10.000 s behind a.jsonl"). With
   ``fix_skew`` each file's timestamps are shifted onto the first file's clock.
 
-``read_sources`` reads the input files and ``write_merged`` writes the result;
+The merge steps (``deduplicate``, ``causal_order``, ``estimate_skew``, ``merge_spans``) take
+and return spans; ``read_sources``/``merge_files`` read the input files and ``write_merged``
+writes the result (``merge_stream`` does the same from a span index, for large inputs);
 ``sysspan.commands.merge`` parses the command line and prints the report.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from sysspan.plainrecord import Record
+from sysspan.span_roles import role_of
 
 AttrValue = str | bool | int | float | list
 Attributes = dict[str, AttrValue]
@@ -92,6 +93,13 @@ class Span(Record):
     @property
     def parent_id_hex(self) -> str:
         return f"{self.parent_id:016x}" if self.parent_id else ""
+
+    @property
+    def role(self) -> str:
+        """run / process / syscall / decision / step (:mod:`sysspan.span_roles`), or
+        ``other``. Stored as the ``sysspan.span.role`` attribute, so every encoder writes
+        it and every reader gets it back."""
+        return role_of(self.attributes)
 
 
 class SyscallSpan(Span):

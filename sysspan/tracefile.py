@@ -127,23 +127,20 @@ def _lines_fast_or_decoded(
 
 
 def iter_span_facts(
-    path: str | os.PathLike[str], ranks: dict[str, int]
-) -> Iterator[list[tuple[int, str, int, Any]]]:
-    """Per line, ``(trace id, name, rank, error.type)`` of each span (see
+    path: str | os.PathLike[str], wanted: frozenset[str]
+) -> Iterator[list[tuple[int, str, dict[str, Any]]]]:
+    """Per line, ``(trace id, name, the attributes named in wanted)`` of each span (see
     :func:`span_facts`) without building spans where the line allows; same errors and
     the same cut-off last line handling as :func:`iter_trace_lines`."""
-    none = len(ranks)
 
-    def decoded(batches: list[ResourceSpans]) -> list[tuple[int, str, int, Any]]:
-        out = []
-        for batch in batches:
-            for span in batch.spans:
-                attrs = span.attributes
-                rank = min((ranks[k] for k in attrs if k in ranks), default=none)
-                out.append((span.trace_id, span.name, rank, attrs.get("error.type")))
-        return out
+    def decoded(batches: list[ResourceSpans]) -> list[tuple[int, str, dict[str, Any]]]:
+        return [
+            (span.trace_id, span.name, {k: v for k, v in span.attributes.items() if k in wanted})
+            for batch in batches
+            for span in batch.spans
+        ]
 
-    return _lines_fast_or_decoded(path, lambda raw: span_facts(raw, ranks), decoded)
+    return _lines_fast_or_decoded(path, lambda raw: span_facts(raw, wanted), decoded)
 
 
 def span_record(span: Span) -> SpanRecord:

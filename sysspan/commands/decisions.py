@@ -26,7 +26,8 @@ from sysspan.exporters.otlp_json import encode_line
 from sysspan.fsutil import private_open
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Attributes, ResourceSpans, Span, SpanKind
-from sysspan.tracefile import check_trace_file, iter_trace_file
+from sysspan.span_roles import DECISION, SYSCALL
+from sysspan.tracefile import check_trace_file, expand_inputs, iter_trace_file
 
 _LINE_SPANS = 512
 
@@ -57,7 +58,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
         "export",
         help="write the decisions of trace files as .ruchy/decisions.msgpack + decision_manifest.json",
     )
-    exp.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s)")
+    exp.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
     exp.add_argument(
         "-o",
         "--output",
@@ -67,13 +68,13 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     )
 
     man = sub.add_parser("manifest", help="list decision ids with category::name, source and count")
-    man.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s)")
+    man.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
 
     top = sub.add_parser(
         "top",
         help="rank decisions by the time inside them and the syscall time under them",
     )
-    top.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s)")
+    top.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
     top.add_argument(
         "-n",
         "--limit",
@@ -165,20 +166,29 @@ def _import(ns: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _spans(files: list[str]) -> Iterator[Span]:
-    for path in files:
+    """Every span of ``files`` (a directory stands for its ``*.jsonl`` files, spools left
+    out, as for ``stats`` and ``report``)."""
+    paths = expand_inputs(files)
+    for path in paths:
         check_trace_file(path)
-    for path in files:
+    for path in paths:
         for batch in iter_trace_file(path):
             yield from batch.spans
+
+
+def _decision_spans(files: list[str]) -> Iterator[tuple[Span, Decision]]:
+    for span in _spans(files):
+        if span.role == DECISION:
+            d = span_to_decision(span)
+            if d is not None:
+                yield span, d
 
 
 def _export(ns: argparse.Namespace) -> int:
     writer = DecisionWriter(ns.output, transpiler_version=f"sysspan {__version__}")
     try:
-        for span in _spans(ns.files):
-            d = span_to_decision(span)
-            if d is not None:
-                writer.add(d)
+        for _span, d in _decision_spans(ns.files):
+            writer.add(d)
     except BaseException:
         writer.abort()
         raise
@@ -205,10 +215,7 @@ def _source(d: Decision) -> str:
 
 def _manifest(ns: argparse.Namespace) -> int:
     rows: dict[str, _Row] = {}
-    for span in _spans(ns.files):
-        d = span_to_decision(span)
-        if d is None:
-            continue
+    for span, d in _decision_spans(ns.files):
         key = str(span.attributes.get("decision.id") or d.id_hex)
         row = rows.get(key)
         if row is None:
@@ -238,14 +245,15 @@ def _top(ns: argparse.Namespace) -> int:
     under: dict[int, list[int]] = {}  # parent span id -> [syscall count, syscall ns]
     for span in _spans(ns.files):
         attrs = span.attributes
-        if "syscall.name" in attrs:
+        role = span.role
+        if role == SYSCALL:
             acc = under.get(span.parent_id)
             if acc is None:
                 acc = under[span.parent_id] = [0, 0]
             acc[0] += 1
             acc[1] += max(0, span.end_ns - span.start_ns)
             continue
-        d = span_to_decision(span)
+        d = span_to_decision(span) if role == DECISION else None
         if d is None:
             continue
         key = str(attrs.get("decision.id") or d.id_hex)

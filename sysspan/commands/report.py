@@ -8,6 +8,7 @@ Perfetto output, which needs one event per span, streams them a second time.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 
@@ -67,6 +68,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
 
 def _run(ns: argparse.Namespace) -> int:
     ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
+    from sysspan.reporters import Writer
     from sysspan.reporters.aggregate import aggregate_files
     from sysspan.reporters.folded import write_folded
     from sysspan.reporters.html import write_html
@@ -96,24 +98,26 @@ def _run(ns: argparse.Namespace) -> int:
         names = ", ".join(ns.files)
         raise TraceFileError(f"{names}: no spans (is this an OTLP JSON lines trace file?)")
     report = agg.report()
+    writers: list[tuple[Writer, str]] = []
+    if output:
+        writers.append((functools.partial(write_html, title=ns.title), output))
+    if ns.folded:
+        writers.append((write_folded, ns.folded))
+    if ns.perfetto:
+        writers.append((write_perfetto, ns.perfetto))
     written = []
     try:
-        if output:
-            size = write_html(report, output, ns.title)
-            written.append(f"{output} ({size / 1e6:.1f} MB)" if size >= 1e6 else output)
-        if ns.folded:
-            write_folded(report, ns.folded)
-            written.append(ns.folded)
-        if ns.perfetto:
-            write_perfetto(ns.files, agg, ns.perfetto)
-            written.append(ns.perfetto)
+        for write, path in writers:
+            size = write(report, path)
+            big = path == output and size >= 1e6  # the page's size, when it is worth saying
+            written.append(f"{path} ({size / 1e6:.1f} MB)" if big else path)
     except OSError as exc:
         name = exc.filename or "output"
         raise UsageError(f"cannot write {name}: {exc.strerror or exc}") from None
     c = report.counts
     print(
-        f"sysspan: report of {c['spans']:,} spans ({c['syscalls']:,} syscalls, "
-        f"{c['processes']:,} processes) written to " + ", ".join(written)
+        f"sysspan: report of {c.spans:,} spans ({c.syscalls:,} syscalls, "
+        f"{c.processes:,} processes) written to " + ", ".join(written)
     )
     return 0
 

@@ -6,6 +6,17 @@ import argparse
 import gc
 from collections import Counter
 
+from sysspan.span_roles import (
+    DECISION,
+    OTHER,
+    PROCESS,
+    ROLE_KEY,
+    ROLE_KEYS,
+    RUN,
+    STEP,
+    SYSCALL,
+    role_of,
+)
 from sysspan.tracefile import add_spool_flag, expand_inputs, iter_span_facts
 
 
@@ -15,19 +26,10 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=10, help="how many syscall names to list")
 
 
-# The attribute each kind of span carries, in the order that decides (a syscall span also
-# has process.pid).
-_KIND_KEYS = ("syscall.name", "decision.id", "syscall.count", "process.pid")
-_KIND_NAMES = ("syscall", "decision", "run", "process", "other")
-_RANKS = {key: i for i, key in enumerate(_KIND_KEYS)}
-
-
-def classify(attrs: dict) -> str:
-    """run / process / syscall / decision / other, from the attributes each kind carries."""
-    for key, kind in zip(_KIND_KEYS, _KIND_NAMES, strict=False):
-        if key in attrs:
-            return kind
-    return "other"
+# What stats reads of each span: enough for role_of, and the error of a syscall.
+_WANTED = ROLE_KEYS | {"error.type"}
+#: The roles counted, in the order they are printed.
+_SHOWN = (RUN, PROCESS, SYSCALL, DECISION, STEP, OTHER)
 
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
@@ -44,22 +46,22 @@ def _run(ns: argparse.Namespace) -> int:
     syscalls: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     traces: set[int] = set()
-    ranks: Counter[int] = Counter()
-    syscall_rank = _RANKS["syscall.name"]
     for path in expand_inputs(ns.files, include_spools=ns.include_spools):
-        for facts in iter_span_facts(path, _RANKS):
-            for trace_id, name, rank, err in facts:
-                ranks[rank] += 1
+        for facts in iter_span_facts(path, _WANTED):
+            for trace_id, name, attrs in facts:
                 traces.add(trace_id)
-                if rank == syscall_rank:
+                role = attrs.get(ROLE_KEY)  # read directly first: nearly all are syscalls
+                if role != SYSCALL:
+                    role = role_of(attrs)
+                kinds[role] += 1
+                if role == SYSCALL:
                     syscalls[name] += 1
+                    err = attrs.get("error.type")
                     if err:
                         errors[str(err)] += 1
-    for rank, n in ranks.items():
-        kinds[_KIND_NAMES[rank]] += n
     total = sum(kinds.values())
     print(f"{total} spans in {len(traces)} trace(s): " + ", ".join(
-        f"{kinds[k]} {k}" for k in ("run", "process", "syscall", "decision", "other") if kinds[k]
+        f"{kinds[k]} {k}" for k in _SHOWN if kinds[k]
     ))
     for tid in sorted(traces):
         print(f"  trace id {tid:032x}")

@@ -119,17 +119,27 @@ def _request(doc: Any) -> list[ResourceSpans]:
     return result
 
 
-def span_facts(raw: bytes, ranks: dict[str, int]) -> list[tuple[int, str, int, Any]] | None:
-    """``(trace id, name, rank, error.type)`` for every span of one raw line, without
-    building spans: ``rank`` is the smallest ``ranks[key]`` among the span's attribute keys
-    (``len(ranks)`` when none is there). Only the fields read are checked; None when the
-    line is anything but the usual shape (the caller then decodes it fully)."""
+def pick_attrs(items: Any, wanted: frozenset[str]) -> dict[str, Any]:
+    """The attributes named in ``wanted`` of a raw attribute list, decoded as
+    :func:`_attrs` decodes them; the others are neither decoded nor checked."""
+    out: dict[str, Any] = {}
+    for kv in items or ():
+        key = kv["key"]
+        if key in wanted:
+            text = kv["value"].get("stringValue")
+            out[key] = text if type(text) is str else _attrs([kv])[key]
+    return out
+
+
+def span_facts(raw: bytes, wanted: frozenset[str]) -> list[tuple[int, str, dict[str, Any]]] | None:
+    """``(trace id, name, attributes named in wanted)`` for every span of one raw line,
+    without building spans. Only the fields read are checked; None when the line is
+    anything but the usual shape (the caller then decodes it fully)."""
     try:
         doc = _loads(raw)
         if type(doc) is not dict:
             return None
         out = []
-        none = len(ranks)
         for rs in doc["resourceSpans"]:
             for ss in rs["scopeSpans"]:
                 for span in ss["spans"]:
@@ -137,19 +147,7 @@ def span_facts(raw: bytes, ranks: dict[str, int]) -> list[tuple[int, str, int, A
                     name = span["name"]
                     if type(tid) is not str or len(tid) != 32 or type(name) is not str:
                         return None
-                    rank = none
-                    err = None
-                    for kv in span.get("attributes") or ():
-                        key = kv["key"]
-                        r = ranks.get(key)
-                        if r is not None and r < rank:
-                            rank = r
-                        elif key == "error.type":
-                            value = kv["value"]
-                            err = value.get("stringValue")
-                            if err is None:
-                                err = _any(value)
-                    out.append((int(tid, 16), name, rank, err))
+                    out.append((int(tid, 16), name, pick_attrs(span.get("attributes"), wanted)))
         return out
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None

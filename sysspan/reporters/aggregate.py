@@ -29,89 +29,32 @@ import heapq
 import math
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sysspan.commands.stats import classify
 from sysspan.model import ResourceSpans, Span
+from sysspan.reporters.model import (
+    Counts,
+    DecisionStats,
+    Node,
+    Report,
+    SlowDecision,
+    SlowSyscall,
+    SyscallStats,
+    Timeline,
+)
+from sysspan.reporters.syscall_classes import CLASS_OF, CLASSES, OTHER, syscall_class
 from sysspan.reporters.units import fmt_ns
+from sysspan.span_roles import DECISION, PROCESS, ROLE_KEY, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records, span_record
 
 __all__ = [
-    "CLASSES",
     "QUANTILE_RELATIVE_ERROR",
     "Aggregator",
     "LogHistogram",
     "Report",
     "aggregate_files",
-    "syscall_class",
 ]
-
-# --------------------------------------------------------------------------- syscall classes
-
-#: Colour classes, in strace's ``-e trace=%class`` spirit. Index = position in this tuple.
-CLASSES = ("file", "desc", "network", "process", "memory", "signal", "ipc", "other")
-
-_CLASS_NAMES: dict[str, str] = {
-    "file": (
-        "open openat openat2 creat access faccessat faccessat2 stat lstat newfstatat statx "
-        "statfs truncate chdir chroot mkdir mkdirat rmdir rename renameat renameat2 link "
-        "linkat unlink unlinkat symlink symlinkat readlink readlinkat chmod fchmodat "
-        "fchmodat2 chown lchown fchownat utime utimes utimensat futimesat mknod mknodat "
-        "getxattr lgetxattr setxattr lsetxattr listxattr llistxattr removexattr "
-        "lremovexattr getcwd execve execveat mount umount2 swapon swapoff pivot_root "
-        "inotify_add_watch fanotify_mark name_to_handle_at quotactl acct"
-    ),
-    "desc": (
-        "read write close close_range pread64 pwrite64 readv writev preadv pwritev preadv2 "
-        "pwritev2 lseek fstat fstatfs dup dup2 dup3 fcntl ioctl getdents getdents64 poll "
-        "ppoll select pselect6 epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait "
-        "epoll_pwait2 pipe pipe2 eventfd eventfd2 timerfd_create timerfd_settime "
-        "timerfd_gettime signalfd signalfd4 sendfile copy_file_range splice tee vmsplice "
-        "fsync fdatasync sync_file_range fallocate ftruncate flock fchdir fchmod fchown "
-        "fgetxattr fsetxattr flistxattr fremovexattr fadvise64 readahead io_uring_enter "
-        "io_uring_setup io_uring_register memfd_create inotify_init inotify_init1 "
-        "fanotify_init userfaultfd pidfd_open pidfd_getfd open_by_handle_at"
-    ),
-    "network": (
-        "socket socketpair bind listen accept accept4 connect getsockname getpeername "
-        "sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg shutdown setsockopt getsockopt"
-    ),
-    "process": (
-        "clone clone3 fork vfork exit exit_group wait4 waitid kill tkill tgkill "
-        "pidfd_send_signal set_tid_address setpgid getpgid setsid getsid prctl arch_prctl "
-        "ptrace unshare setns seccomp personality getpid getppid gettid getuid geteuid "
-        "getgid getegid setuid setgid setreuid setregid setresuid setresgid getresuid "
-        "getresgid getgroups setgroups capget capset prlimit64 getrlimit setrlimit "
-        "getpriority setpriority sched_yield sched_setaffinity sched_getaffinity "
-        "set_robust_list get_robust_list rseq"
-    ),
-    "memory": (
-        "mmap munmap mprotect mremap brk madvise mlock mlock2 munlock mlockall munlockall "
-        "msync mincore membarrier pkey_mprotect pkey_alloc pkey_free process_madvise "
-        "remap_file_pages"
-    ),
-    "signal": (
-        "rt_sigaction rt_sigprocmask rt_sigreturn rt_sigsuspend rt_sigpending "
-        "rt_sigtimedwait rt_sigqueueinfo rt_tgsigqueueinfo sigaltstack pause alarm"
-    ),
-    "ipc": (
-        "futex futex_waitv msgget msgsnd msgrcv msgctl semget semop semtimedop semctl shmget "
-        "shmat shmdt shmctl mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify "
-        "mq_getsetattr"
-    ),
-}
-_CLASS_OF: dict[str, int] = {
-    name: CLASSES.index(cls) for cls, names in _CLASS_NAMES.items() for name in names.split()
-}
-_OTHER = CLASSES.index("other")
-
-
-def syscall_class(name: str) -> str:
-    """The colour class of a syscall name (``other`` when unknown)."""
-    return CLASSES[_CLASS_OF.get(name, _OTHER)]
-
 
 # --------------------------------------------------------------------------- histogram
 
@@ -184,7 +127,7 @@ class _SyscallStat:
         self.hist = LogHistogram()
         self.total = 0
         self.errors: dict[str, int] = {}
-        self.cls = _CLASS_OF.get(name, _OTHER)
+        self.cls = CLASS_OF.get(name, OTHER)
 
 
 class _Owner:
@@ -287,41 +230,6 @@ def _short(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# --------------------------------------------------------------------------- the report
-
-
-@dataclass
-class Report:
-    """Everything the renderers need, as plain data (ints in ns, strings, lists, dicts).
-
-    ``nodes`` is the process tree (runs, processes, and placeholders for parents that never
-    appeared) in depth-first order, each a dict with ``index``, ``parent`` (index or -1),
-    ``depth``, ``kind``, ``name``, ``pid``, ``start``, ``end``, ``syscalls``, ``syscall_ns``,
-    ``errors`` and more. Syscalls, timeline bins and exact intervals refer to nodes by index.
-    """
-
-    files: list[str]
-    counts: dict[str, int]
-    start_ns: int
-    end_ns: int
-    trace_ids: list[str]
-    services: list[str]
-    syscalls: list[dict[str, Any]]
-    nodes: list[dict[str, Any]]
-    slowest: list[dict[str, Any]]
-    decisions: list[dict[str, Any]]
-    slowest_decisions: list[dict[str, Any]]
-    folded: dict[tuple[str, ...], list]  # frames -> [count, ns, kinds]; kinds: one letter
-    # per frame: P process, D decision, S source stack frame, Y the syscall (last frame)
-    has_stacks: bool
-    timeline: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def syscall_ns(self) -> int:
-        return sum(row["total_ns"] for row in self.syscalls)
-
-
 # --------------------------------------------------------------------------- aggregator
 
 _FRAME_ADDR = re.compile(r"\s*\[0x[0-9a-fA-F]+\]\s*$")
@@ -362,7 +270,7 @@ class Aggregator:
         self.t_max = 0
         self._sys: dict[str, _SyscallStat] = {}
         self._owners: dict[int, _Owner] = {}
-        self._dinst: dict[int, list] = {}
+        self._dinst: dict[int, list[Any]] = {}
         self._groups: dict[str, _DecisionGroup] = {}
         self._procs: dict[int, dict[str, Any]] = {}
         self._runs: dict[int, dict[str, Any]] = {}
@@ -419,23 +327,27 @@ class Aggregator:
             self.t_max = e
         if failed:
             counts["failed_spans"] += 1
-        # classify()'s first test, done here because nearly every span is a syscall.
-        kind = "syscall" if "syscall.name" in attrs else classify(attrs)
-        if kind == "syscall":
-            self._syscall(parent, failed, attrs, s, e)
-        elif kind == "decision":
+        # The attribute read directly first: nearly every span is a syscall.
+        role = attrs.get(ROLE_KEY)
+        if role != SYSCALL:
+            role = role_of(attrs)
+        if role == SYSCALL:
+            self._syscall(parent, name, failed, attrs, s, e)
+        elif role == DECISION:
             self._decision(span_id, parent, name, attrs, s, e)
-        elif kind == "process":
+        elif role == PROCESS:
             self._process(span_id, parent, name, attrs, s, e)
-        elif kind == "run":
+        elif role == RUN:
             self._run(span_id, parent, name, attrs, s, e)
         else:
             counts["other"] += 1
 
     # -- kinds -----------------------------------------------------------------------------
-    def _syscall(self, parent: int, failed: bool, attrs: dict[str, Any], s: int, e: int) -> None:
+    def _syscall(
+        self, parent: int, span_name: str, failed: bool, attrs: dict[str, Any], s: int, e: int
+    ) -> None:
         self.counts["syscalls"] += 1
-        name = str(attrs["syscall.name"])
+        name = str(attrs.get("syscall.name", span_name))
         dur = e - s
         err = attrs.get("error.type")
         if err is None and failed:
@@ -552,7 +464,8 @@ class Aggregator:
             if rtext in group.results or len(group.results) < _MAX_RESULTS:
                 group.results[rtext] = group.results.get(rtext, 0) + 1
         name = span_name or f"{group.category}::{group.name}"
-        inst: list[Any] = [parent_id, name.replace(";", ":"), group, 0, 0, 0]
+        frame = name.replace(";", ":")
+        inst: list[Any] = [parent_id, frame, group, 0, 0, 0]
         pending = self._owners.pop(span_id, None)
         if pending is not None:
             # Its syscalls came first (the usual order): move them under the decision's
@@ -572,7 +485,7 @@ class Aggregator:
             target = self._owners.get(parent)
             if target is None:
                 target = self._owners[parent] = _Owner()
-            target.absorb(pending, prefix + (inst[_D_NAME],))
+            target.absorb(pending, prefix + (frame,))
         self._dinst[span_id] = inst
         if self._exact_dec is not None:
             if len(self._exact_dec) < EXACT_DECISIONS:
@@ -682,7 +595,7 @@ class Aggregator:
             self._fit(s, e)  # may regrid, replacing owner.bins: read it only after this
         bins = owner.bins
         origin = self._origin
-        assert origin is not None  # _fit has set it
+        assert origin is not None  # _fit set it
         width = self._width
         b0 = (s - origin) // width
         b1 = (e - 1 - origin) // width if e > s else b0
@@ -707,29 +620,56 @@ class Aggregator:
     # -- output ----------------------------------------------------------------------------
     def owner_node(self, span_id: int) -> int:
         """The process/run span id that a syscall or decision parent ``span_id`` belongs to
-        (following decisions up); what the perfetto writer uses to find a syscall's pid."""
+        (following decisions up)."""
         hops = 0
         while span_id in self._dinst and hops < 64:
             span_id = self._dinst[span_id][_D_PARENT]
             hops += 1
         return span_id
 
-    def pid_of(self, span_id: int) -> int | None:
-        """pid of the process (or run) that owns the parent span id ``span_id``."""
-        node = self._procs.get(span_id) or self._runs.get(span_id)
-        if node is None:
-            node = self._procs.get(self.owner_node(span_id)) or self._runs.get(
-                self.owner_node(span_id)
-            )
-        pid = node.get("pid") if node else None
-        return pid if isinstance(pid, int) else None
-
     def report(self) -> Report:
         """Resolve the tree and turn the accumulators into a :class:`Report`."""
         nodes, index_of = self._tree()
         node_for = self._node_resolver(index_of)
+        folded, bins_by_node = self._credit_owners(nodes, node_for)
+        syscalls = self._syscall_rows()
+        slowest = self._slowest_rows(nodes, node_for)
+        decisions = self._decision_rows()
+        slowest_dec = self._slowest_decision_rows(nodes, node_for)
+        timeline = self._timeline(bins_by_node, node_for)
+        notes = self._notes()
+        pids = {}
+        for table in (self._runs, self._procs):  # a process's own record wins
+            for span_id, info in table.items():
+                if isinstance(info["pid"], int):
+                    pids[span_id] = info["pid"]
+                else:
+                    pids.pop(span_id, None)
+        return Report(
+            files=list(self.files),
+            counts=Counts(**self.counts, traces=len(self.trace_ids)),
+            start_ns=self.t_min,
+            end_ns=self.t_max,
+            trace_ids=[f"{t:032x}" for t in sorted(self.trace_ids)[:20]],
+            services=sorted(self.services, key=lambda k: -self.services[k]),
+            syscalls=syscalls,
+            nodes=[Node(**node) for node in nodes],
+            slowest=slowest,
+            decisions=decisions,
+            slowest_decisions=slowest_dec,
+            folded=folded,
+            has_stacks=self.has_stacks,
+            timeline=timeline,
+            notes=notes,
+            pids=pids,
+            decision_parents={sid: inst[_D_PARENT] for sid, inst in self._dinst.items()},
+        )
 
-        # Owners -> node counters, folded stacks, timeline bins.
+    def _credit_owners(
+        self, nodes: list[dict[str, Any]], node_for: Callable[[int], int]
+    ) -> tuple[dict[tuple[str, ...], list], dict[int, dict[int, list[int]]]]:
+        """Add each owner's syscalls to its node; its folded stacks (below the node's path
+        in the tree) and timeline bins, by node index."""
         folded: dict[tuple[str, ...], list] = {}
         bins_by_node: dict[int, dict[int, list[int]]] = {}
         paths: list[tuple[str, ...]] = [()] * len(nodes)
@@ -777,109 +717,127 @@ class Aggregator:
                         for i, v in enumerate(vals):
                             cur[i] += v
 
-        syscalls: list[dict[str, Any]] = []
+        return folded, bins_by_node
+
+    def _syscall_rows(self) -> list[SyscallStats]:
+        syscalls = []
         for name, st in self._sys.items():
             h = st.hist
-            syscalls.append({
-                "name": name,
-                "class": CLASSES[st.cls],
-                "count": h.count,
-                "total_ns": st.total,
-                "mean_ns": st.total // h.count if h.count else 0,
-                "min_ns": h.min,
-                "p50_ns": h.quantile(0.50),
-                "p90_ns": h.quantile(0.90),
-                "p99_ns": h.quantile(0.99),
-                "max_ns": h.max,
-                "errors": dict(sorted(st.errors.items(), key=lambda kv: -kv[1])),
-                "error_count": sum(st.errors.values()),
-            })
-        syscalls.sort(key=lambda r: (-r["total_ns"], r["name"]))
+            syscalls.append(SyscallStats(
+                name=name,
+                cls=CLASSES[st.cls],
+                count=h.count,
+                total_ns=st.total,
+                mean_ns=st.total // h.count if h.count else 0,
+                min_ns=h.min,
+                p50_ns=h.quantile(0.50),
+                p90_ns=h.quantile(0.90),
+                p99_ns=h.quantile(0.99),
+                max_ns=h.max,
+                errors=dict(sorted(st.errors.items(), key=lambda kv: -kv[1])),
+                error_count=sum(st.errors.values()),
+            ))
+        syscalls.sort(key=lambda r: (-r.total_ns, r.name))
 
+        return syscalls
+
+    def _slowest_rows(self, nodes: list[dict[str, Any]], node_for: Callable[[int], int]) -> list[SlowSyscall]:
         slowest = []
         for dur, _seq, s, name, parent, attrs, err in sorted(self._slow, reverse=True):
             node = nodes[node_for(parent)]
-            slowest.append({
-                "name": name,
-                "class": syscall_class(name),
-                "dur_ns": dur,
-                "start_ns": s,
-                "args": _short(attrs.get("syscall.args"), _ARGS_MAX),
-                "return": attrs.get("syscall.return"),
-                "error": err,
-                "pid": node["pid"],
-                "process": node["name"],
-                "tid": attrs.get("thread.id"),
-                "path": _short(attrs.get("file.path"), 200),
-                "function": _short(attrs.get("code.function.name"), 200),
-                "file": _short(attrs.get("code.file.path"), 300),
-                "line": attrs.get("code.line.number"),
-                "stack": _short(attrs.get("code.stacktrace"), 2000),
-            })
+            slowest.append(SlowSyscall(
+                name=name,
+                cls=syscall_class(name),
+                dur_ns=dur,
+                start_ns=s,
+                args=_short(attrs.get("syscall.args"), _ARGS_MAX),
+                ret=attrs.get("syscall.return"),
+                error=err,
+                pid=node["pid"],
+                process=node["name"],
+                tid=attrs.get("thread.id"),
+                path=_short(attrs.get("file.path"), 200),
+                function=_short(attrs.get("code.function.name"), 200),
+                file=_short(attrs.get("code.file.path"), 300),
+                line=attrs.get("code.line.number"),
+                stack=_short(attrs.get("code.stacktrace"), 2000),
+            ))
+        return slowest
 
-        decisions: list[dict[str, Any]] = []
+    def _decision_rows(self) -> list[DecisionStats]:
+        decisions = []
         for g in self._groups.values():
-            decisions.append({
-                "key": g.key,
-                "category": g.category,
-                "name": g.name,
-                "file": g.file,
-                "line": g.line,
-                "count": g.count,
-                "total_ns": g.total,
-                "max_ns": g.max,
-                "mean_ns": g.total // g.count if g.count else 0,
-                "syscalls": g.child_count,
-                "syscall_ns": g.child_ns,
-                "syscall_errors": g.child_errors,
-                "results": dict(sorted(g.results.items(), key=lambda kv: -kv[1])[:8]),
-                "input": g.first_input,
-                "result": g.first_result,
-            })
-        decisions.sort(key=lambda r: (-r["total_ns"], r["key"]))
+            decisions.append(DecisionStats(
+                key=g.key,
+                category=g.category,
+                name=g.name,
+                file=g.file,
+                line=g.line,
+                count=g.count,
+                total_ns=g.total,
+                max_ns=g.max,
+                mean_ns=g.total // g.count if g.count else 0,
+                syscalls=g.child_count,
+                syscall_ns=g.child_ns,
+                syscall_errors=g.child_errors,
+                results=dict(sorted(g.results.items(), key=lambda kv: -kv[1])[:8]),
+                input=g.first_input,
+                result=g.first_result,
+            ))
+        decisions.sort(key=lambda r: (-r.total_ns, r.key))
+        return decisions
 
+    def _slowest_decision_rows(
+        self, nodes: list[dict[str, Any]], node_for: Callable[[int], int]
+    ) -> list[SlowDecision]:
         slowest_dec = []
         for dur, _seq, s, span_id, parent, attrs, name in sorted(self._slow_dec, reverse=True):
             inst = self._dinst.get(span_id)
             node = nodes[node_for(parent)]
-            slowest_dec.append({
-                "name": name,
-                "id": str(attrs.get("decision.id", "")),
-                "dur_ns": dur,
-                "start_ns": s,
-                "syscalls": inst[_D_COUNT] if inst else 0,
-                "syscall_ns": inst[_D_NS] if inst else 0,
-                "syscall_errors": inst[_D_ERR] if inst else 0,
-                "input": _short(attrs.get("decision.input"), 200),
-                "result": _short(attrs.get("decision.result"), 200),
-                "file": _short(attrs.get("code.file.path"), 300),
-                "line": attrs.get("code.line.number"),
-                "pid": node["pid"],
-                "process": node["name"],
-            })
+            slowest_dec.append(SlowDecision(
+                name=name,
+                id=str(attrs.get("decision.id", "")),
+                dur_ns=dur,
+                start_ns=s,
+                syscalls=inst[_D_COUNT] if inst else 0,
+                syscall_ns=inst[_D_NS] if inst else 0,
+                syscall_errors=inst[_D_ERR] if inst else 0,
+                input=_short(attrs.get("decision.input"), 200),
+                result=_short(attrs.get("decision.result"), 200),
+                file=_short(attrs.get("code.file.path"), 300),
+                line=attrs.get("code.line.number"),
+                pid=node["pid"],
+                process=node["name"],
+            ))
+        return slowest_dec
 
-        timeline: dict[str, Any] = {
-            "origin": self._origin or self.t_min,
-            "width": self._width,
-            "nbins": TIMELINE_BINS,
-            "classes": list(CLASSES),
-            "bins": {
+    def _timeline(
+        self, bins_by_node: dict[int, dict[int, list[int]]], node_for: Callable[[int], int]
+    ) -> Timeline:
+        timeline = Timeline(
+            origin=self._origin or self.t_min,
+            width=self._width,
+            nbins=TIMELINE_BINS,
+            classes=list(CLASSES),
+            bins={
                 idx: sorted([b, *vals] for b, vals in bins.items())
                 for idx, bins in bins_by_node.items()
             },
-            "exact": None,
-            "decisions": None,
-        }
+            exact=None,
+            decisions=None,
+        )
         if self._exact is not None:
-            timeline["exact"] = sorted(
+            timeline.exact = sorted(
                 (s, dur, name, node_for(parent), tid if isinstance(tid, int) else 0, err)
                 for s, dur, name, parent, tid, err in self._exact
             )
         if self._exact_dec is not None:
-            timeline["decisions"] = sorted(
+            timeline.decisions = sorted(
                 (s, dur, name, node_for(parent)) for s, dur, name, _sid, parent in self._exact_dec
             )
+        return timeline
 
+    def _notes(self) -> list[str]:
         notes = []
         if self._exact is None:
             notes.append(
@@ -889,25 +847,7 @@ class Aggregator:
         if self._nfolded >= MAX_FOLDED_KEYS:
             notes.append(f"more than {MAX_FOLDED_KEYS:,} distinct stacks: later new stacks "
                          "are counted under their syscall name only")
-        counts = dict(self.counts)
-        counts["traces"] = len(self.trace_ids)
-        return Report(
-            files=list(self.files),
-            counts=counts,
-            start_ns=self.t_min,
-            end_ns=self.t_max,
-            trace_ids=[f"{t:032x}" for t in sorted(self.trace_ids)[:20]],
-            services=sorted(self.services, key=lambda k: -self.services[k]),
-            syscalls=syscalls,
-            nodes=nodes,
-            slowest=slowest,
-            decisions=decisions,
-            slowest_decisions=slowest_dec,
-            folded=folded,
-            has_stacks=self.has_stacks,
-            timeline=timeline,
-            notes=notes,
-        )
+        return notes
 
     def _tree(self) -> tuple[list[dict[str, Any]], dict[int, int]]:
         """Runs, processes and placeholder nodes (parents never seen) in depth-first order."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 from sysspan.fsutil import private_open
-from sysspan.reporters.aggregate import Report
+from sysspan.reporters.model import Report
 
 __all__ = ["folded_lines", "write_folded"]
 

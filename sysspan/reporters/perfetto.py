@@ -7,8 +7,8 @@ the first span of the trace, whose absolute time is kept in ``otherData.base_uni
 absolute epoch microseconds would lose the sub-microsecond digits in a JSON double.
 
 Writing needs one event per span, so unlike the other reporters this one streams the trace
-files a second time; the :class:`~sysspan.reporters.aggregate.Aggregator` from the first pass
-supplies what a span does not carry itself (the pid of a syscall's process).
+files of the :class:`~sysspan.reporters.model.Report` a second time; the report supplies what
+a span does not carry itself (the pid of a syscall's process) and the time base.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sysspan.commands.stats import classify
 from sysspan.exporters.otlp_json_fast import SpanRecord
 from sysspan.fsutil import private_open
-from sysspan.reporters.aggregate import Aggregator, syscall_class
+from sysspan.reporters.model import Report
+from sysspan.reporters.syscall_classes import syscall_class
+from sysspan.span_roles import DECISION, PROCESS, RUN, SYSCALL, role_of
 from sysspan.tracefile import iter_span_records
 
 __all__ = ["write_perfetto"]
@@ -44,18 +45,16 @@ def _short(value: Any) -> Any:
 
 
 def write_perfetto(
-    paths: Iterable[str | os.PathLike[str]],
-    agg: Aggregator,
+    report: Report,
     out_path: str | os.PathLike[str],
     records: Callable[[str | os.PathLike[str]], Iterable[SpanRecord]] | None = None,
 ) -> int:
-    """Write ``{"traceEvents": [...]}`` for the spans of ``paths`` to ``out_path``.
+    """Write ``{"traceEvents": [...]}`` for the spans of the report's files to ``out_path``.
 
-    ``agg`` must have aggregated the same files (it maps parents to pids and gives the time
-    base). ``records`` reads a file's spans (default: the fast reader, without Span
-    objects). Returns the number of events written.
+    ``records`` reads a file's spans (default: the fast reader, without Span objects).
+    Returns the number of events written.
     """
-    base = agg.t_min
+    base = report.start_ns
     names: dict[int, str] = {}
     threads: dict[tuple[int, int], str] = {}
     n = 0
@@ -64,9 +63,9 @@ def write_perfetto(
         fh.write(json.dumps({"generator": "sysspan", "base_unix_ns": str(base)}))
         fh.write(',"traceEvents":[\n')
         sep = ""
-        for path in paths:
+        for path in report.files:
             for record in (records or _file_records)(path):
-                event = _event(record, agg, base, names, threads)
+                event = _event(record, report, base, names, threads)
                 if event is None:
                     continue
                 fh.write(sep + json.dumps(event, ensure_ascii=False, separators=(",", ":")))
@@ -101,9 +100,9 @@ def _file_records(path: str | os.PathLike[str]) -> Iterable[SpanRecord]:
             yield from records
 
 
-def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads: dict) -> dict | None:
+def _event(record: SpanRecord, report: Report, base: int, names: dict, threads: dict) -> dict | None:
     _trace_id, span_id, parent_id, name, start, end, _failed, attrs = record
-    kind = classify(attrs)
+    role = role_of(attrs)
     dur = max(0, end - start)
     ev: dict[str, Any] = {
         "ph": "X",
@@ -111,9 +110,9 @@ def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads:
         "ts": _us(start - base),
         "dur": _us(dur),
     }
-    if kind == "syscall":
+    if role == SYSCALL:
         tid = _int(attrs.get("thread.id"), 0)
-        pid = agg.pid_of(parent_id)
+        pid = report.pid_of(parent_id)
         if pid is None:
             pid = tid
         # Categories are comma-separated: filter on "syscall" or on the class ("file"...).
@@ -127,19 +126,19 @@ def _event(record: SpanRecord, agg: Aggregator, base: int, names: dict, threads:
         ev["args"] = args
         if (pid, tid) not in threads:
             threads[(pid, tid)] = ""  # named at the end, when process names are known
-    elif kind == "decision":
-        pid = agg.pid_of(parent_id) or 0
+    elif role == DECISION:
+        pid = report.pid_of(parent_id) or 0
         tid = _int(attrs.get("thread.id"), pid)
         ev["cat"] = "decision"
         ev["args"] = {k: _short(v) for k, v in attrs.items() if k.startswith(("decision.", "code."))}
-    elif kind == "process":
+    elif role == PROCESS:
         pid = _int(attrs.get("process.pid"), 0)
         tid = pid
         ev["cat"] = "process"
         ev["args"] = {k: _short(v) for k, v in attrs.items()}
         names[pid] = f"{name} ({pid})"
         threads.setdefault((pid, pid), "")
-    elif kind == "run":
+    elif role == RUN:
         pid = _int(attrs.get("process.pid"), 0)
         tid = 0
         ev["cat"] = "run"

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from tests.otlp_receiver import attrs
 from tests.tracehelpers import load_spans, sysspan
@@ -91,3 +95,30 @@ def test_unit_corpus_every_form():
     assert out[0] == "--password" and out[1] == "[REDACTED]"
     text = textwrap.dedent('"/bin/sh", ["sh", "--password", "x-SEKRIT", "--token=y"], 0x1 /* 3 vars */')
     assert "x-SEKRIT" not in redact(text) and "--password" in redact(text)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_source_attributes_and_stack_traces_are_redacted(tmp_path):
+    """A program built in directories whose names hold tokens: code.stacktrace and
+    code.file.path name them, and must reach neither the spans' code attributes nor the -k
+    lines."""
+    secrets = ["ghp_abcdefghijklmnopqrstuvwxyz0123456789", "AKIAIOSFODNN7EXAMPLE"]
+    where = tmp_path.joinpath(*secrets)
+    where.mkdir(parents=True)
+    (where / "prog.c").write_text(
+        '#include <fcntl.h>\n#include <unistd.h>\n'
+        'int main(void) { close(open("marker", O_RDONLY)); return 0; }\n'
+    )
+    subprocess.run(["cc", "-g", "-O0", "-o", "prog", "prog.c"], cwd=where, check=True)
+    trace = tmp_path / "t.jsonl"
+    lines = tmp_path / "lines.txt"
+    proc = sysspan("--trace-file", str(trace), "-k", "-o", str(lines), "-e", "trace=openat",
+                   "--", str(where / "prog"), cwd=where)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (span,) = [s for s in load_spans(trace) if s.attrs.get("file.path") == "marker"]
+    assert "[REDACTED]" in span.attrs["code.stacktrace"], span.attrs
+    assert span.attrs["code.file.path"].endswith("/[REDACTED]/[REDACTED]/prog.c"), span.attrs
+    code = repr([{k: v for k, v in s.attrs.items() if k.startswith("code.")} for s in load_spans(trace)])
+    for text in (code, lines.read_text()):
+        assert "/[REDACTED]/[REDACTED]/prog" in text  # the frames are there, masked
+        assert [s for s in secrets if s in text] == []

@@ -543,7 +543,7 @@ def test_report_outputs_are_the_same_bytes_as_from_validated_spans(real_trace, d
         for batch in _validated_batches(Path(path)):
             ref.add_batch(batch)
     report_ref = ref.report()
-    assert report_ref.counts["errors"] and report_ref.counts["decisions"] and report_ref.has_stacks
+    assert report_ref.counts.errors and report_ref.counts.decisions and report_ref.has_stacks
     write_html(report_ref, tmp_path / "ref.html", "same")
     write_folded(report_ref, tmp_path / "ref.folded")
 
@@ -552,7 +552,7 @@ def test_report_outputs_are_the_same_bytes_as_from_validated_spans(real_trace, d
             for span in batch.spans:
                 yield span_record(span)
 
-    write_perfetto(files, ref, tmp_path / "ref.json", records=validated_records)
+    write_perfetto(report_ref, tmp_path / "ref.json", records=validated_records)
 
     out = tmp_path / "new"
     rc = main(["report", *files, "-o", f"{out}.html", "--folded", f"{out}.folded",

@@ -18,10 +18,10 @@ from sysspan.reporters.aggregate import (
     Aggregator,
     LogHistogram,
     stack_frames,
-    syscall_class,
 )
 from sysspan.reporters.folded import folded_lines
 from sysspan.reporters.html import MAX_CELLS, MAX_ROWS, build_view, flame_tree, render_html
+from sysspan.reporters.syscall_classes import syscall_class
 
 T0 = 1_700_000_000_000_000_000
 TRACE = 0x1234
@@ -157,20 +157,20 @@ def test_counts_stats_and_tree():
     t, ids = small_trace()
     r = t.aggregate().report()
     c = r.counts
-    assert (c["spans"], c["runs"], c["processes"], c["syscalls"], c["errors"]) == (8, 1, 2, 5, 2)
-    by = {row["name"]: row for row in r.syscalls}
-    assert by["openat"]["count"] == 3
-    assert by["openat"]["total_ns"] == 32_000
-    assert by["openat"]["max_ns"] == 20_000
-    assert by["openat"]["errors"] == {"ENOENT": 1, "EACCES": 1}
-    assert by["openat"]["class"] == "file" and by["read"]["class"] == "desc"
-    assert r.syscalls[0]["name"] == "read"  # sorted by total time
-    assert [(n["kind"], n["name"], n["depth"]) for n in r.nodes] == [
+    assert (c.spans, c.runs, c.processes, c.syscalls, c.errors) == (8, 1, 2, 5, 2)
+    by = {row.name: row for row in r.syscalls}
+    assert by["openat"].count == 3
+    assert by["openat"].total_ns == 32_000
+    assert by["openat"].max_ns == 20_000
+    assert by["openat"].errors == {"ENOENT": 1, "EACCES": 1}
+    assert by["openat"].cls == "file" and by["read"].cls == "desc"
+    assert r.syscalls[0].name == "read"  # sorted by total time
+    assert [(n.kind, n.name, n.depth) for n in r.nodes] == [
         ("run", "sh", 0), ("process", "sh", 1), ("process", "ls", 2)
     ]
     sh, ls = r.nodes[1], r.nodes[2]
-    assert (sh["syscalls"], sh["syscall_ns"], sh["errors"]) == (2, 7_000, 0)
-    assert (ls["syscalls"], ls["syscall_ns"], ls["errors"]) == (3, 327_000, 2)
+    assert (sh.syscalls, sh.syscall_ns, sh.errors) == (2, 7_000, 0)
+    assert (ls.syscalls, ls.syscall_ns, ls.errors) == (3, 327_000, 2)
     assert r.start_ns == T0 and r.end_ns == T0 + 10_000_000
 
 
@@ -178,12 +178,12 @@ def test_slowest_has_args_process_and_source():
     t, _ = small_trace()
     r = t.aggregate().report()
     first = r.slowest[0]
-    assert (first["name"], first["dur_ns"], first["pid"], first["process"]) == ("read", 300_000, 11, "ls")
-    assert (first["function"], first["file"], first["line"]) == ("main", "/src/ls.c", 42)
-    assert first["args"] == "3, ..., 4096"
-    assert [s["dur_ns"] for s in r.slowest] == sorted((s["dur_ns"] for s in r.slowest), reverse=True)
-    failed = [s for s in r.slowest if s["error"]]
-    assert {s["error"] for s in failed} == {"ENOENT", "EACCES"}
+    assert (first.name, first.dur_ns, first.pid, first.process) == ("read", 300_000, 11, "ls")
+    assert (first.function, first.file, first.line) == ("main", "/src/ls.c", 42)
+    assert first.args == "3, ..., 4096"
+    assert [s.dur_ns for s in r.slowest] == sorted((s.dur_ns for s in r.slowest), reverse=True)
+    failed = [s for s in r.slowest if s.error]
+    assert {s.error for s in failed} == {"ENOENT", "EACCES"}
 
 
 def test_folded_stacks_follow_the_process_tree_and_sum_to_syscall_time():
@@ -260,30 +260,30 @@ def decision_trace(children_first: bool) -> Trace:
 @pytest.mark.parametrize("children_first", [True, False])
 def test_decision_impact_whatever_the_order(children_first):
     r = decision_trace(children_first).aggregate().report()
-    assert r.counts["decisions"] == 2
-    by = {d["name"]: d for d in r.decisions}
+    assert r.counts.decisions == 2
+    by = {d.name: d for d in r.decisions}
     outer, inner = by["lookup"], by["inner"]
-    assert (outer["count"], outer["total_ns"]) == (1, 29_500)
-    assert (outer["syscalls"], outer["syscall_ns"]) == (3, 16_000)  # includes the nested one's
-    assert (inner["syscalls"], inner["syscall_ns"]) == (1, 2_000)
-    assert r.decisions[0]["name"] == "lookup"  # slowest first
-    assert outer["results"] == {"hit": 1} and outer["file"] == "/src/cache.py"
-    inst = {d["name"]: d for d in r.slowest_decisions}
-    assert inst["cache::lookup"]["syscall_ns"] == 16_000 and inst["cache::lookup"]["pid"] == 7
+    assert (outer.count, outer.total_ns) == (1, 29_500)
+    assert (outer.syscalls, outer.syscall_ns) == (3, 16_000)  # includes the nested one's
+    assert (inner.syscalls, inner.syscall_ns) == (1, 2_000)
+    assert r.decisions[0].name == "lookup"  # slowest first
+    assert outer.results == {"hit": 1} and outer.file == "/src/cache.py"
+    inst = {d.name: d for d in r.slowest_decisions}
+    assert inst["cache::lookup"].syscall_ns == 16_000 and inst["cache::lookup"].pid == 7
     assert r.folded[("app", "cache::lookup", "openat")][:2] == [1, 10_000]
     assert r.folded[("app", "cache::lookup", "cfg::inner", "stat")][2] == "PDDY"
     assert r.folded[("app", "close")][:2] == [1, 1_000]
     app = r.nodes[0]
-    assert (app["name"], app["syscalls"], app["syscall_ns"]) == ("app", 4, 17_000)
-    assert {s["process"] for s in r.slowest} == {"app"}
+    assert (app.name, app.syscalls, app.syscall_ns) == ("app", 4, 17_000)
+    assert {s.process for s in r.slowest} == {"app"}
 
 
 def test_orphan_syscalls_are_kept_under_a_placeholder():
     t = Trace()
     t.syscall("read", 0xDEAD, 0, 100)
     r = t.aggregate().report()
-    assert r.nodes[0]["kind"] == "unknown" and r.nodes[0]["syscalls"] == 1
-    assert "dead" in r.nodes[0]["name"]
+    assert r.nodes[0].kind == "unknown" and r.nodes[0].syscalls == 1
+    assert "dead" in r.nodes[0].name
 
 
 # --------------------------------------------------------------------------- bounds
@@ -302,11 +302,11 @@ def test_timeline_bins_conserve_time_across_regrids():
         total += max(dur, 1)
     t.process("p", 1, 0, 0, 0, 3 * 10**10, sid=p)
     r = t.aggregate().report()
-    cells = r.timeline["bins"][0]
+    cells = r.timeline.bins[0]
     assert sum(sum(c[1:-1]) for c in cells) == total
     assert len(cells) <= TIMELINE_BINS
     assert all(0 <= c[0] < TIMELINE_BINS for c in cells)
-    origin, width = r.timeline["origin"], r.timeline["width"]
+    origin, width = r.timeline.origin, r.timeline.width
     assert origin <= T0 and origin + TIMELINE_BINS * width >= T0 + 3 * 10**10
 
 
@@ -324,8 +324,8 @@ def test_memory_stays_bounded_with_many_syscalls():
     assert len(agg._slow) == SLOWEST
     assert len(agg._owners) == 1
     r = agg.report()
-    assert r.counts["syscalls"] == EXACT_SYSCALLS + 5_000
-    assert r.timeline["exact"] is None
+    assert r.counts.syscalls == EXACT_SYSCALLS + 5_000
+    assert r.timeline.exact is None
     assert any("binned" in note for note in r.notes)
 
 

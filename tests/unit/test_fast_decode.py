@@ -102,10 +102,15 @@ def test_span_records_leave_bad_lines_to_the_validating_decoder(text):
     assert span_records(text) is None
 
 
-def test_span_facts_rank_and_error_type():
+def test_span_facts_decode_only_the_wanted_attributes():
     line = encode_line_bytes([ResourceSpans({}, _spans(), "sysspan", "1")])
-    facts = span_facts(line, {"syscall.name": 0, "syscall.count": 1})
-    assert facts == [(1, "run", 1, None), (1, "openat", 0, "ENOENT"), (1, "ev", 2, None), (2**127, "ünï", 2, None)]
+    facts = span_facts(line, frozenset({"syscall.count", "error.type", "x"}))
+    assert facts == [
+        (1, "run", {"syscall.count": 3}),
+        (1, "openat", {"error.type": "ENOENT", "x": 1.5}),
+        (1, "ev", {}),
+        (2**127, "ünï", {}),
+    ]
 
 
 def test_cut_off_last_line_is_skipped_with_one_warning(tmp_path, capsys):

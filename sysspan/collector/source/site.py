@@ -17,6 +17,7 @@ from sysspan.collector.source.symbolize import (
 )
 from sysspan.collector.source.tailcall import tail_call_suspected
 from sysspan.collector.source.unwind import Frame, Unwinder
+from sysspan.redact import redact
 
 __all__ = ["SourceCapture"]
 
@@ -168,11 +169,12 @@ class SourceCapture:
             if func:
                 attrs["code.function.name"] = func
             if file:
-                attrs["code.file.path"] = file
+                attrs["code.file.path"] = redact(file)
             if line:
                 attrs["code.line.number"] = line
         if self.full_stack:
-            attrs["code.stacktrace"] = "\n".join(self._trace_lines(pid, pcs))
+            # Frames name files and directories, which can hold a token like any argv.
+            attrs["code.stacktrace"] = "\n".join(redact(line) for line in self._trace_lines(pid, pcs))
         return dict(attrs)
 
     def _trace_lines(self, pid: int, pcs: tuple[int, ...]) -> list[str]:
