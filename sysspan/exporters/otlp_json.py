@@ -130,8 +130,6 @@ def _encode_attr_items(attrs: dict[str, Any]) -> str:
 
 
 def _span(span: Span) -> str:
-    if type(span) is SyscallSpan and span.shape is not None and not span.events:
-        return _shaped_span(span)
     out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
     if span.trace_state:
         out += ',"traceState":' + _esc(span.trace_state)
@@ -177,23 +175,35 @@ _SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str]] = {}
 _SHAPED_MAX = 8192
 
 
-def _shaped_span(span: SyscallSpan) -> str:
-    """``_span`` for a syscall span whose shape was seen before: only ids and times are new."""
-    shape = span.shape
-    done = _SHAPED.get(id(shape))
-    if (
-        done is None
-        or done[0] is not shape
-        or done[1] != span.trace_id
-        or done[2] != span.trace_state
-        or done[3] != span.flags
-    ):
-        done = _shape_parts(span)
-    parent = span.parent_id
-    if parent:
-        return (f'{done[4]}{span.span_id:016x}{done[5]},"parentSpanId":"{parent:016x}"{done[6]}'
-                f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}')
-    return f'{done[4]}{span.span_id:016x}{done[5]}{done[6]}{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}'
+def _spans(spans: list[Span]) -> str:
+    """The spans of one scope, comma-separated. A syscall span whose shape was seen before
+    needs only its ids and times written: this loop is the encoder's hot path, so that case
+    is handled inline rather than by a call per span."""
+    parts: list[str] = []
+    append = parts.append
+    shaped = _SHAPED
+    for span in spans:
+        if type(span) is not SyscallSpan or span.shape is None or span.events:
+            append(_span(span))
+            continue
+        shape = span.shape
+        done = shaped.get(id(shape))
+        if (
+            done is None
+            or done[0] is not shape
+            or done[1] != span.trace_id
+            or done[2] != span.trace_state
+            or done[3] != span.flags
+        ):
+            done = _shape_parts(span)
+        parent = span.parent_id
+        if parent:
+            append(f'{done[4]}{span.span_id:016x}{done[5]},"parentSpanId":"{parent:016x}"{done[6]}'
+                   f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}')
+        else:
+            append(f'{done[4]}{span.span_id:016x}{done[5]}{done[6]}{span.start_ns}",'
+                   f'"endTimeUnixNano":"{span.end_ns}"{done[7]}')
+    return ",".join(parts)
 
 
 def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str]:
@@ -221,7 +231,7 @@ def _resource_spans(batch: ResourceSpans) -> str:
         + ']},"scopeSpans":[{"scope":'
         + scope
         + '},"spans":['
-        + ",".join([_span(s) for s in batch.spans])
+        + _spans(batch.spans)
         + "]}]}"
     )
 
