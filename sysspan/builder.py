@@ -230,11 +230,15 @@ class SpanBuilder:
         push = items.append
         gate = self.gate
         dr = self.decisions
+        pending = dr.pending if dr is not None else None
         lines = self.line is not None
         run_span_id = self.run_span_id
         new = tuple.__new__
         calls = 0
         seq = self.seq  # self.seq again before anything else may use it
+        # the parent of the last process's syscalls: a chunk is mostly one process's calls
+        last_tgid = -1
+        last_parent = 0
         try:
             for rec in records:
                 if type(rec) is not Syscall:
@@ -244,6 +248,7 @@ class SpanBuilder:
                     self.seq = seq
                     handlers[type(rec)](rec)
                     seq = self.seq
+                    last_tgid = -1
                     continue
                 calls += 1
                 tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
@@ -257,28 +262,31 @@ class SpanBuilder:
                 if gate is not None and not gate(t1):
                     self.syscalls_dropped += 1
                     parent = 0  # no span; with -o the line is still written
+                elif tgid == last_tgid:
+                    parent = last_parent
                 else:
                     proc = procs.get(tgid)
-                    parent = proc.span_id if proc else run_span_id
+                    parent = last_parent = proc.span_id if proc else run_span_id
+                    last_tgid = tgid
                 if parent or lines:
                     seq += 1
                     # SyscallItem(...) without the Python-level __new__ of a NamedTuple
                     push(new(SyscallItem, (rec, parent, seq)))
-                if dr is not None:
-                    if stderr:
-                        dr.feed_stderr(stderr, t1, tgid, tid)
-                        if rval is not None and rval > len(stderr):
-                            # The loop keeps the head of a huge write only: the line across
-                            # the cut and the rest of that write are lost (counted
-                            # malformed); parsing resumes with the next write.
-                            dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
-                    if dr.pending:
-                        if items:
-                            emit_all(items)
-                            items.clear()
-                        self.seq = seq
-                        self.drain_decisions(t1)
-                        seq = self.seq
+                if stderr and dr is not None:
+                    dr.feed_stderr(stderr, t1, tgid, tid)
+                    if rval is not None and rval > len(stderr):
+                        # The loop keeps the head of a huge write only: the line across
+                        # the cut and the rest of that write are lost (counted
+                        # malformed); parsing resumes with the next write.
+                        dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
+                if pending:
+                    if items:
+                        emit_all(items)
+                        items.clear()
+                    self.seq = seq
+                    self.drain_decisions(t1)
+                    seq = self.seq
+                    last_tgid = -1
         finally:
             if items:
                 emit_all(items)

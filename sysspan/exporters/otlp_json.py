@@ -167,11 +167,12 @@ def _status(span: Span) -> str:
     return ',"status":{}}'
 
 
-# shape id -> (shape, trace id, trace state, flags, the text before the span id, between it
-# and the parent, after the parent up to the start time, after the end time): what a
-# SyscallSpan shares with the spans of its shape (and run), encoded once. The shape is kept
-# so that its id is not reused while cached.
-_SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str]] = {}
+# shape id -> (shape, trace id, trace state, flags, the text before the span id; with a
+# parent: between the span id and the parent, after the parent up to the start time;
+# without: after the span id up to the start time; after the end time): what a SyscallSpan
+# shares with the spans of its shape (and run), encoded once. The shape is kept so that its
+# id is not reused while cached.
+_SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str, str]] = {}
 _SHAPED_MAX = 8192
 
 
@@ -196,24 +197,27 @@ def _spans(spans: list[Span]) -> str:
             or done[3] != span.flags
         ):
             done = _shape_parts(span)
+        # ids as 16 hex digits: to_bytes().hex() is about twice as fast as format(id, "016x")
         parent = span.parent_id
         if parent:
-            append(f'{done[4]}{span.span_id:016x}{done[5]},"parentSpanId":"{parent:016x}"{done[6]}'
-                   f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}')
+            append(f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[5]}'
+                   f'{parent.to_bytes(8, "big").hex()}{done[6]}{span.start_ns}'
+                   f'","endTimeUnixNano":"{span.end_ns}"{done[8]}')
         else:
-            append(f'{done[4]}{span.span_id:016x}{done[5]}{done[6]}{span.start_ns}",'
-                   f'"endTimeUnixNano":"{span.end_ns}"{done[7]}')
+            append(f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[7]}{span.start_ns}'
+                   f'","endTimeUnixNano":"{span.end_ns}"{done[8]}')
     return ",".join(parts)
 
 
-def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str]:
+def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str, str]:
     state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
     flags = f',"flags":{int(span.flags)}' if span.flags else ""
     attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
+    to_start = flags + _name_kind(span)
     done = (
         span.shape, span.trace_id, span.trace_state, span.flags,
-        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state, flags + _name_kind(span),
-        attrs + _status(span),
+        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state + ',"parentSpanId":"',
+        '"' + to_start, '"' + state + to_start, attrs + _status(span),
     )
     if len(_SHAPED) >= _SHAPED_MAX:
         _SHAPED.clear()

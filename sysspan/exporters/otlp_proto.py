@@ -212,6 +212,7 @@ class ProtoEncoder:
         shaped = self._shaped
         remote = self._remote
         span = self.span
+        join = b"".join  # one copy, where + would make one per piece
         for s in spans:
             start, end = s.start_ns, s.end_ns
             if type(s) is not SyscallSpan or s.shape is None or s.events or not (start and end):
@@ -232,11 +233,11 @@ class ProtoEncoder:
             key = (parent != 0, remote is not None and parent in remote)
             around = done[4].get(key) or self._shape_parts(s, done[4], key)
             if parent:
-                append(around[0] + _pack_id(s.span_id) + around[1] + _pack_id(parent) + around[2]
-                       + _pack_times(0x39, start, 0x41, end) + around[3])
+                append(join((around[0], _pack_id(s.span_id), around[1], _pack_id(parent),
+                             around[2], _pack_times(0x39, start, 0x41, end), around[3])))
             else:
-                append(around[0] + _pack_id(s.span_id) + around[1] + around[2]
-                       + _pack_times(0x39, start, 0x41, end) + around[3])
+                append(join((around[0], _pack_id(s.span_id), around[1], around[2],
+                             _pack_times(0x39, start, 0x41, end), around[3])))
         return b"".join(parts)
 
     def _shape_entry(
