@@ -189,13 +189,7 @@ def _spans(spans: list[Span]) -> str:
             continue
         shape = span.shape
         done = shaped.get(id(shape))
-        if (
-            done is None
-            or done[0] is not shape
-            or done[1] != span.trace_id
-            or done[2] != span.trace_state
-            or done[3] != span.flags
-        ):
+        if done is None or done[0] is not shape or done[1:4] != (span.trace_id, span.trace_state, span.flags):
             done = _shape_parts(span)
         # ids as 16 hex digits: to_bytes().hex() is about twice as fast as format(id, "016x")
         parent = span.parent_id

@@ -221,13 +221,7 @@ class ProtoEncoder:
                 continue
             shape = s.shape
             done = shaped.get(id(shape))
-            if (
-                done is None
-                or done[0] is not shape
-                or done[1] != s.trace_id
-                or done[2] != s.trace_state
-                or done[3] != s.flags
-            ):
+            if done is None or done[0] is not shape or done[1:4] != (s.trace_id, s.trace_state, s.flags):
                 done = self._shape_entry(s)
             parent = s.parent_id
             key = (parent != 0, remote is not None and parent in remote)
