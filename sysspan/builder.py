@@ -142,6 +142,14 @@ def _syscall_attrs(d: Decoded, tid: int, rval: int | None, typed: dict | None) -
     return attrs
 
 
+def _pass_on(linker: DecisionLinker | None, spans: list[Span], tids: list[int], out: list[Span]) -> None:
+    """Syscall spans to the decision linker, or straight out when there is none."""
+    if linker is not None:
+        linker.syscalls(spans, tids)
+    else:
+        out.extend(spans)
+
+
 class SpanBuilder:
     """Consumes the tracer's records (``handle``).
 
@@ -162,6 +170,7 @@ class SpanBuilder:
         ids: SpanIds,
         format_call: Callable[..., Decoded],
         emit: Callable[[object], None],
+        emit_all: Callable[[list], None] | None = None,
         line: Callable[..., None] | None = None,
         line_event: Callable[[int, str | None, int], None] | None = None,
         trace_flags: int = 1,
@@ -180,6 +189,8 @@ class SpanBuilder:
         self.ids = ids
         self.format_call = format_call
         self.emit = emit
+        # emit for a list of items in order (Pipeline.emit_all): one call per chunk of records
+        self.emit_all = emit_all or self._emit_each
         self.line = line
         self.line_event = line_event
         self.flags = trace_flags
@@ -232,17 +243,30 @@ class SpanBuilder:
         handlers = self._handlers
         stats = self.stats
         procs = self.procs
-        emit = self.emit
+        emit_all = self.emit_all
+        items: list = []  # this chunk's syscall items, emitted together
+        push = items.append
         gate = self.gate
         dr = self.decisions
+        pending = dr.pending if dr is not None else None
         lines = self.line is not None
         run_span_id = self.run_span_id
         new = tuple.__new__
         calls = 0
+        seq = self.seq  # self.seq again before anything else may use it
+        # the parent of the last process's syscalls: a chunk is mostly one process's calls
+        last_tgid = -1
+        last_parent = 0
         try:
             for rec in records:
                 if type(rec) is not Syscall:
+                    if items:
+                        emit_all(items)
+                        items.clear()
+                    self.seq = seq
                     handlers[type(rec)](rec)
+                    seq = self.seq
+                    last_tgid = -1
                     continue
                 calls += 1
                 tid, tgid, nr, _args, rval, t0, t1, _s0, _s1, _e, _x, _p, stderr = rec
@@ -256,25 +280,40 @@ class SpanBuilder:
                 if gate is not None and not gate(t1):
                     self.syscalls_dropped += 1
                     parent = 0  # no span; with -o the line is still written
+                elif tgid == last_tgid:
+                    parent = last_parent
                 else:
                     proc = procs.get(tgid)
-                    parent = proc.span_id if proc else run_span_id
+                    parent = last_parent = proc.span_id if proc else run_span_id
+                    last_tgid = tgid
                 if parent or lines:
-                    self.seq += 1
+                    seq += 1
                     # SyscallItem(...) without the Python-level __new__ of a NamedTuple
-                    emit(new(SyscallItem, (rec, parent, self.seq)))
-                if dr is not None:
-                    if stderr:
-                        dr.feed_stderr(stderr, t1, tgid, tid)
-                        if rval is not None and rval > len(stderr):
-                            # The loop keeps the head of a huge write only: the line across
-                            # the cut and the rest of that write are lost (counted
-                            # malformed); parsing resumes with the next write.
-                            dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
-                    if dr.pending:
-                        self.drain_decisions(t1)
+                    push(new(SyscallItem, (rec, parent, seq)))
+                if stderr and dr is not None:
+                    dr.feed_stderr(stderr, t1, tgid, tid)
+                    if rval is not None and rval > len(stderr):
+                        # The loop keeps the head of a huge write only: the line across
+                        # the cut and the rest of that write are lost (counted
+                        # malformed); parsing resumes with the next write.
+                        dr.feed_stderr_gap(b"", t1, tgid, tid, until_newline=False)
+                if pending:
+                    if items:
+                        emit_all(items)
+                        items.clear()
+                    self.seq = seq
+                    self.drain_decisions(t1)
+                    seq = self.seq
+                    last_tgid = -1
         finally:
+            if items:
+                emit_all(items)
+            self.seq = seq
             self.syscall_count += calls
+
+    def _emit_each(self, items: list) -> None:
+        for item in items:
+            self.emit(item)
 
     def process_start(self, rec: ProcessStart) -> None:
         tgid, parent_tgid, t, attached = rec.tgid, rec.parent_tgid, rec.t, rec.attached
@@ -340,10 +379,15 @@ class SpanBuilder:
         linker = self._linker
         if linker is not None:
             linker.emit = out.append
+            linker.emit_all = out.extend
+        # Syscall spans (and their threads) collect here and go to the linker together, at
+        # the next item that is not a syscall and at the end of the batch.
+        spans: list[Span] = []
+        tids: list[int] = []
         fmt = self._format
         formatted = self._formatted
         line = self.line
-        make_id = self.ids.make
+        pack, digest, nonce, seed = self.ids.parts()  # ids.make, inlined below
         trace_id = self.trace_id
         trace_state = self.trace_state
         flags = self.flags
@@ -353,6 +397,10 @@ class SpanBuilder:
         for item in batch:
             kind = type(item)
             if kind is not SyscallItem:
+                if spans:
+                    _pass_on(linker, spans, tids, out)
+                    spans = []
+                    tids = []
                 if kind is Span:
                     out.append(item)
                 elif kind is LineEvent:  # a signal/exit line, in order with the syscalls
@@ -380,13 +428,11 @@ class SpanBuilder:
                         line(tid, t0, t1, s0, s1, shape.decoded, shape.typed)
                     if not parent:
                         continue
-                    span: Span = SyscallSpan(trace_id, make_id(tgid, tid, seq), parent, shape.name,
-                                       t0, t1, _INTERNAL, shape.attrs, shape.status,
-                                       shape.message, [], trace_state, flags, shape)
-                    if linker is not None:
-                        linker.syscall(span, tid)
-                    else:
-                        out.append(span)
+                    spans.append(SyscallSpan(trace_id, digest(pack(nonce, tgid, tid, seq), seed) or 1,
+                                             parent, shape.name, t0, t1, _INTERNAL, shape.attrs,
+                                             shape.status, shape.message, [], trace_state, flags,
+                                             shape))
+                    tids.append(tid)
                     continue
             # Loops repeat the same call (same registers, same bytes read) over and over;
             # formatting is a pure function of these, so each distinct one is done once.
@@ -410,17 +456,18 @@ class SpanBuilder:
             attrs = _syscall_attrs(d, tid, rval, typed)
             if pcs and self.source is not None:
                 attrs.update(self.source.attributes(tgid, pcs))
-            span = Span(trace_id, make_id(tgid, tid, seq), parent, d.name, t0, t1, SpanKind.INTERNAL, attrs)
+            span = Span(trace_id, digest(pack(nonce, tgid, tid, seq), seed) or 1, parent, d.name,
+                        t0, t1, SpanKind.INTERNAL, attrs)
             span.trace_state = trace_state
             span.flags = flags
             if d.error:
                 attrs["error.type"] = d.error
                 span.status = StatusCode.ERROR
                 span.status_message = d.ret
-            if linker is not None:
-                linker.syscall(span, tid)
-            else:
-                out.append(span)
+            spans.append(span)
+            tids.append(tid)
+        if spans:
+            _pass_on(linker, spans, tids, out)
         self.spans_emitted += len(out)
         return out
 
@@ -462,7 +509,7 @@ class SpanBuilder:
         if self.decision_writer is not None:
             self.decision_writer.add(d)
         if self._linker is None:
-            self._linker = DecisionLinker(out.append, max_spans=8192)
+            self._linker = DecisionLinker(out.append, max_spans=8192, emit_all=out.extend)
         self._linker.decision(span, d.tid)
         return self._linker
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sysspan.builder import SpanBuilder, exit_code_of, signal_name
 from sysspan.collector.decode import Decoder
 from sysspan.collector.decode.typed import TypedArgs
+from sysspan.collector.gc_window import rare_collections
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer, relayed_signals_blocked
 from sysspan.config import env_warnings, resource_from_env
@@ -284,6 +285,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         ids=ids,
         format_call=decoder.format,
         emit=pipeline.emit,
+        emit_all=pipeline.emit_all,
         line=writer.syscall if writer else None,
         line_event=writer.event if writer else None,
         trace_flags=flags,
@@ -565,9 +567,10 @@ def _print_reports(reports: list, quiet: int) -> bool:
 def _run_tracer(tracer, builder: SpanBuilder) -> int | None:
     """The ptrace loop hands over a chunk of records at a time; the eBPF backend parses
     bpftrace's lines one record at a time."""
-    if isinstance(tracer, Tracer):
-        return tracer.run(builder.handle_all, batch=True)
-    return tracer.run(builder.handle)
+    with rare_collections():
+        if isinstance(tracer, Tracer):
+            return tracer.run(builder.handle_all, batch=True)
+        return tracer.run(builder.handle)
 
 
 def _span_gate(ratio: float | None, per_second: int | None):

@@ -14,9 +14,9 @@ inside it.
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sysspan.ids import decision_id
@@ -240,6 +240,9 @@ def span_to_decision(span: Span) -> Decision | None:
     )
 
 
+_start_ns = attrgetter("start_ns")
+
+
 class DecisionLinker:
     """Parents syscall spans under the timed decision of the same thread that contains them.
 
@@ -256,7 +259,8 @@ class DecisionLinker:
     parent). Not thread-safe: call it from the tracer thread only.
     """
 
-    __slots__ = ("emit", "max_spans", "max_delay_ns", "_buf", "_emitted_until", "adopted", "late")
+    __slots__ = ("emit", "emit_all", "max_spans", "max_delay_ns", "_spans", "_tids", "_head",
+                 "_adopted", "_emitted_until", "adopted", "late")
 
     def __init__(
         self,
@@ -264,29 +268,68 @@ class DecisionLinker:
         *,
         max_spans: int = 65536,
         max_delay_ns: int = 2_000_000_000,
+        emit_all: Callable[[list[Span]], None] | None = None,
     ) -> None:
         self.emit = emit
+        # Hands over released spans a list at a time (the builder's out.extend): a trace
+        # releases every syscall span it makes, so this is per-span work saved.
+        self.emit_all = emit_all
         self.max_spans = max(1, max_spans)
         self.max_delay_ns = max_delay_ns
-        # entries: [span, tid, adopted]; in arrival (= syscall exit) order
-        self._buf: deque[list] = deque()
+        # Waiting spans and their threads, in arrival (= syscall exit) order, from _head on.
+        # Lists with a moving head rather than a deque of entries: spans arrive and leave a
+        # batch at a time, and slicing a list releases a batch without a Python-level loop.
+        self._spans: list[Span] = []
+        self._tids: list[int] = []
+        self._head = 0
+        self._adopted: set[int] = set()  # id() of waiting spans adopted by a decision
         self._emitted_until = 0  # latest start_ns of a span already emitted
         self.adopted = 0
         self.late = 0
 
     def syscall(self, span: Span, tid: int) -> None:
         """A finished syscall span of thread ``tid``; emitted later (or now, if the buffer is full)."""
-        buf = self._buf
-        buf.append([span, tid, False])
-        horizon = span.end_ns - self.max_delay_ns
-        while buf and (len(buf) > self.max_spans or buf[0][0].end_ns < horizon):
-            self._emit_oldest()
+        self._spans.append(span)
+        self._tids.append(tid)
+        self._release(span.end_ns - self.max_delay_ns)
 
-    def _emit_oldest(self) -> None:
-        span = self._buf.popleft()[0]
-        if span.start_ns > self._emitted_until:
-            self._emitted_until = span.start_ns
-        self.emit(span)
+    def syscalls(self, spans: list[Span], tids: list[int]) -> None:
+        """``syscall`` for each of ``spans`` (``tids[i]`` the thread of ``spans[i]``), in order."""
+        if spans:
+            self._spans += spans
+            self._tids += tids
+            self._release(spans[-1].end_ns - self.max_delay_ns)
+
+    def _release(self, horizon: int) -> None:
+        """Emit the oldest waiting spans beyond ``max_spans``, then those that ended before
+        ``horizon``."""
+        spans = self._spans
+        head = self._head
+        cut = max(head, len(spans) - self.max_spans)
+        n = len(spans)
+        while cut < n and spans[cut].end_ns < horizon:
+            cut += 1
+        if cut > head:
+            self._emit_range(head, cut)
+
+    def _emit_range(self, head: int, cut: int) -> None:
+        spans = self._spans
+        out = spans[head:cut]
+        self._head = cut
+        latest = max(map(_start_ns, out))
+        if latest > self._emitted_until:
+            self._emitted_until = latest
+        if self._adopted:
+            self._adopted.difference_update(map(id, out))
+        if cut * 2 >= len(spans):  # drop the emitted prefix now and then, not per span
+            del spans[:cut]
+            del self._tids[:cut]
+            self._head = 0
+        if self.emit_all is not None:
+            self.emit_all(out)
+        else:
+            for span in out:
+                self.emit(span)
 
     def decision(self, decision_span_: Span, tid: int) -> int:
         """Adopt the waiting syscall spans of ``tid`` inside the decision span's interval,
@@ -297,18 +340,19 @@ class DecisionLinker:
             if start <= self._emitted_until:
                 self.late += 1
             parent = decision_span_.span_id
-            for entry in reversed(self._buf):
-                span = entry[0]
+            spans, tids, taken = self._spans, self._tids, self._adopted
+            for i in range(len(spans) - 1, self._head - 1, -1):
+                span = spans[i]
                 if span.end_ns < start:
                     break
                 if (
-                    entry[1] == tid
-                    and not entry[2]
+                    tids[i] == tid
                     and span.start_ns >= start
                     and span.end_ns <= end
+                    and id(span) not in taken
                 ):
                     span.parent_id = parent
-                    entry[2] = True
+                    taken.add(id(span))
                     adopted += 1
         self.adopted += adopted
         self.emit(decision_span_)
@@ -316,8 +360,8 @@ class DecisionLinker:
 
     def flush(self) -> None:
         """Emit every waiting span (at the end of the run)."""
-        while self._buf:
-            self._emit_oldest()
+        if len(self._spans) > self._head:
+            self._emit_range(self._head, len(self._spans))
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self._spans) - self._head

@@ -139,10 +139,7 @@ def _encode_attr_items(attrs: dict[str, Any]) -> str:
 
 
 def _span(span: Span) -> str:
-    if type(span) is SyscallSpan:
-        if span.shape is not None and not span.events:
-            return _shaped_span(span)
-    elif type(span) is DecisionSpan and span.site is not None and not span.events:
+    if type(span) is DecisionSpan and span.site is not None and not span.events:
         return _decision_span(span)
     out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
     if span.trace_state:
@@ -181,41 +178,51 @@ def _status(span: Span) -> str:
     return ',"status":{}}'
 
 
-# shape id -> (shape, trace id, trace state, flags, the text before the span id, between it
-# and the parent, after the parent up to the start time, after the end time): what a
-# SyscallSpan shares with the spans of its shape (and run), encoded once. The shape is kept
-# so that its id is not reused while cached.
-_SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str]] = {}
+# shape id -> (shape, trace id, trace state, flags, the text before the span id; with a
+# parent: between the span id and the parent, after the parent up to the start time;
+# without: after the span id up to the start time; after the end time): what a SyscallSpan
+# shares with the spans of its shape (and run), encoded once. The shape is kept so that its
+# id is not reused while cached.
+_SHAPED: dict[int, tuple[object, int, str, int, str, str, str, str, str]] = {}
 _SHAPED_MAX = 8192
 
 
-def _shaped_span(span: SyscallSpan) -> str:
-    """``_span`` for a syscall span whose shape was seen before: only ids and times are new."""
-    shape = span.shape
-    done = _SHAPED.get(id(shape))
-    if (
-        done is None
-        or done[0] is not shape
-        or done[1] != span.trace_id
-        or done[2] != span.trace_state
-        or done[3] != span.flags
-    ):
-        done = _shape_parts(span)
-    parent = span.parent_id
-    if parent:
-        return (f'{done[4]}{span.span_id:016x}{done[5]},"parentSpanId":"{parent:016x}"{done[6]}'
-                f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}')
-    return f'{done[4]}{span.span_id:016x}{done[5]}{done[6]}{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{done[7]}'
+def _spans(spans: list[Span]) -> str:
+    """The spans of one scope, comma-separated. A syscall span whose shape was seen before
+    needs only its ids and times written: this loop is the encoder's hot path, so that case
+    is handled inline rather than by a call per span."""
+    parts: list[str] = []
+    append = parts.append
+    shaped = _SHAPED
+    for span in spans:
+        if type(span) is not SyscallSpan or span.shape is None or span.events:
+            append(_span(span))
+            continue
+        shape = span.shape
+        done = shaped.get(id(shape))
+        if done is None or done[0] is not shape or done[1:4] != (span.trace_id, span.trace_state, span.flags):
+            done = _shape_parts(span)
+        # ids as 16 hex digits: to_bytes().hex() is about twice as fast as format(id, "016x")
+        parent = span.parent_id
+        if parent:
+            append(f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[5]}'
+                   f'{parent.to_bytes(8, "big").hex()}{done[6]}{span.start_ns}'
+                   f'","endTimeUnixNano":"{span.end_ns}"{done[8]}')
+        else:
+            append(f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[7]}{span.start_ns}'
+                   f'","endTimeUnixNano":"{span.end_ns}"{done[8]}')
+    return ",".join(parts)
 
 
-def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str]:
+def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str, str]:
     state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
     flags = f',"flags":{int(span.flags)}' if span.flags else ""
     attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
+    to_start = flags + _name_kind(span)
     done = (
         span.shape, span.trace_id, span.trace_state, span.flags,
-        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state, flags + _name_kind(span),
-        attrs + _status(span),
+        f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state + ',"parentSpanId":"',
+        '"' + to_start, '"' + state + to_start, attrs + _status(span),
     )
     if len(_SHAPED) >= _SHAPED_MAX:
         _SHAPED.clear()
@@ -286,7 +293,7 @@ def _resource_spans(batch: ResourceSpans) -> str:
         + ']},"scopeSpans":[{"scope":'
         + scope
         + '},"spans":['
-        + ",".join([_span(s) for s in batch.spans])
+        + _spans(batch.spans)
         + "]}]}"
     )
 

@@ -16,11 +16,12 @@ import struct
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sysspan.model import ResourceSpans, Span
+from sysspan.model import ResourceSpans, Span, SyscallSpan
 
 _pack_q = struct.Struct("<Q").pack
 # tag + 8-byte id (ids are big-endian byte strings on the wire); tag+time, tag+time
 _pack_tag_id = struct.Struct(">HQ").pack
+_pack_id = struct.Struct(">Q").pack
 _pack_times = struct.Struct("<BQBQ").pack
 _pack_d = struct.Struct("<d").pack
 _pack_i = struct.Struct("<I").pack
@@ -102,6 +103,9 @@ class ProtoEncoder:
         self._cache_size = cache_size
         self._trace_ids: dict[int, bytes] = {}
         self._names: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        # id(shape) -> (shape, trace id, trace state, flags, {(has parent, remote parent):
+        # the span's field bytes around its ids and times, length prefix included})
+        self._shaped: dict[int, tuple[object, int, str, int, dict[tuple[bool, bool], tuple[bytes, bytes, bytes, bytes]]]] = {}
 
     def _attr(self, key: str, value: Any) -> bytes:
         if type(value) is list:
@@ -195,9 +199,71 @@ class ProtoEncoder:
             scope += _ld(b"\x0a", _utf8(batch.scope_name))
         if batch.scope_version:
             scope += _ld(b"\x12", _utf8(batch.scope_version))
-        span = self.span
-        scope_spans = _ld(b"\x0a", scope) + b"".join(_ld(b"\x12", span(s)) for s in batch.spans)
+        scope_spans = _ld(b"\x0a", scope) + self._spans(batch.spans)
         return _ld(b"\x0a", resource) + _ld(b"\x12", scope_spans)
+
+    def _spans(self, spans: list[Span]) -> bytes:
+        """The ``spans`` fields of one ``ScopeSpans``. A syscall span whose shape was seen
+        before differs from the others of its shape only in ids and times, which have fixed
+        sizes: the bytes around them, length prefix included, are encoded once per shape.
+        This loop is the encoder's hot path, so that case is handled inline."""
+        parts: list[bytes] = []
+        append = parts.append
+        shaped = self._shaped
+        remote = self._remote
+        span = self.span
+        join = b"".join  # one copy, where + would make one per piece
+        for s in spans:
+            start, end = s.start_ns, s.end_ns
+            if type(s) is not SyscallSpan or s.shape is None or s.events or not (start and end):
+                body = span(s)
+                append(b"\x12" + varint(len(body)) + body)
+                continue
+            shape = s.shape
+            done = shaped.get(id(shape))
+            if done is None or done[0] is not shape or done[1:4] != (s.trace_id, s.trace_state, s.flags):
+                done = self._shape_entry(s)
+            parent = s.parent_id
+            key = (parent != 0, remote is not None and parent in remote)
+            around = done[4].get(key) or self._shape_parts(s, done[4], key)
+            if parent:
+                append(join((around[0], _pack_id(s.span_id), around[1], _pack_id(parent),
+                             around[2], _pack_times(0x39, start, 0x41, end), around[3])))
+            else:
+                append(join((around[0], _pack_id(s.span_id), around[1], around[2],
+                             _pack_times(0x39, start, 0x41, end), around[3])))
+        return b"".join(parts)
+
+    def _shape_entry(
+        self, s: SyscallSpan
+    ) -> tuple[object, int, str, int, dict[tuple[bool, bool], tuple[bytes, bytes, bytes, bytes]]]:
+        if len(self._shaped) >= 8192:
+            self._shaped.clear()
+        done: tuple[object, int, str, int, dict[tuple[bool, bool], tuple[bytes, bytes, bytes, bytes]]]
+        done = (s.shape, s.trace_id, s.trace_state, s.flags, {})
+        self._shaped[id(s.shape)] = done
+        return done
+
+    def _shape_parts(
+        self, s: Span, variants: dict[tuple[bool, bool], tuple[bytes, bytes, bytes, bytes]],
+        key: tuple[bool, bool],
+    ) -> tuple[bytes, bytes, bytes, bytes]:
+        """Cut ``span(s)`` around its span id, parent id and times: the encoding is the
+        general one, only reused."""
+        body = self.span(s)
+        at = body.index(_pack_tag_id(0x1208, s.span_id), 18) + 2  # after the trace id
+        head, rest = body[:at], body[at + 8 :]
+        if s.parent_id:
+            pid = _pack_tag_id(0x2208, s.parent_id)
+            cut = rest.index(pid) + 2
+            mid, rest = rest[:cut], rest[cut + 8 :]
+        else:
+            mid = b""
+        times = _pack_times(0x39, s.start_ns, 0x41, s.end_ns)
+        cut = rest.index(times)
+        around = (b"\x12" + varint(len(body)) + head, mid, rest[:cut], rest[cut + len(times) :])
+        variants[key] = around
+        return around
 
     def request(self, batches: ResourceSpans | Iterable[ResourceSpans]) -> bytes:
         """Serialized ``ExportTraceServiceRequest``."""

@@ -97,6 +97,19 @@ class Pipeline:
         if len(batch) >= self.batch_size:
             self._hand_off()
 
+    def emit_all(self, items: list) -> None:
+        """``emit`` for each of ``items``, in order (the caller may reuse the list)."""
+        size = self.batch_size
+        start = 0
+        end = len(items)
+        while start < end:
+            batch = self._batch
+            take = size - len(batch)
+            batch += items[start : start + take]
+            start += take
+            if len(batch) >= size:
+                self._hand_off()
+
     def _hand_off(self) -> None:
         if self._reports is not None:
             raise RuntimeError("Pipeline is closed")

@@ -14,6 +14,7 @@ from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.syscalls import machine_arch, table
 from sysspan.collector.tracer import Tracer
 from sysspan.exporters.otlp_json import encode_line
+from sysspan.exporters.otlp_proto import ProtoEncoder
 from sysspan.ids import SpanIds
 from sysspan.model import ResourceSpans, Span, SyscallSpan
 
@@ -95,11 +96,19 @@ def test_shaped_spans_equal_the_full_path_on_a_real_trace():
     assert any(s.status and type(s) is SyscallSpan for s in shaped)  # ENOENT from the loop
 
     assert [_plain(s) for s in shaped] == [_plain(s) for s in full]
-    # the encoder's shape cache against its general path, twice (the second from the cache)
+    # the encoders' shape caches against their general paths, twice (the second from the
+    # cache); protobuf also with the remote-parent flag bits, for a parent that is remote
+    remote = {shaped[0].parent_id}
+    proto = {None: ProtoEncoder(), 1: ProtoEncoder(remote_parent_ids=remote)}
     for _ in range(2):
         line = encode_line(ResourceSpans({"service.name": "t"}, shaped))
         assert line == encode_line(ResourceSpans({"service.name": "t"}, [_plain(s) for s in shaped]))
         assert line == encode_line(ResourceSpans({"service.name": "t"}, full))
+        for key, enc in proto.items():
+            general = (ProtoEncoder() if key is None else ProtoEncoder(remote_parent_ids=remote))
+            data = enc.request(ResourceSpans({"service.name": "t"}, shaped))
+            assert data == general.request(ResourceSpans({"service.name": "t"}, [_plain(s) for s in shaped]))
+            assert data == general.request(ResourceSpans({"service.name": "t"}, full))
 
     # another trace state, no flags, root spans: the cached parts must follow the span
     for n, s in enumerate(shaped):
@@ -109,4 +118,7 @@ def test_shaped_spans_equal_the_full_path_on_a_real_trace():
             s.parent_id = 0
     line = encode_line(ResourceSpans({}, shaped))
     assert line == encode_line(ResourceSpans({}, [_plain(s) for s in shaped]))
+    for enc in proto.values():
+        assert enc.request(ResourceSpans({}, shaped)) == ProtoEncoder(
+            remote_parent_ids=enc._remote).request(ResourceSpans({}, [_plain(s) for s in shaped]))
     assert '"traceState":"vendor=a\\"b"' in line and '"flags"' not in line

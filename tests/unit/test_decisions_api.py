@@ -235,6 +235,43 @@ def test_linker_is_bounded_and_counts_late_decisions() -> None:
     assert [s.span_id for s in out] == [1]
 
 
+def test_linker_takes_a_list_of_syscalls_as_it_takes_them_one_by_one() -> None:
+    """The builder hands spans over a batch at a time: releases, adoption, the late counter
+    and the bound must come out as they do span by span."""
+
+    def run(batched: bool) -> tuple[list[tuple[int, int]], list[int], int, int]:
+        out: list[Span] = []
+        link = DecisionLinker(out.append, max_spans=50, max_delay_ns=S,
+                              emit_all=out.extend if batched else None)
+        sizes = []
+        sid = 1000
+        for round_ in range(12):
+            base = round_ * S // 3
+            spans = [_sys(sid + i, base + i * 100, base + i * 100 + 50) for i in range(30)]
+            tids = [1 + i % 3 for i in range(30)]
+            sid += 30
+            if batched:
+                link.syscalls(spans, tids)
+            else:
+                for span, tid in zip(spans, tids, strict=True):
+                    link.syscall(span, tid)
+            sizes.append(len(link))
+            # a decision of thread 2 around the middle of this round, and an outer one
+            inner = Decision("c", "in", start_ns=base + 1000, end_ns=base + 2000, tid=2)
+            outer = Decision("c", "out", start_ns=base + 500, end_ns=base + 2500, tid=2)
+            # and one of thread 3 reaching back to the start: late once spans went out
+            old = Decision("c", "old", start_ns=0, end_ns=base + 1200, tid=3)
+            for dec, did in ((inner, 10 * round_ + 1), (outer, 10 * round_ + 2), (old, 10 * round_ + 3)):
+                link.decision(decision_span(dec, trace_id=9, span_id=did, parent_id=1), tid=dec.tid)
+        link.flush()
+        return [(s.span_id, s.parent_id) for s in out], sizes, link.adopted, link.late
+
+    assert run(batched=True) == run(batched=False)
+    spans, sizes, adopted, late = run(batched=True)
+    assert max(sizes) <= 50 and adopted > 0 and late > 0
+    assert len(spans) == 12 * 30 + 36
+
+
 # --------------------------------------------------------------------------- commands
 
 

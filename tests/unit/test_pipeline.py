@@ -88,6 +88,23 @@ def test_batches_go_to_every_sink_in_order_on_one_background_thread() -> None:
     assert pipe.close() is reports  # idempotent
 
 
+def test_emit_all_batches_a_list_as_emit_batches_its_items() -> None:
+    one, many = ListSink(), ListSink()
+    pipes = Pipeline([one], batch_size=4, queue_batches=2), Pipeline([many], batch_size=4, queue_batches=2)
+    items = [span(i) for i in range(23)]
+    for item in items:
+        pipes[0].emit(item)
+    chunk: list[Span] = []
+    for lo, hi in ((0, 3), (3, 3), (3, 12), (12, 13), (13, 23)):
+        chunk[:] = items[lo:hi]
+        pipes[1].emit_all(chunk)  # the caller reuses its list
+    assert pipes[1].spans_emitted == 23
+    for pipe in pipes:
+        pipe.close()
+    assert [len(b) for b in many.batches] == [len(b) for b in one.batches] == [4, 4, 4, 4, 4, 3]
+    assert [s.span_id for b in many.batches for s in b] == list(range(1, 24))
+
+
 def test_flush_delivers_the_partial_batch_without_closing() -> None:
     sink = ListSink()
     pipe = Pipeline([sink], batch_size=100)
