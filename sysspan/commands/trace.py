@@ -289,9 +289,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         pipeline.start(builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     elif ns.backend == "ebpf":
-        from sysspan.collector.ebpf.tracer import EbpfTracer
+        from sysspan.collector.ebpf.libbpf import new_tracer
 
-        tracer = EbpfTracer(
+        tracer = new_tracer(
             decoder, arch=arch, follow=ns.follow, traced=traced,
             execve_nrs=_numbers(arch, "execve", "execveat"),
         )
@@ -543,9 +543,9 @@ def _print_reports(reports: list, quiet: int) -> bool:
 
 
 def _run_tracer(tracer, builder: SpanBuilder) -> int | None:
-    """The ptrace loop hands over a chunk of records at a time; the eBPF backend parses
-    bpftrace's lines one record at a time."""
-    if isinstance(tracer, Tracer):
+    """The ptrace loop and the libbpf backend hand over a chunk of records at a time; the
+    bpftrace backend parses its lines one record at a time."""
+    if isinstance(tracer, Tracer) or getattr(tracer, "batched", False):
         return tracer.run(builder.handle_all, batch=True)
     return tracer.run(builder.handle)
 

@@ -13,13 +13,19 @@ import time
 
 import pytest
 
+from sysspan.collector.ebpf import libbpf
 from tests.tracehelpers import REPO, load_spans, sysspan
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="kernel without BTF"),
     pytest.mark.skipif(os.geteuid() != 0, reason="eBPF tracing needs root"),
-    pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace missing (make deps installs it)"),
+    pytest.mark.skipif(
+        shutil.which("bpftrace") is None and not libbpf.available(),
+        reason="neither the libbpf loader nor bpftrace is here (make installs both)",
+    ),
 ]
+needs_bpftrace = pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace missing")
+BPFTRACE = {"SYSSPAN_EBPF_BPFTRACE": "1"}
 
 
 def trace(tmp_path, *cmd, extra=(), env=None, check_rc=0):
@@ -46,9 +52,12 @@ def _strace(tmp_path, *cmd):
     return calls, paths
 
 
-def test_ls_matches_strace(tmp_path):
+@pytest.mark.parametrize(
+    "env", [None, pytest.param(BPFTRACE, marks=needs_bpftrace)], ids=["default", "bpftrace"]
+)
+def test_ls_matches_strace(tmp_path, env):
     calls, paths = _strace(tmp_path, "ls", "-la", "/")
-    _, spans = trace(tmp_path, "ls", "-la", "/", extra=("-f",))
+    _, spans = trace(tmp_path, "ls", "-la", "/", extra=("-f",), env=env)
     sys_spans = sorted((s for s in spans if s.is_syscall), key=lambda s: s.start)
     ours = collections.Counter(s.name for s in sys_spans)
     theirs = collections.Counter(calls)
@@ -184,7 +193,8 @@ def test_missing_bpftrace_is_one_line(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     os.symlink(shutil.which("true"), bindir / "true")
-    proc = sysspan("--backend", "ebpf", "--", "true", env={"PATH": str(bindir)}, cwd=tmp_path)
+    proc = sysspan("--backend", "ebpf", "--", "true", env={"PATH": str(bindir), **BPFTRACE},
+                   cwd=tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

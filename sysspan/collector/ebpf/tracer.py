@@ -78,7 +78,7 @@ class EbpfTracer:
 
     def __init__(self, decoder, *, arch: str, follow: bool, traced: frozenset[int] | None,
                  execve_nrs: frozenset[int]) -> None:  # noqa: ANN001
-        self.bpftrace = preflight.preflight()
+        self.bpftrace = self._preflight()
         self.decoder = decoder
         self.arch = arch
         self.follow = follow
@@ -104,6 +104,10 @@ class EbpfTracer:
         self._stopped = threading.Event()
         self._plans = decoder.plans()
 
+    def _preflight(self) -> str:
+        """What the machine lacks, as one line; the bpftrace path."""
+        return preflight.preflight()
+
     # -- the program -------------------------------------------------------------------------
     def _program(self, target: Target) -> str:
         available = syscall_tracepoints() or frozenset()
@@ -119,7 +123,7 @@ class EbpfTracer:
             fields = {nr: tracepoint_fields(names[nr]) for nr in self.traced if nr in names}
         return generate(target, self.traced, names, self._plans, self.execve_argv, fields)
 
-    def _start_bpftrace(self, target: Target) -> None:
+    def _start_kernel(self, target: Target) -> None:
         program = self._program(target)
         fd, self._program_file = tempfile.mkstemp(prefix="sysspan-", suffix=".bt")
         if os.environ.get("SYSSPAN_EBPF_DEBUG"):
@@ -191,7 +195,7 @@ class EbpfTracer:
         self._go_w = go_w
         self.root_pid = pid
         try:
-            self._start_bpftrace(Target(pid, self.follow, not self.follow, os.getpid()))
+            self._start_kernel(Target(pid, self.follow, not self.follow, os.getpid()))
             self._wait_ready()
         except BaseException:
             os.kill(pid, signal.SIGKILL)
@@ -207,7 +211,7 @@ class EbpfTracer:
         self.attached = True
         self.root_pid = pid
         try:
-            self._start_bpftrace(Target(pid, self.follow, False, os.getpid()))
+            self._start_kernel(Target(pid, self.follow, False, os.getpid()))
             self._wait_ready()
         except BaseException:
             self._cleanup()
