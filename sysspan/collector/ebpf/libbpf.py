@@ -67,12 +67,15 @@ def available() -> bool:
     return _bpf is not None
 
 
-def ring_bytes() -> int:
-    """The ring buffer's size: SYSSPAN_EBPF_BUFFER_PAGES pages (a power of two), or the
-    budget the bpftrace backend spreads over its per-CPU buffers, in one ring."""
+def ring_bytes(selected: bool) -> int:
+    """The ring buffer's size: SYSSPAN_EBPF_BUFFER_PAGES pages (a power of two), or else
+    BUFFER_BUDGET (256 MiB: a backlog of 1.8 million syscalls while sysspan's niced reader
+    waits for the CPU), an eighth of it for a ``-e trace=`` selection. The kernel zeroes the
+    whole ring at start-up (about 60 ms for 256 MiB here), which a short filtered run would
+    otherwise mostly pay for; a burst beyond the ring is counted as lost, never silent."""
     text = os.environ.get("SYSSPAN_EBPF_BUFFER_PAGES")
     if not text:
-        return BUFFER_BUDGET
+        return BUFFER_BUDGET // 8 if selected else BUFFER_BUDGET
     try:
         pages = int(text)
     except ValueError:
@@ -125,7 +128,7 @@ class LibbpfTracer(EbpfTracer):
         assert _bpf is not None
         names = table(self.arch)
         try:
-            session = _bpf.Session(ring_bytes())
+            session = _bpf.Session(ring_bytes(self.traced is not None))
         except OSError as exc:
             raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
         self._session = session
@@ -236,7 +239,7 @@ class LibbpfTracer(EbpfTracer):
         try:
             while True:
                 done = self._done.is_set()
-                chunk = session.drain(DRAIN_WAIT_MS)
+                chunk = session.drain(0 if done else DRAIN_WAIT_MS)
                 if not chunk:
                     if done:
                         return
