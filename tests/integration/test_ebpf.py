@@ -215,3 +215,25 @@ def test_unprivileged_is_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "CAP_BPF" in lines[0] and "--backend ptrace" in lines[0]
+
+
+@pytest.mark.skipif(not libbpf.available(), reason="sysspan's libbpf loader was not built")
+def test_long_paths_and_argv_are_read_whole(tmp_path):
+    """Past bpftrace's 160 bytes: a 300-byte path and an 860-byte argv element."""
+    long_path = "/nonexistent/" + "p" * 300
+    word = "w" * 500
+    out = tmp_path / "lines.txt"
+    _, spans = trace(
+        tmp_path, "sh", "-c", f"cat {long_path} 2>/dev/null; echo {word} >/dev/null; true",
+        extra=("-f", "-o", str(out)), check_rc=0,
+    )
+    opens = [s for s in spans if s.is_syscall and s.name == "openat"]
+    assert long_path in [s.attrs.get("file.path") for s in opens]
+    text = out.read_text()
+    assert f'openat(AT_FDCWD, "{long_path}", O_RDONLY) = -1 ENOENT' in text
+    # the line cuts strings at -s (32), as strace does; the process span has the whole argv
+    assert re.search(r'execve\("/usr/bin/sh", \["sh", "-c", "cat /nonexistent/p+"\.\.\.\]', text)
+    sh = next(s for s in spans if s.is_process and s.name in ("sh", "dash"))
+    assert sh.attrs["process.command_args"] == [
+        "sh", "-c", f"cat {long_path} 2>/dev/null; echo {word} >/dev/null; true"
+    ]
