@@ -30,7 +30,12 @@ from sysspan.collector.ebpf.program import (
     syscall_tracepoints,
     tracepoint_fields,
 )
-from sysspan.collector.ebpf.tracer import BUFFER_BUDGET, EbpfTracer, _yield_cpu
+from sysspan.collector.ebpf.tracer import (
+    BUFFER_BUDGET,
+    EbpfTracer,
+    _yield_cpu,
+    buffer_pages_setting,
+)
 from sysspan.collector.records import (
     ProcessStart,
     RawSyscall,
@@ -73,15 +78,9 @@ def ring_bytes(selected: bool) -> int:
     waits for the CPU), an eighth of it for a ``-e trace=`` selection. The kernel zeroes the
     whole ring at start-up (about 60 ms for 256 MiB here), which a short filtered run would
     otherwise mostly pay for; a burst beyond the ring is counted as lost, never silent."""
-    text = os.environ.get("SYSSPAN_EBPF_BUFFER_PAGES")
-    if not text:
+    pages = buffer_pages_setting()
+    if pages is None:
         return BUFFER_BUDGET // 8 if selected else BUFFER_BUDGET
-    try:
-        pages = int(text)
-    except ValueError:
-        pages = 0
-    if pages <= 0 or pages & (pages - 1):
-        raise SysspanError(f"SYSSPAN_EBPF_BUFFER_PAGES={text!r}: expected a power of two")
     return pages * PAGE
 
 
@@ -201,13 +200,7 @@ class LibbpfTracer(EbpfTracer):
         reader.start()
         status: int | None = None
         try:
-            if self.attached:
-                self._wait_gone(self.root_pid)
-            else:
-                os.write(self._go_w, b"g")
-                os.close(self._go_w)
-                self._go_w = -1
-                status = self._reap_all(0)
+            status = self._until_gone(0)
         finally:
             # stop recording, then leave the slow detaching to a process that outlives this one
             session.update("cfg", _KEY.pack(0), _CONFIG.pack(*self._config, 1))

@@ -195,6 +195,14 @@ static __always_inline int wanted(struct ss_config *c, u64 id) {
     return bpf_map_lookup_elem(&traced, &tgid) != NULL;
 }
 
+static __always_inline void header(struct ss_rec_hdr *h, u32 size, u16 kind, u32 tid, u32 tgid) {
+    h->size = size;
+    h->kind = kind;
+    h->flags = 0;
+    h->tid = (s32)tid;
+    h->tgid = (s32)tgid;
+}
+
 static __always_inline void count_lost(u32 which) {
     u64 *n = bpf_map_lookup_elem(&lost, &which);
     if (n) *n += 1;
@@ -276,10 +284,8 @@ static __always_inline void emit_syscall(struct ss_config *c, struct ss_inflight
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
     if (!s) return;
     struct ss_rec_syscall *r = (struct ss_rec_syscall *)s->buf;
-    r->h.kind = R_SYSCALL;
+    header(&r->h, 0, R_SYSCALL, (u32)id, id >> 32); /* its size once the reads are made */
     r->h.flags = has_rval ? F_RVAL : 0;
-    r->h.tid = (s32)(u32)id;
-    r->h.tgid = (s32)(id >> 32);
     r->nr = e->nr;
     r->args[0] = e->args[0];
     r->args[1] = e->args[1];
@@ -359,10 +365,8 @@ static __always_inline int on_enter(void *ctx, u64 nr) {
     if (!s) return 0;
     struct ss_rec_syscall *r = (struct ss_rec_syscall *)s->buf;
     __builtin_memset(r, 0, sizeof(*r));
-    r->h.kind = R_SYSCALL;
+    header(&r->h, 0, R_SYSCALL, tid, id >> 32);
     r->h.flags = F_ENTRY_ONLY;
-    r->h.tid = (s32)tid;
-    r->h.tgid = (s32)(id >> 32);
     r->nr = e.nr;
     r->seq0 = e.seq0;
     int execveat = nr == c->execveat_nr;
@@ -441,10 +445,7 @@ int newtask(struct trace_event_raw_task_newtask *ctx) {
     u8 one = 1;
     bpf_map_update_elem(&traced, &child, &one, BPF_ANY);
     struct ss_rec_start r = {};
-    r.h.size = sizeof(r);
-    r.h.kind = R_START;
-    r.h.tid = (s32)child;
-    r.h.tgid = (s32)child;
+    header(&r.h, sizeof(r), R_START, child, child);
     r.t = bpf_ktime_get_ns() + c->offset;
     r.seq = next_seq();
     r.parent = (s32)parent;
@@ -461,10 +462,7 @@ int exec(struct trace_event_raw_sched_process_exec *ctx) {
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
     if (!s) return 0;
     struct ss_rec_exec *r = (struct ss_rec_exec *)s->buf;
-    r->h.kind = R_EXEC;
-    r->h.flags = 0;
-    r->h.tid = (s32)(u32)id;
-    r->h.tgid = (s32)(id >> 32);
+    header(&r->h, 0, R_EXEC, (u32)id, id >> 32); /* its size once the data is read */
     r->t = bpf_ktime_get_ns() + c->offset;
     r->seq = next_seq();
     r->caller = ctx->old_pid;
@@ -506,10 +504,7 @@ int proc_exit(struct trace_event_raw_sched_process_exit *ctx) {
     u32 tgid = id >> 32;
     struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     struct ss_rec_exit r = {};
-    r.h.size = sizeof(r);
-    r.h.kind = R_EXIT;
-    r.h.tid = (s32)tid;
-    r.h.tgid = (s32)tgid;
+    header(&r.h, sizeof(r), R_EXIT, tid, tgid);
     r.t = bpf_ktime_get_ns() + c->offset;
     r.seq = next_seq();
     r.status = BPF_CORE_READ(task, exit_code);
@@ -526,10 +521,7 @@ int sig_deliver(struct trace_event_raw_signal_deliver *ctx) {
     u64 id = bpf_get_current_pid_tgid();
     if (!wanted(c, id)) return 0;
     struct ss_rec_signal r = {};
-    r.h.size = sizeof(r);
-    r.h.kind = R_SIGNAL;
-    r.h.tid = (s32)(u32)id;
-    r.h.tgid = (s32)(id >> 32);
+    header(&r.h, sizeof(r), R_SIGNAL, (u32)id, id >> 32);
     r.t = bpf_ktime_get_ns() + c->offset;
     r.seq = next_seq();
     r.sig = ctx->sig;

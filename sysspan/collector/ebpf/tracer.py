@@ -55,18 +55,26 @@ MARKER_CALLS = 20
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def _buffer_pages() -> int:
+def buffer_pages_setting() -> int | None:
+    """SYSSPAN_EBPF_BUFFER_PAGES (a power of two), or None when it is not set."""
     text = os.environ.get("SYSSPAN_EBPF_BUFFER_PAGES")
     if not text:
-        share = BUFFER_BUDGET // (os.cpu_count() or 1) // 4096
-        pages = 1 << max(share, 1).bit_length() - 1
-        return min(max(pages, BUFFER_PAGES_MIN), BUFFER_PAGES_MAX)
+        return None
     try:
         pages = int(text)
     except ValueError:
         pages = 0
     if pages <= 0 or pages & (pages - 1):
         raise SysspanError(f"SYSSPAN_EBPF_BUFFER_PAGES={text!r}: expected a power of two")
+    return pages
+
+
+def _buffer_pages() -> int:
+    pages = buffer_pages_setting()
+    if pages is None:
+        share = BUFFER_BUDGET // (os.cpu_count() or 1) // 4096
+        pages = 1 << max(share, 1).bit_length() - 1
+        return min(max(pages, BUFFER_PAGES_MIN), BUFFER_PAGES_MAX)
     return pages
 
 
@@ -248,13 +256,7 @@ class EbpfTracer:
         reader.start()
         status: int | None = None
         try:
-            if self.attached:
-                self._wait_gone(self.root_pid)
-            else:
-                os.write(self._go_w, b"g")
-                os.close(self._go_w)
-                self._go_w = -1
-                status = self._reap_all(proc.pid)
+            status = self._until_gone(proc.pid)
         finally:
             self._sync(proc, parser)
             if proc.poll() is None:
@@ -320,6 +322,17 @@ class EbpfTracer:
                 parser.feed([rest.decode("utf-8", "surrogateescape")])
         except BaseException as exc:  # noqa: BLE001 - reported by run()
             self._error = exc
+
+    def _until_gone(self, bpftrace_pid: int) -> int | None:
+        """Let the spawned command go and reap it (and its descendants), or wait until the
+        attached process is gone or detached; the root's wait status when it was ours."""
+        if self.attached:
+            self._wait_gone(self.root_pid)
+            return None
+        os.write(self._go_w, b"g")
+        os.close(self._go_w)
+        self._go_w = -1
+        return self._reap_all(bpftrace_pid)
 
     def _reap_all(self, bpftrace_pid: int) -> int | None:
         """Reap the command and, with -f, every descendant (orphans come to this subreaper)."""
