@@ -50,6 +50,16 @@ class BuildExt(build_ext):
             self.extensions.remove(ext)
             return
         out = os.path.join(self.build_temp, "ebpf")
+        try:
+            self._compile_bpf(out)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"sysspan: not building the libbpf loader ({exc}); --backend ebpf will use bpftrace")
+            self.extensions.remove(ext)
+            return
+        ext.include_dirs.append(out)
+
+    def _compile_bpf(self, out: str) -> None:
+        """vmlinux.h from this kernel's BTF, the BPF object, and the header embedding it."""
         os.makedirs(out, exist_ok=True)
         vmlinux = os.path.join(out, "vmlinux.h")
         with open(vmlinux, "wb") as fh:
@@ -67,7 +77,6 @@ class BuildExt(build_ext):
             for i in range(0, len(data), 16):
                 fh.write(",".join(str(b) for b in data[i : i + 16]) + ",\n")
             fh.write("};\n")
-        ext.include_dirs.append(out)
 
 
 BPF_EXT = "sysspan.collector.ebpf._bpf"
