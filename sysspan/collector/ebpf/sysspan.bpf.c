@@ -32,7 +32,9 @@ enum { PF_RVAL = 1, PF_U32LEN = 2 };
 #define READ_MAX 4096 /* longest single read; a longer string shows as its address */
 #define ARGV_ITEMS 64
 #define ARGV_STR_MAX 1024
-/* Record positions are masked to 8 KiB, and one read is at most 8 KiB (masked) past one. */
+/* Records stay below RECORD_MAX; positions are masked to 8 KiB for the verifier, and one read
+ * is at most 8 KiB (masked) past one. */
+#define RECORD_MAX 8192
 #define SCRATCH (3 * 8192)
 #define EXEC_DATA_MAX 4096
 #define EFAULT_ 14
@@ -216,14 +218,17 @@ static __always_inline void emit(void *data, u64 size, u32 which) {
 /* One read into the record at *pos; returns 0 when nothing was appended. */
 static __always_inline int add_blob(u8 *buf, u32 *pos, u64 addr, u64 len, int cstr, int at_exit,
                                     u64 plan_cap) {
+    /* one byte more than the plan's cap tells a string that did not end within it */
+    u64 want = plan_cap + 1 > READ_MAX ? READ_MAX : plan_cap + 1;
+    u64 room = cstr ? want : (len > READ_MAX ? READ_MAX : len);
+    /* a record stays within RECORD_MAX: a read that would not fit shows as its address */
+    if (*pos + sizeof(struct ss_blob_hdr) + room > RECORD_MAX) return 0;
     u64 p = BOUND(*pos, 8191);
     struct ss_blob_hdr *bh = (struct ss_blob_hdr *)(buf + p);
     u8 *data = buf + p + sizeof(*bh);
     long got;
     u8 fault = 0;
     if (cstr) {
-        /* one byte more than the plan's cap tells a string that did not end within it */
-        u64 want = plan_cap + 1 > READ_MAX ? READ_MAX : plan_cap + 1;
         got = bpf_probe_read_user_str(data, BOUND(want, 8191), (void *)addr);
         if (got <= 0) return 0;
         got -= 1; /* without the NUL */
@@ -331,7 +336,7 @@ static long count_argv(u32 i, void *ctx) {
 static long read_argv_item(u32 i, void *ctx) {
     struct argv_walk *w = ctx;
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
-    if (!s || w->pos > 8192 - ARGV_STR_MAX) return 1; /* full: the rest are addresses */
+    if (!s || w->pos > RECORD_MAX - ARGV_STR_MAX) return 1; /* full: the rest are addresses */
     u64 a = BOUND(w->arr + sizeof(struct ss_blob_hdr) + (u64)i * 8, 8191);
     u64 p = *(u64 *)(s->buf + a);
     w->nblobs += add_blob(s->buf, &w->pos, p, 0, 1, 0, ARGV_STR_MAX - 1);
