@@ -12,17 +12,28 @@ STAMP := $(VENV)/.installed
 # setup.py builds two C extensions (the stop loop, the decision ring), so a compiler comes
 # first. compileall: where PYTHONDONTWRITEBYTECODE is set, every start would otherwise
 # compile sysspan's sources again (most of a short trace's start-up).
-$(STAMP): pyproject.toml setup.py sysspan/collector/_stoploop.c sysspan/decisions/_ring.c include/sysspan_decisions.h | compiler
+$(STAMP): pyproject.toml setup.py sysspan/collector/_stoploop.c sysspan/decisions/_ring.c include/sysspan_decisions.h sysspan/collector/ebpf/_bpf.c sysspan/collector/ebpf/sysspan.bpf.c | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m compileall -q sysspan > /dev/null
 	touch $(STAMP)
 
+# clang, bpftool and libbpf-dev build the eBPF backend's own BPF program and its loader
+# (setup.py skips them, leaving bpftrace as that backend, where they cannot be installed).
 compiler:
 	@command -v gcc >/dev/null 2>&1 || { \
 	  echo "installing Debian packages: gcc libc6-dev"; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; }
+	@missing=""; \
+	command -v clang >/dev/null 2>&1 || missing="$$missing clang"; \
+	command -v bpftool >/dev/null 2>&1 || missing="$$missing bpftool"; \
+	[ -e /usr/include/bpf/libbpf.h ] || missing="$$missing libbpf-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+	    echo "could not install$$missing: --backend ebpf will use bpftrace"; \
+	fi
 
 deps:
 	@missing=""; \

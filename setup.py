@@ -3,11 +3,16 @@
 The ptrace stop loop (sysspan/collector/_stoploop.c, which says why) and the decision ring's
 writer (sysspan/decisions/_ring.c: Python has no atomics on shared memory) are C. There is no pure
 Python fallback: a build without a C compiler stops with one line naming the package.
+
+The eBPF backend's loader (sysspan/collector/ebpf/_bpf.c) is optional: it is built when clang,
+bpftool, libbpf's headers and the kernel's BTF are all here (the BPF program is compiled against
+a vmlinux.h generated from this kernel's BTF); otherwise --backend ebpf runs through bpftrace.
 """
 
 import os
 import shlex
 import shutil
+import subprocess
 import sysconfig
 
 from setuptools import Extension, setup
@@ -25,8 +30,58 @@ class BuildExt(build_ext):
         words = shlex.split(cc)
         if not words or shutil.which(words[0]) is None:
             raise SystemExit(f"error: {NO_COMPILER} (no {words[0] if words else 'cc'!r} found)")
+        self._build_bpf_object()
         super().run()
 
+    def _build_bpf_object(self) -> None:
+        """Compile the BPF program and embed it in a header for the loader, or drop the
+        loader (with one line naming what is missing)."""
+        ext = next((e for e in self.extensions if e.name == BPF_EXT), None)
+        if ext is None:
+            return
+        missing = [n for n in ("clang", "bpftool") if shutil.which(n) is None]
+        if not os.path.exists("/usr/include/bpf/libbpf.h"):
+            missing.append("libbpf-dev")
+        if not os.path.exists(BTF):
+            missing.append(f"kernel BTF ({BTF})")
+        if missing:
+            print(f"sysspan: not building the libbpf loader (missing: {', '.join(missing)}); "
+                  "--backend ebpf will use bpftrace")
+            self.extensions.remove(ext)
+            return
+        out = os.path.join(self.build_temp, "ebpf")
+        try:
+            self._compile_bpf(out)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"sysspan: not building the libbpf loader ({exc}); --backend ebpf will use bpftrace")
+            self.extensions.remove(ext)
+            return
+        ext.include_dirs.append(out)
+
+    def _compile_bpf(self, out: str) -> None:
+        """vmlinux.h from this kernel's BTF, the BPF object, and the header embedding it."""
+        os.makedirs(out, exist_ok=True)
+        vmlinux = os.path.join(out, "vmlinux.h")
+        with open(vmlinux, "wb") as fh:
+            subprocess.run(["bpftool", "btf", "dump", "file", BTF, "format", "c"], stdout=fh,
+                           check=True)
+        raw, obj = os.path.join(out, "sysspan.bpf.raw.o"), os.path.join(out, "sysspan.bpf.o")
+        subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall", "-I", out, "-c",
+                        BPF_SOURCE, "-o", raw], check=True)
+        # bpftool links it without the DWARF sections (the BTF that CO-RE needs stays)
+        subprocess.run(["bpftool", "gen", "object", obj, raw], check=True)
+        with open(obj, "rb") as fh:
+            data = fh.read()
+        with open(os.path.join(out, "sysspan_bpf_obj.h"), "w") as fh:
+            fh.write("static const unsigned char sysspan_bpf_obj[] = {\n")
+            for i in range(0, len(data), 16):
+                fh.write(",".join(str(b) for b in data[i : i + 16]) + ",\n")
+            fh.write("};\n")
+
+
+BPF_EXT = "sysspan.collector.ebpf._bpf"
+BPF_SOURCE = "sysspan/collector/ebpf/sysspan.bpf.c"
+BTF = "/sys/kernel/btf/vmlinux"
 
 ext_modules = [
     Extension(
@@ -40,6 +95,13 @@ ext_modules = [
         include_dirs=["include"],
         extra_compile_args=["-std=gnu11", "-O2"],
         libraries=["m"],
+    ),
+    Extension(
+        BPF_EXT,
+        ["sysspan/collector/ebpf/_bpf.c"],
+        depends=[BPF_SOURCE],
+        extra_compile_args=["-std=gnu11", "-O2", "-Wall"],
+        libraries=["bpf"],
     ),
 ]
 

@@ -10,13 +10,15 @@
 4. filtered:    -e trace=openat on dd count=2000000 vs the untraced command (whole run, and
                 dd's own time)
 
-Needs root and bpftrace. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME ...]
+Needs root and sysspan's libbpf loader (built by make where clang, bpftool and libbpf-dev are
+installed), or bpftrace: SYSSPAN_EBPF_BPFTRACE=1 measures the bpftrace kernel side. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -27,7 +29,9 @@ from pathlib import Path
 
 from common import PIN, SYSSPAN, compare, env, machine_note, median
 
-EBPF = [*SYSSPAN, "--backend", "ebpf"]
+#: common.env() drops SYSSPAN_* variables; this one chooses the kernel side being measured
+BPFTRACE = os.environ.get("SYSSPAN_EBPF_BPFTRACE", "") not in ("", "0")
+EBPF = [*(["env", "SYSSPAN_EBPF_BPFTRACE=1"] if BPFTRACE else []), *SYSSPAN, "--backend", "ebpf"]
 DD_TIME = re.compile(rb"copied, ([0-9.]+) s")
 
 
@@ -195,6 +199,15 @@ def filtered(runs: int, count: int, tmp: Path) -> None:
     print(f"   dd's own time, pinned: ebpf {e:.3f}s, untraced {u:.3f}s, ratio {e / u:.2f}  (medians of {runs})")
 
 
+def kernel_side() -> str:
+    """Which kernel side --backend ebpf runs here (the figures differ a lot between them)."""
+    from sysspan.collector.ebpf import libbpf
+
+    if libbpf.available() and not BPFTRACE:
+        return "libbpf (sysspan.bpf.c)"
+    return "bpftrace"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -204,6 +217,7 @@ def main() -> None:
     only = set(args.only or ("full", "slowdown", "attach", "filtered"))
     scale = 10 if args.quick else 1
     print(f"machine: {machine_note()}")
+    print(f"kernel side: {kernel_side()}")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "full" in only:

@@ -48,7 +48,7 @@ from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
 from sysspan.stderr_tail import StderrTail
 
-if TYPE_CHECKING:  # loaded only when used: bpftrace's backend, msgpack for --decisions-out
+if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out
     from sysspan.collector.ebpf.tracer import EbpfTracer
     from sysspan.decisions.ruchy import DecisionWriter
 
@@ -89,7 +89,7 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--tp-print", action="store_true", help="print the run span's TRACEPARENT on stderr before the command starts")
     pr.add_argument("--tp-required", action="store_true", help="fail (exit 1) when no valid incoming trace context is found")
     pr.add_argument("--no-syscalls", action="store_true", help="no ptrace: wrap the command in its run span only")
-    st.add_argument("--backend", choices=("ptrace", "ebpf"), default="ptrace", help="how syscalls are recorded: ptrace (default; unprivileged, stops the program at each syscall) or ebpf (bpftrace in the kernel; root, the program runs on)")
+    st.add_argument("--backend", choices=("ptrace", "ebpf"), default="ptrace", help="how syscalls are recorded: ptrace (default; unprivileged, stops the program at each syscall) or ebpf (recorded in the kernel through libbpf or bpftrace; root, the program runs on)")
     st.add_argument("--no-seccomp", action="store_true", help="with -e trace=, stop at every syscall instead of installing a seccomp-bpf filter")
     de = parser.add_argument_group("decisions")
     de.add_argument("--decision-sample", type=_ratio, default=1.0, metavar="RATIO", help="keep this fraction of decisions (xorshift RNG); counts stay exact")
@@ -309,9 +309,9 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         pipeline.start(builder.materialize)
         status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     elif ns.backend == "ebpf":
-        from sysspan.collector.ebpf.tracer import EbpfTracer
+        from sysspan.collector.ebpf.libbpf import new_tracer
 
-        tracer = EbpfTracer(
+        tracer = new_tracer(
             decoder, arch=arch, follow=ns.follow, traced=traced,
             execve_nrs=_numbers(arch, "execve", "execveat"),
         )
@@ -565,10 +565,10 @@ def _print_reports(reports: list, quiet: int) -> bool:
 
 
 def _run_tracer(tracer, builder: SpanBuilder) -> int | None:
-    """The ptrace loop hands over a chunk of records at a time; the eBPF backend parses
-    bpftrace's lines one record at a time."""
+    """The ptrace loop and the libbpf backend hand over a chunk of records at a time; the
+    bpftrace backend parses its lines one record at a time."""
     with rare_collections():
-        if isinstance(tracer, Tracer):
+        if isinstance(tracer, Tracer) or getattr(tracer, "batched", False):
             return tracer.run(builder.handle_all, batch=True)
         return tracer.run(builder.handle)
 

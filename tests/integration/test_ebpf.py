@@ -13,13 +13,19 @@ import time
 
 import pytest
 
+from sysspan.collector.ebpf import libbpf
 from tests.tracehelpers import REPO, load_spans, sysspan
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="kernel without BTF"),
     pytest.mark.skipif(os.geteuid() != 0, reason="eBPF tracing needs root"),
-    pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace missing (make deps installs it)"),
+    pytest.mark.skipif(
+        shutil.which("bpftrace") is None and not libbpf.available(),
+        reason="neither the libbpf loader nor bpftrace is here (make installs both)",
+    ),
 ]
+needs_bpftrace = pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace missing")
+BPFTRACE = {"SYSSPAN_EBPF_BPFTRACE": "1"}
 
 
 def trace(tmp_path, *cmd, extra=(), env=None, check_rc=0):
@@ -46,9 +52,12 @@ def _strace(tmp_path, *cmd):
     return calls, paths
 
 
-def test_ls_matches_strace(tmp_path):
+@pytest.mark.parametrize(
+    "env", [None, pytest.param(BPFTRACE, marks=needs_bpftrace)], ids=["default", "bpftrace"]
+)
+def test_ls_matches_strace(tmp_path, env):
     calls, paths = _strace(tmp_path, "ls", "-la", "/")
-    _, spans = trace(tmp_path, "ls", "-la", "/", extra=("-f",))
+    _, spans = trace(tmp_path, "ls", "-la", "/", extra=("-f",), env=env)
     sys_spans = sorted((s for s in spans if s.is_syscall), key=lambda s: s.start)
     ours = collections.Counter(s.name for s in sys_spans)
     theirs = collections.Counter(calls)
@@ -186,7 +195,8 @@ def test_missing_bpftrace_is_one_line(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     os.symlink(shutil.which("true"), bindir / "true")
-    proc = sysspan("--backend", "ebpf", "--", "true", env={"PATH": str(bindir)}, cwd=tmp_path)
+    proc = sysspan("--backend", "ebpf", "--", "true", env={"PATH": str(bindir), **BPFTRACE},
+                   cwd=tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -207,3 +217,25 @@ def test_unprivileged_is_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "CAP_BPF" in lines[0] and "--backend ptrace" in lines[0]
+
+
+@pytest.mark.skipif(not libbpf.available(), reason="sysspan's libbpf loader was not built")
+def test_long_paths_and_argv_are_read_whole(tmp_path):
+    """Past bpftrace's 160 bytes: a 300-byte path and an 860-byte argv element."""
+    long_path = "/nonexistent/" + "p" * 300
+    word = "w" * 500
+    out = tmp_path / "lines.txt"
+    _, spans = trace(
+        tmp_path, "sh", "-c", f"cat {long_path} 2>/dev/null; echo {word} >/dev/null; true",
+        extra=("-f", "-o", str(out)), check_rc=0,
+    )
+    opens = [s for s in spans if s.is_syscall and s.name == "openat"]
+    assert long_path in [s.attrs.get("file.path") for s in opens]
+    text = out.read_text()
+    assert f'openat(AT_FDCWD, "{long_path}", O_RDONLY) = -1 ENOENT' in text
+    # the line cuts strings at -s (32), as strace does; the process span has the whole argv
+    assert re.search(r'execve\("/usr/bin/sh", \["sh", "-c", "cat /nonexistent/p+"\.\.\.\]', text)
+    sh = next(s for s in spans if s.is_process and s.name in ("sh", "dash"))
+    assert sh.attrs["process.command_args"] == [
+        "sh", "-c", f"cat {long_path} 2>/dev/null; echo {word} >/dev/null; true"
+    ]

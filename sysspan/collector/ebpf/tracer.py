@@ -55,18 +55,26 @@ MARKER_CALLS = 20
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def _buffer_pages() -> int:
+def buffer_pages_setting() -> int | None:
+    """SYSSPAN_EBPF_BUFFER_PAGES (a power of two), or None when it is not set."""
     text = os.environ.get("SYSSPAN_EBPF_BUFFER_PAGES")
     if not text:
-        share = BUFFER_BUDGET // (os.cpu_count() or 1) // 4096
-        pages = 1 << max(share, 1).bit_length() - 1
-        return min(max(pages, BUFFER_PAGES_MIN), BUFFER_PAGES_MAX)
+        return None
     try:
         pages = int(text)
     except ValueError:
         pages = 0
     if pages <= 0 or pages & (pages - 1):
         raise SysspanError(f"SYSSPAN_EBPF_BUFFER_PAGES={text!r}: expected a power of two")
+    return pages
+
+
+def _buffer_pages() -> int:
+    pages = buffer_pages_setting()
+    if pages is None:
+        share = BUFFER_BUDGET // (os.cpu_count() or 1) // 4096
+        pages = 1 << max(share, 1).bit_length() - 1
+        return min(max(pages, BUFFER_PAGES_MIN), BUFFER_PAGES_MAX)
     return pages
 
 
@@ -78,7 +86,7 @@ class EbpfTracer:
 
     def __init__(self, decoder, *, arch: str, follow: bool, traced: frozenset[int] | None,
                  execve_nrs: frozenset[int]) -> None:  # noqa: ANN001
-        self.bpftrace = preflight.preflight()
+        self.bpftrace = self._preflight()
         self.decoder = decoder
         self.arch = arch
         self.follow = follow
@@ -104,6 +112,10 @@ class EbpfTracer:
         self._stopped = threading.Event()
         self._plans = decoder.plans()
 
+    def _preflight(self) -> str:
+        """What the machine lacks, as one line; the bpftrace path."""
+        return preflight.preflight()
+
     # -- the program -------------------------------------------------------------------------
     def _program(self, target: Target) -> str:
         available = syscall_tracepoints() or frozenset()
@@ -119,7 +131,7 @@ class EbpfTracer:
             fields = {nr: tracepoint_fields(names[nr]) for nr in self.traced if nr in names}
         return generate(target, self.traced, names, self._plans, self.execve_argv, fields)
 
-    def _start_bpftrace(self, target: Target) -> None:
+    def _start_kernel(self, target: Target) -> None:
         program = self._program(target)
         fd, self._program_file = tempfile.mkstemp(prefix="sysspan-", suffix=".bt")
         if os.environ.get("SYSSPAN_EBPF_DEBUG"):
@@ -191,7 +203,7 @@ class EbpfTracer:
         self._go_w = go_w
         self.root_pid = pid
         try:
-            self._start_bpftrace(Target(pid, self.follow, not self.follow, os.getpid()))
+            self._start_kernel(Target(pid, self.follow, not self.follow, os.getpid()))
             self._wait_ready()
         except BaseException:
             os.kill(pid, signal.SIGKILL)
@@ -207,7 +219,7 @@ class EbpfTracer:
         self.attached = True
         self.root_pid = pid
         try:
-            self._start_bpftrace(Target(pid, self.follow, False, os.getpid()))
+            self._start_kernel(Target(pid, self.follow, False, os.getpid()))
             self._wait_ready()
         except BaseException:
             self._cleanup()
@@ -244,13 +256,7 @@ class EbpfTracer:
         reader.start()
         status: int | None = None
         try:
-            if self.attached:
-                self._wait_gone(self.root_pid)
-            else:
-                os.write(self._go_w, b"g")
-                os.close(self._go_w)
-                self._go_w = -1
-                status = self._reap_all(proc.pid)
+            status = self._until_gone(proc.pid)
         finally:
             self._sync(proc, parser)
             if proc.poll() is None:
@@ -316,6 +322,17 @@ class EbpfTracer:
                 parser.feed([rest.decode("utf-8", "surrogateescape")])
         except BaseException as exc:  # noqa: BLE001 - reported by run()
             self._error = exc
+
+    def _until_gone(self, bpftrace_pid: int) -> int | None:
+        """Let the spawned command go and reap it (and its descendants), or wait until the
+        attached process is gone or detached; the root's wait status when it was ours."""
+        if self.attached:
+            self._wait_gone(self.root_pid)
+            return None
+        os.write(self._go_w, b"g")
+        os.close(self._go_w)
+        self._go_w = -1
+        return self._reap_all(bpftrace_pid)
 
     def _reap_all(self, bpftrace_pid: int) -> int | None:
         """Reap the command and, with -f, every descendant (orphans come to this subreaper)."""

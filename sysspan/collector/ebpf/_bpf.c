@@ -1,0 +1,350 @@
+/* Loads sysspan.bpf.c's object through libbpf and hands its ring buffer to Python.
+ *
+ * Why C: the records are read in batches without the GIL (the ring is polled, not woken per
+ * record) and come out as the same bytes the ptrace stop loop's drain() returns, so
+ * records.parse_records reads both. The object itself is compiled by setup.py and embedded
+ * here (sysspan_bpf_obj.h), so the module needs nothing at run time but libbpf.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sysspan_bpf_obj.h"
+
+#define MAX_LINKS 1024
+/* Stop a drain at about this many bytes: a batch for the builder, not the whole ring. */
+#define DRAIN_MAX_BYTES (1 << 20)
+#define STOP_BATCH (-7001)
+#define UNLINK_THREADS 64
+
+/* libbpf's last message: the detail of a failed load, shown in one line. */
+static char last_msg[512];
+
+static int verbose;
+
+static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
+    if (verbose) {
+        vfprintf(stderr, fmt, ap);
+        return 0;
+    }
+    if (level == LIBBPF_DEBUG) return 0;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == ' ')) line[--n] = 0;
+    if (n) memcpy(last_msg, line, n + 1);
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    struct bpf_object *obj;
+    struct ring_buffer *rb;
+    struct bpf_link *links[MAX_LINKS];
+    int nlinks;
+    char *buf;
+    size_t len, cap;
+} Session;
+
+static PyObject *fail(const char *what, int err) {
+    if (err < 0) err = -err;
+    if (last_msg[0])
+        PyErr_Format(PyExc_OSError, "%s: %s (%s)", what, strerror(err), last_msg);
+    else
+        PyErr_Format(PyExc_OSError, "%s: %s", what, strerror(err));
+    last_msg[0] = 0;
+    return NULL;
+}
+
+static int on_record(void *ctx, void *data, size_t size) {
+    Session *s = ctx;
+    if (s->len + size > s->cap) {
+        size_t cap = s->cap ? s->cap : (1 << 16);
+        while (cap < s->len + size) cap *= 2;
+        char *p = realloc(s->buf, cap);
+        if (!p) return -ENOMEM;
+        s->buf = p;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, size);
+    s->len += size;
+    return s->len >= DRAIN_MAX_BYTES ? STOP_BATCH : 0;
+}
+
+static int Session_init(Session *s, PyObject *args, PyObject *kw) {
+    static char *names[] = {"ring_bytes", NULL};
+    unsigned long ring_bytes;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "k", names, &ring_bytes)) return -1;
+    const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
+    verbose = debug && *debug;
+    libbpf_set_print(on_libbpf_print);
+    last_msg[0] = 0;
+    struct bpf_object *obj = bpf_object__open_mem(sysspan_bpf_obj, sizeof sysspan_bpf_obj, NULL);
+    if (!obj) {
+        fail("opening the eBPF object", errno);
+        return -1;
+    }
+    s->obj = obj;
+    struct bpf_map *events = bpf_object__find_map_by_name(obj, "events");
+    int err = events ? bpf_map__set_max_entries(events, (__u32)ring_bytes) : -ENOENT;
+    if (err) {
+        fail("sizing the ring buffer", err);
+        return -1;
+    }
+    /* attached by attach(), to the tracepoints chosen there */
+    struct bpf_program *prog;
+    bpf_object__for_each_program(prog, obj) bpf_program__set_autoattach(prog, false);
+    Py_BEGIN_ALLOW_THREADS
+    err = bpf_object__load(obj);
+    Py_END_ALLOW_THREADS
+    if (err) {
+        fail("loading the eBPF programs", err);
+        return -1;
+    }
+    s->rb = ring_buffer__new(bpf_map__fd(events), on_record, s, NULL);
+    if (!s->rb) {
+        fail("opening the ring buffer", errno);
+        return -1;
+    }
+    return 0;
+}
+
+static int map_fd(Session *s, const char *name) {
+    struct bpf_map *m = s->obj ? bpf_object__find_map_by_name(s->obj, name) : NULL;
+    if (!m) {
+        PyErr_Format(PyExc_KeyError, "no map %s", name);
+        return -1;
+    }
+    return bpf_map__fd(m);
+}
+
+static PyObject *Session_update(Session *s, PyObject *args) {
+    const char *name;
+    Py_buffer key, value;
+    if (!PyArg_ParseTuple(args, "sy*y*", &name, &key, &value)) return NULL;
+    int fd = map_fd(s, name);
+    int err = fd < 0 ? 0 : bpf_map_update_elem(fd, key.buf, value.buf, BPF_ANY);
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&value);
+    if (fd < 0) return NULL;
+    if (err) return fail(name, errno);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_attach(Session *s, PyObject *args) {
+    const char *prog_name, *category, *tp;
+    if (!PyArg_ParseTuple(args, "sss", &prog_name, &category, &tp)) return NULL;
+    struct bpf_program *prog = s->obj ? bpf_object__find_program_by_name(s->obj, prog_name) : NULL;
+    if (!prog) {
+        PyErr_Format(PyExc_KeyError, "no program %s", prog_name);
+        return NULL;
+    }
+    if (s->nlinks >= MAX_LINKS) {
+        PyErr_SetString(PyExc_OSError, "too many tracepoints");
+        return NULL;
+    }
+    struct bpf_link *link = bpf_program__attach_tracepoint(prog, category, tp);
+    if (!link) {
+        char what[256];
+        snprintf(what, sizeof what, "attaching to %s:%s", category, tp);
+        return fail(what, errno);
+    }
+    s->links[s->nlinks++] = link;
+    Py_RETURN_NONE;
+}
+
+/* Whatever records are ready, up to about DRAIN_MAX_BYTES, waiting up to timeout_ms for the
+ * first; b"" when none came. */
+static PyObject *Session_drain(Session *s, PyObject *args) {
+    int timeout_ms;
+    if (!PyArg_ParseTuple(args, "i", &timeout_ms)) return NULL;
+    if (!s->rb) {
+        PyErr_SetString(PyExc_ValueError, "session closed");
+        return NULL;
+    }
+    int err = 0;
+    s->len = 0;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec nap = {0, 2 * 1000000};
+    int waited = 0;
+    for (;;) {
+        err = ring_buffer__consume(s->rb);
+        if (err == STOP_BATCH) err = 0;
+        if (err < 0 || s->len || waited >= timeout_ms) break;
+        nanosleep(&nap, NULL);
+        waited += 2;
+    }
+    Py_END_ALLOW_THREADS
+    if (err < 0) return fail("reading the ring buffer", err);
+    return PyBytes_FromStringAndSize(s->buf, (Py_ssize_t)s->len);
+}
+
+/* The per-CPU counters of a PERCPU_ARRAY map's entry, summed. */
+static PyObject *Session_percpu_sum(Session *s, PyObject *args) {
+    const char *name;
+    unsigned int key;
+    if (!PyArg_ParseTuple(args, "sI", &name, &key)) return NULL;
+    int fd = map_fd(s, name);
+    if (fd < 0) return NULL;
+    int n = libbpf_num_possible_cpus();
+    if (n <= 0) return fail("counting CPUs", n);
+    __u64 *vals = calloc((size_t)n, sizeof(__u64));
+    if (!vals) return PyErr_NoMemory();
+    if (bpf_map_lookup_elem(fd, &key, vals)) {
+        free(vals);
+        return fail(name, errno);
+    }
+    unsigned long long sum = 0;
+    for (int i = 0; i < n; i++) sum += vals[i];
+    free(vals);
+    return PyLong_FromUnsignedLongLong(sum);
+}
+
+static void unlink_all(Session *s);
+
+static void session_close(Session *s) {
+    unlink_all(s);
+    if (s->rb) ring_buffer__free(s->rb);
+    s->rb = NULL;
+    if (s->obj) bpf_object__close(s->obj);
+    s->obj = NULL;
+    free(s->buf);
+    s->buf = NULL;
+    s->len = s->cap = 0;
+}
+
+typedef struct {
+    Session *s;
+    int first, step;
+} unlink_job;
+
+static void *unlink_some(void *arg) {
+    unlink_job *j = arg;
+    for (int i = j->first; i < j->s->nlinks; i += j->step) bpf_link__destroy(j->s->links[i]);
+    return NULL;
+}
+
+/* Detaching one tracepoint waits for an RCU grace period (tens of milliseconds on some
+ * machines): the links are destroyed from several threads, so the waits overlap. */
+static void unlink_all(Session *s) {
+    pthread_t threads[UNLINK_THREADS];
+    unlink_job jobs[UNLINK_THREADS];
+    int n = s->nlinks < UNLINK_THREADS ? s->nlinks : UNLINK_THREADS, started = 0;
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (unlink_job){s, i, n};
+        if (pthread_create(&threads[i], NULL, unlink_some, &jobs[i]) != 0) break;
+        started++;
+    }
+    if (started < n) { /* no thread for the rest: destroy them here */
+        unlink_job rest = {s, started, n};
+        for (int i = started; i < n; i++) {
+            rest.first = i;
+            unlink_some(&rest);
+        }
+    }
+    for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+    s->nlinks = 0;
+}
+
+static PyObject *Session_detach(Session *s, PyObject *noargs) {
+    Py_BEGIN_ALLOW_THREADS
+    unlink_all(s);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* Leaves the tracepoints to a child process that outlives this one: detaching them waits for
+ * RCU grace periods (tens of milliseconds per tracepoint on some machines, one after the
+ * other), which sysspan's exit then does not wait for. The child keeps only the BPF file
+ * descriptors and ends once this process is gone. */
+static PyObject *Session_handoff(Session *s, PyObject *noargs) {
+    int gone[2];
+    if (pipe(gone) < 0) return fail("handing the probes off", errno);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(gone[0]);
+        close(gone[1]);
+        return fail("handing the probes off", errno);
+    }
+    if (pid == 0) {
+        /* async-signal-safe calls only: the parent has other threads */
+        int maxfd = (int)sysconf(_SC_OPEN_MAX);
+        if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
+        for (int fd = 0; fd < maxfd; fd++) {
+            if (fd == gone[0]) continue;
+            char path[64], target[32];
+            snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+            ssize_t n = readlink(path, target, sizeof target - 1);
+            if (n < 0) continue;
+            target[n] = 0;
+            if (strncmp(target, "anon_inode:", 11) != 0) close(fd);
+        }
+        char c;
+        while (read(gone[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        _exit(0);
+    }
+    close(gone[0]);
+    /* gone[1] stays open until this process exits (close-on-exec for what it runs) */
+    fcntl(gone[1], F_SETFD, FD_CLOEXEC);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_close(Session *s, PyObject *noargs) {
+    session_close(s);
+    Py_RETURN_NONE;
+}
+
+static void Session_dealloc(Session *s) {
+    session_close(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef Session_methods[] = {
+    {"update", (PyCFunction)Session_update, METH_VARARGS, "update(map, key, value): set one map entry"},
+    {"attach", (PyCFunction)Session_attach, METH_VARARGS,
+     "attach(program, category, tracepoint): attach a program to a tracepoint"},
+    {"drain", (PyCFunction)Session_drain, METH_VARARGS,
+     "drain(timeout_ms) -> bytes: the records ready in the ring buffer"},
+    {"percpu_sum", (PyCFunction)Session_percpu_sum, METH_VARARGS,
+     "percpu_sum(map, key) -> int: a per-CPU counter summed over CPUs"},
+    {"detach", (PyCFunction)Session_detach, METH_NOARGS, "detach every program"},
+    {"handoff", (PyCFunction)Session_handoff, METH_NOARGS,
+     "leave detaching the probes to a child process that outlives this one"},
+    {"close", (PyCFunction)Session_close, METH_NOARGS, "detach and unload everything"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SessionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sysspan.collector.ebpf._bpf.Session",
+    .tp_basicsize = sizeof(Session),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Session(ring_bytes): sysspan's eBPF programs loaded, not yet attached",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Session_init,
+    .tp_dealloc = (destructor)Session_dealloc,
+    .tp_methods = Session_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_bpf", "sysspan's eBPF programs, loaded through libbpf", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__bpf(void) {
+    if (PyType_Ready(&SessionType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&SessionType);
+    if (PyModule_AddObject(m, "Session", (PyObject *)&SessionType) < 0) return NULL;
+    return m;
+}

@@ -1,0 +1,293 @@
+"""The eBPF backend through libbpf: sysspan's own BPF programs (``sysspan.bpf.c``), loaded by
+the ``_bpf`` extension, write the ptrace loop's binary records into one BPF ring buffer.
+
+Start-up is a load and a few attaches (tens of milliseconds, where bpftrace compiles its
+program for about two seconds), and a record is parsed by ``records.parse_records`` as the
+ptrace loop's are: no text on the way. Process handling (the spawned child waiting on a pipe
+until the probes are attached, reaping, ``-p``) is ``EbpfTracer``'s.
+
+Ending a run needs no marker: a process's exit record is written before its parent can reap
+it, so once sysspan has reaped everything, draining the ring until it is empty reads every
+record. A record the full ring could not take is counted in the kernel (the ``lost`` map):
+syscalls apart from the other records, so spans + lost = syscalls exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sysspan.collector.ebpf import preflight
+from sysspan.collector.ebpf.program import (
+    P_CSTR,
+    P_MEM,
+    Target,
+    syscall_tracepoints,
+    tracepoint_fields,
+)
+from sysspan.collector.ebpf.tracer import (
+    BUFFER_BUDGET,
+    EbpfTracer,
+    _yield_cpu,
+    buffer_pages_setting,
+)
+from sysspan.collector.records import (
+    ProcessStart,
+    RawSyscall,
+    Record,
+    Snapshot,
+    Syscall,
+    parse_records,
+)
+from sysspan.collector.syscalls import table
+from sysspan.errors import EbpfUnavailable, SysspanError
+
+try:
+    from sysspan.collector.ebpf import _bpf
+except ImportError:  # built only where clang, bpftool and libbpf-dev were at install time
+    _bpf = None  # type: ignore[assignment]
+
+#: Keep in step with sysspan.bpf.c.
+MAX_READS = 6
+OP_SLOTS = 8
+PLANS_MAX = 1024
+F_ENTRY_ONLY = 64
+NO_SYSCALL = 0xFFFFFFFF
+_CONFIG = struct.Struct("<QIIIIII")
+_PLAN = struct.Struct("<II")
+_OP = struct.Struct("<bbbbbbxxIIQ")
+_KEY = struct.Struct("<I")
+#: How long one drain call waits for records before the reader looks at its stop flag.
+DRAIN_WAIT_MS = 20
+PAGE = 4096
+
+
+def available() -> bool:
+    """Whether the libbpf loader was built into this installation."""
+    return _bpf is not None
+
+
+def ring_bytes(selected: bool) -> int:
+    """The ring buffer's size: SYSSPAN_EBPF_BUFFER_PAGES pages (a power of two), or else
+    BUFFER_BUDGET (256 MiB: a backlog of 1.8 million syscalls while sysspan's niced reader
+    waits for the CPU), an eighth of it for a ``-e trace=`` selection. The kernel zeroes the
+    whole ring at start-up (about 60 ms for 256 MiB here), which a short filtered run would
+    otherwise mostly pay for; a burst beyond the ring is counted as lost, never silent."""
+    pages = buffer_pages_setting()
+    if pages is None:
+        return BUFFER_BUDGET // 8 if selected else BUFFER_BUDGET
+    return pages * PAGE
+
+
+def _pack_plan(plan: tuple | None, nargs: int) -> bytes:
+    """A decoder plan entry as the BPF program's ``struct ss_plan``. A side that needs Python
+    at a stop is left out (its arguments show as addresses, as strace shows what it does not
+    decode); so is the stderr copy, which only the ptrace backend makes."""
+    ops: list[bytes] = []
+    if plan is not None:
+        entry_ops, entry_py, exit_ops, exit_py = plan
+        for side, py, at_exit in ((entry_ops, entry_py, 0), (exit_ops, exit_py, 1)):
+            if py:
+                continue
+            for arg, op, cap, len_arg, flags, mult, cond_arg, cond_val in side:
+                if op not in (P_MEM, P_CSTR) or len(ops) == MAX_READS:
+                    continue
+                ops.append(_OP.pack(arg, op, len_arg, flags, cond_arg, at_exit, mult,
+                                    min(cap, 0xFFFFFFFF), cond_val & 0xFFFFFFFFFFFFFFFF))
+    pad = _OP.size * (OP_SLOTS - len(ops))
+    return _PLAN.pack(len(ops), nargs) + b"".join(ops) + b"\0" * pad
+
+
+class LibbpfTracer(EbpfTracer):
+    """``EbpfTracer`` with sysspan's own BPF programs in place of bpftrace."""
+
+    batched = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._session: Any = None
+        self._done = threading.Event()
+        self._entries: dict[int, Snapshot] = {}
+        self._missing: list[str] = []
+        self._config: tuple[int, ...] = ()
+
+    def _preflight(self) -> str:
+        preflight.check_privileges()
+        preflight.check_btf()
+        preflight.ensure_tracefs()
+        return ""
+
+    # -- the kernel side -------------------------------------------------------------------
+    def _start_kernel(self, target: Target) -> None:
+        assert _bpf is not None
+        names = table(self.arch)
+        try:
+            session = _bpf.Session(ring_bytes(self.traced is not None))
+        except OSError as exc:
+            raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
+        self._session = session
+        try:
+            self._configure(session, target, names)
+        except OSError as exc:
+            raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
+
+    def _configure(self, session: Any, target: Target, names: dict[int, str]) -> None:
+        execve = {names[nr]: nr for nr in self.execve_argv}
+        offset = time.time_ns() - time.monotonic_ns()
+        self._config = (offset, target.root, int(target.follow), int(target.thread_only),
+                        execve.get("execve", NO_SYSCALL), execve.get("execveat", NO_SYSCALL))
+        session.update("cfg", _KEY.pack(0), _CONFIG.pack(*self._config, 0))
+        session.update("seqno", _KEY.pack(0), struct.pack("<Q", 1))  # 0: the root's start
+        session.update("traced", _KEY.pack(target.root), b"\1")
+        plans = self._plans
+        if self.traced is None:
+            for nr, plan in enumerate(plans[:PLANS_MAX]):
+                if plan is not None:
+                    session.update("plans", _KEY.pack(nr), _pack_plan(plan, 6))
+            for prog in ("sys_enter", "sys_exit"):
+                session.attach(prog, "raw_syscalls", prog)
+        else:
+            available = syscall_tracepoints() or frozenset()
+            chosen = sorted(nr for nr in self.traced if names.get(nr) in available)
+            self._missing = sorted(names.get(nr, str(nr)) for nr in self.traced if nr not in chosen)
+            if not chosen:
+                raise EbpfUnavailable(
+                    f"-e trace=: this kernel has no tracepoints for {', '.join(self._missing)}; "
+                    "use --backend ptrace"
+                )
+            for nr in chosen:
+                # the per-syscall record holds only the syscall's own arguments
+                nargs = len(tracepoint_fields(names[nr]))
+                plan = plans[nr] if nr < len(plans) else None
+                if nr < PLANS_MAX:
+                    session.update("plans", _KEY.pack(nr), _pack_plan(plan, nargs))
+                session.attach("sys_enter", "syscalls", f"sys_enter_{names[nr]}")
+                session.attach("sys_exit", "syscalls", f"sys_exit_{names[nr]}")
+        if target.follow:
+            session.attach("newtask", "task", "task_newtask")
+        session.attach("exec", "sched", "sched_process_exec")
+        session.attach("proc_exit", "sched", "sched_process_exit")
+        session.attach("sig_deliver", "signal", "signal_deliver")
+
+    def _wait_ready(self) -> None:
+        """Attaching returned: every probe is in place."""
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, consume: Callable[[Any], None], *, batch: bool = False) -> int | None:
+        """Run until the traced processes are gone; returns the root's wait status. With
+        ``batch``, ``consume`` takes each drained chunk's records as one list."""
+        session = self._session
+        if session is None:
+            raise SysspanError("nothing to trace: spawn or attach first")
+        if self._missing:
+            self.warnings.append(
+                f"-e trace=: no tracepoints here for {', '.join(self._missing)}; not traced"
+            )
+        root = ProcessStart(self.root_pid, 0 if self.attached else os.getpid(), self._start_ns,
+                            self.attached, 0)
+        if batch:
+            consume([root])
+        else:
+            consume(root)
+        _yield_cpu()
+        reader = threading.Thread(target=self._drain_ring, args=(session, consume, batch),
+                                  name="sysspan-ebpf", daemon=True)
+        reader.start()
+        status: int | None = None
+        try:
+            status = self._until_gone(0)
+        finally:
+            # stop recording, then leave the slow detaching to a process that outlives this one
+            session.update("cfg", _KEY.pack(0), _CONFIG.pack(*self._config, 1))
+            try:
+                session.handoff()
+            except OSError:
+                session.detach()
+            self._done.set()
+            reader.join()
+            lost = session.percpu_sum("lost", 0)
+            other = session.percpu_sum("lost", 1)
+            self._cleanup()
+        self.lost = lost
+        self.stats = {"lost": lost, "lost_other": other}
+        if other:
+            self.warnings.append(
+                f"{other} process events (fork, exec, exit, signal) were lost: the eBPF ring "
+                "buffer was full"
+            )
+        if self._error is not None:
+            raise SysspanError(f"decoding the trace failed: {self._error!r}")
+        return status
+
+    def _drain_ring(self, session: Any, consume: Callable[[Any], None], batch: bool) -> None:
+        """Drain the ring until the run is over and the ring is empty."""
+        complete = self._complete_raw
+        entries = self._entries
+        execve = self.execve_argv
+        try:
+            while True:
+                done = self._done.is_set()
+                chunk = session.drain(0 if done else DRAIN_WAIT_MS)
+                if not chunk:
+                    if done:
+                        return
+                    continue
+                records: list[Record] = []
+                append = records.append
+                for rec in parse_records(chunk):
+                    if type(rec) is RawSyscall:
+                        done_call = complete(rec)
+                        if done_call is not None:
+                            append(done_call)
+                    elif type(rec) is Syscall and entries and rec.nr in execve:
+                        append(self._with_entry(rec, None))
+                    else:
+                        append(rec)  # type: ignore[arg-type]  # not a RawSyscall here
+                if batch:
+                    consume(records)
+                    continue
+                for rec in records:
+                    consume(rec)
+        except BaseException as exc:  # noqa: BLE001 - reported by run()
+            self._error = exc
+
+    def _complete_raw(self, raw: RawSyscall) -> Syscall | None:
+        """The decoder's captures from the memory the BPF program read; an entry-only record
+        (execve's path and argv) waits for its call's record."""
+        call, flags, entry, exit_ = raw
+        if flags & F_ENTRY_ONLY:
+            if entry is not None:
+                self._entries[call.tid] = entry
+            return None
+        return self._with_entry(call, entry, exit_)
+
+    def _with_entry(self, call: Syscall, entry: Snapshot | None,
+                    exit_: Snapshot | None = None) -> Syscall:
+        nr, args, tid, rval = call.nr, call.args, call.tid, call.rval
+        if nr in self.execve_argv:
+            entry = self._entries.pop(tid, None) or entry
+        dec = self.decoder
+        ecap = dec.capture_entry(nr, args, tid, entry) if entry is not None else None
+        xcap = None
+        if exit_ is not None and rval is not None:
+            xcap = dec.capture_exit(nr, args, rval, tid, exit_)
+        return call._replace(ecap=ecap, xcap=xcap)
+
+def new_tracer(decoder: Any, **kw: Any) -> EbpfTracer:
+    """The libbpf tracer where its loader was built, else the bpftrace one;
+    SYSSPAN_EBPF_BPFTRACE=1 chooses bpftrace."""
+    forced = os.environ.get("SYSSPAN_EBPF_BPFTRACE", "") not in ("", "0")
+    if available() and not forced:
+        return LibbpfTracer(decoder, **kw)
+    if not forced and shutil.which("bpftrace") is None:
+        raise EbpfUnavailable(
+            "--backend ebpf needs sysspan's libbpf loader, which this installation lacks "
+            "(apt-get install clang bpftool libbpf-dev, then reinstall sysspan), or bpftrace "
+            f"(apt-get install bpftrace); {preflight.ALTERNATIVE}"
+        )
+    return EbpfTracer(decoder, **kw)
