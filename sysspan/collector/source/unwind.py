@@ -27,7 +27,6 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
 
 from sysspan.collector._ptrace import RegReader
 from sysspan.collector.source.elfinfo import (
@@ -84,14 +83,19 @@ class _Proc:
         self.walks: dict[tuple[int, int], _Walks] = {}
 
 
-class _Walk(NamedTuple):
+class _Walk:
     """A remembered walk: the words it read (``words`` unpacks them from sp + ``lo``), their
     values, and the pcs they gave."""
 
-    lo: int
-    words: struct.Struct
-    values: tuple[int, ...]
-    pcs: tuple[int, ...]
+    __slots__ = ("lo", "words", "values", "pcs")
+
+    def __init__(
+        self, lo: int, words: struct.Struct, values: tuple[int, ...], pcs: tuple[int, ...]
+    ) -> None:
+        self.lo = lo
+        self.words = words
+        self.values = values
+        self.pcs = pcs
 
 
 class _Walks:
