@@ -392,6 +392,7 @@ class SpanBuilder:
         trace_state = self.trace_state
         flags = self.flags
         shapes = self._shapes
+        source = self.source
         if len(shapes) >= _FORMAT_CACHE_MAX:
             shapes.clear()
         for item in batch:
@@ -413,10 +414,13 @@ class SpanBuilder:
                 continue
             call, parent, seq = item
             tid, tgid, nr, args, rval, t0, t1, s0, s1, ecap, xcap, pcs, _err = call
-            if not pcs:
+            # A captured stack is part of the call: the same pcs name the same source line
+            # as long as the process runs the same image.
+            stack_key = (pcs, tgid, source.generation(tgid)) if pcs and source is not None else ()
+            if not pcs or stack_key:
                 # The same call of the same thread again: everything but ids and times is
                 # what it was last time (None: this call's attributes cannot be reused).
-                shape_key = (tid, nr, args, rval, ecap, xcap)
+                shape_key = (tid, nr, args, rval, ecap, xcap, *stack_key)
                 try:
                     shape = shapes[shape_key]
                 except KeyError:
@@ -426,6 +430,8 @@ class SpanBuilder:
                 if shape is not None:
                     if line is not None:
                         line(tid, t0, t1, s0, s1, shape.decoded, shape.typed)
+                        if pcs and source is not None and source.full_stack:
+                            self.line_stack(source.stack_lines(tgid, pcs))
                     if not parent:
                         continue
                     spans.append(SyscallSpan(trace_id, digest(pack(nonce, tgid, tid, seq), seed) or 1,
@@ -483,12 +489,14 @@ class SpanBuilder:
     def _shape(self, key: tuple, tgid: int) -> _Shape | None:
         """What every span of one distinct call shares, or None when a span of it needs
         the full path (its typed attributes depend on calls before it)."""
-        tid, nr, args, rval, ecap, xcap = key
+        tid, nr, args, rval, ecap, xcap = key[:6]
         if self.typed is not None and (self.typed_stateless is None or not self.typed_stateless(nr)):
             return None
         d = self._format(nr, args, rval, ecap, xcap)
         typed = self.typed(tgid, nr, args, rval, ecap, xcap) if self.typed is not None else None
         attrs = _syscall_attrs(d, tid, rval, typed)
+        if len(key) > 6 and self.source is not None:  # with the stack (pcs) it was captured at
+            attrs.update(self.source.attributes(tgid, key[6]))
         if d.error:
             attrs["error.type"] = d.error
             return _Shape(d, typed, d.name, attrs, StatusCode.ERROR, d.ret)

@@ -3,31 +3,22 @@
 The stop loop (``_stoploop.c``) makes its own ptrace requests. What Python still needs is
 here: the tracee's registers and memory for ``--source``/``-k`` (:class:`RegReader`,
 :meth:`Ptrace.read`), and seize / resume / syscall info for the tests and benchmarks that
-drive a tracee by hand. python-ptrace supplies the option and event constants; the
-requests are direct libc calls through ctypes with preallocated buffers, one foreign call
-each.
+drive a tracee by hand. python-ptrace supplies the option and event constants, imported
+on first use only: ``--source`` needs none of them, and importing python-ptrace costs a run
+several milliseconds (its libc lookup starts a subprocess). The requests are direct libc
+calls through ctypes with preallocated buffers, one foreign call each.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import struct
 
-from ptrace.binding.func import (
-    PTRACE_EVENT_EXEC,
-    PTRACE_O_TRACECLONE,
-    PTRACE_O_TRACEEXEC,
-    PTRACE_O_TRACESYSGOOD,
-)
-
+# PTRACE_EVENT_EXEC, PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC and PTRACE_O_TRACESYSGOOD are
+# python-ptrace's, served by the module __getattr__ below.
 __all__ = [
-    "PTRACE_EVENT_EXEC",
-    "PTRACE_O_TRACECLONE",
-    "PTRACE_O_TRACEEXEC",
-    "PTRACE_O_TRACESYSGOOD",
     "PTRACE_O_EXITKILL",
     "OP_ENTRY",
     "OP_EXIT",
@@ -50,7 +41,9 @@ SYSCALL_INFO_SIZE = 88
 _INFO = struct.Struct("<B3xIQQQ6Q")
 OP_ENTRY, OP_EXIT = 1, 2  # its op field at an entry and an exit stop
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The interpreter's own symbols include libc's: no ctypes.util.find_library, which runs
+# ldconfig in a subprocess.
+_libc = ctypes.CDLL(None, use_errno=True)
 _ptrace = _libc.ptrace
 _ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 _ptrace.restype = ctypes.c_long
@@ -70,6 +63,21 @@ _readv.argtypes = [
     ctypes.c_ulong,
 ]
 _readv.restype = ctypes.c_ssize_t
+
+
+_FROM_PYTHON_PTRACE = frozenset(
+    ("PTRACE_EVENT_EXEC", "PTRACE_O_TRACECLONE", "PTRACE_O_TRACEEXEC", "PTRACE_O_TRACESYSGOOD")
+)
+
+
+def __getattr__(name: str) -> int:
+    if name in _FROM_PYTHON_PTRACE:
+        from ptrace.binding import func
+
+        value: int = getattr(func, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PtraceFailed(OSError):

@@ -284,12 +284,19 @@ def expected_lines(*sources: Path) -> dict[str, tuple[str, int]]:
     return out
 
 
-def trace_markers(argv: list[str], cwd: Path, full_stack: bool, other_nr: int = -1):
+def trace_markers(
+    argv: list[str],
+    cwd: Path,
+    full_stack: bool,
+    other_nr: int = -1,
+    stack_pointers: list[int] | None = None,
+):
     """Run ``argv`` under ptrace (threads followed); capture the stack at every openat entry.
 
     Returns (SourceCapture, pid, [(path, pcs), ...]) with the process already gone, so
     attribution is checked exactly as the span builder will use it: after the fact.
-    Entries of syscall ``other_nr`` are recorded too, as ("syscall", pcs)."""
+    Entries of syscall ``other_nr`` are recorded too, as ("syscall", pcs). The stack pointer
+    at each openat goes to ``stack_pointers`` when given."""
     ptrace = pt.Ptrace()
     pid = os.fork()
     if pid == 0:
@@ -336,6 +343,8 @@ def trace_markers(argv: list[str], cwd: Path, full_stack: bool, other_nr: int = 
                     if nr == OPENAT:
                         path = ptrace.read_cstr(tid, info[6], 4096) or b""
                         seen.append((path.decode(), pcs))
+                        if stack_pointers is not None:
+                            stack_pointers.append(info[3])
                     else:
                         seen.append(("syscall", pcs))
                 if nr == MMAP:
@@ -451,6 +460,47 @@ def test_full_stack_matches_site_mode(workdir):
     trace = source.attributes(pid, by_path["marker-15"])["code.stacktrace"].splitlines()
     assert any(t.startswith("on_usr1 ") for t in trace), trace
     assert any(t.startswith("via_signal ") for t in trace), trace
+
+
+TWO_CALLERS_C = r"""
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((noipa)) static void leaf(const char *p) {
+    int fd = open(p, O_RDONLY);
+    if (fd >= 0) close(fd);
+}
+__attribute__((noipa)) static void from_a(const char *p) { leaf(p); __asm__ volatile(""); }
+__attribute__((noipa)) static void from_b(const char *p) { leaf(p); __asm__ volatile(""); }
+int main(void) {
+    for (int i = 0; i < 4; i++) {
+        from_a("marker-a");
+        from_b("marker-b");
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_same_site_from_two_callers_gives_each_its_own_stack(tmp_path, opt):
+    """-k remembers a walk per (pc, sp): the same call reached from another caller at the
+    same depth (same pc, same sp, another return address on the stack) must not get the
+    remembered stack. Each capture is also checked equal to the register-based walk."""
+    if shutil.which("cc") is None:
+        pytest.fail("a C compiler (cc) is required: apt-get install gcc")
+    (tmp_path / "two.c").write_text(TWO_CALLERS_C.lstrip("\n"))
+    _cc("-g", opt, "-o", str(tmp_path / "two"), str(tmp_path / "two.c"))
+    sps: list[int] = []
+    source, pid, seen = trace_markers([str(tmp_path / "two")], tmp_path, True, stack_pointers=sps)
+    assert [p for p, _ in seen if p.startswith("marker-")] == ["marker-a", "marker-b"] * 4
+    marker_sps = {sp for (p, _), sp in zip(seen, sps, strict=True) if p.startswith("marker-")}
+    assert len(marker_sps) == 1, "both callers must reach open at the same depth"
+    for path, pcs in seen:
+        if not path.startswith("marker-"):
+            continue
+        funcs = [line.split("(", 1)[1].split("+", 1)[0] for line in source.stack_lines(pid, pcs)]
+        want, other = ("from_a", "from_b") if path == "marker-a" else ("from_b", "from_a")
+        assert "leaf" in funcs and want in funcs and other not in funcs, (path, funcs)
 
 
 def _strip(path: Path, *sections: str) -> None:

@@ -75,6 +75,11 @@ class SourceCapture:
         self.unwinder.release(pid)
         self._gen[pid] = self._gen.get(pid, 0) + 1
 
+    def generation(self, pid: int) -> int:
+        """Counts the images ``pid`` ran (exec, or the pid released and reused): the same pcs
+        under another generation may be other code."""
+        return self._gen.get(pid, 0)
+
     def _library_code(self, module: ElfInfo, vaddr: int) -> bool:
         """Whether a program's own code at ``vaddr`` is wholly system-header or runtime
         code (every frame of its inline chain is), so the call site lies further out."""
@@ -154,7 +159,7 @@ class SourceCapture:
         attrs: dict = {}
         if not pcs:
             return attrs
-        key = (pid, self._gen.get(pid, 0), pcs)
+        key = (pid, self.generation(pid), pcs)
         cached = self._attrs.get(key)
         if cached is not None:
             return dict(cached)

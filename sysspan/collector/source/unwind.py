@@ -8,6 +8,14 @@ compiled CFI row that recovers the caller (CFA = register + offset, return addre
 callee-saved registers at CFA-relative slots). Warm captures therefore touch no parser: a
 dict lookup and a few ``unpack_from`` per frame.
 
+A whole stack walked from the instruction and stack pointers alone (``-k``) is a function of
+those two, the stack words it read and the process's image. The last few such walks are
+remembered per (pc, sp) with the words each read: the same call reached again at the same
+depth (a loop) costs one read and a comparison per remembered walk. A different caller
+leaves another return address there, which matches none of them, so the walk is redone;
+exec and mmap forget everything remembered. (The call site alone,
+``--source``, usually costs one read anyway: it is not remembered.)
+
 CFI comes from ``.eh_frame`` (then ``.debug_frame``); where none covers a pc the frame
 pointer chain is followed instead. Unwinding stops at depth 64, at an undefined return
 address (``_start``), or when the stack stops growing upwards.
@@ -34,6 +42,8 @@ from sysspan.collector.source.maps import Mapping, MapsCache, is_system_path
 __all__ = ["Frame", "Unwinder", "MAX_DEPTH"]
 
 MAX_DEPTH = 64
+MAX_WALKS = 4096  # (pc, sp) pairs with remembered walks, per process
+WALKS_PER_SITE = 4  # walks remembered per (pc, sp): the callers a loop alternates between
 MAX_FINISHED = 1024  # finished processes whose captured stacks can still be symbolised
 WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more read
 KIND_FP, KIND_STOP = 3, 4
@@ -62,13 +72,42 @@ class Frame:
 
 
 class _Proc:
-    __slots__ = ("top", "ret", "retired", "vdso")
+    __slots__ = ("top", "ret", "retired", "vdso", "walks")
 
     def __init__(self) -> None:
         self.top: dict[int, tuple] = {}  # frame 0: pc is the syscall instruction
         self.ret: dict[int, tuple] = {}  # outer frames: pc is a return address
         self.retired: list[tuple[dict, dict]] = []  # previous images (before exec)
         self.vdso: ElfInfo | None = None
+        #: (pc, sp) -> the whole-stack walks made from them (see the module doc)
+        self.walks: dict[tuple[int, int], _Walks] = {}
+
+
+class _Walk:
+    """A remembered walk: the words it read (``words`` unpacks them from sp + ``lo``), their
+    values, and the pcs they gave."""
+
+    __slots__ = ("lo", "words", "values", "pcs")
+
+    def __init__(
+        self, lo: int, words: struct.Struct, values: tuple[int, ...], pcs: tuple[int, ...]
+    ) -> None:
+        self.lo = lo
+        self.words = words
+        self.values = values
+        self.pcs = pcs
+
+
+class _Walks:
+    """The walks remembered for one (pc, sp), newest first; together they read within
+    [sp + lo, sp + hi)."""
+
+    __slots__ = ("lo", "hi", "walks")
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo = lo
+        self.hi = hi
+        self.walks: list[_Walk] = []
 
 
 class MemReader:
@@ -204,6 +243,7 @@ class Unwinder:
         self._dead: deque[tuple[int, _Proc]] = deque(maxlen=MAX_FINISHED)
         self.regs = RegReader(27 if arch.name == "x86_64" else 34)
         self.mem = MemReader(ptrace)
+        self._structs: dict[str, struct.Struct] = {}  # unpackers of remembered walks' words
         # statistics for tests and the benchmark
         self.resolved = 0
         #: ``(module, vaddr) -> bool``: the code at a return address of a program's own file
@@ -219,6 +259,7 @@ class Unwinder:
                 proc.retired.insert(0, (proc.top, proc.ret))
                 del proc.retired[8:]
             proc.top, proc.ret, proc.vdso = {}, {}, None
+            proc.walks = {}
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
 
@@ -226,6 +267,7 @@ class Unwinder:
         self.maps.invalidate(pid)
         proc = self._procs.get(pid)
         if proc is not None:
+            proc.walks = {}  # code may have moved under a remembered pc
             # Addresses that were unmapped may be code now.
             for table in (proc.top, proc.ret):
                 dead = [pc for pc, e in table.items() if e[0].module is None]
@@ -237,6 +279,7 @@ class Unwinder:
         formatted later still symbolise and a recycled pid starts afresh."""
         proc = self._procs.pop(pid, None)
         if proc is not None:
+            proc.walks = {}
             self._dead.append((pid, proc))
         self.maps.invalidate(pid)
         self.mem.forget(pid)
@@ -310,12 +353,7 @@ class Unwinder:
             if ent[7]:
                 return (pc,)
             if ent[1] == RULE_SIMPLE and ent[2] == arch.sp and ent[3] > 0:
-                addr = hint[1] + ent[3] + ent[4]
-                fd = self.mem.fds.get(pid, -1)
-                try:
-                    word = os.pread(fd, 8, addr) if fd >= 0 else self.mem.read(pid, tid, addr, 8)
-                except OSError:
-                    word = b""
+                word = self._read(pid, tid, hint[1] + ent[3] + ent[4], 8)
                 if len(word) == 8:
                     ra = _U64.unpack_from(word)[0] & arch.ra_mask
                     if ra >= 4096:
@@ -326,12 +364,24 @@ class Unwinder:
             # Whole stacks of code whose CFA rules only use the stack pointer (optimised
             # code) need no register read either; anything else retries with registers.
             pc = hint[0] - arch.syscall_insn
+            key = (pc, hint[1])
+            seen = proc.walks.get(key)
+            if seen is not None:
+                # A remembered walk holds while the stack has the same words where it read.
+                lo = seen.lo
+                data = self._read(pid, tid, hint[1] + lo, seen.hi - lo)
+                if len(data) == seen.hi - lo:
+                    for w in seen.walks:
+                        if w.words.unpack_from(data, w.lo - lo) == w.values:
+                            return w.pcs
             ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
             R: list = [None] * arch.nregs
             R[arch.sp] = hint[1]
             buf = self.mem.read(pid, tid, hint[1], WINDOW)
-            got = self._walk(proc, pid, tid, R, pc, ent, hint[1], buf, False, True)
+            read: list[int] = []
+            got = self._walk(proc, pid, tid, R, pc, ent, hint[1], buf, False, True, read)
             if got is not None:
+                self._remember(proc, key, sorted({addr - hint[1] for addr in read}), buf, got)
                 return got
         regs = self.regs(tid)
         if regs is None:
@@ -365,9 +415,11 @@ class Unwinder:
         buf: bytes,
         site_only: bool,
         partial: bool,
+        read: list[int] | None = None,
     ) -> tuple[int, ...] | None:
         """Walk from frame 0 (``R`` holds its registers by DWARF number). ``partial``: only
-        the stack pointer is known; give up (None) where another register is needed."""
+        the stack pointer is known; give up (None) where another register is needed.
+        ``read`` (a list) collects the addresses of the stack words the result depends on."""
         arch = self.arch
         sp_reg = arch.sp
         pc_reg = arch.pc_reg
@@ -378,6 +430,7 @@ class Unwinder:
         unpack = _U64.unpack_from
         nbuf = len(buf) - 8
         pcs = [pc]
+        loaded: dict[int, int] = {}  # register -> stack address it was restored from
         window = self._window
 
         def mem(addr: int) -> int | None:
@@ -402,6 +455,15 @@ class Unwinder:
                     if cfa <= sp:
                         break
                     a = cfa + ent[4] - base
+                    if read is not None:
+                        # The words the result depends on: return addresses, and registers
+                        # restored from the stack once a later CFA is computed from them
+                        # (other restored registers, a loop counter say, do not count).
+                        if ent[2] in loaded:
+                            read.append(loaded[ent[2]])
+                        read.append(cfa + ent[4])
+                        for reg, off in ent[5]:
+                            loaded[reg] = cfa + off
                     ra = unpack(buf, a)[0] if 0 <= a <= nbuf else mem(cfa + ent[4])
                     for reg, off in ent[5]:
                         a = cfa + off - base
@@ -432,6 +494,9 @@ class Unwinder:
                     break
                 R[sp_reg] = cfa
                 R[pc_reg] = ra
+                if loaded:
+                    loaded.pop(sp_reg, None)
+                    loaded.pop(pc_reg, None)
                 pcs.append(ra)
                 if len(pcs) >= MAX_DEPTH:
                     break
@@ -441,6 +506,41 @@ class Unwinder:
                     return None
                 break
         return tuple(pcs)
+
+    def _read(self, pid: int, tid: int, addr: int, size: int) -> bytes:
+        fd = self.mem.fds.get(pid, -1)
+        try:
+            return os.pread(fd, size, addr) if fd >= 0 else self.mem.read(pid, tid, addr, size)
+        except OSError:
+            return b""
+
+    def _remember(
+        self, proc: _Proc, key: tuple[int, int], offs: list[int], buf: bytes, pcs: tuple[int, ...]
+    ) -> None:
+        """Remember a walk that read the words at ``offs`` (from sp, sorted) of ``buf``."""
+        if not offs or offs[0] < 0 or offs[-1] > len(buf) - 8:
+            return  # it read beyond the window: not worth a second read to check
+        fmt = ["<"]
+        at = offs[0]
+        for off in offs:
+            if off < at:
+                return  # overlapping words (a bizarre CFI): do not remember
+            if off > at:
+                fmt.append(f"{off - at}x")
+            fmt.append("Q")
+            at = off + 8
+        words = self._structs.get("".join(fmt))
+        if words is None:
+            words = self._structs["".join(fmt)] = struct.Struct("".join(fmt))
+        if len(proc.walks) >= MAX_WALKS:
+            proc.walks.clear()  # a program wandering through many stacks: start over
+        lo = offs[0]
+        seen = proc.walks.get(key)
+        if seen is None:
+            seen = proc.walks[key] = _Walks(lo, at)
+        seen.lo, seen.hi = min(seen.lo, lo), max(seen.hi, at)
+        seen.walks.insert(0, _Walk(lo, words, words.unpack_from(buf, lo), pcs))
+        del seen.walks[WALKS_PER_SITE:]
 
     def _window(self, pid: int, tid: int, addr: int) -> tuple[bytes, int]:
         return self.mem.read(pid, tid, addr, WINDOW), addr
