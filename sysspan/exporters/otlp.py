@@ -311,7 +311,10 @@ class OtlpSink:
         # native: sysspan's own protobuf encoder and gRPC/HTTP transport (the fast path);
         # otherwise the OpenTelemetry SDK's exporters.
         self.native = native
-        self._encoder: ProtoEncoder | None = None
+        # The protobuf encoder, shared with a BudgetSink in front (it sizes spans with it).
+        self.encoder: ProtoEncoder | None = None
+        if native and settings.protocol != "http/json":
+            self.encoder = ProtoEncoder(remote_parent_ids=frozenset(remote_parent_ids))
         self._channel: Any = None
         self._grpc_call: Any = None
         self.resource = resource
@@ -376,6 +379,8 @@ class OtlpSink:
                 self._reasons.append(reason)
             if self._down is None and _endpoint_down(reason):
                 self._down = reason
+        if self.encoder is not None:
+            self.encoder.discard(s for b in batches for s in b.spans)
         if self._spool.append(batches, count):
             self.spooled += count
         else:
@@ -436,10 +441,8 @@ class OtlpSink:
         if self.settings.protocol == "http/json":
             body = encode_line(batches).encode("utf-8", "backslashreplace")
             return self._post(body, "application/json")
-        if self.native:
-            if self._encoder is None:
-                self._encoder = ProtoEncoder(remote_parent_ids=frozenset(self._remote))
-            data = self._encoder.request(batches)
+        if self.encoder is not None:
+            data = self.encoder.request(batches)
             if self.settings.protocol == "grpc":
                 return self._grpc_export(data)
             return self._post(data, "application/x-protobuf")

@@ -102,6 +102,9 @@ class ProtoEncoder:
         self._cache_size = cache_size
         self._trace_ids: dict[int, bytes] = {}
         self._names: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        # id(span) -> (span, its encoding): spans sized by span_kept() before request()
+        # writes them, so each is encoded once (the span is kept so its id stays its own).
+        self._kept: dict[int, tuple[Span, bytes]] = {}
 
     def _attr(self, key: str, value: Any) -> bytes:
         if type(value) is list:
@@ -161,13 +164,13 @@ class ProtoEncoder:
             for key, value in ev.attributes.items():
                 body += _ld(b"\x1a", key_value(key, value))
             parts.append(_ld(b"\x5a", body))
-        if True:  # status is always present, as the SDK and the generated classes write it
-            body = b""
-            if s.status_message:
-                body += _ld(b"\x12", _utf8(s.status_message))
-            if s.status:
-                body += b"\x18" + varint(int(s.status))
-            parts.append(_ld(b"\x7a", body))
+        # status is always present, as the SDK and the generated classes write it
+        status = b""
+        if s.status_message:
+            status += _ld(b"\x12", _utf8(s.status_message))
+        if s.status:
+            status += b"\x18" + varint(int(s.status))
+        parts.append(_ld(b"\x7a", status))
         flags = s.flags
         if self._remote is not None:
             flags |= 0x300 if s.parent_id in self._remote else 0x100
@@ -175,6 +178,22 @@ class ProtoEncoder:
             parts.append(b"\x85\x01")
             parts.append(_pack_i(flags))
         return b"".join(parts)
+
+    def span_kept(self, s: Span) -> bytes:
+        """:meth:`span`, remembered until :meth:`request` writes ``s`` or :meth:`discard`
+        drops it. ``s`` must not change in between."""
+        enc = self.span(s)
+        self._kept[id(s)] = (s, enc)
+        return enc
+
+    def discard(self, spans: Iterable[Span] | None = None) -> None:
+        """Forget what :meth:`span_kept` remembered for ``spans`` (all of it when None)."""
+        if spans is None:
+            self._kept.clear()
+            return
+        kept = self._kept
+        for s in spans:
+            kept.pop(id(s), None)
 
     def _name_head(self, name: str, trace_state: str) -> tuple[bytes, bytes]:
         """(trace_state field, name field) encodings, cached: both repeat across spans."""
@@ -196,7 +215,16 @@ class ProtoEncoder:
         if batch.scope_version:
             scope += _ld(b"\x12", _utf8(batch.scope_version))
         span = self.span
-        scope_spans = _ld(b"\x0a", scope) + b"".join(_ld(b"\x12", span(s)) for s in batch.spans)
+        kept = self._kept
+        if kept:
+            encoded = []
+            for s in batch.spans:
+                hit = kept.pop(id(s), None)
+                encoded.append(hit[1] if hit is not None and hit[0] is s else span(s))
+            body = b"".join(_ld(b"\x12", enc) for enc in encoded)
+        else:
+            body = b"".join(_ld(b"\x12", span(s)) for s in batch.spans)
+        scope_spans = _ld(b"\x0a", scope) + body
         return _ld(b"\x0a", resource) + _ld(b"\x12", scope_spans)
 
     def request(self, batches: ResourceSpans | Iterable[ResourceSpans]) -> bytes:
