@@ -76,7 +76,6 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
     ot.add_argument("--sample", type=_ratio, metavar="RATIO", help="keep this fraction of syscall spans (xorshift RNG per syscall); counts stay exact")
     ot.add_argument("--max-spans-per-second", type=_nonneg_int("--max-spans-per-second"), metavar="N", help="circuit breaker: above N syscall spans/s, drop and count (0: no limit)")
-    ot.add_argument("--otlp-sdk", action="store_true", help="export through the OpenTelemetry SDK exporters instead of sysspan's direct encoder")
     ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
     add_budget_options(ot)
     ot.add_argument("--stderr-tail", type=_nonneg_int("--stderr-tail"), default=0, metavar="N", help="when the command fails, its last N stderr lines (redacted) become an event on the run span; stderr still passes through unchanged")

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from sysspan.config import OtlpSettings
 from sysspan.exporters.otlp import OtlpSink
-from sysspan.exporters.otlp_json import from_proto, to_proto
+from sysspan.exporters.otlp_json import from_proto
 from sysspan.exporters.otlp_proto import ProtoEncoder, varint
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 
@@ -50,19 +50,25 @@ spans = st.builds(
 def test_bytes_equal_official_serialisation(span_list, resource):
     batch = ResourceSpans(resource, span_list, "sysspan", "1.2.3")
     ours = ProtoEncoder().request(batch)
-    assert ours == to_proto(batch).SerializeToString()
-    # and the official parser reads every field back
+    # the official parser reads every field back...
     req = ExportTraceServiceRequest()
     req.ParseFromString(ours)
     back = from_proto(req)[0]
+    assert (back.resource, back.scope_name, back.scope_version) == (resource, "sysspan", "1.2.3")
     assert [s.span_id for s in back.spans] == [s.span_id for s in span_list]
     for a, b in zip(back.spans, span_list, strict=True):
-        assert (a.trace_id, a.parent_id, a.name, a.start_ns, a.end_ns) == (
-            b.trace_id, b.parent_id, b.name, b.start_ns, b.end_ns,
+        assert (a.trace_id, a.parent_id, a.name, a.start_ns, a.end_ns, a.trace_state) == (
+            b.trace_id, b.parent_id, b.name, b.start_ns, b.end_ns, b.trace_state,
         )
         assert a.attributes == b.attributes
         assert int(a.kind) == int(b.kind) and int(a.status) == int(b.status)
+        assert a.status_message == b.status_message
         assert a.flags == b.flags
+        assert [(e.name, e.time_ns, e.attributes) for e in a.events] == [
+            (e.name, e.time_ns, e.attributes) for e in b.events
+        ]
+    # ...and serialises it to the same bytes: field order and omitted defaults are canonical
+    assert req.SerializeToString() == ours
 
 
 def test_cache_hits_give_the_same_bytes_and_stay_bounded():
