@@ -47,6 +47,7 @@ from sysspan.exporters.sinks import build_sinks
 from sysspan.fsutil import write_private_file
 from sysspan.ids import new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
+from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import (
     TRACEPARENT,
     TRACESTATE,
@@ -199,10 +200,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     dest = out.add_mutually_exclusive_group()
     dest.add_argument("--trace-file", metavar="FILE", help="append the span to this OTLP JSON lines file")
-    dest.add_argument("--otlp-endpoint", metavar="URL", help="send the span over OTLP (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; else ./sysspan-traces/)")
-    out.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http/json"), help="OTLP protocol")
-    out.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header (repeatable)")
-    out.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="OTLP export timeout")
+    add_otlp_flags(out, endpoint_group=dest)
     out.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file")
     out.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else 'sysspan')")
     out.add_argument("-q", dest="quiet", action="count", default=0, help="quiet (-qq: not even where the span went)")

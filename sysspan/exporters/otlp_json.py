@@ -25,6 +25,7 @@ import binascii
 import json
 import math
 from collections.abc import Iterable
+from enum import IntEnum
 from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept as is)
 from typing import Any
 
@@ -116,7 +117,7 @@ def _attr_items(attrs: dict[str, Any]) -> str:
 
 def _encode_attr_items(attrs: dict[str, Any]) -> str:
     # The two common cases are inlined: a function call per attribute is a third of the cost.
-    parts = []
+    parts: list[str] = []
     append = parts.append
     for key, value in attrs.items():
         prefix = _KEY_PREFIX.get(key) or _key_prefix(key)
@@ -301,7 +302,7 @@ def _int(value: Any, field: str) -> int:
     raise _Shape(f"{field} must be an integer, got {value!r}")
 
 
-def _enum(value: Any, enum: type, prefix: str, field: str) -> Any:
+def _enum(value: Any, enum: type[IntEnum], prefix: str, field: str) -> Any:
     if value is None:
         return enum(0)
     if isinstance(value, str) and not value.isdigit():
