@@ -1,11 +1,12 @@
 """A direct OTLP protobuf encoder: sysspan spans → ``ExportTraceServiceRequest`` bytes.
 
-Going through the generated message classes costs ~15 µs per syscall span (one message
-object per attribute); writing the wire format directly, with the encodings of repeated
-key/value pairs cached, is several times cheaper. The output is byte-for-byte what the
-official classes serialise for the same content (proto3: default values are omitted,
-fields in number order); the test suite decodes it with ``opentelemetry-proto`` and compares
-every field.
+Going through the generated message classes builds one message object per attribute;
+writing the wire format directly, with the encodings of repeated key/value pairs cached,
+spares that (``bench/bench_export.py`` measures the whole export path against the
+OpenTelemetry SDK's). The output is what the official classes serialise for the same
+content (proto3: default values are omitted, fields in number order); the test suite
+decodes it with ``opentelemetry-proto``, compares every field and checks that re-serialising
+gives the same bytes.
 
 Field numbers follow opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto.
 """
@@ -55,6 +56,11 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace")
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid UTF-8 (lone surrogates escaped, as :func:`_utf8` writes them)."""
+    return text if text.isascii() else _utf8(text).decode("utf-8")
 
 
 def any_value(value: Any) -> bytes:
