@@ -41,7 +41,6 @@ import sys
 import time
 from datetime import date
 
-from sysspan.config import resource_from_env
 from sysspan.errors import ConfigError, PropagationError, UsageError
 from sysspan.exporters.sinks import build_sinks
 from sysspan.fsutil import write_private_file
@@ -56,7 +55,7 @@ from sysspan.propagation.carriers import (
     resolve_incoming,
     write_carrier_file,
 )
-from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.detect import resource_for
 from sysspan.propagation.traceparent import (
     NEW_TRACE_FLAGS,
     InvalidTraceContext,
@@ -353,8 +352,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         trace_state=state_header,
         flags=flags & 0xFF,
     )
-    resource = detect_resource(env)
-    resource.update(resource_from_env(env, "sysspan"))
+    resource = resource_for(env, "sysspan")
     if ns.service_name:
         resource["service.name"] = ns.service_name
     failed = False

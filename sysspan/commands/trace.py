@@ -16,12 +16,12 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from sysspan.builder import SpanBuilder, exit_code_of, signal_name
+from sysspan.builder import SpanBuilder, exit_code_of, mark_exit
 from sysspan.collector.decode import Decoder
 from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer, relayed_signals_blocked
-from sysspan.config import env_warnings, resource_from_env
+from sysspan.config import env_warnings
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
@@ -39,7 +39,7 @@ from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
-from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.detect import resource_for
 from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
@@ -227,8 +227,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
 
     # Bad telemetry settings are warnings (the command runs) unless --strict.
     config_warnings: list[str] | None = None if ns.strict else []
-    resource = detect_resource(env)
-    resource.update(resource_from_env(env, exe_name, config_warnings))
+    resource = resource_for(env, exe_name, config_warnings)
     if ns.service_name:
         resource["service.name"] = ns.service_name
     fallback = Fallback(env)
@@ -628,15 +627,5 @@ def _run_span(
         trace_state=trace_state,
         flags=flags,
     )
-    if code is not None:
-        attrs["process.exit.code"] = code
-    if status is not None and os.WIFSIGNALED(status):
-        sig = signal_name(os.WTERMSIG(status))
-        attrs["error.type"] = sig
-        span.status = StatusCode.ERROR
-        span.status_message = f"killed by {sig}"
-    elif code:
-        attrs["error.type"] = str(code)
-        span.status = StatusCode.ERROR
-        span.status_message = f"exited with status {code}"
+    mark_exit(span, status, code, nonzero_is_error=True)
     return span
