@@ -29,11 +29,8 @@ from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.budget import add_options as add_budget_options
 from sysspan.exporters.budget import apply_budget
-from sysspan.exporters.console import LineWriter
-from sysspan.exporters.json_lines import JsonLineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
-from sysspan.exporters.summary import render_summary
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
@@ -45,6 +42,9 @@ from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
 from sysspan.stderr_tail import StderrTail
+from sysspan.text.json_lines import JsonLineWriter
+from sysspan.text.strace_lines import LineWriter
+from sysspan.text.summary import render_summary
 
 if TYPE_CHECKING:  # loaded only when used: bpftrace's backend, msgpack for --decisions-out
     from sysspan.collector.ebpf.tracer import EbpfTracer
