@@ -91,6 +91,25 @@ def test_remote_parent_flags():
     assert flags == [0x301, 0x101]
 
 
+def test_spans_sized_first_are_written_with_those_bytes_once():
+    """The budget sizes kept spans with span_kept(); request() reuses those bytes, consumes
+    them, and the request equals a fresh encoder's."""
+    spans = [
+        Span(1, 2, 99, "run", 1, 2, attributes={"k": "v"}),
+        Span(1, 3, 2, "read", 3, 4, attributes={"syscall.name": "read", "syscall.args": "0, \"x\", 1"}),
+        Span(1, 4, 2, "write", 5, 6, attributes={"syscall.name": "write"}),
+    ]
+    batch = ResourceSpans({"service.name": "s"}, spans, "sysspan", "1")
+    enc = ProtoEncoder(remote_parent_ids={99})
+    sized = [enc.span_kept(s) for s in spans[:2]]
+    assert enc.request(batch) == ProtoEncoder(remote_parent_ids={99}).request(batch)
+    assert not enc._kept
+    # a span that was sized and then not sent is forgotten on discard
+    enc.span_kept(spans[2])
+    enc.discard([spans[2]])
+    assert not enc._kept and sized[0] == enc.span(spans[0])
+
+
 def test_varint_negative_is_ten_bytes():
     assert varint(-1) == b"\xff" * 9 + b"\x01"
     assert varint(300) == b"\xac\x02"
