@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -258,6 +259,10 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     # is where deadlocks come from. A short queue: when export is the slower side, the
     # records wait in the stop loop's ring (150 bytes each), not as Python objects.
     pipeline = Pipeline(sinks, start=False, queue_batches=8)
+    # Spans are short-lived and form no cycles, yet with the default gen-0 threshold (700)
+    # the collector ran every few hundred spans and took 13-19% of sysspan's CPU in a build
+    # trace, more when the span budget holds candidates (bench/bench_budget.py).
+    gc.set_threshold(10_000, 10, 10)
     typed_args = TypedArgs(decoder)
     builder = SpanBuilder(
         trace_id=trace_id,
