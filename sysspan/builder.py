@@ -54,6 +54,23 @@ def signal_name(sig: int) -> str:
         return f"SIG{sig}"
 
 
+def mark_exit(span: Span, status: int | None, code: int | None, *, nonzero_is_error: bool) -> None:
+    """The one mapping from a wait status to a span: ``process.exit.code``, and the error
+    status for a death by signal (and, with ``nonzero_is_error``, for a non-zero exit)."""
+    attrs = span.attributes
+    if code is not None:
+        attrs["process.exit.code"] = code
+    if status is not None and os.WIFSIGNALED(status):
+        sig = signal_name(os.WTERMSIG(status))
+        attrs["error.type"] = sig
+        span.status = StatusCode.ERROR
+        span.status_message = f"killed by {sig}"
+    elif code and nonzero_is_error:
+        attrs["error.type"] = str(code)
+        span.status = StatusCode.ERROR
+        span.status_message = f"exited with status {code}"
+
+
 def exit_code_of(status: int | None) -> int | None:
     """Shell convention: the exit code, or 128+N when killed by signal N."""
     if status is None:
@@ -605,13 +622,7 @@ class SpanBuilder:
             trace_state=self.trace_state,
             flags=self.flags,
         )
-        code = exit_code_of(status)
-        if code is not None:
-            attrs["process.exit.code"] = code
-        if status is not None and os.WIFSIGNALED(status):
-            attrs["error.type"] = signal_name(os.WTERMSIG(status))
-            span.status = StatusCode.ERROR
-            span.status_message = f"killed by {attrs['error.type']}"
+        mark_exit(span, status, exit_code_of(status), nonzero_is_error=False)
         if proc.attached:
             attrs["sysspan.attached"] = True
         self.spans_emitted += 1

@@ -37,10 +37,6 @@ class OtlpSettings(Record):
         self.insecure = insecure
         self.certificate = certificate
 
-    @property
-    def is_grpc(self) -> bool:
-        return self.protocol == "grpc"
-
 
 def _pick(flag: object, env: Mapping[str, str], *names: str) -> tuple[object, str]:
     """First set value among the flag and the named variables, with the name it came from."""
@@ -112,11 +108,10 @@ def resolve_otlp(
     protocol: str | None = None,
     headers: list[str] | None = None,
     timeout_s: float | None = None,
-    compression: str | None = None,
-    insecure: bool | None = None,
     warnings: list[str] | None = None,
 ) -> OtlpSettings | None:
-    """OTLP settings from flags and the standard OTEL_EXPORTER_OTLP_* variables.
+    """OTLP settings from flags and the standard OTEL_EXPORTER_OTLP_* variables (compression,
+    insecure and the CA certificate have no flags: only the variables set them).
 
     Returns None when no endpoint is configured: the embedded default (JSONL file) applies.
     When the protocol is not given, port 4317 means gRPC and anything else HTTP/protobuf,
@@ -192,24 +187,20 @@ def resolve_otlp(
                 raise
             lenient(exc, "using 10 s")
     comp, comp_src = _pick(
-        compression, env, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"
+        None, env, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"
     )
     if comp is not None and comp not in COMPRESSIONS:
-        where = "--otlp-compression" if comp_src == "flag" else comp_src
-        bad = ConfigError(f"{where}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}")
-        if comp_src == "flag":
-            raise bad
-        lenient(bad, "sending uncompressed")
+        lenient(
+            ConfigError(f"{comp_src}: expected one of {', '.join(COMPRESSIONS)}, got {comp!r}"),
+            "sending uncompressed",
+        )
         comp = None
-    ins, ins_src = _pick(insecure, env, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
-    secure_default = urlsplit(url).scheme == "http"
-    is_insecure = secure_default
+    ins, ins_src = _pick(None, env, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
+    is_insecure = urlsplit(url).scheme == "http"
     if ins is not None:
         try:
-            is_insecure = _parse_bool(ins, ins_src or "insecure")
+            is_insecure = _parse_bool(ins, ins_src)
         except ConfigError as exc:
-            if ins_src == "flag":
-                raise
             lenient(exc, "deciding from the URL scheme")
     cert, cert_src = _pick(None, env, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
     if cert is not None and not os.path.isfile(str(cert)):

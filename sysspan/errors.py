@@ -45,12 +45,6 @@ class TraceFileError(SysspanError):
     exit_code = 1
 
 
-class ExportError(SysspanError):
-    """Spans could not be delivered (only raised where the user asked for strictness)."""
-
-    exit_code = 1
-
-
 class PropagationError(SysspanError):
     """An incoming trace context is invalid and ``--tp-required`` asked for one."""
 

@@ -1,4 +1,4 @@
-"""The OTLP flags shared by the trace command and ``replay`` (declared once, here)."""
+"""The OTLP flags shared by the trace, ``span`` and ``replay`` commands (declared once, here)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def add_otlp_flags(group: argparse._ActionsContainer) -> None:
-    """``--otlp-endpoint``, ``--otlp-protocol``, ``--otlp-header`` and ``--otlp-timeout``."""
-    group.add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP to URL (default: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)")
+def add_otlp_flags(
+    group: argparse._ActionsContainer, endpoint_group: argparse._ActionsContainer | None = None
+) -> None:
+    """``--otlp-endpoint``, ``--otlp-protocol``, ``--otlp-header`` and ``--otlp-timeout``;
+    ``--otlp-endpoint`` goes into ``endpoint_group`` when given (``span`` makes it exclusive
+    with ``--trace-file``)."""
+    (endpoint_group or group).add_argument("--otlp-endpoint", metavar="URL", help="ship spans over OTLP to URL (default: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)")
     group.add_argument("--otlp-protocol", choices=PROTOCOLS, help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc for port 4317, http/protobuf otherwise)")
     group.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header/metadata, repeatable (adds to OTEL_EXPORTER_OTLP_HEADERS)")
     group.add_argument("--otlp-timeout", type=positive_seconds, metavar="SECONDS", help="OTLP export timeout per request, retries included (default: OTEL_EXPORTER_OTLP_TIMEOUT, else 10)")

@@ -57,6 +57,13 @@ def otlp_json_to_proto(text: str | bytes) -> Any:
     return request
 
 
+def decode_request(data: bytes) -> Any:
+    """Parse protobuf request bytes with the official classes, the way a collector would."""
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(data)
+    return request
+
+
 def any_value(value: AnyValue) -> Any:
     """A protobuf ``AnyValue`` as a plain Python value."""
     which = value.WhichOneof("value")
@@ -276,5 +283,6 @@ __all__ = [
     "SpanPb",
     "any_value",
     "attrs",
+    "decode_request",
     "otlp_json_to_proto",
 ]

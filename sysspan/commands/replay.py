@@ -27,6 +27,7 @@ import sys
 from sysspan import __version__
 from sysspan.config import output_dir, resolve_otlp
 from sysspan.errors import TraceFileError, UsageError
+from sysspan.exporters.base import spans_text
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp import OtlpSink
 from sysspan.exporters.wholeline import Fallback
@@ -153,12 +154,12 @@ def _settle(
                 f"{path}: {count - f.items} of {count} spans acknowledged; the {f.items} "
                 "undelivered are left in it (run the same command again)"
             ]
-        return [f"{_spans(f.items)} of {path} spooled to {dest} (send later: sysspan replay {dest})"]
+        return [f"{spans_text(f.items)} of {path} spooled to {dest} (send later: sysspan replay {dest})"]
     _unlink(target)
     if f.items or f.lost:  # the spool's own location failed
         if in_place:
-            return [f"{path}: kept as it was ({acked} of {count} spans acknowledged)"] + f.describe(_spans)
-        return [f"{path}: " + m for m in f.describe(_spans)]
+            return [f"{path}: kept as it was ({acked} of {count} spans acknowledged)"] + f.describe(spans_text)
+        return [f"{path}: " + m for m in f.describe(spans_text)]
     if acked != count:
         return []
     _unlink(dest)  # in place: the source itself; else a spool an earlier attempt left
@@ -172,10 +173,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _spans(n: int) -> str:
-    return f"{n} span" if n == 1 else f"{n} spans"
 
 
 class Replay:

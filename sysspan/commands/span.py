@@ -41,12 +41,12 @@ import sys
 import time
 from datetime import date
 
-from sysspan.config import resource_from_env
 from sysspan.errors import ConfigError, PropagationError, UsageError
 from sysspan.exporters.sinks import build_sinks
 from sysspan.fsutil import write_private_file
 from sysspan.ids import new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
+from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import (
     TRACEPARENT,
     TRACESTATE,
@@ -55,7 +55,7 @@ from sysspan.propagation.carriers import (
     resolve_incoming,
     write_carrier_file,
 )
-from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.detect import resource_for
 from sysspan.propagation.traceparent import (
     NEW_TRACE_FLAGS,
     InvalidTraceContext,
@@ -194,10 +194,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     dest = out.add_mutually_exclusive_group()
     dest.add_argument("--trace-file", metavar="FILE", help="append the span to this OTLP JSON lines file")
-    dest.add_argument("--otlp-endpoint", metavar="URL", help="send the span over OTLP (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; else ./sysspan-traces/)")
-    out.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http/json"), help="OTLP protocol")
-    out.add_argument("--otlp-header", action="append", metavar="K=V", help="extra OTLP header (repeatable)")
-    out.add_argument("--otlp-timeout", type=float, metavar="SECONDS", help="OTLP export timeout")
+    add_otlp_flags(out, endpoint_group=dest)
     out.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file")
     out.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else 'sysspan')")
     out.add_argument("-q", dest="quiet", action="count", default=0, help="quiet (-qq: not even where the span went)")
@@ -349,8 +346,7 @@ def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
         trace_state=state_header,
         flags=flags & 0xFF,
     )
-    resource = detect_resource(env)
-    resource.update(resource_from_env(env, "sysspan"))
+    resource = resource_for(env, "sysspan")
     if ns.service_name:
         resource["service.name"] = ns.service_name
     failed = False

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sysspan.builder import SpanBuilder, exit_code_of, signal_name
+from sysspan.builder import SpanBuilder, exit_code_of, mark_exit
 from sysspan.collector.decode import Decoder
 from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.gc_window import rare_collections
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import Tracer, relayed_signals_blocked
-from sysspan.config import env_warnings, resource_from_env
+from sysspan.config import env_warnings
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
@@ -31,22 +31,22 @@ from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
 from sysspan.exporters.budget import add_options as add_budget_options
 from sysspan.exporters.budget import apply_budget
-from sysspan.exporters.console import LineWriter
-from sysspan.exporters.json_lines import JsonLineWriter
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
-from sysspan.exporters.summary import render_summary
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
-from sysspan.propagation.detect import detect_resource
+from sysspan.propagation.detect import resource_for
 from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
 from sysspan.stderr_tail import StderrTail
+from sysspan.text.json_lines import JsonLineWriter
+from sysspan.text.strace_lines import LineWriter
+from sysspan.text.summary import render_summary
 
 if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out
     from sysspan.collector.ebpf.tracer import EbpfTracer
@@ -78,7 +78,6 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     ot.add_argument("--output-dir", metavar="DIR", help="directory for the default trace file (SYSSPAN_OUTPUT_DIR, default ./sysspan-traces)")
     ot.add_argument("--sample", type=_ratio, metavar="RATIO", help="keep this fraction of syscall spans (xorshift RNG per syscall); counts stay exact")
     ot.add_argument("--max-spans-per-second", type=_nonneg_int("--max-spans-per-second"), metavar="N", help="circuit breaker: above N syscall spans/s, drop and count (0: no limit)")
-    ot.add_argument("--otlp-sdk", action="store_true", help="export through the OpenTelemetry SDK exporters instead of sysspan's direct encoder")
     ot.add_argument("--service-name", metavar="NAME", help="service.name (default: OTEL_SERVICE_NAME, else the executable name)")
     add_budget_options(ot)
     ot.add_argument("--stderr-tail", type=_nonneg_int("--stderr-tail"), default=0, metavar="N", help="when the command fails, its last N stderr lines (redacted) become an event on the run span; stderr still passes through unchanged")
@@ -246,8 +245,7 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
 
     # Bad telemetry settings are warnings (the command runs) unless --strict.
     config_warnings: list[str] | None = None if ns.strict else []
-    resource = detect_resource(env)
-    resource.update(resource_from_env(env, exe_name, config_warnings))
+    resource = resource_for(env, exe_name, config_warnings)
     if ns.service_name:
         resource["service.name"] = ns.service_name
     fallback = Fallback(env)
@@ -652,15 +650,5 @@ def _run_span(
         trace_state=trace_state,
         flags=flags,
     )
-    if code is not None:
-        attrs["process.exit.code"] = code
-    if status is not None and os.WIFSIGNALED(status):
-        sig = signal_name(os.WTERMSIG(status))
-        attrs["error.type"] = sig
-        span.status = StatusCode.ERROR
-        span.status_message = f"killed by {sig}"
-    elif code:
-        attrs["error.type"] = str(code)
-        span.status = StatusCode.ERROR
-        span.status_message = f"exited with status {code}"
+    mark_exit(span, status, code, nonzero_is_error=True)
     return span

@@ -594,31 +594,28 @@ class _OtelSink:
             from opentelemetry import trace
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
             from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-            env = self.env
-            endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
-                "OTEL_EXPORTER_OTLP_ENDPOINT", ""
-            )
-            protocol = (
-                env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-                or ""
-            ).strip()
-            if not protocol:
-                from urllib.parse import urlsplit
+            from sysspan.config import resolve_otlp
 
-                try:
-                    port = urlsplit(endpoint).port
-                except ValueError:
-                    port = None
-                protocol = "grpc" if port == 4317 else "http/protobuf"
-            OTLPSpanExporter: type[SpanExporter]
-            if protocol == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            env = self.env
+            # The protocol as sysspan itself resolves it (a bad variable: its default, never
+            # an error in the program); the SDK exporter reads the rest from the environment.
+            settings = resolve_otlp(env, warnings=[])
+            exporter: Any
+            if settings is not None and settings.protocol == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                    OTLPSpanExporter as GrpcExporter,
+                )
+
+                exporter = GrpcExporter()
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter as HttpExporter,
+                )
+
+                exporter = HttpExporter()
 
             attrs: dict[str, Any] = {}
             if not env.get("OTEL_SERVICE_NAME") and "service.name=" not in env.get(
@@ -628,7 +625,7 @@ class _OtelSink:
                     os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "") or "python"
                 )
             provider = TracerProvider(resource=Resource.create(attrs))
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            provider.add_span_processor(BatchSpanProcessor(exporter))
             self.provider = provider
             from sysspan import __version__
 

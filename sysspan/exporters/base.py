@@ -12,6 +12,11 @@ from sysspan.model import Span
 from sysspan.plainrecord import Record
 
 
+def spans_text(n: int) -> str:
+    """``1 span``, ``2 spans``: the count in the sentences sinks report."""
+    return f"{n} span" if n == 1 else f"{n} spans"
+
+
 class SinkReport(Record):
     """What a sink did, for the end-of-run summary.
 

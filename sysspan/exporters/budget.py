@@ -121,7 +121,15 @@ class BudgetSink:
         self._arrival = 0
         self._run_span: Span | None = None
         self._bytes = 0
-        self._encoder = ProtoEncoder()
+        shared = getattr(inner, "encoder", None)
+        if isinstance(shared, ProtoEncoder):
+            # The inner sink's own encoder: a kept span is sized by the very bytes the sink
+            # sends, and encoded once.
+            self._encoder = shared
+            self._size_of = shared.span_kept
+        else:
+            self._encoder = ProtoEncoder()
+            self._size_of = self._encoder.span
         resource = getattr(inner, "resource", None) or {}
         self._request_overhead = 64 + sum(
             len(key_value(k, v)) + 3 for k, v in resource.items()
@@ -182,6 +190,7 @@ class BudgetSink:
             batch_bytes += size
         if batch:
             self._export(batch)
+        self._encoder.discard()  # sized, but did not fit
         report = self.inner.close()
         report.messages.append(self.closing_line())
         return report
@@ -216,16 +225,12 @@ class BudgetSink:
             _, span_id, span = heapq.heappop(pending)
             owner = self._owners.pop(span_id, None)
             self._released.add(span_id)
-            size = len(self._encoder.span(span)) + _PER_SPAN_FRAMING
             if owner is not None:
                 if owner.calls:
-                    summary = summary_attributes(owner.calls)
-                    # an int attribute encodes in at most len(key) + 16 bytes: counting that
-                    # bound spares encoding hundreds of one-off values twice
-                    size += sum(len(key) + 16 for key in summary)
-                    span.attributes.update(summary)
+                    span.attributes.update(summary_attributes(owner.calls))
                 for decision in owner.decisions:
                     self._decision_owner.pop(decision, None)
+            size = len(self._size_of(span)) + _PER_SPAN_FRAMING
             self._bytes += size
             self.inner_pending.append(span)
 
@@ -283,7 +288,7 @@ class BudgetSink:
         if tier <= 1 and self._early_left > 0:
             # A first occurrence is kept whatever comes later, as long as the reserve for
             # them lasts: send it now instead of holding it to the end.
-            size = len(self._encoder.span(span)) + _PER_SPAN_FRAMING
+            size = len(self._size_of(span)) + _PER_SPAN_FRAMING
             if size <= self._early_bytes_left:
                 self._early_left -= 1
                 self._early_bytes_left -= size
@@ -292,22 +297,23 @@ class BudgetSink:
                 self._keep_now(span, name, err, in_decision)
                 self.inner_pending.append(span)
                 return
-        self._offer((-tier, -rank, -self._arrival), in_decision, span)
-        if self.slowest:
-            slow = self._slow.get(name)
-            if slow is None:
-                slow = self._slow[name] = []
-            if len(slow) < self.slowest:
-                heapq.heappush(slow, (duration, self._arrival, span))
-            elif duration > slow[0][0]:
-                heapq.heapreplace(slow, (duration, self._arrival, span))
-
-    def _offer(self, key: tuple[int, int, int], in_decision: bool, span: Span) -> None:
+        # Inlined (this runs for every syscall span): offer the span to the candidate heap,
+        # then to the slowest of its name.
+        arrival = self._arrival
+        key = (-tier, -rank, -arrival)
         heap = self._heap
         if len(heap) < self.limit - len(self._early_ids):
             heapq.heappush(heap, (key, in_decision, span))
         elif heap and key > heap[0][0]:
             heapq.heapreplace(heap, (key, in_decision, span))
+        if self.slowest:
+            slow = self._slow.get(name)
+            if slow is None:
+                slow = self._slow[name] = []
+            if len(slow) < self.slowest:
+                heapq.heappush(slow, (duration, arrival, span))
+            elif duration > slow[0][0]:
+                heapq.heapreplace(slow, (duration, arrival, span))
 
     def _keep_now(self, span: Span, name: str, err: str | None, in_decision: bool) -> None:
         tally = self.tally
@@ -338,7 +344,7 @@ class BudgetSink:
         ranked = sorted(best.values(), key=lambda item: item[0], reverse=True)
         chosen: list[tuple[Span, int]] = []
         room = self.max_bytes - self._bytes
-        size_of = self._encoder.span
+        size_of = self._size_of
         limit = self.limit - len(early)
         for index, (_key, in_decision, span) in enumerate(ranked):
             if len(chosen) >= limit:
@@ -366,7 +372,7 @@ class BudgetSink:
         return chosen
 
     def _count(self, spans: list[Span]) -> None:
-        size_of = self._encoder.span
+        size_of = self._size_of
         self._bytes += sum(len(size_of(s)) + _PER_SPAN_FRAMING for s in spans)
 
     def _export(self, spans: list[Span]) -> None:

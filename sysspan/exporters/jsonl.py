@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sysspan.exporters.base import SinkReport
+from sysspan.exporters.base import SinkReport, spans_text
 from sysspan.exporters.otlp_json import encode_line_bytes
 from sysspan.exporters.wholeline import Fallback, WholeLineFile
 from sysspan.model import ResourceSpans, Span
@@ -67,7 +67,7 @@ class JsonlAppender:
 
     def describe(self) -> list[str]:
         """Sentences about a failure: where the spans went, how many were lost."""
-        return self.file.describe(_spans)
+        return self.file.describe(spans_text)
 
     def close(self) -> None:
         self.file.close()
@@ -120,12 +120,9 @@ class JsonlSink:
             degraded=f.moved,
         )
         if kept and not f.moved:
-            report.messages.append(f"wrote {_spans(kept)} to {self.path}")
+            report.messages.append(f"wrote {spans_text(kept)} to {self.path}")
         elif not f.items and not f.lost:
             report.messages.append(f"no spans recorded, nothing written to {self.path}")
         report.messages += self._out.describe()
         return report
 
-
-def _spans(n: int) -> str:
-    return f"{n} span" if n == 1 else f"{n} spans"

@@ -1,5 +1,6 @@
 """OTLP/JSON: the text form of ``ExportTraceServiceRequest`` written by the OpenTelemetry
-Collector's file exporter (one request per line), and its protobuf twin.
+Collector's file exporter (one request per line), and :func:`from_proto`, which reads a
+decoded protobuf request (what the Lambda extension's receiver gets) into the same records.
 
 Why a hand-written encoder: the embedded default sink writes every span through
 :func:`encode_line`, so it is built from f-strings and the C string escaper instead of
@@ -39,7 +40,7 @@ from sysspan.model import (
     SyscallSpan,
 )
 
-__all__ = ["decode_line", "encode_line", "from_proto", "to_proto"]
+__all__ = ["decode_line", "encode_line", "from_proto"]
 
 # --------------------------------------------------------------------------- encoding
 
@@ -541,87 +542,6 @@ def decode_line(
 
 
 # --------------------------------------------------------------------------- protobuf
-
-
-def _clean(text: str) -> str:
-    """Protobuf strings must be valid UTF-8: escape lone surrogates as JSONL does."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
-def _fill_value(pb: Any, value: Any) -> None:
-    if isinstance(value, bool):
-        pb.bool_value = value
-    elif isinstance(value, int):
-        pb.int_value = value
-    elif isinstance(value, float):
-        pb.double_value = value
-    elif isinstance(value, str):
-        pb.string_value = _clean(value)
-    elif isinstance(value, (list, tuple)):
-        pb.array_value.SetInParent()
-        for item in value:
-            _fill_value(pb.array_value.values.add(), item)
-    elif isinstance(value, dict):
-        pb.kvlist_value.SetInParent()
-        _fill_attrs(pb.kvlist_value.values, value)
-    elif isinstance(value, (bytes, bytearray)):
-        pb.bytes_value = bytes(value)
-    elif value is not None:
-        pb.string_value = _clean(str(value))
-
-
-def _fill_attrs(repeated: Any, attrs: dict[str, Any]) -> None:
-    for key, value in attrs.items():
-        kv = repeated.add()
-        kv.key = _clean(key)
-        _fill_value(kv.value, value)
-
-
-def to_proto(batches: ResourceSpans | Iterable[ResourceSpans]) -> Any:
-    """The same request as :func:`encode_line`, as an ``ExportTraceServiceRequest`` message."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    if isinstance(batches, ResourceSpans):
-        batches = [batches]
-    req = ExportTraceServiceRequest()
-    for batch in batches:
-        rs = req.resource_spans.add()
-        rs.resource.SetInParent()
-        _fill_attrs(rs.resource.attributes, batch.resource)
-        ss = rs.scope_spans.add()
-        ss.scope.SetInParent()
-        ss.scope.name = _clean(batch.scope_name)
-        ss.scope.version = _clean(batch.scope_version)
-        for span in batch.spans:
-            pb = ss.spans.add()
-            pb.trace_id = span.trace_id.to_bytes(16, "big")
-            pb.span_id = span.span_id.to_bytes(8, "big")
-            if span.parent_id:
-                pb.parent_span_id = span.parent_id.to_bytes(8, "big")
-            pb.trace_state = _clean(span.trace_state)
-            pb.flags = span.flags
-            pb.name = _clean(span.name)
-            pb.kind = int(span.kind)
-            pb.start_time_unix_nano = span.start_ns
-            pb.end_time_unix_nano = span.end_ns
-            _fill_attrs(pb.attributes, span.attributes)
-            for ev in span.events:
-                pev = pb.events.add()
-                pev.time_unix_nano = ev.time_ns
-                pev.name = _clean(ev.name)
-                _fill_attrs(pev.attributes, ev.attributes)
-            pb.status.SetInParent()
-            pb.status.code = int(span.status)
-            pb.status.message = _clean(span.status_message)
-    return req
 
 
 def _from_any(pb: Any) -> Any:

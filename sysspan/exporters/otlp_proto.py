@@ -1,11 +1,12 @@
 """A direct OTLP protobuf encoder: sysspan spans → ``ExportTraceServiceRequest`` bytes.
 
-Going through the generated message classes costs ~15 µs per syscall span (one message
-object per attribute); writing the wire format directly, with the encodings of repeated
-key/value pairs cached, is several times cheaper. The output is byte-for-byte what the
-official classes serialise for the same content (proto3: default values are omitted,
-fields in number order); the test suite decodes it with ``opentelemetry-proto`` and compares
-every field.
+Going through the generated message classes builds one message object per attribute;
+writing the wire format directly, with the encodings of repeated key/value pairs cached,
+spares that (``bench/bench_export.py`` measures the whole export path against the
+OpenTelemetry SDK's). The output is what the official classes serialise for the same
+content (proto3: default values are omitted, fields in number order); the test suite
+decodes it with ``opentelemetry-proto``, compares every field and checks that re-serialising
+gives the same bytes.
 
 Field numbers follow opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto.
 """
@@ -58,6 +59,11 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8", "backslashreplace")
 
 
+def clean_text(text: str) -> str:
+    """``text`` as valid UTF-8 (lone surrogates escaped, as :func:`_utf8` writes them)."""
+    return text if text.isascii() else _utf8(text).decode("utf-8")
+
+
 def any_value(value: Any) -> bytes:
     """Encoded ``AnyValue`` message body."""
     if isinstance(value, str):
@@ -106,6 +112,9 @@ class ProtoEncoder:
         # id(shape) -> (shape, trace id, trace state, flags, {(has parent, remote parent):
         # the span's field bytes around its ids and times, length prefix included})
         self._shaped: dict[int, tuple[object, int, str, int, dict[tuple[bool, bool], tuple[bytes, bytes, bytes, bytes]]]] = {}
+        # id(span) -> (span, its encoding): spans sized by span_kept() before request()
+        # writes them, so each is encoded once (the span is kept so its id stays its own).
+        self._kept: dict[int, tuple[Span, bytes]] = {}
 
     def _attr(self, key: str, value: Any) -> bytes:
         if type(value) is list:
@@ -165,13 +174,13 @@ class ProtoEncoder:
             for key, value in ev.attributes.items():
                 body += _ld(b"\x1a", key_value(key, value))
             parts.append(_ld(b"\x5a", body))
-        if True:  # status is always present, as the SDK and the generated classes write it
-            body = b""
-            if s.status_message:
-                body += _ld(b"\x12", _utf8(s.status_message))
-            if s.status:
-                body += b"\x18" + varint(int(s.status))
-            parts.append(_ld(b"\x7a", body))
+        # status is always present, as the SDK and the generated classes write it
+        status = b""
+        if s.status_message:
+            status += _ld(b"\x12", _utf8(s.status_message))
+        if s.status:
+            status += b"\x18" + varint(int(s.status))
+        parts.append(_ld(b"\x7a", status))
         flags = s.flags
         if self._remote is not None:
             flags |= 0x300 if s.parent_id in self._remote else 0x100
@@ -179,6 +188,22 @@ class ProtoEncoder:
             parts.append(b"\x85\x01")
             parts.append(_pack_i(flags))
         return b"".join(parts)
+
+    def span_kept(self, s: Span) -> bytes:
+        """:meth:`span`, remembered until :meth:`request` writes ``s`` or :meth:`discard`
+        drops it. ``s`` must not change in between."""
+        enc = self.span(s)
+        self._kept[id(s)] = (s, enc)
+        return enc
+
+    def discard(self, spans: Iterable[Span] | None = None) -> None:
+        """Forget what :meth:`span_kept` remembered for ``spans`` (all of it when None)."""
+        if spans is None:
+            self._kept.clear()
+            return
+        kept = self._kept
+        for s in spans:
+            kept.pop(id(s), None)
 
     def _name_head(self, name: str, trace_state: str) -> tuple[bytes, bytes]:
         """(trace_state field, name field) encodings, cached: both repeat across spans."""
@@ -213,7 +238,14 @@ class ProtoEncoder:
         remote = self._remote
         span = self.span
         join = b"".join  # one copy, where + would make one per piece
+        kept = self._kept
         for s in spans:
+            if kept:
+                # sized by span_kept(): its bytes are already made
+                hit = kept.pop(id(s), None)
+                if hit is not None and hit[0] is s:
+                    append(b"\x12" + varint(len(hit[1])) + hit[1])
+                    continue
             start, end = s.start_ns, s.end_ns
             if type(s) is not SyscallSpan or s.shape is None or s.events or not (start and end):
                 body = span(s)

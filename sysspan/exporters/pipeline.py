@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sysspan.exporters.base import Sink, SinkReport
 from sysspan.model import Span
@@ -64,8 +65,7 @@ class Pipeline:
             raise ValueError("batch_size and queue_batches must be at least 1")
         self.sinks = list(sinks)
         self.batch_size = batch_size
-        # Spans, or the raw items ``prepare`` turns into spans on the export thread.
-        self._batch: list[object] = []
+        self._batch: list[Any] = []  # spans, or raw records that prepare() turns into spans
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_batches)
         self._trouble = [_SinkTrouble() for _ in self.sinks]
         self._handed = 0

@@ -26,7 +26,7 @@ def build_sinks(
     and the OTLP sink (spooling to ``<output dir>/<name>-spool-...jsonl``) when one is.
 
     ``ns`` carries the shared flags: ``otlp_endpoint``, ``otlp_protocol``, ``otlp_header``,
-    ``otlp_timeout``, ``output_dir``, ``trace_file`` and optionally ``otlp_sdk``. Files that
+    ``otlp_timeout``, ``output_dir`` and ``trace_file``. Files that
     cannot be written move to ``fallback`` (default: the fallback locations of ``env``).
     With ``warnings``, bad OTEL_* variables are named there instead of raising.
     """
@@ -57,7 +57,6 @@ def build_sinks(
                 spool,
                 __version__,
                 remote_parent_ids=remote_parent_ids,
-                native=not getattr(ns, "otlp_sdk", False),
                 fallback=fallback,
             )
         )

@@ -68,7 +68,12 @@ class CallSummary:
             self.min_ns = duration_ns
         if duration_ns > self.max_ns:
             self.max_ns = duration_ns
-        key = bucket_of(duration_ns)
+        # bucket_of(), inlined: this runs for every syscall span
+        if duration_ns < (1 << _MANTISSA):
+            key = max(duration_ns, 0)
+        else:
+            shift = duration_ns.bit_length() - _MANTISSA
+            key = (shift << _MANTISSA) | (duration_ns >> shift)
         hist = self.hist
         hist[key] = hist.get(key, 0) + 1
         if errno is None:

@@ -375,9 +375,8 @@ class Instrumentation:
     """The state shared by all invocations of one execution environment."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        from sysspan.config import resource_from_env
         from sysspan.ids import SpanIds, new_nonce
-        from sysspan.propagation.detect import detect_resource
+        from sysspan.propagation.detect import resource_for
 
         self.env = os.environ if env is None else env
         self.coldstart = True
@@ -385,8 +384,7 @@ class Instrumentation:
         self.seq = 0
         self.pid = os.getpid()
         name = self.env.get("AWS_LAMBDA_FUNCTION_NAME", "") or "lambda"
-        self.resource: dict[str, Any] = detect_resource(self.env)
-        self.resource.update(resource_from_env(self.env, name))
+        self.resource: dict[str, Any] = resource_for(self.env, name)
         port = self.env.get("SYSSPAN_LAMBDA_OTLP_PORT", "").strip() or str(DEFAULT_OTLP_PORT)
         self.endpoint = self.env.get(ENDPOINT_ENV, "").strip() or f"http://127.0.0.1:{port}/v1/traces"
         self.failures = 0

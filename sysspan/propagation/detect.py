@@ -334,3 +334,15 @@ def detect_resource(env: Mapping[str, str], *, proc_root: str = "/proc") -> Reso
         attrs["container.id"] = container_id
     attrs.update(detect_lambda(env))
     return attrs
+
+
+def resource_for(
+    env: Mapping[str, str], executable_name: str, warnings: list[str] | None = None
+) -> Resource:
+    """The resource of a run: :func:`detect_resource` under the user's configuration
+    (``config.resource_from_env``; ``warnings`` as there)."""
+    from sysspan.config import resource_from_env
+
+    attrs = detect_resource(env)
+    attrs.update(resource_from_env(env, executable_name, warnings))
+    return attrs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,7 @@ def test_an_endpoint_that_keeps_failing_is_given_up_after_one_batch(
     for i in range(5):
         sink.export(make_spans(3, start_id=0x100 * (i + 1)))
     report = sink.close()
-    assert http_receiver.attempts == 6  # the SDK's retries for batch 1, nothing for batches 2-5
+    assert http_receiver.attempts == 6  # the retries for batch 1, nothing for batches 2-5
     assert report.spans_failed == 15 and report.spans_written == 0
     assert "stopped trying after the first failure" in report.messages[-1]
     assert "unavailable" in report.messages[-1].lower()
@@ -299,7 +300,8 @@ def test_export_batches_keeps_each_resource(http_receiver: HttpReceiver, tmp_pat
 def test_grpc_failures_are_retried_then_given_up_quietly(
     grpc_receiver: GrpcReceiver, tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The SDK exporter logs a warning per retry and an error at the end: none may show."""
+    """Retries and the final failure print nothing, and no OpenTelemetry or grpc log
+    record escapes."""
     caplog.set_level(logging.DEBUG)
     grpc_receiver.fail(1000, grpc.StatusCode.UNAVAILABLE, retry_after_s=0)
     spool = tmp_path / "s.jsonl"
@@ -307,14 +309,13 @@ def test_grpc_failures_are_retried_then_given_up_quietly(
     sink.export(make_spans(3, 0x100))
     sink.export(make_spans(3, 0x200))
     report = sink.close()
-    assert grpc_receiver.attempts == 6  # the SDK's own retries, for the first batch only
+    assert grpc_receiver.attempts == 6  # the retries, for the first batch only
     assert report.spans_failed == 6 and "UNAVAILABLE" in report.messages[-1]
     assert sum(len(b.spans) for b in iter_trace_file(spool)) == 6
     assert capfd.readouterr().err == ""
     assert not [r for r in caplog.records if r.name.startswith(("opentelemetry", "grpc"))]
-    for name in ("opentelemetry", "grpc"):  # silenced during export only, then restored
-        lg = logging.getLogger(name)
-        assert lg.propagate and not [h for h in lg.handlers if type(h).__module__ == "sysspan.exporters.otlp"]
+    for name in ("opentelemetry", "grpc"):  # the user's logging is left as it was
+        assert logging.getLogger(name).propagate
 
 
 def test_endpoint_that_dies_mid_run_costs_one_timeout_at_most(tmp_path: Path) -> None:
@@ -334,3 +335,35 @@ def test_endpoint_that_dies_mid_run_costs_one_timeout_at_most(tmp_path: Path) ->
     assert "connection refused" in report.messages[-1]
     assert len(receiver.spans()) == 2
     assert sum(len(b.spans) for b in iter_trace_file(spool)) == 8
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_shutdown_during_a_backoff_ends_the_wait_and_spools(
+    protocol: str, grpc_receiver: GrpcReceiver, http_receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    """The server asks for a 30 s pause (Retry-After / RetryInfo) within a 60 s timeout; a
+    shutdown from another thread ends the wait, and the batch and every later one are
+    spooled, not lost and not sent."""
+    receiver = receiver_for(protocol, grpc_receiver, http_receiver)
+    if protocol == "grpc":
+        grpc_receiver.fail(1000, grpc.StatusCode.UNAVAILABLE, retry_after_s=30.0)
+    else:
+        http_receiver.fail(1000, status=503, retry_after_s=30)
+    spool = tmp_path / "s.jsonl"
+    settings = OtlpSettings(receiver.endpoint, protocol, insecure=True, timeout_s=60.0)
+    sink = OtlpSink(settings, RESOURCE, str(spool), "1")
+    exporting = threading.Thread(target=sink.export, args=(make_spans(3, 0x100),))
+    exporting.start()
+    deadline = time.monotonic() + 20
+    while receiver.attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert receiver.attempts == 1, "the first attempt never reached the receiver"
+    sink.shutdown()
+    exporting.join(timeout=20)  # the wait would otherwise last 30 s
+    assert not exporting.is_alive(), "shutdown did not end the backoff"
+    sink.export(make_spans(2, 0x200))  # after shutdown: straight to the spool
+    report = sink.close()
+    assert receiver.attempts == 1 and not receiver.spans()
+    assert report.spans_failed == 5 and report.spans_written == 0
+    assert "stopped trying after the first failure" in report.messages[-1]
+    assert [s.span_id for b in iter_trace_file(spool) for s in b.spans] == [0x100, 0x101, 0x102, 0x200, 0x201]

@@ -1,8 +1,9 @@
 """OTLP/JSON codec, trace-file reader and JSONL sink.
 
 The cross-check test parses our lines with protobuf's own ``json_format`` (after the one
-documented OTLP/JSON difference, hex ids) and compares with ``to_proto``: that is what
-proves the files are real OTLP/JSON that a Collector accepts.
+documented OTLP/JSON difference, hex ids) and compares with the official classes' parse of
+the protobuf encoder's bytes for the same spans: that is what proves the files are real
+OTLP/JSON that a Collector accepts.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from sysspan.exporters.otlp_json import (
     encode_line,
     encode_line_bytes,
     from_proto,
-    to_proto,
 )
+from sysspan.exporters.otlp_proto import ProtoEncoder
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.tracefile import count_spans, iter_trace_file
-from tests.otlp_receiver import otlp_json_to_proto
+from tests.otlp_receiver import decode_request, otlp_json_to_proto
 
 # --------------------------------------------------------------------------- helpers
 
@@ -156,24 +157,22 @@ def test_json_round_trip_field_by_field(bs: list[ResourceSpans]) -> None:
 @slow
 @given(batches)
 def test_proto_round_trip(bs: list[ResourceSpans]) -> None:
-    req = to_proto(bs)
-    again = type(req)()
-    again.ParseFromString(req.SerializeToString())
-    assert_batches_equal(from_proto(again), bs)
+    assert_batches_equal(from_proto(decode_request(ProtoEncoder().request(bs))), bs)
 
 
 @pytest.mark.slow
 @slow
 @given(batches)
 def test_line_is_real_otlp_json(bs: list[ResourceSpans]) -> None:
-    """protobuf's json_format (strict) reads our line as the same message to_proto builds."""
-    assert otlp_json_to_proto(encode_line(bs)) == to_proto(bs)
+    """protobuf's json_format (strict) reads our line as the same message the official
+    classes read from the protobuf encoder's bytes."""
+    assert otlp_json_to_proto(encode_line(bs)) == decode_request(ProtoEncoder().request(bs))
 
 
 def test_single_batch_argument_is_accepted() -> None:
     b = ResourceSpans({"service.name": "x"}, [Span(1, 2, 0, "n", 1, 2)])
     assert encode_line(b) == encode_line([b])
-    assert to_proto(b) == to_proto([b])
+    assert ProtoEncoder().request(b) == ProtoEncoder().request([b])
 
 
 # --------------------------------------------------------------------------- exact format
@@ -254,8 +253,9 @@ def test_lone_surrogates_survive_a_file_round_trip() -> None:
     assert data.endswith(b"\n")
     data.decode("utf-8")  # strict: no surrogates in the bytes
     assert decode_line(data.decode("utf-8"))[0].spans[0].attributes["file.path"] == name
-    # protobuf cannot carry them: to_proto escapes them instead of failing
-    assert to_proto(ResourceSpans({"p": name}, [])).resource_spans[0].resource.attributes[0].value.string_value == "/tmp/\\udcff\\udcfe"
+    # protobuf cannot carry them: the protobuf encoder escapes them instead of failing
+    req = decode_request(ProtoEncoder().request(ResourceSpans({"p": name}, [])))
+    assert req.resource_spans[0].resource.attributes[0].value.string_value == "/tmp/\\udcff\\udcfe"
 
 
 # --------------------------------------------------------------------------- lenient decoding

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from sysspan.config import OtlpSettings
 from sysspan.exporters.otlp import OtlpSink
-from sysspan.exporters.otlp_json import from_proto, to_proto
+from sysspan.exporters.otlp_json import from_proto
 from sysspan.exporters.otlp_proto import ProtoEncoder, varint
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 
@@ -50,19 +50,25 @@ spans = st.builds(
 def test_bytes_equal_official_serialisation(span_list, resource):
     batch = ResourceSpans(resource, span_list, "sysspan", "1.2.3")
     ours = ProtoEncoder().request(batch)
-    assert ours == to_proto(batch).SerializeToString()
-    # and the official parser reads every field back
+    # the official parser reads every field back...
     req = ExportTraceServiceRequest()
     req.ParseFromString(ours)
     back = from_proto(req)[0]
+    assert (back.resource, back.scope_name, back.scope_version) == (resource, "sysspan", "1.2.3")
     assert [s.span_id for s in back.spans] == [s.span_id for s in span_list]
     for a, b in zip(back.spans, span_list, strict=True):
-        assert (a.trace_id, a.parent_id, a.name, a.start_ns, a.end_ns) == (
-            b.trace_id, b.parent_id, b.name, b.start_ns, b.end_ns,
+        assert (a.trace_id, a.parent_id, a.name, a.start_ns, a.end_ns, a.trace_state) == (
+            b.trace_id, b.parent_id, b.name, b.start_ns, b.end_ns, b.trace_state,
         )
         assert a.attributes == b.attributes
         assert int(a.kind) == int(b.kind) and int(a.status) == int(b.status)
+        assert a.status_message == b.status_message
         assert a.flags == b.flags
+        assert [(e.name, e.time_ns, e.attributes) for e in a.events] == [
+            (e.name, e.time_ns, e.attributes) for e in b.events
+        ]
+    # ...and serialises it to the same bytes: field order and omitted defaults are canonical
+    assert req.SerializeToString() == ours
 
 
 def test_cache_hits_give_the_same_bytes_and_stay_bounded():
@@ -83,6 +89,25 @@ def test_remote_parent_flags():
     )
     flags = [s.flags for s in req.resource_spans[0].scope_spans[0].spans]
     assert flags == [0x301, 0x101]
+
+
+def test_spans_sized_first_are_written_with_those_bytes_once():
+    """The budget sizes kept spans with span_kept(); request() reuses those bytes, consumes
+    them, and the request equals a fresh encoder's."""
+    spans = [
+        Span(1, 2, 99, "run", 1, 2, attributes={"k": "v"}),
+        Span(1, 3, 2, "read", 3, 4, attributes={"syscall.name": "read", "syscall.args": "0, \"x\", 1"}),
+        Span(1, 4, 2, "write", 5, 6, attributes={"syscall.name": "write"}),
+    ]
+    batch = ResourceSpans({"service.name": "s"}, spans, "sysspan", "1")
+    enc = ProtoEncoder(remote_parent_ids={99})
+    sized = [enc.span_kept(s) for s in spans[:2]]
+    assert enc.request(batch) == ProtoEncoder(remote_parent_ids={99}).request(batch)
+    assert not enc._kept
+    # a span that was sized and then not sent is forgotten on discard
+    enc.span_kept(spans[2])
+    enc.discard([spans[2]])
+    assert not enc._kept and sized[0] == enc.span(spans[0])
 
 
 def test_varint_negative_is_ten_bytes():

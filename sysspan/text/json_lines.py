@@ -19,7 +19,7 @@ import re
 import time
 
 from sysspan.collector.decode import Decoded
-from sysspan.exporters.console import LineWriter
+from sysspan.text.strace_lines import LineWriter
 
 _NUMBER = re.compile(r"-?(?:0x[0-9a-fA-F]+|\d+)")
 
