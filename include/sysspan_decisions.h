@@ -158,13 +158,14 @@ static inline char *sysspan_ring_reserve(void *base, uint64_t *pos_out, uint32_t
     return NULL;
 }
 
-/* Fill a reserved slot and publish it. The commit is a CAS, not a store: if the reader gave
- * up on this slot meanwhile (it moved seq on), the record is neither published nor counted
- * twice. */
-static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
-                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
-                                       uint64_t skipped, uint32_t tid, uint32_t line,
-                                       uint32_t column) {
+/* Fill the fixed fields of a reserved slot whose payload (`len` bytes at SYSSPAN_S_PAYLOAD)
+ * is already in place, and publish it. The commit is a CAS, not a plain release store: if
+ * the reader gave up on this slot meanwhile (it moved seq on to the next lap), a store would
+ * move seq back and wedge the slot for every later lap, and the record would be counted
+ * twice; the failed CAS leaves it as the reader set it. */
+static inline void sysspan_ring_publish(char *slot, uint64_t pos, uint32_t len,
+                                        uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
+                                        uint32_t tid, uint32_t line, uint32_t column) {
     *SYSSPAN__U64(slot, SYSSPAN_S_START) = start_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_END) = end_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_SKIPPED) = skipped;
@@ -172,11 +173,19 @@ static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *pay
     *SYSSPAN__U32(slot, SYSSPAN_S_LINE) = line;
     *SYSSPAN__U32(slot, SYSSPAN_S_COLUMN) = column;
     *SYSSPAN__U32(slot, SYSSPAN_S_LEN) = len;
-    memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
     *SYSSPAN__U32(slot, SYSSPAN_S_CHECK) = sysspan_ring_check(slot, pos, len);
     uint64_t expected = pos;
     __atomic_compare_exchange_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), &expected, pos + 1, 0,
                                 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/* Copy `payload` into a reserved slot, fill it and publish it (see sysspan_ring_publish). */
+static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
+                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
+                                       uint64_t skipped, uint32_t tid, uint32_t line,
+                                       uint32_t column) {
+    memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
+    sysspan_ring_publish(slot, pos, len, start_ns, end_ns, skipped, tid, line, column);
 }
 
 /* Reserve, fill, commit: SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in the
@@ -224,6 +233,9 @@ static inline char *sysspan__mp_str(char *p, const char *end, const char *s) {
     return p + n;
 }
 
+/* Bytes sysspan__mp_int writes for `v`. */
+static inline uint32_t sysspan__mp_int_len(int64_t v) { return v >= -32 && v < 128 ? 1 : 9; }
+
 static inline char *sysspan__mp_int(char *p, const char *end, int64_t v) {
     if (v >= -32 && v < 128) {
         if (p + 1 > end) return NULL;
@@ -231,25 +243,57 @@ static inline char *sysspan__mp_int(char *p, const char *end, int64_t v) {
         return p;
     }
     if (p + 9 > end) return NULL;
-    uint64_t u = (uint64_t)v;
-    *p++ = (char)0xd3; /* int 64, big-endian */
-    for (int shift = 56; shift >= 0; shift -= 8) *p++ = (char)(u >> shift);
-    return p;
+    uint64_t be = __builtin_bswap64((uint64_t)v); /* int 64, big-endian */
+    *p++ = (char)0xd3;
+    memcpy(p, &be, 8);
+    return p + 8;
 }
 
-/* The payload: msgpack array [category, name, file, input, result]. */
-static inline int sysspan_payload_i64(char *buf, size_t cap, const char *category,
-                                      const char *name, const char *file, int64_t input,
-                                      int64_t result) {
+/* The payload's constant part: the array header and [category, name, file]. Returns its
+ * length, or -1 when it does not fit `cap`. */
+static inline int sysspan_payload_prefix(char *buf, size_t cap, const char *category,
+                                         const char *name, const char *file) {
     char *p = buf, *end = buf + cap;
     if (cap < 1) return -1;
     *p++ = (char)0x95;
     if (!(p = sysspan__mp_str(p, end, category))) return -1;
     if (!(p = sysspan__mp_str(p, end, name))) return -1;
     if (!(p = sysspan__mp_str(p, end, file))) return -1;
+    return (int)(p - buf);
+}
+
+/* The payload: msgpack array [category, name, file, input, result]. */
+static inline int sysspan_payload_i64(char *buf, size_t cap, const char *category,
+                                      const char *name, const char *file, int64_t input,
+                                      int64_t result) {
+    int n = sysspan_payload_prefix(buf, cap, category, name, file);
+    if (n < 0) return -1;
+    char *p = buf + n, *end = buf + cap;
     if (!(p = sysspan__mp_int(p, end, input))) return -1;
     if (!(p = sysspan__mp_int(p, end, result))) return -1;
     return (int)(p - buf);
+}
+
+/* Write the record [prefix..., input, result] straight into its slot (no payload copy on
+ * the stack): SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in `full`). */
+static inline int sysspan_ring_write_i64(void *base, const char *prefix, uint32_t prefix_len,
+                                         int64_t input, int64_t result, uint64_t now_ns,
+                                         uint64_t skipped, uint32_t pid, uint32_t tid,
+                                         uint32_t line) {
+    uint32_t len = prefix_len + sysspan__mp_int_len(input) + sysspan__mp_int_len(result);
+    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
+        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+        return SYSSPAN_TOO_BIG;
+    }
+    uint64_t pos;
+    char *slot = sysspan_ring_reserve(base, &pos, pid);
+    if (!slot) return SYSSPAN_FULL;
+    char *p = slot + SYSSPAN_S_PAYLOAD;
+    memcpy(p, prefix, prefix_len);
+    p = sysspan__mp_int(p + prefix_len, p + len, input);
+    sysspan__mp_int(p, slot + SYSSPAN_S_PAYLOAD + len, result);
+    sysspan_ring_publish(slot, pos, len, now_ns, now_ns, skipped, tid, line, 0);
+    return SYSSPAN_WRITTEN;
 }
 
 /* ------------------------------------------------------------- the recording API */
@@ -312,7 +356,7 @@ SYSSPAN__TLS uint32_t sysspan__tid;
 
 static void *sysspan__base;
 static uint32_t sysspan__pid;
-static double sysspan__log1mp; /* log(1 - ratio); 0 = keep everything */
+static double sysspan__inv_log1mp; /* 1 / log(1 - ratio); 0 = keep everything */
 static int sysspan__never;     /* ratio 0: keep nothing */
 static pthread_once_t sysspan__once = PTHREAD_ONCE_INIT;
 static pthread_key_t sysspan__key;
@@ -349,7 +393,8 @@ static inline void sysspan__init_process(void) {
     double ratio;
     memcpy(&ratio, (char *)base + SYSSPAN_H_SAMPLE, sizeof ratio);
     if (!(ratio > 0.0)) sysspan__never = 1;
-    else if (ratio < 1.0) sysspan__log1mp = log1p(-ratio);
+    else if (ratio < 1.0 && isinf(1.0 / log1p(-ratio))) sysspan__never = 1; /* < 1e-308 */
+    else if (ratio < 1.0) sysspan__inv_log1mp = 1.0 / log1p(-ratio);
     sysspan__pid = (uint32_t)getpid();
     pthread_key_create(&sysspan__key, sysspan__thread_flush);
     pthread_atfork(NULL, NULL, sysspan__after_fork);
@@ -366,13 +411,15 @@ static inline uint64_t sysspan__next_u64(void) {
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* Calls until the next kept one (>= 1): geometric with success probability `ratio`. */
+/* Calls until the next kept one (>= 1): geometric with success probability `ratio`.
+ * log(u) / log(1 - ratio) is >= 0, so the integer conversion is the floor; a multiply by
+ * the reciprocal instead of a division moves the result by at most one rounding step. */
 static inline int64_t sysspan__draw_gap(void) {
     if (sysspan__never) return INT64_MAX;
-    if (sysspan__log1mp == 0.0) return 1;
+    if (sysspan__inv_log1mp == 0.0) return 1;
     double u = ((double)(sysspan__next_u64() >> 11) + 1.0) / 9007199254740992.0; /* (0, 1] */
-    double g = floor(log(u) / sysspan__log1mp) + 1.0;
-    return g >= 9.0e18 ? INT64_MAX : (int64_t)g;
+    double g = log(u) * sysspan__inv_log1mp;
+    return g >= 9.0e18 ? INT64_MAX : (int64_t)g + 1;
 }
 
 static inline uint64_t sysspan__now_ns(void) {
@@ -381,40 +428,79 @@ static inline uint64_t sysspan__now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* One call site of SYSSPAN_DECIDE (a static per expansion): its payload prefix (array
+ * header, category, name, file), encoded by the first record of the site, so that a record
+ * only encodes its input and result. Only sites whose category and name are string literals
+ * get one; a name in a buffer may change between calls. */
+#define SYSSPAN_SITE_BYTES 120
+struct sysspan_site {
+    uint32_t state; /* 0: not encoded, 1: a thread is encoding it, 2: ready */
+    uint32_t len;
+    char prefix[SYSSPAN_SITE_BYTES];
+};
+
+/* The payload prefix of a call site into `buf` (cap 512): its length, or -1 when too long.
+ * The first thread to get here fills the site's cache; others (or uncacheable sites) use
+ * their own copy in `buf`. */
+static inline int sysspan__site_prefix(struct sysspan_site *site, char *buf,
+                                       const char **prefix, const char *category,
+                                       const char *name, const char *file) {
+    if (site && __atomic_load_n(&site->state, __ATOMIC_ACQUIRE) == 2) {
+        *prefix = site->prefix;
+        return (int)site->len;
+    }
+    int n = sysspan_payload_prefix(buf, 512, category, name, file);
+    *prefix = buf;
+    uint32_t idle = 0;
+    if (site && n >= 0 && n <= SYSSPAN_SITE_BYTES &&
+        __atomic_compare_exchange_n(&site->state, &idle, 1, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+        memcpy(site->prefix, buf, (size_t)n);
+        site->len = (uint32_t)n;
+        __atomic_store_n(&site->state, 2, __ATOMIC_RELEASE);
+    }
+    return n;
+}
+
 /* The slow path of SYSSPAN_DECIDE: the countdown of `lane` reached zero. Kept out of line
  * (and cold) so that the hot function the macro sits in stays as small as without it. */
 __attribute__((noinline, cold)) static void
-sysspan_decide_slow_i64(struct sysspan__lane *lane, const char *category, const char *name,
-                        const char *file, int line, int64_t input, int64_t result) {
-    pthread_once(&sysspan__once, sysspan__init_process);
+sysspan_decide_slow_i64(struct sysspan__lane *lane, struct sysspan_site *site,
+                        const char *category, const char *name, const char *file, int line,
+                        int64_t input, int64_t result) {
     void *base = __atomic_load_n(&sysspan__base, __ATOMIC_ACQUIRE);
-    if (!base) { /* not under sysspan: one decrement per call from now on */
-        for (unsigned i = 0; i < SYSSPAN_LANES; i++) sysspan__lanes[i].left = INT64_MAX;
-        return;
+    if (__builtin_expect(!base, 0)) {
+        pthread_once(&sysspan__once, sysspan__init_process);
+        base = __atomic_load_n(&sysspan__base, __ATOMIC_ACQUIRE);
+        if (!base) { /* not under sysspan: one decrement per call from now on */
+            for (unsigned i = 0; i < SYSSPAN_LANES; i++) sysspan__lanes[i].left = INT64_MAX;
+            return;
+        }
     }
-    if (sysspan__rng == 0) { /* this thread's first decision */
+    if (__builtin_expect(sysspan__rng == 0, 0)) { /* this thread's first decision */
         uint64_t seed = sysspan__now_ns() ^ ((uint64_t)(uintptr_t)&sysspan__lanes << 17);
         sysspan__rng = seed ? seed : 0x9E3779B97F4A7C15ull;
         sysspan__tid = (uint32_t)syscall(SYS_gettid);
         pthread_setspecific(sysspan__key, (void *)1);
     }
-    if (lane->gap == 0) { /* this lane's first call: it is the first of a gap */
+    if (__builtin_expect(lane->gap == 0, 0)) { /* this lane's first call: first of a gap */
         lane->gap = lane->left = sysspan__draw_gap();
         if (--lane->left > 0) return;
     }
-    if (!sysspan__tid) sysspan__tid = (uint32_t)syscall(SYS_gettid);
+    if (__builtin_expect(!sysspan__tid, 0)) sysspan__tid = (uint32_t)syscall(SYS_gettid);
     uint64_t skipped = (uint64_t)(lane->gap - 1);
     lane->gap = lane->left = sysspan__draw_gap();
-    char payload[512];
-    int len = sysspan_payload_i64(payload, sizeof payload, category, name, file, input, result);
+    char buf[512];
+    const char *prefix;
+    int n = sysspan__site_prefix(site, buf, &prefix, category, name, file);
     uint64_t now = sysspan__now_ns();
-    if (len < 0) {
+    if (n < 0) {
         sysspan_ring_add_skipped(base, skipped);
         __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
         return;
     }
-    if (sysspan_ring_write(base, payload, (uint32_t)len, now, now, skipped, sysspan__pid,
-                           sysspan__tid, (uint32_t)line, 0) != SYSSPAN_WRITTEN)
+    if (sysspan_ring_write_i64(base, prefix, (uint32_t)n, input, result, now, skipped,
+                               sysspan__pid, sysspan__tid, (uint32_t)line) != SYSSPAN_WRITTEN)
         sysspan_ring_add_skipped(base, skipped); /* the record that carried them was lost */
 }
 
@@ -423,10 +509,14 @@ sysspan_decide_slow_i64(struct sysspan__lane *lane, const char *category, const 
  * predictable branch. */
 #define SYSSPAN_DECIDE(category, name, input, result)                                       \
     do {                                                                                    \
+        static struct sysspan_site sysspan__site;                                           \
         struct sysspan__lane *sysspan__lane = SYSSPAN__LANE();                              \
         if (__builtin_expect(--sysspan__lane->left > 0, 1)) break;                          \
-        sysspan_decide_slow_i64(sysspan__lane, (category), (name), __FILE__, __LINE__,      \
-                                (int64_t)(input), (int64_t)(result));                       \
+        sysspan_decide_slow_i64(                                                            \
+            sysspan__lane,                                                                  \
+            __builtin_constant_p(category) && __builtin_constant_p(name) ? &sysspan__site   \
+                                                                         : NULL,            \
+            (category), (name), __FILE__, __LINE__, (int64_t)(input), (int64_t)(result));   \
     } while (0)
 
 #endif /* SYSSPAN_DECISIONS_H */
