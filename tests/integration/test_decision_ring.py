@@ -4,6 +4,7 @@ what a traced command inherits (nothing but four variables)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import mmap
 import os
@@ -338,6 +339,40 @@ def test_c_header_keeps_the_sampling_ratio_across_its_stack_lanes(tmp_path, c_wr
     assert abs(kept - expected) < 6 * (expected * 0.98) ** 0.5, (kept, expected)
     depths = {int(s.attrs["decision.input"]) for s in spans if "decision.id" in s.attrs}
     assert len(depths) > 8  # decisions from many stack depths, so many lanes were used
+
+
+def test_c_header_call_sites_shared_by_threads_keep_their_payload_and_clock(tmp_path, c_writer) -> None:
+    """A call site's payload prefix is encoded once, by whichever thread gets there first,
+    and its records' times come from the time stamp counter anchored to CLOCK_REALTIME:
+    every record has its own site's name and line, and its time lies between the clock
+    readings taken before the threads start and after they end, in order per thread."""
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--no-syscalls", "--decision-sample", "1", "--decision-rate", "0",
+                   "--trace-file", str(out), "--", str(c_writer), "sites", "4", "1500", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    before, after = (int(x) for x in proc.stdout.split())
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    decisions = [s for s in spans if "decision.id" in s.attrs]
+    assert run.attrs["decision.count"] == 4 * 1500
+    assert run.attrs["decision.count"] - run.attrs["decision.dropped"] == len(decisions) > 4000
+    lines = {}
+    by_thread: dict[str, list[tuple[int, int]]] = {}
+    for d in decisions:
+        k = int(d.attrs["decision.input"])
+        assert d.name == ("site::odd" if k & 1 else "site::even")
+        assert d.attrs["code.file.path"].endswith("ring_writer.c")
+        lines.setdefault(d.name, set()).add(d.attrs["code.line.number"])
+        assert before <= d.start == d.end <= after
+        by_thread.setdefault(d.attrs["decision.result"], []).append((k, d.start))
+    assert len(lines) == 2 and all(len(v) == 1 for v in lines.values())
+    assert lines["site::odd"] != lines["site::even"]
+    assert set(by_thread) == {"0", "1", "2", "3"}
+    for records in by_thread.values():
+        times = [t for _k, t in sorted(records)]
+        # a new anchor may move a thread's clock back by its interpolation error (< 1 us)
+        assert all(b - a > -1000 for a, b in itertools.pairwise(times))
+        assert times[-1] - times[0] > 10_000_000  # the records span more than 10 ms
 
 
 def test_c_header_in_a_dlopened_library_counts_exactly(tmp_path) -> None:
