@@ -82,9 +82,10 @@ static inline char *sysspan_ring_slot(void *base, uint64_t pos) {
            (size_t)(pos & (uint64_t)(count - 1)) * sysspan_ring_slot_size(base);
 }
 
-/* The record checksum: 64-bit FNV-style mixing over 8-byte little-endian words of slot
- * bytes 16..55 and the zero-padded payload, seeded with the slot position, folded to 32
- * bits. It exposes records a stalled writer overwrote after the reader gave up on it. */
+/* The record checksum, computed over a slot in place (it reads the payload's last word
+ * whole): 64-bit FNV-style mixing over 8-byte little-endian words of slot bytes 16..55 and
+ * the zero-padded payload, seeded with the slot position, folded to 32 bits. It exposes
+ * records a stalled writer overwrote after the reader gave up on it. */
 static inline uint32_t sysspan_ring_check(const char *slot, uint64_t pos, uint32_t len) {
     uint64_t h = 0xcbf29ce484222325ull ^ pos;
     const char *p = slot + SYSSPAN_S_START;
@@ -95,9 +96,10 @@ static inline uint32_t sysspan_ring_check(const char *slot, uint64_t pos, uint32
         h = (h ^ w) * 0x100000001b3ull;
         p += 8;
     }
-    if (p < end) {
-        w = 0;
-        memcpy(&w, p, (size_t)(end - p));
+    if (p < end) { /* the last word, zero-padded: read whole (it is inside the slot, whose
+                      * size is a multiple of 8) and mask, rather than a variable-size copy */
+        memcpy(&w, p, 8);
+        w &= ~0ull >> (8 * (8 - (end - p)));
         h = (h ^ w) * 0x100000001b3ull;
     }
     return (uint32_t)(h ^ (h >> 32));
@@ -289,7 +291,10 @@ static inline int sysspan_ring_write_i64(void *base, const char *prefix, uint32_
     char *slot = sysspan_ring_reserve(base, &pos, pid);
     if (!slot) return SYSSPAN_FULL;
     char *p = slot + SYSSPAN_S_PAYLOAD;
-    memcpy(p, prefix, prefix_len);
+    /* whole words, up to 7 bytes past the prefix (input and result overwrite them; the slot
+     * has room, since len <= slot_size - 56 and prefix_len + 2 <= len); `prefix` is a site's
+     * or a 512-byte buffer, so reading the rounded-up length stays inside it */
+    for (uint32_t i = 0; i < prefix_len; i += 8) memcpy(p + i, prefix + i, 8);
     p = sysspan__mp_int(p + prefix_len, p + len, input);
     sysspan__mp_int(p, slot + SYSSPAN_S_PAYLOAD + len, result);
     sysspan_ring_publish(slot, pos, len, now_ns, now_ns, skipped, tid, line, 0);
