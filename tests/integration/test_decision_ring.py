@@ -321,6 +321,7 @@ def test_c_header_client_under_sysspan_counts_exactly(tmp_path, c_writer) -> Non
     assert d0.name == "bench::fib" and d0.attrs["code.file.path"].endswith("ring_writer.c")
     assert all(d.attrs["decision.result"] == str(int(int(d.attrs["decision.input"]) < 2)) for d in decisions)
     assert run.attrs["decision.ring.full"] == 0 and run.attrs["decision.ring.abandoned"] == 0
+    assert run.attrs["decision.malformed"] == 0
 
 
 def test_c_header_keeps_the_sampling_ratio_across_its_stack_lanes(tmp_path, c_writer) -> None:
@@ -356,6 +357,7 @@ def test_c_header_call_sites_shared_by_threads_keep_their_payload_and_clock(tmp_
     decisions = [s for s in spans if "decision.id" in s.attrs]
     assert run.attrs["decision.count"] == 4 * 1500
     assert run.attrs["decision.count"] - run.attrs["decision.dropped"] == len(decisions) > 4000
+    assert run.attrs["decision.malformed"] == 0  # every checksum held
     lines = {}
     by_thread: dict[str, list[tuple[int, int]]] = {}
     for d in decisions:
