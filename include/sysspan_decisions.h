@@ -190,19 +190,29 @@ static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *pay
     sysspan_ring_publish(slot, pos, len, start_ns, end_ns, skipped, tid, line, column);
 }
 
+/* Reserve a slot for a `len`-byte payload: the slot, or NULL with *status SYSSPAN_TOO_BIG
+ * or SYSSPAN_FULL (both counted in the header's `full`). */
+static inline char *sysspan__reserve_for(void *base, uint32_t len, uint32_t pid,
+                                         uint64_t *pos, int *status) {
+    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
+        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+        *status = SYSSPAN_TOO_BIG;
+        return NULL;
+    }
+    *status = SYSSPAN_FULL;
+    return sysspan_ring_reserve(base, pos, pid);
+}
+
 /* Reserve, fill, commit: SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in the
  * header's `full`). */
 static inline int sysspan_ring_write(void *base, const void *payload, uint32_t len,
                                      uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
                                      uint32_t pid, uint32_t tid, uint32_t line,
                                      uint32_t column) {
-    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
-        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
-        return SYSSPAN_TOO_BIG;
-    }
     uint64_t pos;
-    char *slot = sysspan_ring_reserve(base, &pos, pid);
-    if (!slot) return SYSSPAN_FULL;
+    int status;
+    char *slot = sysspan__reserve_for(base, len, pid, &pos, &status);
+    if (!slot) return status;
     sysspan_ring_commit(slot, pos, payload, len, start_ns, end_ns, skipped, tid, line, column);
     return SYSSPAN_WRITTEN;
 }
@@ -283,13 +293,10 @@ static inline int sysspan_ring_write_i64(void *base, const char *prefix, uint32_
                                          uint64_t skipped, uint32_t pid, uint32_t tid,
                                          uint32_t line) {
     uint32_t len = prefix_len + sysspan__mp_int_len(input) + sysspan__mp_int_len(result);
-    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
-        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
-        return SYSSPAN_TOO_BIG;
-    }
     uint64_t pos;
-    char *slot = sysspan_ring_reserve(base, &pos, pid);
-    if (!slot) return SYSSPAN_FULL;
+    int status;
+    char *slot = sysspan__reserve_for(base, len, pid, &pos, &status);
+    if (!slot) return status;
     char *p = slot + SYSSPAN_S_PAYLOAD;
     /* whole words, up to 7 bytes past the prefix (input and result overwrite them; the slot
      * has room, since len <= slot_size - 56 and prefix_len + 2 <= len); `prefix` is a site's
@@ -336,6 +343,14 @@ struct sysspan__lane {
 SYSSPAN__TLS struct sysspan__lane sysspan__lanes[SYSSPAN_LANES];
 SYSSPAN__TLS uint64_t sysspan__rng;
 SYSSPAN__TLS uint32_t sysspan__tid;
+/* The header's rate limit, applied per thread (sysspan's reader still limits the whole
+ * run): a token bucket in units of 1e-9 token, holding at most one second's worth, and
+ * the decisions it refused that no record has carried yet. */
+struct sysspan__bucket {
+    uint64_t tokens, last_ns; /* last_ns 0: full, not used yet */
+    uint64_t refused;
+};
+SYSSPAN__TLS struct sysspan__bucket sysspan__bucket;
 
 /* The lane of this call, picked by bits 4..7 of the stack pointer (frames are 16-byte
  * aligned, so nested calls land in different lanes). Not volatile: the compiler may reuse
@@ -428,6 +443,7 @@ static inline uint64_t sysspan__record_ns(void) { return sysspan__now_ns(); }
 
 static void *sysspan__base;
 static uint32_t sysspan__pid;
+static uint32_t sysspan__rate;     /* decisions per second per thread; 0 = no limit */
 static double sysspan__inv_log1mp; /* 1 / log(1 - ratio); 0 = keep everything */
 static int sysspan__never;     /* ratio 0: keep nothing */
 static pthread_once_t sysspan__once = PTHREAD_ONCE_INIT;
@@ -443,6 +459,8 @@ static inline void sysspan__thread_flush(void *unused) {
         if (l->gap > l->left) owed += (uint64_t)(l->gap - l->left);
         l->gap = l->left;
     }
+    owed += sysspan__bucket.refused;
+    sysspan__bucket.refused = 0;
     sysspan_ring_add_skipped(sysspan__base, owed);
 }
 
@@ -454,6 +472,7 @@ static inline void sysspan__atexit(void) { sysspan__thread_flush(NULL); }
 static inline void sysspan__after_fork(void) {
     sysspan__pid = (uint32_t)getpid();
     sysspan__tid = 0;
+    sysspan__bucket.refused = 0;
     for (unsigned i = 0; i < SYSSPAN_LANES; i++) /* the parent reports what it skipped */
         if (sysspan__lanes[i].gap > 0) sysspan__lanes[i].gap = sysspan__lanes[i].left;
 }
@@ -464,6 +483,7 @@ static inline void sysspan__init_process(void) {
     if (!base) return;
     double ratio;
     memcpy(&ratio, (char *)base + SYSSPAN_H_SAMPLE, sizeof ratio);
+    sysspan__rate = *SYSSPAN__U32(base, SYSSPAN_H_RATE);
     if (!(ratio > 0.0)) sysspan__never = 1;
     else if (ratio < 1.0 && isinf(1.0 / log1p(-ratio))) sysspan__never = 1; /* < 1e-308 */
     else if (ratio < 1.0) sysspan__inv_log1mp = 1.0 / log1p(-ratio);
@@ -495,6 +515,24 @@ static inline int64_t sysspan__draw_gap(void) {
     double u = ((double)(sysspan__next_u64() >> 11) + 1.0) / 9007199254740992.0; /* (0, 1] */
     double g = log(u) * sysspan__inv_log1mp;
     return g >= 9.0e18 ? INT64_MAX : (int64_t)g + 1;
+}
+
+/* May this thread record a decision at `now_ns` under the header's rate limit? Takes a
+ * token if so. Time going backwards (another thread's clock anchor) never refills. */
+static inline int sysspan__rate_allows(uint64_t now_ns) {
+    struct sysspan__bucket *b = &sysspan__bucket;
+    const uint64_t full = (uint64_t)sysspan__rate * 1000000000ull;
+    if (b->last_ns == 0 || now_ns - b->last_ns >= 1000000000ull) {
+        if (b->last_ns == 0 || now_ns > b->last_ns) b->tokens = full;
+        b->last_ns = now_ns > b->last_ns ? now_ns : b->last_ns;
+    } else if (now_ns > b->last_ns) {
+        b->tokens += (now_ns - b->last_ns) * sysspan__rate; /* < 2^63: under 1 s x 2^32 */
+        if (b->tokens > full) b->tokens = full;
+        b->last_ns = now_ns;
+    }
+    if (b->tokens < 1000000000ull) return 0;
+    b->tokens -= 1000000000ull;
+    return 1;
 }
 
 /* One call site of SYSSPAN_DECIDE (a static per expansion): its payload prefix (array
@@ -559,10 +597,16 @@ sysspan_decide_slow_i64(struct sysspan__lane *lane, struct sysspan_site *site,
     if (__builtin_expect(!sysspan__tid, 0)) sysspan__tid = (uint32_t)syscall(SYS_gettid);
     uint64_t skipped = (uint64_t)(lane->gap - 1);
     lane->gap = lane->left = sysspan__draw_gap();
+    uint64_t now = sysspan__record_ns();
+    if (sysspan__rate && !sysspan__rate_allows(now)) { /* carried by the next record */
+        sysspan__bucket.refused += skipped + 1;
+        return;
+    }
+    skipped += sysspan__bucket.refused;
+    sysspan__bucket.refused = 0;
     char buf[512];
     const char *prefix;
     int n = sysspan__site_prefix(site, buf, &prefix, category, name, file);
-    uint64_t now = sysspan__record_ns();
     if (n < 0) {
         sysspan_ring_add_skipped(base, skipped);
         __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);

@@ -377,6 +377,21 @@ def test_c_header_call_sites_shared_by_threads_keep_their_payload_and_clock(tmp_
         assert times[-1] - times[0] > 10_000_000  # the records span more than 10 ms
 
 
+def test_c_header_applies_the_rate_limit_in_the_writer(c_writer) -> None:
+    """The header's rate (here 1,000/s, every decision sampled in) is applied before a
+    record is written: the ring receives about a second's burst plus the rate times the run,
+    not every call, and the decisions refused still reach the exact count."""
+    gate = DecisionGate(1.0, 1000)
+    ring = open_ring(lambda d: None, gate=gate)
+    t0 = time.monotonic()
+    _write_into(ring, [str(c_writer), "fib", "20"])
+    elapsed = time.monotonic() - t0
+    assert gate.count == 2 * 10946 - 1  # fib(20) calls fib 2 * fib(21) - 1 times
+    assert ring.full == 0 and ring.malformed == 0 and ring.abandoned == 0
+    assert 1000 <= ring.received <= 1000 + 1000 * elapsed + 1
+    assert gate.kept == ring.received
+
+
 def test_c_header_in_a_dlopened_library_counts_exactly(tmp_path) -> None:
     """-fPIC code uses the initial-exec TLS model (no __tls_get_addr call per decision) and
     still works from a library loaded by dlopen()."""
