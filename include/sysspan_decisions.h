@@ -351,6 +351,8 @@ struct sysspan__bucket {
     uint64_t refused;
 };
 SYSSPAN__TLS struct sysspan__bucket sysspan__bucket;
+/* When each lane last reached zero (0: never), to size a skip while the bucket is empty. */
+SYSSPAN__TLS uint64_t sysspan__lane_ns[SYSSPAN_LANES];
 
 /* The lane of this call, picked by bits 4..7 of the stack pointer (frames are 16-byte
  * aligned, so nested calls land in different lanes). Not volatile: the compiler may reuse
@@ -535,6 +537,18 @@ static inline int sysspan__rate_allows(uint64_t now_ns) {
     return 1;
 }
 
+/* The bucket refused the call that emptied `lane` at `now_ns`, `calls` calls after the
+ * lane's previous zero at `prev_ns`: skip about as many of this lane's calls as arrive
+ * before the bucket has a token again (they would all be refused), instead of stopping
+ * for each sampled one. They are counted like any skipped call. */
+static inline void sysspan__skip_while_empty(struct sysspan__lane *lane, uint64_t calls,
+                                             uint64_t prev_ns, uint64_t now_ns) {
+    if (!prev_ns || now_ns <= prev_ns) return;
+    uint64_t wait_ns = (1000000000ull - sysspan__bucket.tokens + sysspan__rate - 1) / sysspan__rate;
+    double skip = (double)calls / (double)(now_ns - prev_ns) * (double)wait_ns;
+    if (skip > (double)lane->gap) lane->gap = lane->left = skip < 1e9 ? (int64_t)skip : 1000000000;
+}
+
 /* One call site of SYSSPAN_DECIDE (a static per expansion): its payload prefix (array
  * header, category, name, file), encoded by the first record of the site, so that a record
  * only encodes its input and result. Only sites whose category and name are string literals
@@ -598,8 +612,11 @@ sysspan_decide_slow_i64(struct sysspan__lane *lane, struct sysspan_site *site,
     uint64_t skipped = (uint64_t)(lane->gap - 1);
     lane->gap = lane->left = sysspan__draw_gap();
     uint64_t now = sysspan__record_ns();
+    uint64_t *lane_ns = &sysspan__lane_ns[lane - sysspan__lanes], prev_ns = *lane_ns;
+    *lane_ns = now;
     if (sysspan__rate && !sysspan__rate_allows(now)) { /* carried by the next record */
         sysspan__bucket.refused += skipped + 1;
+        sysspan__skip_while_empty(lane, skipped + 1, prev_ns, now);
         return;
     }
     skipped += sysspan__bucket.refused;

@@ -392,6 +392,23 @@ def test_c_header_applies_the_rate_limit_in_the_writer(c_writer) -> None:
     assert gate.kept <= ring.received  # the reader's own bucket may refuse a few more
 
 
+def test_c_header_keeps_recording_at_the_rate_after_the_burst(c_writer) -> None:
+    """While the bucket is empty the header skips ahead instead of stopping at every call;
+    the skip must end about when a token is back, so a steady writer still gets about the
+    rate after its first second's burst (and every call is counted)."""
+    gate = DecisionGate(1.0, 1000)
+    ring = open_ring(lambda d: None, gate=gate)
+    try:
+        proc = subprocess.run([str(c_writer), "paced", "60000", "5000"], env=_env(**ring.env()),
+                              capture_output=True, text=True, check=True, timeout=120)
+    finally:
+        ring.close()
+    elapsed_s = int(proc.stdout) / 1e9
+    assert gate.count == 60000
+    assert ring.full == 0 and ring.malformed == 0
+    assert 1000 + 250 * elapsed_s <= ring.received <= 1000 + 1000 * elapsed_s + 2, (ring.received, elapsed_s)
+
+
 def test_c_header_in_a_dlopened_library_counts_exactly(tmp_path) -> None:
     """-fPIC code uses the initial-exec TLS model (no __tls_get_addr call per decision) and
     still works from a library loaded by dlopen()."""

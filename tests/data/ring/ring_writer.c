@@ -2,6 +2,8 @@
  *   ring_writer stress NPROC NTHREADS N   NPROC processes x NTHREADS threads x N decisions
  *   ring_writer threads NTHREADS N        one process, threads that exit before it does
  *   ring_writer fib N                     one decision per call of a recursive fib(N)
+ *   ring_writer paced N NS                N decisions, one every NS ns of busy work;
+ *                                         prints the ns from the first to the last
  *   ring_writer killed                    reserve a slot, then SIGKILL itself before commit
  *   ring_writer sites NTHREADS N          threads sharing two literal call sites, each
  *                                         N decisions over >= N/100 ms; prints the
@@ -86,6 +88,17 @@ int main(int argc, char **argv) {
         printf("%llu %llu\n", (unsigned long long)before, (unsigned long long)sysspan__now_ns());
         return 0;
     }
+    if (argc >= 4 && !strcmp(argv[1], "paced")) {
+        long long n = atoll(argv[2]), every = atoll(argv[3]);
+        uint64_t first = sysspan__now_ns(), next = first;
+        for (long long k = 0; k < n; k++) {
+            SYSSPAN_DECIDE("paced", "step", k, 0);
+            for (next += (uint64_t)every; sysspan__now_ns() < next;) {
+            }
+        }
+        printf("%llu\n", (unsigned long long)(sysspan__now_ns() - first));
+        return 0;
+    }
     if (argc >= 3 && !strcmp(argv[1], "fib")) {
         printf("%lld\n", fib(atoi(argv[2])));
         return 0;
@@ -98,6 +111,6 @@ int main(int argc, char **argv) {
         fflush(stdout);
         raise(SIGKILL);
     }
-    fprintf(stderr, "usage: ring_writer stress|threads|sites|fib|killed ...\n");
+    fprintf(stderr, "usage: ring_writer stress|threads|sites|paced|fib|killed ...\n");
     return 2;
 }
