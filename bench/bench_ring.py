@@ -18,6 +18,8 @@
    land moves fib(35) by up to 17% in either build, which is layout luck, not the cost of
    the decision. Wall time of the hot part and its
    thread CPU time (the reader thread of sysspan competes for the CPUs in wall time only).
+   Then the C record path alone (bench/workloads/record.c: a private ring handed back
+   between batches, no reader), in ns and as a multiple of one clock_gettime in the run.
    The Python versions of the three (bench/workloads/*.py) are run the same way; their hot
    part includes the first decision's one-time mapping of the ring (and msgpack import),
    which dominates the --quick sizes.
@@ -159,6 +161,11 @@ def figures_workloads(tmp: Path, runs: int, quick: bool) -> None:
         on, off = c[name]
         _compare(f"{name}({sizes[name]})", [off, sizes[name]], [*traced, on, sizes[name]], runs, tmp, target)
         _compare(f"{name}({sizes[name]}), sysspan absent", [off, sizes[name]], [on, sizes[name]], runs, tmp, "-")
+    record = str(tmp / "record")
+    subprocess.run(["gcc", *C_FLAGS, "-pthread", "-I", str(REPO / "include"), str(WORK / "record.c"), "-o", record, "-lm"], check=True)
+    per_record, per_clock = (float(x) for x in _out([record], tmp)[1])
+    print(f"   C record path alone (every call kept, bench/workloads/record.c): {per_record:.1f} ns a record, "
+          f"x{per_record / per_clock:.2f} one clock_gettime(CLOCK_REALTIME) ({per_clock:.1f} ns) in the same run")
     print("   Python versions, 0.1% sampling, under sysspan (default mode) / untraced")
     py_sizes = {"fib": "20" if quick else "25", "primes": "30000" if quick else "200000", "array_sum": "500" if quick else "3000"}
     traced_py = [*SYSSPAN, "--decision-sample", "0.001", "--trace-file", str(tmp / "f3p.jsonl"), "--"]

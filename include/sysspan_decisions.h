@@ -82,9 +82,10 @@ static inline char *sysspan_ring_slot(void *base, uint64_t pos) {
            (size_t)(pos & (uint64_t)(count - 1)) * sysspan_ring_slot_size(base);
 }
 
-/* The record checksum: 64-bit FNV-style mixing over 8-byte little-endian words of slot
- * bytes 16..55 and the zero-padded payload, seeded with the slot position, folded to 32
- * bits. It exposes records a stalled writer overwrote after the reader gave up on it. */
+/* The record checksum, computed over a slot in place (it reads the payload's last word
+ * whole): 64-bit FNV-style mixing over 8-byte little-endian words of slot bytes 16..55 and
+ * the zero-padded payload, seeded with the slot position, folded to 32 bits. It exposes
+ * records a stalled writer overwrote after the reader gave up on it. */
 static inline uint32_t sysspan_ring_check(const char *slot, uint64_t pos, uint32_t len) {
     uint64_t h = 0xcbf29ce484222325ull ^ pos;
     const char *p = slot + SYSSPAN_S_START;
@@ -95,9 +96,10 @@ static inline uint32_t sysspan_ring_check(const char *slot, uint64_t pos, uint32
         h = (h ^ w) * 0x100000001b3ull;
         p += 8;
     }
-    if (p < end) {
-        w = 0;
-        memcpy(&w, p, (size_t)(end - p));
+    if (p < end) { /* the last word, zero-padded: read whole (it is inside the slot, whose
+                      * size is a multiple of 8) and mask, rather than a variable-size copy */
+        memcpy(&w, p, 8);
+        w &= ~0ull >> (8 * (8 - (end - p)));
         h = (h ^ w) * 0x100000001b3ull;
     }
     return (uint32_t)(h ^ (h >> 32));
@@ -158,13 +160,14 @@ static inline char *sysspan_ring_reserve(void *base, uint64_t *pos_out, uint32_t
     return NULL;
 }
 
-/* Fill a reserved slot and publish it. The commit is a CAS, not a store: if the reader gave
- * up on this slot meanwhile (it moved seq on), the record is neither published nor counted
- * twice. */
-static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
-                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
-                                       uint64_t skipped, uint32_t tid, uint32_t line,
-                                       uint32_t column) {
+/* Fill the fixed fields of a reserved slot whose payload (`len` bytes at SYSSPAN_S_PAYLOAD)
+ * is already in place, and publish it. The commit is a CAS, not a plain release store: if
+ * the reader gave up on this slot meanwhile (it moved seq on to the next lap), a store would
+ * move seq back and wedge the slot for every later lap, and the record would be counted
+ * twice; the failed CAS leaves it as the reader set it. */
+static inline void sysspan_ring_publish(char *slot, uint64_t pos, uint32_t len,
+                                        uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
+                                        uint32_t tid, uint32_t line, uint32_t column) {
     *SYSSPAN__U64(slot, SYSSPAN_S_START) = start_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_END) = end_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_SKIPPED) = skipped;
@@ -172,11 +175,32 @@ static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *pay
     *SYSSPAN__U32(slot, SYSSPAN_S_LINE) = line;
     *SYSSPAN__U32(slot, SYSSPAN_S_COLUMN) = column;
     *SYSSPAN__U32(slot, SYSSPAN_S_LEN) = len;
-    memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
     *SYSSPAN__U32(slot, SYSSPAN_S_CHECK) = sysspan_ring_check(slot, pos, len);
     uint64_t expected = pos;
     __atomic_compare_exchange_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), &expected, pos + 1, 0,
                                 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/* Copy `payload` into a reserved slot, fill it and publish it (see sysspan_ring_publish). */
+static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
+                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
+                                       uint64_t skipped, uint32_t tid, uint32_t line,
+                                       uint32_t column) {
+    memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
+    sysspan_ring_publish(slot, pos, len, start_ns, end_ns, skipped, tid, line, column);
+}
+
+/* Reserve a slot for a `len`-byte payload: the slot, or NULL with *status SYSSPAN_TOO_BIG
+ * or SYSSPAN_FULL (both counted in the header's `full`). */
+static inline char *sysspan__reserve_for(void *base, uint32_t len, uint32_t pid,
+                                         uint64_t *pos, int *status) {
+    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
+        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
+        *status = SYSSPAN_TOO_BIG;
+        return NULL;
+    }
+    *status = SYSSPAN_FULL;
+    return sysspan_ring_reserve(base, pos, pid);
 }
 
 /* Reserve, fill, commit: SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in the
@@ -185,13 +209,10 @@ static inline int sysspan_ring_write(void *base, const void *payload, uint32_t l
                                      uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
                                      uint32_t pid, uint32_t tid, uint32_t line,
                                      uint32_t column) {
-    if (len > sysspan_ring_slot_size(base) - SYSSPAN_S_PAYLOAD) {
-        __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
-        return SYSSPAN_TOO_BIG;
-    }
     uint64_t pos;
-    char *slot = sysspan_ring_reserve(base, &pos, pid);
-    if (!slot) return SYSSPAN_FULL;
+    int status;
+    char *slot = sysspan__reserve_for(base, len, pid, &pos, &status);
+    if (!slot) return status;
     sysspan_ring_commit(slot, pos, payload, len, start_ns, end_ns, skipped, tid, line, column);
     return SYSSPAN_WRITTEN;
 }
@@ -224,6 +245,9 @@ static inline char *sysspan__mp_str(char *p, const char *end, const char *s) {
     return p + n;
 }
 
+/* Bytes sysspan__mp_int writes for `v`. */
+static inline uint32_t sysspan__mp_int_len(int64_t v) { return v >= -32 && v < 128 ? 1 : 9; }
+
 static inline char *sysspan__mp_int(char *p, const char *end, int64_t v) {
     if (v >= -32 && v < 128) {
         if (p + 1 > end) return NULL;
@@ -231,25 +255,57 @@ static inline char *sysspan__mp_int(char *p, const char *end, int64_t v) {
         return p;
     }
     if (p + 9 > end) return NULL;
-    uint64_t u = (uint64_t)v;
-    *p++ = (char)0xd3; /* int 64, big-endian */
-    for (int shift = 56; shift >= 0; shift -= 8) *p++ = (char)(u >> shift);
-    return p;
+    uint64_t be = __builtin_bswap64((uint64_t)v); /* int 64, big-endian */
+    *p++ = (char)0xd3;
+    memcpy(p, &be, 8);
+    return p + 8;
 }
 
-/* The payload: msgpack array [category, name, file, input, result]. */
-static inline int sysspan_payload_i64(char *buf, size_t cap, const char *category,
-                                      const char *name, const char *file, int64_t input,
-                                      int64_t result) {
+/* The payload's constant part: the array header and [category, name, file]. Returns its
+ * length, or -1 when it does not fit `cap`. */
+static inline int sysspan_payload_prefix(char *buf, size_t cap, const char *category,
+                                         const char *name, const char *file) {
     char *p = buf, *end = buf + cap;
     if (cap < 1) return -1;
     *p++ = (char)0x95;
     if (!(p = sysspan__mp_str(p, end, category))) return -1;
     if (!(p = sysspan__mp_str(p, end, name))) return -1;
     if (!(p = sysspan__mp_str(p, end, file))) return -1;
+    return (int)(p - buf);
+}
+
+/* The payload: msgpack array [category, name, file, input, result]. */
+static inline int sysspan_payload_i64(char *buf, size_t cap, const char *category,
+                                      const char *name, const char *file, int64_t input,
+                                      int64_t result) {
+    int n = sysspan_payload_prefix(buf, cap, category, name, file);
+    if (n < 0) return -1;
+    char *p = buf + n, *end = buf + cap;
     if (!(p = sysspan__mp_int(p, end, input))) return -1;
     if (!(p = sysspan__mp_int(p, end, result))) return -1;
     return (int)(p - buf);
+}
+
+/* Write the record [prefix..., input, result] straight into its slot (no payload copy on
+ * the stack): SYSSPAN_WRITTEN, or SYSSPAN_FULL / SYSSPAN_TOO_BIG (counted in `full`). */
+static inline int sysspan_ring_write_i64(void *base, const char *prefix, uint32_t prefix_len,
+                                         int64_t input, int64_t result, uint64_t now_ns,
+                                         uint64_t skipped, uint32_t pid, uint32_t tid,
+                                         uint32_t line) {
+    uint32_t len = prefix_len + sysspan__mp_int_len(input) + sysspan__mp_int_len(result);
+    uint64_t pos;
+    int status;
+    char *slot = sysspan__reserve_for(base, len, pid, &pos, &status);
+    if (!slot) return status;
+    char *p = slot + SYSSPAN_S_PAYLOAD;
+    /* whole words, up to 7 bytes past the prefix (input and result overwrite them; the slot
+     * has room, since len <= slot_size - 56 and prefix_len + 2 <= len); `prefix` is a site's
+     * or a 512-byte buffer, so reading the rounded-up length stays inside it */
+    for (uint32_t i = 0; i < prefix_len; i += 8) memcpy(p + i, prefix + i, 8);
+    p = sysspan__mp_int(p + prefix_len, p + len, input);
+    sysspan__mp_int(p, slot + SYSSPAN_S_PAYLOAD + len, result);
+    sysspan_ring_publish(slot, pos, len, now_ns, now_ns, skipped, tid, line, 0);
+    return SYSSPAN_WRITTEN;
 }
 
 /* ------------------------------------------------------------- the recording API */
@@ -287,6 +343,16 @@ struct sysspan__lane {
 SYSSPAN__TLS struct sysspan__lane sysspan__lanes[SYSSPAN_LANES];
 SYSSPAN__TLS uint64_t sysspan__rng;
 SYSSPAN__TLS uint32_t sysspan__tid;
+/* The header's rate limit, applied per thread (sysspan's reader still limits the whole
+ * run): a token bucket in units of 1e-9 token, holding at most one second's worth, and
+ * the decisions it refused that no record has carried yet. */
+struct sysspan__bucket {
+    uint64_t tokens, last_ns; /* last_ns 0: full, not used yet */
+    uint64_t refused;
+};
+SYSSPAN__TLS struct sysspan__bucket sysspan__bucket;
+/* When each lane last reached zero (0: never), to size a skip while the bucket is empty. */
+SYSSPAN__TLS uint64_t sysspan__lane_ns[SYSSPAN_LANES];
 
 /* The lane of this call, picked by bits 4..7 of the stack pointer (frames are 16-byte
  * aligned, so nested calls land in different lanes). Not volatile: the compiler may reuse
@@ -310,9 +376,77 @@ SYSSPAN__TLS uint32_t sysspan__tid;
 #define SYSSPAN__LANE() (&sysspan__lanes[0])
 #endif
 
+static inline uint64_t sysspan__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A record's time, in the ring's time base (CLOCK_REALTIME nanoseconds), from the time
+ * stamp counter where the kernel itself keeps time with it: clock_gettime() was about a
+ * quarter of a record's cost, a bare rdtsc is half of that. Each thread anchors the counter
+ * to clock_gettime() at least every SYSSPAN_TSC_SPAN ticks (~1-2 ms) and interpolates in
+ * between with the rate measured between its last two anchors; an anchor whose reads took
+ * longer than SYSSPAN_TSC_JITTER ticks is not used, so a time stays within about a
+ * microsecond of clock_gettime()'s (0.11 us measured under load). Until a thread has two
+ * anchors, and where the kernel's clocksource is not "tsc" (or with -DSYSSPAN_NO_TSC),
+ * every record calls clock_gettime(). */
+#if defined(__x86_64__) && !defined(SYSSPAN_NO_TSC)
+#define SYSSPAN__TSC 1
+#define SYSSPAN_TSC_SPAN (1ull << 22)
+#define SYSSPAN_TSC_JITTER 4000ull /* ticks (~1-2 us): a slower anchor read was interrupted */
+struct sysspan__clock {
+    uint64_t tsc, ns;   /* the last anchor */
+    double ns_per_tick; /* 0: not measured yet */
+};
+SYSSPAN__TLS struct sysspan__clock sysspan__clk;
+static int sysspan__use_tsc;
+
+/* 1 when the kernel's current clocksource is the time stamp counter. */
+static inline int sysspan__kernel_uses_tsc(void) {
+    char buf[16] = {0};
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 3 && memcmp(buf, "tsc", 3) == 0 && (n == 3 || buf[3] == '\n');
+}
+
+/* A new anchor for this thread (and its rate, measured from the previous one); returns
+ * clock_gettime()'s time either way. */
+__attribute__((noinline, cold)) static uint64_t sysspan__tsc_anchor(void) {
+    struct sysspan__clock *c = &sysspan__clk;
+    uint64_t t0 = __builtin_ia32_rdtsc();
+    uint64_t ns = sysspan__now_ns();
+    uint64_t t1 = __builtin_ia32_rdtsc();
+    uint64_t t = t0 + (t1 - t0) / 2;
+    if (t1 - t0 > SYSSPAN_TSC_JITTER) return ns;
+    if (c->tsc && c->ns_per_tick == 0 && t - c->tsc < SYSSPAN_TSC_SPAN)
+        return ns; /* too soon after the first anchor to measure the rate well */
+    if (c->tsc && t - c->tsc < (1ull << 40) && ns > c->ns)
+        c->ns_per_tick = (double)(ns - c->ns) / (double)(t - c->tsc);
+    c->tsc = t;
+    c->ns = ns;
+    return ns;
+}
+
+static inline uint64_t sysspan__record_ns(void) {
+    if (!sysspan__use_tsc) return sysspan__now_ns();
+    uint64_t tick = __builtin_ia32_rdtsc();
+    uint64_t d = tick - sysspan__clk.tsc;
+    if (__builtin_expect(d < SYSSPAN_TSC_SPAN && sysspan__clk.ns_per_tick > 0, 1))
+        return sysspan__clk.ns + (uint64_t)((double)d * sysspan__clk.ns_per_tick);
+    return sysspan__tsc_anchor();
+}
+#else
+static inline uint64_t sysspan__record_ns(void) { return sysspan__now_ns(); }
+#endif
+
 static void *sysspan__base;
 static uint32_t sysspan__pid;
-static double sysspan__log1mp; /* log(1 - ratio); 0 = keep everything */
+static uint32_t sysspan__rate;     /* decisions per second per thread; 0 = no limit */
+static double sysspan__inv_log1mp; /* 1 / log(1 - ratio); 0 = keep everything */
 static int sysspan__never;     /* ratio 0: keep nothing */
 static pthread_once_t sysspan__once = PTHREAD_ONCE_INIT;
 static pthread_key_t sysspan__key;
@@ -327,6 +461,8 @@ static inline void sysspan__thread_flush(void *unused) {
         if (l->gap > l->left) owed += (uint64_t)(l->gap - l->left);
         l->gap = l->left;
     }
+    owed += sysspan__bucket.refused;
+    sysspan__bucket.refused = 0;
     sysspan_ring_add_skipped(sysspan__base, owed);
 }
 
@@ -338,6 +474,7 @@ static inline void sysspan__atexit(void) { sysspan__thread_flush(NULL); }
 static inline void sysspan__after_fork(void) {
     sysspan__pid = (uint32_t)getpid();
     sysspan__tid = 0;
+    sysspan__bucket.refused = 0;
     for (unsigned i = 0; i < SYSSPAN_LANES; i++) /* the parent reports what it skipped */
         if (sysspan__lanes[i].gap > 0) sysspan__lanes[i].gap = sysspan__lanes[i].left;
 }
@@ -348,9 +485,14 @@ static inline void sysspan__init_process(void) {
     if (!base) return;
     double ratio;
     memcpy(&ratio, (char *)base + SYSSPAN_H_SAMPLE, sizeof ratio);
+    sysspan__rate = *SYSSPAN__U32(base, SYSSPAN_H_RATE);
     if (!(ratio > 0.0)) sysspan__never = 1;
-    else if (ratio < 1.0) sysspan__log1mp = log1p(-ratio);
+    else if (ratio < 1.0 && isinf(1.0 / log1p(-ratio))) sysspan__never = 1; /* < 1e-308 */
+    else if (ratio < 1.0) sysspan__inv_log1mp = 1.0 / log1p(-ratio);
     sysspan__pid = (uint32_t)getpid();
+#ifdef SYSSPAN__TSC
+    sysspan__use_tsc = sysspan__kernel_uses_tsc();
+#endif
     pthread_key_create(&sysspan__key, sysspan__thread_flush);
     pthread_atfork(NULL, NULL, sysspan__after_fork);
     atexit(sysspan__atexit);
@@ -366,55 +508,129 @@ static inline uint64_t sysspan__next_u64(void) {
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* Calls until the next kept one (>= 1): geometric with success probability `ratio`. */
+/* Calls until the next kept one (>= 1): geometric with success probability `ratio`.
+ * log(u) / log(1 - ratio) is >= 0, so the integer conversion is the floor; a multiply by
+ * the reciprocal instead of a division moves the result by at most one rounding step. */
 static inline int64_t sysspan__draw_gap(void) {
     if (sysspan__never) return INT64_MAX;
-    if (sysspan__log1mp == 0.0) return 1;
+    if (sysspan__inv_log1mp == 0.0) return 1;
     double u = ((double)(sysspan__next_u64() >> 11) + 1.0) / 9007199254740992.0; /* (0, 1] */
-    double g = floor(log(u) / sysspan__log1mp) + 1.0;
-    return g >= 9.0e18 ? INT64_MAX : (int64_t)g;
+    double g = log(u) * sysspan__inv_log1mp;
+    return g >= 9.0e18 ? INT64_MAX : (int64_t)g + 1;
 }
 
-static inline uint64_t sysspan__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+/* May this thread record a decision at `now_ns` under the header's rate limit? Takes a
+ * token if so. Time going backwards (another thread's clock anchor) never refills. */
+static inline int sysspan__rate_allows(uint64_t now_ns) {
+    struct sysspan__bucket *b = &sysspan__bucket;
+    const uint64_t full = (uint64_t)sysspan__rate * 1000000000ull;
+    if (b->last_ns == 0 || now_ns - b->last_ns >= 1000000000ull) {
+        if (b->last_ns == 0 || now_ns > b->last_ns) b->tokens = full;
+        b->last_ns = now_ns > b->last_ns ? now_ns : b->last_ns;
+    } else if (now_ns > b->last_ns) {
+        b->tokens += (now_ns - b->last_ns) * sysspan__rate; /* < 2^63: under 1 s x 2^32 */
+        if (b->tokens > full) b->tokens = full;
+        b->last_ns = now_ns;
+    }
+    if (b->tokens < 1000000000ull) return 0;
+    b->tokens -= 1000000000ull;
+    return 1;
+}
+
+/* The bucket refused the call that emptied `lane` at `now_ns`, `calls` calls after the
+ * lane's previous zero at `prev_ns`: skip about as many of this lane's calls as arrive
+ * before the bucket has a token again (they would all be refused), instead of stopping
+ * for each sampled one. They are counted like any skipped call. */
+static inline void sysspan__skip_while_empty(struct sysspan__lane *lane, uint64_t calls,
+                                             uint64_t prev_ns, uint64_t now_ns) {
+    if (!prev_ns || now_ns <= prev_ns) return;
+    uint64_t wait_ns = (1000000000ull - sysspan__bucket.tokens + sysspan__rate - 1) / sysspan__rate;
+    double skip = (double)calls / (double)(now_ns - prev_ns) * (double)wait_ns;
+    if (skip > (double)lane->gap) lane->gap = lane->left = skip < 1e9 ? (int64_t)skip : 1000000000;
+}
+
+/* One call site of SYSSPAN_DECIDE (a static per expansion): its payload prefix (array
+ * header, category, name, file), encoded by the first record of the site, so that a record
+ * only encodes its input and result. Only sites whose category and name are string literals
+ * get one; a name in a buffer may change between calls. */
+#define SYSSPAN_SITE_BYTES 120
+struct sysspan_site {
+    uint32_t state; /* 0: not encoded, 1: a thread is encoding it, 2: ready */
+    uint32_t len;
+    char prefix[SYSSPAN_SITE_BYTES];
+};
+
+/* The payload prefix of a call site into `buf` (cap 512): its length, or -1 when too long.
+ * The first thread to get here fills the site's cache; others (or uncacheable sites) use
+ * their own copy in `buf`. */
+static inline int sysspan__site_prefix(struct sysspan_site *site, char *buf,
+                                       const char **prefix, const char *category,
+                                       const char *name, const char *file) {
+    if (site && __atomic_load_n(&site->state, __ATOMIC_ACQUIRE) == 2) {
+        *prefix = site->prefix;
+        return (int)site->len;
+    }
+    int n = sysspan_payload_prefix(buf, 512, category, name, file);
+    *prefix = buf;
+    uint32_t idle = 0;
+    if (site && n >= 0 && n <= SYSSPAN_SITE_BYTES &&
+        __atomic_compare_exchange_n(&site->state, &idle, 1, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+        memcpy(site->prefix, buf, (size_t)n);
+        site->len = (uint32_t)n;
+        __atomic_store_n(&site->state, 2, __ATOMIC_RELEASE);
+    }
+    return n;
 }
 
 /* The slow path of SYSSPAN_DECIDE: the countdown of `lane` reached zero. Kept out of line
  * (and cold) so that the hot function the macro sits in stays as small as without it. */
 __attribute__((noinline, cold)) static void
-sysspan_decide_slow_i64(struct sysspan__lane *lane, const char *category, const char *name,
-                        const char *file, int line, int64_t input, int64_t result) {
-    pthread_once(&sysspan__once, sysspan__init_process);
+sysspan_decide_slow_i64(struct sysspan__lane *lane, struct sysspan_site *site,
+                        const char *category, const char *name, const char *file, int line,
+                        int64_t input, int64_t result) {
     void *base = __atomic_load_n(&sysspan__base, __ATOMIC_ACQUIRE);
-    if (!base) { /* not under sysspan: one decrement per call from now on */
-        for (unsigned i = 0; i < SYSSPAN_LANES; i++) sysspan__lanes[i].left = INT64_MAX;
-        return;
+    if (__builtin_expect(!base, 0)) {
+        pthread_once(&sysspan__once, sysspan__init_process);
+        base = __atomic_load_n(&sysspan__base, __ATOMIC_ACQUIRE);
+        if (!base) { /* not under sysspan: one decrement per call from now on */
+            for (unsigned i = 0; i < SYSSPAN_LANES; i++) sysspan__lanes[i].left = INT64_MAX;
+            return;
+        }
     }
-    if (sysspan__rng == 0) { /* this thread's first decision */
+    if (__builtin_expect(sysspan__rng == 0, 0)) { /* this thread's first decision */
         uint64_t seed = sysspan__now_ns() ^ ((uint64_t)(uintptr_t)&sysspan__lanes << 17);
         sysspan__rng = seed ? seed : 0x9E3779B97F4A7C15ull;
         sysspan__tid = (uint32_t)syscall(SYS_gettid);
         pthread_setspecific(sysspan__key, (void *)1);
     }
-    if (lane->gap == 0) { /* this lane's first call: it is the first of a gap */
+    if (__builtin_expect(lane->gap == 0, 0)) { /* this lane's first call: first of a gap */
         lane->gap = lane->left = sysspan__draw_gap();
         if (--lane->left > 0) return;
     }
-    if (!sysspan__tid) sysspan__tid = (uint32_t)syscall(SYS_gettid);
+    if (__builtin_expect(!sysspan__tid, 0)) sysspan__tid = (uint32_t)syscall(SYS_gettid);
     uint64_t skipped = (uint64_t)(lane->gap - 1);
     lane->gap = lane->left = sysspan__draw_gap();
-    char payload[512];
-    int len = sysspan_payload_i64(payload, sizeof payload, category, name, file, input, result);
-    uint64_t now = sysspan__now_ns();
-    if (len < 0) {
+    uint64_t now = sysspan__record_ns();
+    uint64_t *lane_ns = &sysspan__lane_ns[lane - sysspan__lanes], prev_ns = *lane_ns;
+    *lane_ns = now;
+    if (sysspan__rate && !sysspan__rate_allows(now)) { /* carried by the next record */
+        sysspan__bucket.refused += skipped + 1;
+        sysspan__skip_while_empty(lane, skipped + 1, prev_ns, now);
+        return;
+    }
+    skipped += sysspan__bucket.refused;
+    sysspan__bucket.refused = 0;
+    char buf[512];
+    const char *prefix;
+    int n = sysspan__site_prefix(site, buf, &prefix, category, name, file);
+    if (n < 0) {
         sysspan_ring_add_skipped(base, skipped);
         __atomic_fetch_add(SYSSPAN__U64(base, SYSSPAN_H_FULL), 1, __ATOMIC_RELAXED);
         return;
     }
-    if (sysspan_ring_write(base, payload, (uint32_t)len, now, now, skipped, sysspan__pid,
-                           sysspan__tid, (uint32_t)line, 0) != SYSSPAN_WRITTEN)
+    if (sysspan_ring_write_i64(base, prefix, (uint32_t)n, input, result, now, skipped,
+                               sysspan__pid, sysspan__tid, (uint32_t)line) != SYSSPAN_WRITTEN)
         sysspan_ring_add_skipped(base, skipped); /* the record that carried them was lost */
 }
 
@@ -423,10 +639,14 @@ sysspan_decide_slow_i64(struct sysspan__lane *lane, const char *category, const 
  * predictable branch. */
 #define SYSSPAN_DECIDE(category, name, input, result)                                       \
     do {                                                                                    \
+        static struct sysspan_site sysspan__site;                                           \
         struct sysspan__lane *sysspan__lane = SYSSPAN__LANE();                              \
         if (__builtin_expect(--sysspan__lane->left > 0, 1)) break;                          \
-        sysspan_decide_slow_i64(sysspan__lane, (category), (name), __FILE__, __LINE__,      \
-                                (int64_t)(input), (int64_t)(result));                       \
+        sysspan_decide_slow_i64(                                                            \
+            sysspan__lane,                                                                  \
+            __builtin_constant_p(category) && __builtin_constant_p(name) ? &sysspan__site   \
+                                                                         : NULL,            \
+            (category), (name), __FILE__, __LINE__, (int64_t)(input), (int64_t)(result));   \
     } while (0)
 
 #endif /* SYSSPAN_DECISIONS_H */

@@ -4,6 +4,7 @@ what a traced command inherits (nothing but four variables)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import mmap
 import os
@@ -320,6 +321,7 @@ def test_c_header_client_under_sysspan_counts_exactly(tmp_path, c_writer) -> Non
     assert d0.name == "bench::fib" and d0.attrs["code.file.path"].endswith("ring_writer.c")
     assert all(d.attrs["decision.result"] == str(int(int(d.attrs["decision.input"]) < 2)) for d in decisions)
     assert run.attrs["decision.ring.full"] == 0 and run.attrs["decision.ring.abandoned"] == 0
+    assert run.attrs["decision.malformed"] == 0
 
 
 def test_c_header_keeps_the_sampling_ratio_across_its_stack_lanes(tmp_path, c_writer) -> None:
@@ -338,6 +340,73 @@ def test_c_header_keeps_the_sampling_ratio_across_its_stack_lanes(tmp_path, c_wr
     assert abs(kept - expected) < 6 * (expected * 0.98) ** 0.5, (kept, expected)
     depths = {int(s.attrs["decision.input"]) for s in spans if "decision.id" in s.attrs}
     assert len(depths) > 8  # decisions from many stack depths, so many lanes were used
+
+
+def test_c_header_call_sites_shared_by_threads_keep_their_payload_and_clock(tmp_path, c_writer) -> None:
+    """A call site's payload prefix is encoded once, by whichever thread gets there first,
+    and its records' times come from the time stamp counter anchored to CLOCK_REALTIME:
+    every record has its own site's name and line, and its time lies between the clock
+    readings taken before the threads start and after they end, in order per thread."""
+    out = tmp_path / "t.jsonl"
+    proc = sysspan("--no-syscalls", "--decision-sample", "1", "--decision-rate", "0",
+                   "--trace-file", str(out), "--", str(c_writer), "sites", "4", "1500", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    before, after = (int(x) for x in proc.stdout.split())
+    spans = load_spans(out)
+    run = next(s for s in spans if s.is_run)
+    decisions = [s for s in spans if "decision.id" in s.attrs]
+    assert run.attrs["decision.count"] == 4 * 1500
+    assert run.attrs["decision.count"] - run.attrs["decision.dropped"] == len(decisions) > 4000
+    assert run.attrs["decision.malformed"] == 0  # every checksum held
+    lines = {}
+    by_thread: dict[str, list[tuple[int, int]]] = {}
+    for d in decisions:
+        k = int(d.attrs["decision.input"])
+        assert d.name == ("site::odd" if k & 1 else "site::even")
+        assert d.attrs["code.file.path"].endswith("ring_writer.c")
+        lines.setdefault(d.name, set()).add(d.attrs["code.line.number"])
+        assert before <= d.start == d.end <= after
+        by_thread.setdefault(d.attrs["decision.result"], []).append((k, d.start))
+    assert len(lines) == 2 and all(len(v) == 1 for v in lines.values())
+    assert lines["site::odd"] != lines["site::even"]
+    assert set(by_thread) == {"0", "1", "2", "3"}
+    for records in by_thread.values():
+        times = [t for _k, t in sorted(records)]
+        # a new anchor may move a thread's clock back by its interpolation error (< 1 us)
+        assert all(b - a > -1000 for a, b in itertools.pairwise(times))
+        assert times[-1] - times[0] > 10_000_000  # the records span more than 10 ms
+
+
+def test_c_header_applies_the_rate_limit_in_the_writer(c_writer) -> None:
+    """The header's rate (here 1,000/s, every decision sampled in) is applied before a
+    record is written: the ring receives about a second's burst plus the rate times the run,
+    not every call, and the decisions refused still reach the exact count."""
+    gate = DecisionGate(1.0, 1000)
+    ring = open_ring(lambda d: None, gate=gate)
+    t0 = time.monotonic()
+    _write_into(ring, [str(c_writer), "fib", "20"])
+    elapsed = time.monotonic() - t0
+    assert gate.count == 2 * 10946 - 1  # fib(20) calls fib 2 * fib(21) - 1 times
+    assert ring.full == 0 and ring.malformed == 0 and ring.abandoned == 0
+    assert 1000 <= ring.received <= 1000 + 1000 * elapsed + 1
+    assert gate.kept <= ring.received  # the reader's own bucket may refuse a few more
+
+
+def test_c_header_keeps_recording_at_the_rate_after_the_burst(c_writer) -> None:
+    """While the bucket is empty the header skips ahead instead of stopping at every call;
+    the skip must end about when a token is back, so a steady writer still gets about the
+    rate after its first second's burst (and every call is counted)."""
+    gate = DecisionGate(1.0, 1000)
+    ring = open_ring(lambda d: None, gate=gate)
+    try:
+        proc = subprocess.run([str(c_writer), "paced", "60000", "5000"], env=_env(**ring.env()),
+                              capture_output=True, text=True, check=True, timeout=120)
+    finally:
+        ring.close()
+    elapsed_s = int(proc.stdout) / 1e9
+    assert gate.count == 60000
+    assert ring.full == 0 and ring.malformed == 0
+    assert 1000 + 250 * elapsed_s <= ring.received <= 1000 + 1000 * elapsed_s + 2, (ring.received, elapsed_s)
 
 
 def test_c_header_in_a_dlopened_library_counts_exactly(tmp_path) -> None:

@@ -2,7 +2,12 @@
  *   ring_writer stress NPROC NTHREADS N   NPROC processes x NTHREADS threads x N decisions
  *   ring_writer threads NTHREADS N        one process, threads that exit before it does
  *   ring_writer fib N                     one decision per call of a recursive fib(N)
+ *   ring_writer paced N NS                N decisions, one every NS ns of busy work;
+ *                                         prints the ns from the first to the last
  *   ring_writer killed                    reserve a slot, then SIGKILL itself before commit
+ *   ring_writer sites NTHREADS N          threads sharing two literal call sites, each
+ *                                         N decisions over >= N/100 ms; prints the
+ *                                         CLOCK_REALTIME ns before the threads and after
  * Decision k of thread t of process p: name "p<p>t<t>", input k, result check(p, t, k). */
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +37,21 @@ static void threads(int p, int nt, long long n) {
     for (int t = 0; t < nt && t < 64; t++) pthread_join(tids[t], NULL);
 }
 
+/* Even inputs at one call site, odd at another; the result is the thread's number. A
+ * millisecond's pause every 100 decisions makes each thread's records span many of the
+ * header's clock anchors. */
+static void *two_sites(void *arg) {
+    struct job *j = arg;
+    for (long long k = 0; k < j->n; k++) {
+        if (k & 1)
+            SYSSPAN_DECIDE("site", "odd", k, j->t);
+        else
+            SYSSPAN_DECIDE("site", "even", k, j->t);
+        if (k % 100 == 99) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    return NULL;
+}
+
 static long long fib(int n) {
     SYSSPAN_DECIDE("bench", "fib", n, n < 2);
     return n < 2 ? n : fib(n - 1) + fib(n - 2);
@@ -55,6 +75,30 @@ int main(int argc, char **argv) {
         threads(0, atoi(argv[2]), atoll(argv[3]));
         return 0;
     }
+    if (argc >= 4 && !strcmp(argv[1], "sites")) {
+        pthread_t tids[64];
+        struct job jobs[64];
+        int nt = atoi(argv[2]);
+        uint64_t before = sysspan__now_ns();
+        for (int t = 0; t < nt && t < 64; t++) {
+            jobs[t] = (struct job){0, t, atoll(argv[3])};
+            pthread_create(&tids[t], NULL, two_sites, &jobs[t]);
+        }
+        for (int t = 0; t < nt && t < 64; t++) pthread_join(tids[t], NULL);
+        printf("%llu %llu\n", (unsigned long long)before, (unsigned long long)sysspan__now_ns());
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "paced")) {
+        long long n = atoll(argv[2]), every = atoll(argv[3]);
+        uint64_t first = sysspan__now_ns(), next = first;
+        for (long long k = 0; k < n; k++) {
+            SYSSPAN_DECIDE("paced", "step", k, 0);
+            for (next += (uint64_t)every; sysspan__now_ns() < next;) {
+            }
+        }
+        printf("%llu\n", (unsigned long long)(sysspan__now_ns() - first));
+        return 0;
+    }
     if (argc >= 3 && !strcmp(argv[1], "fib")) {
         printf("%lld\n", fib(atoi(argv[2])));
         return 0;
@@ -67,6 +111,6 @@ int main(int argc, char **argv) {
         fflush(stdout);
         raise(SIGKILL);
     }
-    fprintf(stderr, "usage: ring_writer stress|threads|fib|killed ...\n");
+    fprintf(stderr, "usage: ring_writer stress|threads|sites|paced|fib|killed ...\n");
     return 2;
 }
