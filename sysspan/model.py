@@ -102,14 +102,13 @@ class Span(Record):
         return role_of(self.attributes)
 
 
-class SyscallSpan(Span):
-    """A syscall span that shares its name, kind, attributes and status with every other
-    span of the same ``shape`` (the builder makes one shape per distinct call of a thread:
-    a loop repeats the same call). Encoders may cache their output per shape, so a span's
-    attributes must not change after it was made; ids, times and the parent may.
-    ``shape`` takes no part in equality or ``repr``."""
+class KeyedSpan(Span):
+    """A span that shares part of what it encodes with other spans: ``key`` is the shared
+    object (None: nothing shared). Encoders cache their output per key, by identity, so
+    the shared part must not change after the span was made. ``key`` takes no part in
+    equality or ``repr``; the subclasses say what the shared part is."""
 
-    __slots__ = ("shape",)
+    __slots__ = ("key",)
 
     def __init__(
         self,
@@ -126,11 +125,20 @@ class SyscallSpan(Span):
         events: list[SpanEvent] | None = None,
         trace_state: str = "",
         flags: int = 1,
-        shape: object = None,
+        key: object = None,
     ) -> None:
         Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
                       attributes, status, status_message, events, trace_state, flags)
-        self.shape = shape
+        self.key = key
+
+
+class SyscallSpan(KeyedSpan):
+    """A syscall span that shares its name, kind, attributes and status with every other
+    span of the same shape, its ``key`` (the builder makes one shape per distinct call of a
+    thread: a loop repeats the same call). Encoders may cache their output per shape, so a
+    span's attributes must not change after it was made; ids, times and the parent may."""
+
+    __slots__ = ()
 
 
 class ResourceSpans(Record):
@@ -146,32 +154,11 @@ class ResourceSpans(Record):
         self.scope_version = scope_version
 
 
-class DecisionSpan(Span):
-    """A decision span whose attributes are those of its ``site`` (every decision of the same
-    category, name, source location, process and thread, with or without a result) plus
-    ``decision.input`` and ``decision.result``. Encoders may cache the site's part of their
-    output, so only those two attributes may differ between spans of one site. ``site`` takes
-    no part in equality or ``repr``."""
+class DecisionSpan(KeyedSpan):
+    """A decision span whose attributes are those of its site, its ``key`` (every decision
+    of the same category, name, source location, process and thread, with or without a
+    result) plus ``decision.input`` and ``decision.result``. Encoders may cache the site's
+    part of their output, so only those two attributes may differ between spans of one
+    site."""
 
-    __slots__ = ("site",)
-
-    def __init__(
-        self,
-        trace_id: int,
-        span_id: int,
-        parent_id: int,
-        name: str,
-        start_ns: int,
-        end_ns: int,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Attributes | None = None,
-        status: StatusCode = StatusCode.UNSET,
-        status_message: str = "",
-        events: list[SpanEvent] | None = None,
-        trace_state: str = "",
-        flags: int = 1,
-        site: object = None,
-    ) -> None:
-        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
-                      attributes, status, status_message, events, trace_state, flags)
-        self.site = site
+    __slots__ = ()
