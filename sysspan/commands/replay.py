@@ -25,14 +25,14 @@ import re
 import sys
 
 from sysspan import __version__
-from sysspan.config import output_dir, resolve_otlp
+from sysspan.config import output_dir
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.base import spans_text
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp import OtlpSink
 from sysspan.exporters.wholeline import Fallback
 from sysspan.model import ResourceSpans
-from sysspan.otlp_flags import add_otlp_flags
+from sysspan.otlp_flags import add_otlp_flags, otlp_settings
 from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs, iter_trace_lines
 
 _REQUEST_SPANS = 512
@@ -59,13 +59,7 @@ def _spool_for(path: str, directory: str) -> str:
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
-    settings = resolve_otlp(
-        env,
-        endpoint=ns.otlp_endpoint,
-        protocol=ns.otlp_protocol,
-        headers=ns.otlp_header,
-        timeout_s=ns.otlp_timeout,
-    )
+    settings = otlp_settings(env, ns)
     if settings is None:
         raise UsageError(
             "replay: no OTLP endpoint: pass --otlp-endpoint or set OTEL_EXPORTER_OTLP_ENDPOINT"
