@@ -44,7 +44,24 @@ class SpanEvent(Record):
         self.attributes: Attributes = {} if attributes is None else attributes
 
 
-class Span(Record):
+class HexIds:
+    """``trace_id_hex`` and ``span_id_hex`` of a record with int ``trace_id`` and
+    ``span_id``: the lowercase, zero-padded forms OTLP/JSON and ``traceparent`` use."""
+
+    __slots__ = ()
+    trace_id: int
+    span_id: int
+
+    @property
+    def trace_id_hex(self) -> str:
+        return f"{self.trace_id:032x}"
+
+    @property
+    def span_id_hex(self) -> str:
+        return f"{self.span_id:016x}"
+
+
+class Span(HexIds, Record):
     """One finished span. Ids are integers (u64 span ids, u128 trace id) so hashing is cheap.
 
     ``parent_id`` 0 is a root; ``flags`` are the W3C trace flags (bit 0 = sampled)."""
@@ -81,14 +98,6 @@ class Span(Record):
         self.events: list[SpanEvent] = [] if events is None else events
         self.trace_state = trace_state
         self.flags = flags
-
-    @property
-    def trace_id_hex(self) -> str:
-        return f"{self.trace_id:032x}"
-
-    @property
-    def span_id_hex(self) -> str:
-        return f"{self.span_id:016x}"
 
     @property
     def parent_id_hex(self) -> str:
