@@ -33,14 +33,20 @@ from sysspan.exporters.otlp import OtlpSink
 from sysspan.exporters.wholeline import Fallback
 from sysspan.model import ResourceSpans
 from sysspan.otlp_flags import add_otlp_flags, otlp_settings
-from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs, iter_trace_lines
+from sysspan.tracefile import (
+    add_spool_flag,
+    add_trace_files,
+    check_trace_file,
+    expand_inputs,
+    iter_trace_lines,
+)
 
 _REQUEST_SPANS = 512
 _SUFFIX = re.compile(r"(\.jsonl)?(\.gz)?$")
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_trace_files(p, "FILE")
     add_spool_flag(p)
     add_otlp_flags(p)
     p.add_argument("--keep", action="store_true", help="leave spool files in place after a complete replay")
