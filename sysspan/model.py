@@ -64,60 +64,15 @@ class HexIds:
 class Span(HexIds, Record):
     """One finished span. Ids are integers (u64 span ids, u128 trace id) so hashing is cheap.
 
-    ``parent_id`` 0 is a root; ``flags`` are the W3C trace flags (bit 0 = sampled)."""
+    ``parent_id`` 0 is a root; ``flags`` are the W3C trace flags (bit 0 = sampled).
+    ``key`` is what the span shares with other spans of its subclass (:class:`SyscallSpan`,
+    :class:`DecisionSpan`), None for a plain span: encoders cache their output per key, by
+    identity, so the shared part must not change after the span was made. ``key`` takes no
+    part in equality or ``repr``."""
 
-    __slots__ = _FIELDS = ("trace_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "kind",
-                           "attributes", "status", "status_message", "events", "trace_state", "flags")
-
-    def __init__(
-        self,
-        trace_id: int,
-        span_id: int,
-        parent_id: int,
-        name: str,
-        start_ns: int,
-        end_ns: int,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Attributes | None = None,
-        status: StatusCode = StatusCode.UNSET,
-        status_message: str = "",
-        events: list[SpanEvent] | None = None,
-        trace_state: str = "",
-        flags: int = 1,
-    ) -> None:
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_id = parent_id
-        self.name = name
-        self.start_ns = start_ns
-        self.end_ns = end_ns
-        self.kind = kind
-        self.attributes: Attributes = {} if attributes is None else attributes
-        self.status = status
-        self.status_message = status_message
-        self.events: list[SpanEvent] = [] if events is None else events
-        self.trace_state = trace_state
-        self.flags = flags
-
-    @property
-    def parent_id_hex(self) -> str:
-        return f"{self.parent_id:016x}" if self.parent_id else ""
-
-    @property
-    def role(self) -> str:
-        """run / process / syscall / decision / step (:mod:`sysspan.span_roles`), or
-        ``other``. Stored as the ``sysspan.span.role`` attribute, so every encoder writes
-        it and every reader gets it back."""
-        return role_of(self.attributes)
-
-
-class KeyedSpan(Span):
-    """A span that shares part of what it encodes with other spans: ``key`` is the shared
-    object (None: nothing shared). Encoders cache their output per key, by identity, so
-    the shared part must not change after the span was made. ``key`` takes no part in
-    equality or ``repr``; the subclasses say what the shared part is."""
-
-    __slots__ = ("key",)
+    _FIELDS = ("trace_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "kind",
+               "attributes", "status", "status_message", "events", "trace_state", "flags")
+    __slots__ = (*_FIELDS, "key")
 
     def __init__(
         self,
@@ -136,12 +91,34 @@ class KeyedSpan(Span):
         flags: int = 1,
         key: object = None,
     ) -> None:
-        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
-                      attributes, status, status_message, events, trace_state, flags)
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.name = name
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.kind = kind
+        self.attributes: Attributes = {} if attributes is None else attributes
+        self.status = status
+        self.status_message = status_message
+        self.events: list[SpanEvent] = [] if events is None else events
+        self.trace_state = trace_state
+        self.flags = flags
         self.key = key
 
+    @property
+    def parent_id_hex(self) -> str:
+        return f"{self.parent_id:016x}" if self.parent_id else ""
 
-class SyscallSpan(KeyedSpan):
+    @property
+    def role(self) -> str:
+        """run / process / syscall / decision / step (:mod:`sysspan.span_roles`), or
+        ``other``. Stored as the ``sysspan.span.role`` attribute, so every encoder writes
+        it and every reader gets it back."""
+        return role_of(self.attributes)
+
+
+class SyscallSpan(Span):
     """A syscall span that shares its name, kind, attributes and status with every other
     span of the same shape, its ``key`` (the builder makes one shape per distinct call of a
     thread: a loop repeats the same call). Encoders may cache their output per shape, so a
@@ -163,7 +140,7 @@ class ResourceSpans(Record):
         self.scope_version = scope_version
 
 
-class DecisionSpan(KeyedSpan):
+class DecisionSpan(Span):
     """A decision span whose attributes are those of its site, its ``key`` (every decision
     of the same category, name, source location, process and thread, with or without a
     result) plus ``decision.input`` and ``decision.result``. Encoders may cache the site's
