@@ -44,13 +44,35 @@ class SpanEvent(Record):
         self.attributes: Attributes = {} if attributes is None else attributes
 
 
-class Span(Record):
+class HexIds:
+    """``trace_id_hex`` and ``span_id_hex`` of a record with int ``trace_id`` and
+    ``span_id``: the lowercase, zero-padded forms OTLP/JSON and ``traceparent`` use."""
+
+    __slots__ = ()
+    trace_id: int
+    span_id: int
+
+    @property
+    def trace_id_hex(self) -> str:
+        return f"{self.trace_id:032x}"
+
+    @property
+    def span_id_hex(self) -> str:
+        return f"{self.span_id:016x}"
+
+
+class Span(HexIds, Record):
     """One finished span. Ids are integers (u64 span ids, u128 trace id) so hashing is cheap.
 
-    ``parent_id`` 0 is a root; ``flags`` are the W3C trace flags (bit 0 = sampled)."""
+    ``parent_id`` 0 is a root; ``flags`` are the W3C trace flags (bit 0 = sampled).
+    ``key`` is what the span shares with other spans of its subclass (:class:`SyscallSpan`,
+    :class:`DecisionSpan`), None for a plain span: encoders cache their output per key, by
+    identity, so the shared part must not change after the span was made. ``key`` takes no
+    part in equality or ``repr``."""
 
-    __slots__ = _FIELDS = ("trace_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "kind",
-                           "attributes", "status", "status_message", "events", "trace_state", "flags")
+    _FIELDS = ("trace_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "kind",
+               "attributes", "status", "status_message", "events", "trace_state", "flags")
+    __slots__ = (*_FIELDS, "key")
 
     def __init__(
         self,
@@ -67,6 +89,7 @@ class Span(Record):
         events: list[SpanEvent] | None = None,
         trace_state: str = "",
         flags: int = 1,
+        key: object = None,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -81,14 +104,7 @@ class Span(Record):
         self.events: list[SpanEvent] = [] if events is None else events
         self.trace_state = trace_state
         self.flags = flags
-
-    @property
-    def trace_id_hex(self) -> str:
-        return f"{self.trace_id:032x}"
-
-    @property
-    def span_id_hex(self) -> str:
-        return f"{self.span_id:016x}"
+        self.key = key
 
     @property
     def parent_id_hex(self) -> str:
@@ -104,33 +120,11 @@ class Span(Record):
 
 class SyscallSpan(Span):
     """A syscall span that shares its name, kind, attributes and status with every other
-    span of the same ``shape`` (the builder makes one shape per distinct call of a thread:
-    a loop repeats the same call). Encoders may cache their output per shape, so a span's
-    attributes must not change after it was made; ids, times and the parent may.
-    ``shape`` takes no part in equality or ``repr``."""
+    span of the same shape, its ``key`` (the builder makes one shape per distinct call of a
+    thread: a loop repeats the same call). Encoders may cache their output per shape, so a
+    span's attributes must not change after it was made; ids, times and the parent may."""
 
-    __slots__ = ("shape",)
-
-    def __init__(
-        self,
-        trace_id: int,
-        span_id: int,
-        parent_id: int,
-        name: str,
-        start_ns: int,
-        end_ns: int,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Attributes | None = None,
-        status: StatusCode = StatusCode.UNSET,
-        status_message: str = "",
-        events: list[SpanEvent] | None = None,
-        trace_state: str = "",
-        flags: int = 1,
-        shape: object = None,
-    ) -> None:
-        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
-                      attributes, status, status_message, events, trace_state, flags)
-        self.shape = shape
+    __slots__ = ()
 
 
 class ResourceSpans(Record):
@@ -147,31 +141,10 @@ class ResourceSpans(Record):
 
 
 class DecisionSpan(Span):
-    """A decision span whose attributes are those of its ``site`` (every decision of the same
-    category, name, source location, process and thread, with or without a result) plus
-    ``decision.input`` and ``decision.result``. Encoders may cache the site's part of their
-    output, so only those two attributes may differ between spans of one site. ``site`` takes
-    no part in equality or ``repr``."""
+    """A decision span whose attributes are those of its site, its ``key`` (every decision
+    of the same category, name, source location, process and thread, with or without a
+    result) plus ``decision.input`` and ``decision.result``. Encoders may cache the site's
+    part of their output, so only those two attributes may differ between spans of one
+    site."""
 
-    __slots__ = ("site",)
-
-    def __init__(
-        self,
-        trace_id: int,
-        span_id: int,
-        parent_id: int,
-        name: str,
-        start_ns: int,
-        end_ns: int,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Attributes | None = None,
-        status: StatusCode = StatusCode.UNSET,
-        status_message: str = "",
-        events: list[SpanEvent] | None = None,
-        trace_state: str = "",
-        flags: int = 1,
-        site: object = None,
-    ) -> None:
-        Span.__init__(self, trace_id, span_id, parent_id, name, start_ns, end_ns, kind,
-                      attributes, status, status_message, events, trace_state, flags)
-        self.site = site
+    __slots__ = ()

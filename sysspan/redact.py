@@ -23,6 +23,7 @@ Environment variables are never recorded at all.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -83,14 +84,9 @@ class _Patterns:
         self.json_pair = re.compile(rf'(?i)(\\*"{_NAME}\\*"\s*:\s*\\*")((?:[^"\\]|\\[^"])*)(\\*")')
 
 
-_compiled: _Patterns | None = None
-
-
+@functools.cache
 def _re() -> _Patterns:
-    global _compiled
-    if _compiled is None:
-        _compiled = _Patterns()
-    return _compiled
+    return _Patterns()
 
 
 def _shapes(text: str) -> str:

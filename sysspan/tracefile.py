@@ -250,6 +250,16 @@ def count_spans(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+def add_trace_files(parser: Any, metavar: str = "TRACE") -> None:
+    """The ``files`` positional of the commands that read trace files."""
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar=metavar,
+        help="OTLP JSON lines file(s), .gz accepted, or directories of them",
+    )
+
+
 def add_spool_flag(parser: Any) -> None:
     """``--include-spools`` for the commands that take directories of trace files."""
     parser.add_argument(

@@ -27,7 +27,7 @@ from sysspan.fsutil import private_open
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.model import Attributes, ResourceSpans, Span, SpanKind
 from sysspan.span_roles import DECISION, SYSCALL
-from sysspan.tracefile import check_trace_file, expand_inputs, iter_trace_file
+from sysspan.tracefile import add_trace_files, check_trace_file, expand_inputs, iter_trace_file
 
 _LINE_SPANS = 512
 
@@ -58,7 +58,7 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
         "export",
         help="write the decisions of trace files as .ruchy/decisions.msgpack + decision_manifest.json",
     )
-    exp.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
+    add_trace_files(exp)
     exp.add_argument(
         "-o",
         "--output",
@@ -68,13 +68,13 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     )
 
     man = sub.add_parser("manifest", help="list decision ids with category::name, source and count")
-    man.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
+    add_trace_files(man)
 
     top = sub.add_parser(
         "top",
         help="rank decisions by the time inside them and the syscall time under them",
     )
-    top.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
+    add_trace_files(top)
     top.add_argument(
         "-n",
         "--limit",

@@ -13,13 +13,13 @@ from sysspan.errors import UsageError
 from sysspan.exporters.otlp_json import encode_line_bytes
 from sysspan.merge import batches_of, describe_skew, write_merged
 from sysspan.merge_stream import merge_files_streaming, read_back
-from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
+from sysspan.tracefile import add_spool_flag, add_trace_files, check_trace_file, expand_inputs
 
 _SHOWN_ORPHANS = 5
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_trace_files(p, "FILE")
     add_spool_flag(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="merged output file ('-' for stdout)")
     p.add_argument(

@@ -25,22 +25,28 @@ import re
 import sys
 
 from sysspan import __version__
-from sysspan.config import output_dir, resolve_otlp
+from sysspan.config import output_dir
 from sysspan.errors import TraceFileError, UsageError
 from sysspan.exporters.base import spans_text
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp import OtlpSink
 from sysspan.exporters.wholeline import Fallback
 from sysspan.model import ResourceSpans
-from sysspan.otlp_flags import add_otlp_flags
-from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs, iter_trace_lines
+from sysspan.otlp_flags import add_otlp_flags, otlp_settings
+from sysspan.tracefile import (
+    add_spool_flag,
+    add_trace_files,
+    check_trace_file,
+    expand_inputs,
+    iter_trace_lines,
+)
 
 _REQUEST_SPANS = 512
 _SUFFIX = re.compile(r"(\.jsonl)?(\.gz)?$")
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_trace_files(p, "FILE")
     add_spool_flag(p)
     add_otlp_flags(p)
     p.add_argument("--keep", action="store_true", help="leave spool files in place after a complete replay")
@@ -59,13 +65,7 @@ def _spool_for(path: str, directory: str) -> str:
 
 def run(ns: argparse.Namespace, env: dict[str, str]) -> int:
     ns.files = expand_inputs(ns.files, include_spools=ns.include_spools)
-    settings = resolve_otlp(
-        env,
-        endpoint=ns.otlp_endpoint,
-        protocol=ns.otlp_protocol,
-        headers=ns.otlp_header,
-        timeout_s=ns.otlp_timeout,
-    )
+    settings = otlp_settings(env, ns)
     if settings is None:
         raise UsageError(
             "replay: no OTLP endpoint: pass --otlp-endpoint or set OTEL_EXPORTER_OTLP_ENDPOINT"

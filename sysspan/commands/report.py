@@ -13,13 +13,13 @@ import gc
 import os
 
 from sysspan.errors import TraceFileError, UsageError
-from sysspan.tracefile import add_spool_flag, check_trace_file, expand_inputs
+from sysspan.tracefile import add_spool_flag, add_trace_files, check_trace_file, expand_inputs
 
 DEFAULT_OUTPUT = "sysspan-report.html"
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s), .gz accepted, or directories of them")
+    add_trace_files(p)
     add_spool_flag(p)
     p.add_argument(
         "-o",

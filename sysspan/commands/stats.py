@@ -17,11 +17,11 @@ from sysspan.span_roles import (
     SYSCALL,
     role_of,
 )
-from sysspan.tracefile import add_spool_flag, expand_inputs, iter_span_facts
+from sysspan.tracefile import add_spool_flag, add_trace_files, expand_inputs, iter_span_facts
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="TRACE", help="OTLP JSON lines file(s) or directories of them")
+    add_trace_files(p)
     add_spool_flag(p)
     p.add_argument("--top", type=int, default=10, help="how many syscall names to list")
 

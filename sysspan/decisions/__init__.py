@@ -729,17 +729,6 @@ def _after_fork() -> None:
         _sampler.reseed()
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    return value if value == value else default
-
-
 def configure(env: Mapping[str, str] | None = None) -> str:
     """Decide (again) where decisions go, from ``env`` (default ``os.environ``); returns the
     mode: ``"ring"``, ``"channel"``, ``"otel"`` or ``"off"``. Called once at import.
@@ -763,6 +752,8 @@ def configure(env: Mapping[str, str] | None = None) -> str:
         _ring_ops.detach()
     _ring_ops, _ring_attached, _ring_first, _blocked_until = None, False, True, 0
     fd = _check_pipe(env) if env.get("SYSSPAN_DECISION_FD") else -1
+    from sysspan.envnum import env_number  # tiny; read here like the rest of this module's imports
+
     if env.get("SYSSPAN_DECISION_RING"):
         # mapped on the first decision, so a process that records none never touches it
         _ring_path = env["SYSSPAN_DECISION_RING"]
@@ -775,15 +766,15 @@ def configure(env: Mapping[str, str] | None = None) -> str:
         _fd = fd
         _emit = _channel_emit
         _mode = "channel"
-        rate = _env_number(env, "SYSSPAN_DECISION_RATE", 0)
+        rate = env_number(env, "SYSSPAN_DECISION_RATE", 0.0, float)
     elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         _otel = _OtelSink(env)
         _emit = _otel.emit
         _mode = "otel"
-        rate = _env_number(env, "SYSSPAN_DECISION_RATE", 10_000)
+        rate = env_number(env, "SYSSPAN_DECISION_RATE", 10_000.0, float)
     else:
         return _mode
-    ratio = _env_number(env, "SYSSPAN_DECISION_SAMPLE", 1.0)
+    ratio = env_number(env, "SYSSPAN_DECISION_SAMPLE", 1.0, float)
     if ratio < 1.0 or rate >= 1:
         from sysspan.decisions.sampling import RateLimiter, Sampler
 

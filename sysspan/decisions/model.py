@@ -179,7 +179,7 @@ def decision_span(
         attributes=attrs,
         trace_state=trace_state,
         flags=flags,
-        site=site,
+        key=site,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from sysspan.model import Span
+from sysspan.model import ResourceSpans, Span
 from sysspan.plainrecord import Record
 
 
@@ -54,3 +54,18 @@ class Sink(Protocol):
     def close(self) -> SinkReport:
         """Flush, release resources, and say what happened."""
         ...
+
+
+class ResourceSink:
+    """Base of the sinks that also take pre-grouped batches: ``export`` wraps its spans in
+    one batch of the sink's own ``resource`` and hands it to ``export_batches``."""
+
+    resource: dict
+    scope_version: str
+
+    def export(self, spans: list[Span]) -> None:
+        if spans:
+            self.export_batches([ResourceSpans(self.resource, spans, "sysspan", self.scope_version)])
+
+    def export_batches(self, batches: list[ResourceSpans]) -> None:
+        raise NotImplementedError

@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sysspan.exporters.base import SinkReport, spans_text
+from sysspan.exporters.base import ResourceSink, SinkReport, spans_text
 from sysspan.exporters.otlp_json import encode_line_bytes
 from sysspan.exporters.wholeline import Fallback, WholeLineFile
-from sysspan.model import ResourceSpans, Span
+from sysspan.model import ResourceSpans
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -73,7 +73,7 @@ class JsonlAppender:
         self.file.close()
 
 
-class JsonlSink:
+class JsonlSink(ResourceSink):
     """Writes each exported batch as one OTLP/JSON line, appending to ``path``.
 
     The file (and its parent directories) is created at the first batch, so a run that
@@ -95,12 +95,6 @@ class JsonlSink:
         self.resource = resource
         self.scope_version = scope_version
         self._out = JsonlAppender(path, fallback)
-
-    def export(self, spans: list[Span]) -> None:
-        if spans:
-            self.export_batches(
-                [ResourceSpans(self.resource, spans, "sysspan", self.scope_version)]
-            )
 
     def export_batches(self, batches: list[ResourceSpans]) -> None:
         """Write already-grouped batches (each keeps its own resource) as one line."""

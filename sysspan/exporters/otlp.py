@@ -21,7 +21,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sysspan.config import OtlpSettings
-from sysspan.exporters.base import SinkReport, spans_text
+from sysspan.exporters.base import ResourceSink, SinkReport, spans_text
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.exporters.otlp_proto import ProtoEncoder
@@ -33,7 +33,7 @@ from sysspan.exporters.otlp_transport import (
     with_retries,
 )
 from sysspan.exporters.wholeline import Fallback
-from sysspan.model import ResourceSpans, Span
+from sysspan.model import ResourceSpans
 
 # Rejections of one payload rather than of the whole endpoint: only that batch is spooled.
 _PAYLOAD_REJECTIONS = ("INVALID_ARGUMENT", "HTTP 400", "HTTP 413", "RESOURCE_EXHAUSTED")
@@ -43,7 +43,7 @@ def _endpoint_down(reason: str) -> bool:
     return not any(reason.startswith(p) for p in _PAYLOAD_REJECTIONS)
 
 
-class OtlpSink:
+class OtlpSink(ResourceSink):
     """Sends batches over OTLP (``settings.protocol``), spooling what cannot be delivered.
 
     ``resource`` is the resource of spans given to :meth:`export`; :meth:`export_batches`
@@ -102,12 +102,6 @@ class OtlpSink:
     def endpoint_down(self) -> str | None:
         """Why the endpoint was given up on (later batches are spooled directly), or None."""
         return self._down
-
-    def export(self, spans: list[Span]) -> None:
-        if spans:
-            self.export_batches(
-                [ResourceSpans(self.resource, spans, "sysspan", self.scope_version)]
-            )
 
     def export_batches(self, batches: list[ResourceSpans]) -> None:
         """Send one request holding ``batches``; spool it on failure. Never raises."""

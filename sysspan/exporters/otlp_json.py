@@ -140,7 +140,7 @@ def _encode_attr_items(attrs: dict[str, Any]) -> str:
 
 
 def _span(span: Span) -> str:
-    if type(span) is DecisionSpan and span.site is not None and not span.events:
+    if type(span) is DecisionSpan and span.key is not None and not span.events:
         return _decision_span(span)
     out = f'{{"traceId":"{span.trace_id:032x}","spanId":"{span.span_id:016x}"'
     if span.trace_state:
@@ -196,10 +196,10 @@ def _spans(spans: list[Span]) -> str:
     append = parts.append
     shaped = _SHAPED
     for span in spans:
-        if type(span) is not SyscallSpan or span.shape is None or span.events:
+        if type(span) is not SyscallSpan or span.key is None or span.events:
             append(_span(span))
             continue
-        shape = span.shape
+        shape = span.key
         done = shaped.get(id(shape))
         if done is None or done[0] is not shape or done[1:4] != (span.trace_id, span.trace_state, span.flags):
             done = _shape_parts(span)
@@ -221,13 +221,13 @@ def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, st
     attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
     to_start = flags + _name_kind(span)
     done = (
-        span.shape, span.trace_id, span.trace_state, span.flags,
+        span.key, span.trace_id, span.trace_state, span.flags,
         f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state + ',"parentSpanId":"',
         '"' + to_start, '"' + state + to_start, attrs + _status(span),
     )
     if len(_SHAPED) >= _SHAPED_MAX:
         _SHAPED.clear()
-    _SHAPED[id(span.shape)] = done
+    _SHAPED[id(span.key)] = done
     return done
 
 
@@ -244,7 +244,7 @@ _HOLE = "\x00"  # never in encoded JSON text (control characters are escaped)
 def _decision_span(span: DecisionSpan) -> str:
     """``_span`` for a decision span: what its site shares is cached, only ids, times,
     input and result are encoded."""
-    site = span.site
+    site = span.key
     done = _SITED.get(id(site))
     if (
         done is None
@@ -274,13 +274,13 @@ def _site_parts(span: DecisionSpan) -> tuple[object, int, str, int, str, str, st
     state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
     flags = f',"flags":{int(span.flags)}' if span.flags else ""
     done = (
-        span.site, span.trace_id, span.trace_state, span.flags,
+        span.key, span.trace_id, span.trace_state, span.flags,
         f'{{"traceId":"{span.trace_id:032x}","spanId":"', '"' + state, flags + _name_kind(span),
         holes, attrs.split(_HOLE),
     )
     if len(_SITED) >= _SITED_MAX:
         _SITED.clear()
-    _SITED[id(span.site)] = done
+    _SITED[id(span.key)] = done
     return done
 
 

@@ -14,7 +14,7 @@ rejects (NaN literals, lone surrogate escapes, integers beyond 64 bits) goes to 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sysspan.exporters.otlp_json import _any, _decode_span, decode_line
@@ -95,10 +95,12 @@ def _field(obj: dict, name: str, typ: type, default: Any) -> Any:
     return value
 
 
-def _request(doc: Any) -> list[ResourceSpans]:
+def _scopes(doc: Any) -> Iterator[tuple[dict[str, Any], str, str, list]]:
+    """``(resource attributes, scope name, scope version, raw spans)`` per scope of a
+    decoded line, the resource's attributes one dict shared by its scopes; raises
+    ``_Unusual`` at the first part of anything but the usual shape."""
     if type(doc) is not dict or type(doc.get("resourceSpans")) is not list:
         raise _Unusual
-    result: list[ResourceSpans] = []
     for rs in doc["resourceSpans"]:
         if type(rs) is not dict:
             raise _Unusual
@@ -113,10 +115,14 @@ def _request(doc: Any) -> list[ResourceSpans]:
             if type(scope) is not dict:
                 raise _Unusual
             spans = _field(ss, "spans", list, [])
-            name = _field(scope, "name", str, "")
-            version = _field(scope, "version", str, "")
-            result.append(ResourceSpans(dict(attrs), [_span(s) for s in spans], name, version))
-    return result
+            yield attrs, _field(scope, "name", str, ""), _field(scope, "version", str, ""), spans
+
+
+def _request(doc: Any) -> list[ResourceSpans]:
+    return [
+        ResourceSpans(dict(attrs), [_span(s) for s in spans], name, version)
+        for attrs, name, version, spans in _scopes(doc)
+    ]
 
 
 def pick_attrs(items: Any, wanted: frozenset[str]) -> dict[str, Any]:
@@ -226,27 +232,9 @@ def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
     is anything but the usual shape (the caller then decodes it with
     :func:`decode_line_fast`, which also gives the error of a bad line)."""
     try:
-        doc = _loads(raw)
-        if type(doc) is not dict or type(doc.get("resourceSpans")) is not list:
-            return None
-        out: list[tuple[Any, list[SpanRecord]]] = []
-        for rs in doc["resourceSpans"]:
-            if type(rs) is not dict:
-                return None
-            resource = rs.get("resource") or {}
-            if type(resource) is not dict:
-                return None
-            service = _attrs(_field(resource, "attributes", list, [])).get("service.name")
-            for ss in _field(rs, "scopeSpans", list, []):
-                if type(ss) is not dict:
-                    return None
-                scope = ss.get("scope") or {}
-                if type(scope) is not dict:
-                    return None
-                spans = _field(ss, "spans", list, [])
-                _field(scope, "name", str, "")
-                _field(scope, "version", str, "")
-                out.append((service, [_record(s) for s in spans]))
-        return out
+        return [
+            (attrs.get("service.name"), [_record(s) for s in spans])
+            for attrs, _name, _version, spans in _scopes(_loads(raw))
+        ]
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None

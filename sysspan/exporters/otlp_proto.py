@@ -247,11 +247,11 @@ class ProtoEncoder:
                     append(b"\x12" + varint(len(hit[1])) + hit[1])
                     continue
             start, end = s.start_ns, s.end_ns
-            if type(s) is not SyscallSpan or s.shape is None or s.events or not (start and end):
+            if type(s) is not SyscallSpan or s.key is None or s.events or not (start and end):
                 body = span(s)
                 append(b"\x12" + varint(len(body)) + body)
                 continue
-            shape = s.shape
+            shape = s.key
             done = shaped.get(id(shape))
             if done is None or done[0] is not shape or done[1:4] != (s.trace_id, s.trace_state, s.flags):
                 done = self._shape_entry(s)
@@ -272,8 +272,8 @@ class ProtoEncoder:
         if len(self._shaped) >= 8192:
             self._shaped.clear()
         done: tuple[object, int, str, int, dict[tuple[bool, bool], tuple[bytes, bytes, bytes, bytes]]]
-        done = (s.shape, s.trace_id, s.trace_state, s.flags, {})
-        self._shaped[id(s.shape)] = done
+        done = (s.key, s.trace_id, s.trace_state, s.flags, {})
+        self._shaped[id(s.key)] = done
         return done
 
     def _shape_parts(

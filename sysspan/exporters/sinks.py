@@ -6,10 +6,11 @@ import argparse
 from collections.abc import Collection, Mapping
 
 from sysspan import __version__
-from sysspan.config import output_dir, resolve_otlp
+from sysspan.config import output_dir
 from sysspan.exporters.base import Sink
 from sysspan.exporters.jsonl import JsonlSink, default_trace_path
 from sysspan.exporters.wholeline import Fallback
+from sysspan.otlp_flags import otlp_settings
 
 
 def build_sinks(
@@ -32,14 +33,7 @@ def build_sinks(
     """
     if fallback is None:
         fallback = Fallback(env)
-    settings = resolve_otlp(
-        env,
-        endpoint=ns.otlp_endpoint,
-        protocol=ns.otlp_protocol,
-        headers=ns.otlp_header,
-        timeout_s=ns.otlp_timeout,
-        warnings=warnings,
-    )
+    settings = otlp_settings(env, ns, warnings)
     out_dir = output_dir(env, ns.output_dir)
     sinks: list[Sink] = []
     if ns.trace_file or settings is None:

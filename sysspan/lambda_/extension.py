@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 
 from sysspan import __version__
 from sysspan.config import OtlpSettings, resolve_otlp
+from sysspan.envnum import env_number
 from sysspan.errors import ConfigError, SysspanError, TraceFileError
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp import OtlpSink
@@ -83,21 +84,6 @@ def _spans(n: int) -> str:
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def _int_env(env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        problems.append(f"{name}: expected an integer, got {raw!r}; using {default}")
-        return default
-    if not low <= value <= high:
-        problems.append(f"{name}: must be between {low} and {high}, got {value}; using {default}")
-        return default
-    return value
 
 
 @dataclass
@@ -134,7 +120,7 @@ class ExtensionConfig:
         problems: list[str] = []
         api = api.removeprefix("http://").rstrip("/")
         in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip())
-        port = otlp_port if otlp_port is not None else _int_env(env, "SYSSPAN_LAMBDA_OTLP_PORT", DEFAULT_OTLP_PORT, 0, 65535, problems)
+        port = otlp_port if otlp_port is not None else env_number(env, "SYSSPAN_LAMBDA_OTLP_PORT", DEFAULT_OTLP_PORT, int, 0, 65535, problems)
         try:
             settings = resolve_otlp(env)
         except ConfigError as exc:
@@ -155,11 +141,11 @@ class ExtensionConfig:
             otlp_port=port,
             telemetry_host=env.get("SYSSPAN_LAMBDA_TELEMETRY_HOST", "").strip()
             or ("sandbox.localdomain" if in_lambda else "127.0.0.1"),
-            telemetry_port=_int_env(env, "SYSSPAN_LAMBDA_TELEMETRY_PORT", 0, 0, 65535, problems),
-            telemetry_timeout_ms=_int_env(env, "SYSSPAN_LAMBDA_TELEMETRY_TIMEOUT_MS", 25, 25, 30_000, problems),
+            telemetry_port=env_number(env, "SYSSPAN_LAMBDA_TELEMETRY_PORT", 0, int, 0, 65535, problems),
+            telemetry_timeout_ms=env_number(env, "SYSSPAN_LAMBDA_TELEMETRY_TIMEOUT_MS", 25, int, 25, 30_000, problems),
             spool_path=env.get("SYSSPAN_LAMBDA_SPOOL", "").strip() or "/tmp/sysspan-lambda-spool.jsonl",
             output_dir=env.get("SYSSPAN_OUTPUT_DIR", "").strip() or "/tmp/sysspan-traces",
-            max_buffer=_int_env(env, "SYSSPAN_LAMBDA_MAX_BUFFER", 20_000, 1, 10_000_000, problems),
+            max_buffer=env_number(env, "SYSSPAN_LAMBDA_MAX_BUFFER", 20_000, int, 1, 10_000_000, problems),
             settings=settings,
             debug=env.get("SYSSPAN_LAMBDA_DEBUG", "").strip().lower() in ("1", "true", "yes"),
             problems=problems,

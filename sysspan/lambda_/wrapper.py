@@ -37,6 +37,7 @@ Telemetry never breaks the function: every failure here is one line on stderr.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -506,15 +507,10 @@ class Instrumentation:
             return False
 
 
-_instrumentation: Instrumentation | None = None
-
-
+@functools.cache
 def state() -> Instrumentation:
     """The execution environment's instrumentation, made on first use."""
-    global _instrumentation
-    if _instrumentation is None:
-        _instrumentation = Instrumentation()
-    return _instrumentation
+    return Instrumentation()
 
 
 def load_handler(spec: str) -> Handler:

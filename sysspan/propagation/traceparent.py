@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sysspan.model import HexIds
 from sysspan.plainrecord import FrozenRecord
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def _check_hex(field: str, text: str, digits: int) -> None:
     raise InvalidTraceContext(f"{field} must be {digits} lowercase hex digits")
 
 
-class SpanContext(FrozenRecord):
+class SpanContext(HexIds, FrozenRecord):
     """The part of a trace that crosses a process boundary.
 
     ``trace_id`` is the 128-bit trace id and ``span_id`` the 64-bit id of the span the next
@@ -99,14 +100,6 @@ class SpanContext(FrozenRecord):
     def random(self) -> bool:
         """Level 2: the trace id's right-most 7 bytes are random (bit 0x02)."""
         return bool(self.flags & FLAG_RANDOM)
-
-    @property
-    def trace_id_hex(self) -> str:
-        return f"{self.trace_id:032x}"
-
-    @property
-    def span_id_hex(self) -> str:
-        return f"{self.span_id:016x}"
 
     @property
     def traceparent(self) -> str:
