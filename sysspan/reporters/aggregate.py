@@ -32,13 +32,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sysspan.exporters.otlp_json_fast import (
-    _loads,
-    _record,
-    _Unusual,
-    decode_line_fast,
-    resource_scopes,
-)
+from sysspan.exporters.otlp_json_fast import decode_line_fast
+from sysspan.exporters.otlp_json_typed import TypedSpan, decode_request, scope_spans, typed_record
 from sysspan.model import ResourceSpans, Span
 from sysspan.reporters.model import (
     Counts,
@@ -308,47 +303,41 @@ class Aggregator:
             batches = _decode(raw, lineno, name)
             if batches is None:
                 return
-            self._add_decoded(batches, 0, 0)
+            for batch in batches:
+                self.add_batch(batch)
 
     def _add_line(self, raw: bytes, lineno: int, path: str) -> bool:
         """Add the spans of one line read the fast way; False (nothing added) when the line
-        is not the usual shape from its start. A span of unusual shape further on is
-        taken, with the rest of the line, from the validating decoder (which raises
+        does not decode into the typed structs. A span that fails the checks no type makes
+        is taken, with the rest of the line, from the validating decoder (which raises
         ``TraceFileError`` for a bad line)."""
-        try:
-            doc = _loads(raw)
-        except Exception:  # noqa: BLE001 - anything orjson refuses: the validating decoder decides
+        request = decode_request(raw)
+        if request is None:
             return False
-        if type(doc) is not dict or type(doc.get("resourceSpans")) is not list:
-            return False
-        scope_no = 0
         try:
-            for rs in doc["resourceSpans"]:
-                for service, spans in resource_scopes(rs):
-                    self._service(service, len(spans))
-                    done = self._add_spans(spans)
-                    if done < len(spans):
-                        self._add_decoded(decode_line_fast(raw, lineno, path), scope_no, done)
-                        return True
-                    scope_no += 1
-        except _Unusual:
-            if not scope_no:
-                return False
-            self._add_decoded(decode_line_fast(raw, lineno, path), scope_no, -1)
+            scopes = scope_spans(request)
+        except Exception:  # noqa: BLE001 - an odd resource attribute: the validating decoder decides
+            return False
+        for scope_no, (service, spans) in enumerate(scopes):
+            self._service(service, len(spans))
+            done = self._add_spans(spans)
+            if done < len(spans):
+                self._add_decoded(decode_line_fast(raw, lineno, path), scope_no, done)
+                break
         return True
 
     def _add_decoded(self, batches: list[ResourceSpans], scope_no: int, done: int) -> None:
-        """Add decoded batches from batch ``scope_no`` on: its first ``done`` spans are
-        already added (``-1``: not even its service count)."""
+        """Add decoded batches from batch ``scope_no`` on, whose service is counted and
+        whose first ``done`` spans are added already."""
         for i in range(scope_no, len(batches)):
             spans = batches[i].spans
-            if i > scope_no or done < 0:
+            if i > scope_no:
                 self._service(batches[i].resource.get("service.name"), len(spans))
-            for span in spans[done if i == scope_no and done > 0 else 0 :]:
+            for span in spans[done if i == scope_no else 0 :]:
                 self._add(*span_record(span))
 
-    def _add_spans(self, spans: list) -> int:
-        """Add raw spans (orjson's dicts) up to the first of unusual shape; how many were
+    def _add_spans(self, spans: list[TypedSpan]) -> int:
+        """Add typed spans up to the first that fails a check; how many were
         added. Syscall spans, nearly all of a trace, are aggregated here without the
         per-span calls of :meth:`_add` and :meth:`_syscall` (the same work, in the same
         order: the byte-identity tests hold both to it)."""
@@ -361,7 +350,7 @@ class Aggregator:
         seen_tid = 0
         for i, obj in enumerate(spans):
             try:
-                trace_id, span_id, parent, span_name, s, e, failed, attrs = _record(obj)
+                trace_id, span_id, parent, span_name, s, e, failed, attrs = typed_record(obj)
             except Exception:  # noqa: BLE001 - unusual shape: the validating decoder decides
                 return i
             if attrs.get(ROLE_KEY) != SYSCALL and role_of(attrs) != SYSCALL:
