@@ -15,6 +15,7 @@ from typing import IO, Any, TypeVar
 
 from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json_fast import SpanRecord, decode_line_fast, span_facts, span_records
+from sysspan.exporters.otlp_json_typed import typed_span_facts
 from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 
@@ -140,7 +141,11 @@ def iter_span_facts(
             for span in batch.spans
         ]
 
-    return _lines_fast_or_decoded(path, lambda raw: span_facts(raw, wanted), decoded)
+    def fast(raw: bytes) -> list[tuple[int, str, dict[str, Any]]] | None:
+        facts = typed_span_facts(raw, wanted)
+        return facts if facts is not None else span_facts(raw, wanted)
+
+    return _lines_fast_or_decoded(path, fast, decoded)
 
 
 def span_record(span: Span) -> SpanRecord:

@@ -16,7 +16,7 @@ import msgspec
 from msgspec import UNSET, Struct
 
 from sysspan.exporters.otlp_json import _any
-from sysspan.exporters.otlp_json_fast import _ERROR, _KINDS, _STATUSES, SpanRecord, _Unusual
+from sysspan.exporters.otlp_json_fast import _ERROR, _KINDS, _STATUSES, SpanRecord, _attrs, _Unusual
 
 # orjson, the other fast reader, refuses integers beyond 64 bits (msgspec takes them).
 _INT_MIN = -(2**63)
@@ -161,3 +161,61 @@ def typed_record(span: TypedSpan) -> SpanRecord:
         failed,
         typed_attrs(span.attributes),
     )
+
+
+# What ``stats`` reads: ids, names and a few attributes; the rest of a span is skipped
+# unparsed into Python objects, as the orjson reader leaves it unchecked.
+class _FactAttribute(Struct):
+    key: Any
+    value: Any = UNSET
+
+
+class _FactSpan(Struct):
+    traceId: str
+    name: str
+    attributes: list[_FactAttribute] | None = None
+
+
+class _FactScope(Struct):
+    spans: list[_FactSpan]
+
+
+class _FactResource(Struct):
+    scopeSpans: list[_FactScope]
+
+
+class _FactRequest(Struct):
+    resourceSpans: list[_FactResource]
+
+
+_fact_decoder = msgspec.json.Decoder(_FactRequest)
+
+
+def typed_span_facts(raw: bytes, wanted: frozenset[str]) -> list[tuple[int, str, dict[str, Any]]] | None:
+    """What :func:`sysspan.exporters.otlp_json_fast.span_facts` gives for one line, read
+    through typed structs; None where they refuse the line (the caller then asks
+    ``span_facts``)."""
+    try:
+        request = _fact_decoder.decode(raw)
+        out = []
+        seen = ""
+        trace_id = 0
+        for rs in request.resourceSpans:
+            for ss in rs.scopeSpans:
+                for span in ss.spans:
+                    tid = span.traceId
+                    if tid != seen:  # one trace id for a run of spans, nearly always
+                        if len(tid) != 32:
+                            return None
+                        trace_id = int(tid, 16)
+                        seen = tid
+                    picked: dict[str, Any] = {}
+                    for kv in span.attributes or ():
+                        key = kv.key
+                        if key in wanted:
+                            text = kv.value.get("stringValue")
+                            picked[key] = text if type(text) is str else _attrs([{"key": key, "value": kv.value}])[key]
+                    out.append((trace_id, span.name, picked))
+        return out
+    except Exception:  # noqa: BLE001 - unusual shape: the caller reads the line another way
+        return None

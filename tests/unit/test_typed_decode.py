@@ -11,7 +11,8 @@ import pytest
 
 from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json import decode_line, encode_line_bytes
-from sysspan.exporters.otlp_json_typed import decode_request, scope_spans, typed_record
+from sysspan.exporters.otlp_json_fast import span_facts
+from sysspan.exporters.otlp_json_typed import decode_request, scope_spans, typed_record, typed_span_facts
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.reporters.aggregate import Aggregator
 from sysspan.tracefile import span_record
@@ -108,6 +109,18 @@ def test_typed_reading_accepts_only_what_the_validating_decoder_accepts_alike(li
     typed = _typed(line)
     if typed is not None:
         assert typed == _validated(line)
+    # stats' facts: where the typed reading takes the line, the orjson reader agrees.
+    wanted = frozenset({"n", "s", "b", "k", "service.name"})
+    facts = typed_span_facts(line, wanted)
+    if facts is not None:
+        assert facts == span_facts(line, wanted)
+
+
+def test_stats_facts_of_the_usual_line_are_read_typed():
+    wanted = frozenset({"syscall.name", "sysspan.span.role", "error.type", "process.command_args"})
+    facts = typed_span_facts(_usual_line(), wanted)
+    assert facts is not None and facts == span_facts(_usual_line(), wanted)
+    assert facts[0][2] == {"sysspan.span.role": "run", "process.command_args": ["a", "b"]}
 
 
 def test_aggregating_a_file_equals_aggregating_the_validating_decoders_spans(tmp_path):
