@@ -16,7 +16,7 @@ import msgspec
 from msgspec import UNSET, Struct
 
 from sysspan.exporters.otlp_json import _any
-from sysspan.exporters.otlp_json_fast import _ERROR, _KINDS, _STATUSES, SpanRecord, _attrs, _Unusual
+from sysspan.exporters.otlp_json_fast import _ERROR, _KINDS, _STATUSES, SpanRecord, _attrs
 
 # orjson, the other fast reader, refuses integers beyond 64 bits (msgspec takes them).
 _INT_MIN = -(2**63)
@@ -127,40 +127,57 @@ def scope_spans(request: Request) -> list[tuple[Any, list[TypedSpan]]]:
     return out
 
 
-def typed_record(span: TypedSpan) -> SpanRecord:
-    """The :data:`SpanRecord` of a typed span, with the checks no type makes; raises
-    ``_Unusual`` (or ``ValueError`` for bad integer text) where ``_record`` would."""
-    tid = span.traceId
-    sid = span.spanId
-    pid = span.parentSpanId
-    if len(tid) != 32 or len(sid) != 16 or span.events is not UNSET:
-        raise _Unusual
-    if not pid:
-        parent = 0
-    elif len(pid) == 16:
-        parent = int(pid, 16)
-    else:
-        raise _Unusual
-    trace_id = int(tid, 16)
-    span_id = int(sid, 16)
-    if not trace_id or not span_id or span.kind not in _KINDS or not _INT_MIN <= span.flags < _INT_END:
-        raise _Unusual
-    failed = False
-    status = span.status
-    if status is not None and status.code is not None:
-        if status.code not in _STATUSES:
-            raise _Unusual
-        failed = status.code == _ERROR
-    return (
-        trace_id,
-        span_id,
-        parent,
-        span.name,
-        int(span.startTimeUnixNano),
-        int(span.endTimeUnixNano),
-        failed,
-        typed_attrs(span.attributes),
-    )
+def typed_records(spans: list[TypedSpan]) -> list[SpanRecord]:
+    """The :data:`SpanRecord` of each typed span, with the checks no type makes, up to
+    the first span that fails one (where ``_record`` would refuse it): the list is
+    shorter than ``spans`` then."""
+    out: list[SpanRecord] = []
+    append = out.append
+    # Ids repeat from span to span (one trace, a few parents): parse each text once.
+    tid_text, trace_id = "", 0
+    pid_text, parent = "", 0
+    try:
+        for span in spans:
+            tid = span.traceId
+            sid = span.spanId
+            pid = span.parentSpanId
+            if len(sid) != 16 or span.events is not UNSET:
+                break
+            if tid != tid_text:
+                if len(tid) != 32:
+                    break
+                trace_id = int(tid, 16)
+                tid_text = tid
+            if pid != pid_text:
+                if not pid:
+                    parent = 0
+                elif len(pid) == 16:
+                    parent = int(pid, 16)
+                else:
+                    break
+                pid_text = pid
+            span_id = int(sid, 16)
+            if not trace_id or not span_id or span.kind not in _KINDS or not _INT_MIN <= span.flags < _INT_END:
+                break
+            failed = False
+            status = span.status
+            if status is not None and status.code is not None:
+                if status.code not in _STATUSES:
+                    break
+                failed = status.code == _ERROR
+            append((
+                trace_id,
+                span_id,
+                parent,
+                span.name,
+                int(span.startTimeUnixNano),
+                int(span.endTimeUnixNano),
+                failed,
+                typed_attrs(span.attributes),
+            ))
+    except Exception:  # noqa: BLE001 - bad integer text, an odd attribute value: refused
+        pass
+    return out
 
 
 # What ``stats`` reads: ids, names and a few attributes; the rest of a span is skipped

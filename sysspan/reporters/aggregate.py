@@ -32,8 +32,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sysspan.exporters.otlp_json_fast import decode_line_fast
-from sysspan.exporters.otlp_json_typed import TypedSpan, decode_request, scope_spans, typed_record
+from sysspan.exporters.otlp_json_fast import SpanRecord, decode_line_fast
+from sysspan.exporters.otlp_json_typed import decode_request, scope_spans, typed_records
 from sysspan.model import ResourceSpans, Span
 from sysspan.reporters.model import (
     Counts,
@@ -320,7 +320,9 @@ class Aggregator:
             return False
         for scope_no, (service, spans) in enumerate(scopes):
             self._service(service, len(spans))
-            done = self._add_spans(spans)
+            records = typed_records(spans)
+            self._add_records(records)
+            done = len(records)
             if done < len(spans):
                 self._add_decoded(decode_line_fast(raw, lineno, path), scope_no, done)
                 break
@@ -336,11 +338,10 @@ class Aggregator:
             for span in spans[done if i == scope_no else 0 :]:
                 self._add(*span_record(span))
 
-    def _add_spans(self, spans: list[TypedSpan]) -> int:
-        """Add typed spans up to the first that fails a check; how many were
-        added. Syscall spans, nearly all of a trace, are aggregated here without the
-        per-span calls of :meth:`_add` and :meth:`_syscall` (the same work, in the same
-        order: the byte-identity tests hold both to it)."""
+    def _add_records(self, records: list[SpanRecord]) -> None:
+        """:meth:`_add` of each record. Syscall spans, nearly all of a trace, are
+        aggregated here without the per-span calls of :meth:`_add` and :meth:`_syscall`
+        (the same work, in the same order: the byte-identity tests hold both to it)."""
         counts = self.counts
         trace_ids = self.trace_ids
         stats = self._sys
@@ -348,30 +349,34 @@ class Aggregator:
         dinst = self._dinst
         slow = self._slow
         seen_tid = 0
-        for i, obj in enumerate(spans):
-            try:
-                trace_id, span_id, parent, span_name, s, e, failed, attrs = typed_record(obj)
-            except Exception:  # noqa: BLE001 - unusual shape: the validating decoder decides
-                return i
+        # Counters and time bounds kept in locals while the loop runs (written back
+        # around every call that reads them, and at the end).
+        nsys = nfailed = 0
+        t_min = self.t_min
+        t_max = self.t_max
+        for trace_id, span_id, parent, span_name, s, e, failed, attrs in records:
             if attrs.get(ROLE_KEY) != SYSCALL and role_of(attrs) != SYSCALL:
+                self.t_min = t_min
+                self.t_max = t_max
                 self._add(trace_id, span_id, parent, span_name, s, e, failed, attrs)
+                t_min = self.t_min
+                t_max = self.t_max
                 continue
             # _add, for a syscall span.
-            counts["spans"] += 1
+            nsys += 1
             if trace_id != seen_tid:  # one trace id per run of spans, nearly always
                 seen_tid = trace_id
                 if len(trace_ids) < MAX_TRACE_IDS:
                     trace_ids.add(trace_id)
             if e < s:
                 e = s
-            if s and (not self.t_min or s < self.t_min):
-                self.t_min = s
-            if e > self.t_max:
-                self.t_max = e
+            if s and (not t_min or s < t_min):
+                t_min = s
+            if e > t_max:
+                t_max = e
             if failed:
-                counts["failed_spans"] += 1
+                nfailed += 1
             # _syscall.
-            counts["syscalls"] += 1
             name = attrs.get("syscall.name", span_name)
             if type(name) is not str:
                 name = str(name)
@@ -466,7 +471,11 @@ class Aggregator:
                     heapq.heappush(slow, item)
                 else:
                     heapq.heapreplace(slow, item)
-        return len(spans)
+        self.t_min = t_min
+        self.t_max = t_max
+        counts["spans"] += nsys
+        counts["syscalls"] += nsys
+        counts["failed_spans"] += nfailed
 
     def add_batch(self, batch: ResourceSpans) -> None:
         self._service(batch.resource.get("service.name"), len(batch.spans))

@@ -12,7 +12,12 @@ import pytest
 from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json import decode_line, encode_line_bytes
 from sysspan.exporters.otlp_json_fast import span_facts
-from sysspan.exporters.otlp_json_typed import decode_request, scope_spans, typed_record, typed_span_facts
+from sysspan.exporters.otlp_json_typed import (
+    decode_request,
+    scope_spans,
+    typed_records,
+    typed_span_facts,
+)
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.reporters.aggregate import Aggregator
 from sysspan.tracefile import span_record
@@ -41,9 +46,11 @@ def _typed(line: bytes) -> list | None:
     if request is None:
         return None
     try:
-        return [(service, [typed_record(s) for s in spans]) for service, spans in scope_spans(request)]
+        scopes = scope_spans(request)
     except Exception:  # noqa: BLE001 - refused: the other readers decide
         return None
+    out = [(service, typed_records(spans)) for service, spans in scopes]
+    return out if all(len(records) == len(spans) for (_, records), (_, spans) in zip(out, scopes, strict=True)) else None
 
 
 def _validated(line: bytes) -> list | None:
