@@ -135,7 +135,8 @@ def typed_records(spans: list[TypedSpan]) -> list[SpanRecord]:
     append = out.append
     # Ids repeat from span to span (one trace, a few parents): parse each text once.
     tid_text, trace_id = "", 0
-    pid_text, parent = "", 0
+    pid_text: str | None = ""
+    parent = 0
     try:
         for span in spans:
             tid = span.traceId
