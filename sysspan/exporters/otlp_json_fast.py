@@ -15,7 +15,7 @@ rejects (NaN literals, lone surrogate escapes, integers beyond 64 bits) goes to 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from sysspan.exporters.otlp_json import _any, _decode_span, decode_line
@@ -221,35 +221,6 @@ def _record(obj: dict) -> SpanRecord:
     )
 
 
-def resource_scopes(rs: Any) -> Iterator[tuple[Any, list]]:
-    """``(resource service.name or None, raw span list)`` per scope of one raw
-    ``resourceSpans`` item, with the checks of :func:`_request` on everything but the
-    spans; raises ``_Unusual`` where it is not the usual shape."""
-    try:
-        if type(rs) is not dict:
-            raise _Unusual
-        resource = rs.get("resource") or {}
-        if type(resource) is not dict:
-            raise _Unusual
-        service = _attrs(_field(resource, "attributes", list, [])).get("service.name")
-        scope_spans = _field(rs, "scopeSpans", list, [])
-    except Exception:  # noqa: BLE001 - any unusual shape, named by the validating decoder
-        raise _Unusual from None
-    for ss in scope_spans:
-        try:
-            if type(ss) is not dict:
-                raise _Unusual
-            scope = ss.get("scope") or {}
-            if type(scope) is not dict:
-                raise _Unusual
-            spans = _field(ss, "spans", list, [])
-            _field(scope, "name", str, "")
-            _field(scope, "version", str, "")
-        except Exception:  # noqa: BLE001 - as above
-            raise _Unusual from None
-        yield service, spans
-
-
 def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
     """``(resource service.name or None, records)`` per scope of one raw line, as
     :func:`decode_line_fast` would decode it but without Span objects; None when the line
@@ -259,10 +230,24 @@ def span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
         doc = _loads(raw)
         if type(doc) is not dict or type(doc.get("resourceSpans")) is not list:
             return None
-        return [
-            (service, [_record(s) for s in spans])
-            for rs in doc["resourceSpans"]
-            for service, spans in resource_scopes(rs)
-        ]
+        out: list[tuple[Any, list[SpanRecord]]] = []
+        for rs in doc["resourceSpans"]:
+            if type(rs) is not dict:
+                return None
+            resource = rs.get("resource") or {}
+            if type(resource) is not dict:
+                return None
+            service = _attrs(_field(resource, "attributes", list, [])).get("service.name")
+            for ss in _field(rs, "scopeSpans", list, []):
+                if type(ss) is not dict:
+                    return None
+                scope = ss.get("scope") or {}
+                if type(scope) is not dict:
+                    return None
+                spans = _field(ss, "spans", list, [])
+                _field(scope, "name", str, "")
+                _field(scope, "version", str, "")
+                out.append((service, [_record(s) for s in spans]))
+        return out
     except Exception:  # noqa: BLE001 - unusual shape: the caller decodes the line fully
         return None

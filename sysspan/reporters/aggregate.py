@@ -335,13 +335,11 @@ class Aggregator:
             spans = batches[i].spans
             if i > scope_no:
                 self._service(batches[i].resource.get("service.name"), len(spans))
-            for span in spans[done if i == scope_no else 0 :]:
-                self._add(*span_record(span))
+            self._add_records([span_record(span) for span in spans[done if i == scope_no else 0 :]])
 
     def _add_records(self, records: list[SpanRecord]) -> None:
-        """:meth:`_add` of each record. Syscall spans, nearly all of a trace, are
-        aggregated here without the per-span calls of :meth:`_add` and :meth:`_syscall`
-        (the same work, in the same order: the byte-identity tests hold both to it)."""
+        """Add span records, in order. Syscall spans, nearly all of a trace, are
+        aggregated right here, without a call per span; the others go to :meth:`_add`."""
         counts = self.counts
         trace_ids = self.trace_ids
         stats = self._sys
@@ -355,14 +353,16 @@ class Aggregator:
         t_min = self.t_min
         t_max = self.t_max
         for trace_id, span_id, parent, span_name, s, e, failed, attrs in records:
-            if attrs.get(ROLE_KEY) != SYSCALL and role_of(attrs) != SYSCALL:
-                self.t_min = t_min
-                self.t_max = t_max
-                self._add(trace_id, span_id, parent, span_name, s, e, failed, attrs)
-                t_min = self.t_min
-                t_max = self.t_max
-                continue
-            # _add, for a syscall span.
+            role = attrs.get(ROLE_KEY)  # read directly first: nearly every span is a syscall
+            if role != SYSCALL:
+                role = role_of(attrs)
+                if role != SYSCALL:
+                    self.t_min = t_min
+                    self.t_max = t_max
+                    self._add(role, trace_id, span_id, parent, span_name, s, e, failed, attrs)
+                    t_min = self.t_min
+                    t_max = self.t_max
+                    continue
             nsys += 1
             if trace_id != seen_tid:  # one trace id per run of spans, nearly always
                 seen_tid = trace_id
@@ -376,7 +376,6 @@ class Aggregator:
                 t_max = e
             if failed:
                 nfailed += 1
-            # _syscall.
             name = attrs.get("syscall.name", span_name)
             if type(name) is not str:
                 name = str(name)
@@ -479,12 +478,10 @@ class Aggregator:
 
     def add_batch(self, batch: ResourceSpans) -> None:
         self._service(batch.resource.get("service.name"), len(batch.spans))
-        add = self.add_span
-        for span in batch.spans:
-            add(span)
+        self._add_records([span_record(span) for span in batch.spans])
 
     def add_span(self, span: Span) -> None:
-        self._add(*span_record(span))
+        self._add_records([span_record(span)])
 
     def _service(self, service: Any, nspans: int) -> None:
         if service is not None and (service in self.services or len(self.services) < 64):
@@ -492,9 +489,10 @@ class Aggregator:
             self.services[key] = self.services.get(key, 0) + nspans
 
     def _add(
-        self, trace_id: int, span_id: int, parent: int, name: str, s: int, e: int,
+        self, role: str, trace_id: int, span_id: int, parent: int, name: str, s: int, e: int,
         failed: bool, attrs: dict[str, Any],
     ) -> None:  # fmt: skip
+        """A span of another role than syscall (those :meth:`_add_records` takes itself)."""
         counts = self.counts
         counts["spans"] += 1
         if len(self.trace_ids) < MAX_TRACE_IDS:
@@ -507,13 +505,7 @@ class Aggregator:
             self.t_max = e
         if failed:
             counts["failed_spans"] += 1
-        # The attribute read directly first: nearly every span is a syscall.
-        role = attrs.get(ROLE_KEY)
-        if role != SYSCALL:
-            role = role_of(attrs)
-        if role == SYSCALL:
-            self._syscall(parent, name, failed, attrs, s, e)
-        elif role == DECISION:
+        if role == DECISION:
             self._decision(span_id, parent, name, attrs, s, e)
         elif role == PROCESS:
             self._process(span_id, parent, name, attrs, s, e)
@@ -523,85 +515,6 @@ class Aggregator:
             counts["other"] += 1
 
     # -- kinds -----------------------------------------------------------------------------
-    def _syscall(
-        self, parent: int, span_name: str, failed: bool, attrs: dict[str, Any], s: int, e: int
-    ) -> None:
-        self.counts["syscalls"] += 1
-        name = str(attrs.get("syscall.name", span_name))
-        dur = e - s
-        err = attrs.get("error.type")
-        if err is None and failed:
-            err = "ERROR"
-        stat = self._sys.get(name)
-        if stat is None:
-            stat = self._sys[name] = _SyscallStat(name)
-        stat.hist.add(dur)
-        stat.total += dur
-        if err is not None:
-            err = str(err)
-            self.counts["errors"] += 1
-            stat.errors[err] = stat.errors.get(err, 0) + 1
-
-        # Owner: the parent span, or (for a decision already seen) the decision's parent.
-        span_parent = parent
-        dpath: tuple[str, ...] = ()
-        if parent in self._dinst:
-            parent, dpath = self._through_decisions(parent, 1, dur, 0 if err is None else 1)
-        owner = self._owners.get(parent)
-        if owner is None:
-            owner = self._owners[parent] = _Owner()
-        owner.count += 1
-        owner.ns += dur
-        if err is not None:
-            owner.errors += 1
-        if not owner.t0 or s < owner.t0:
-            owner.t0 = s
-        if e > owner.t1:
-            owner.t1 = e
-        tid = attrs.get("thread.id")
-        if tid is not None and len(owner.tids) < _MAX_TIDS:
-            owner.tids.add(tid)
-
-        stack = attrs.get("code.stacktrace")
-        if stack is None:
-            func = attrs.get("code.function.name")
-            stack = str(func) if func else ""
-        elif not isinstance(stack, str):
-            stack = "\n".join(map(str, stack)) if isinstance(stack, list) else str(stack)
-        if stack:
-            self.has_stacks = True
-            if len(stack) > _STACK_MAX:
-                stack = stack[:_STACK_MAX]
-        key = (dpath, stack, name)
-        acc = owner.folded.get(key)
-        if acc is None:
-            if stack and self._nfolded >= MAX_FOLDED_KEYS:
-                key = (dpath, "", name)
-                acc = owner.folded.get(key)
-        if acc is None:
-            owner.folded[key] = [1, dur]
-            self._nfolded += 1
-        else:
-            acc[0] += 1
-            acc[1] += dur
-
-        self._bin(owner, s, e, stat.cls, err is not None)
-
-        exact = self._exact
-        if exact is not None:
-            if len(exact) < EXACT_SYSCALLS:
-                exact.append((s, dur, name, span_parent, tid, err or ""))
-            else:
-                self._exact = None
-        slow = self._slow
-        if len(slow) < SLOWEST or dur > slow[0][0]:
-            self._seq += 1
-            item = (dur, self._seq, s, name, span_parent, attrs, err or "")
-            if len(slow) < SLOWEST:
-                heapq.heappush(slow, item)
-            else:
-                heapq.heapreplace(slow, item)
-
     def _through_decisions(
         self, parent: int, count: int = 1, ns: int = 0, errors: int = 0
     ) -> tuple[int, tuple[str, ...]]:
