@@ -63,8 +63,6 @@ __all__ = [
 #: Bucket growth factor of :class:`LogHistogram`: bucket ``i`` holds ``(γ^(i-1), γ^i]`` ns.
 GAMMA = 1.04
 _INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
-_ceil = math.ceil
-_log = math.log
 #: Worst relative error of a quantile estimate: the bucket's representative value
 #: ``2γ^i/(γ+1)`` is within ``(γ-1)/(γ+1)`` of every value in the bucket (1.96 %).
 QUANTILE_RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
@@ -386,15 +384,7 @@ class Aggregator:
             stat = stats.get(name)
             if stat is None:
                 stat = stats[name] = _SyscallStat(name)
-            hist = stat.hist
-            bucket = _ceil(_log(dur) * _INV_LOG_GAMMA) if dur > 0 else -1
-            hbuckets = hist.buckets
-            hbuckets[bucket] = hbuckets.get(bucket, 0) + 1
-            if not hist.count or dur < hist.min:
-                hist.min = dur
-            if dur > hist.max:
-                hist.max = dur
-            hist.count += 1
+            stat.hist.add(dur)
             stat.total += dur
             if err is not None:
                 err = str(err)
