@@ -181,6 +181,25 @@ def typed_records(spans: list[TypedSpan]) -> list[SpanRecord]:
     return out
 
 
+def typed_span_records(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
+    """What :func:`sysspan.exporters.otlp_json_fast.span_records` gives for one line,
+    read through the typed structs; None where they refuse any of it."""
+    request = decode_request(raw)
+    if request is None:
+        return None
+    try:
+        scopes = scope_spans(request)
+    except Exception:  # noqa: BLE001 - an odd resource attribute: refused
+        return None
+    out = []
+    for service, spans in scopes:
+        records = typed_records(spans)
+        if len(records) < len(spans):
+            return None
+        out.append((service, records))
+    return out
+
+
 # What ``stats`` reads: ids, names and a few attributes; the rest of a span is skipped
 # unparsed into Python objects, as the orjson reader leaves it unchecked.
 class _FactAttribute(Struct):

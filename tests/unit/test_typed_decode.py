@@ -12,12 +12,7 @@ import pytest
 from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json import decode_line, encode_line_bytes
 from sysspan.exporters.otlp_json_fast import span_facts
-from sysspan.exporters.otlp_json_typed import (
-    decode_request,
-    scope_spans,
-    typed_records,
-    typed_span_facts,
-)
+from sysspan.exporters.otlp_json_typed import typed_span_facts, typed_span_records
 from sysspan.model import ResourceSpans, Span, SpanEvent, SpanKind, StatusCode
 from sysspan.reporters.aggregate import Aggregator
 from sysspan.tracefile import span_record
@@ -41,18 +36,6 @@ def _usual_line() -> bytes:
     return encode_line_bytes([ResourceSpans({"service.name": "x", "n": [1, 2]}, spans, "sysspan", "1")])
 
 
-def _typed(line: bytes) -> list | None:
-    request = decode_request(line)
-    if request is None:
-        return None
-    try:
-        scopes = scope_spans(request)
-    except Exception:  # noqa: BLE001 - refused: the other readers decide
-        return None
-    out = [(service, typed_records(spans)) for service, spans in scopes]
-    return out if all(len(records) == len(spans) for (_, records), (_, spans) in zip(out, scopes, strict=True)) else None
-
-
 def _validated(line: bytes) -> list | None:
     try:
         batches = decode_line(line.decode())
@@ -69,7 +52,7 @@ def _one_span(**fields: Any) -> bytes:
 
 def test_the_usual_line_is_read_typed_with_the_validating_decoders_records():
     line = _usual_line()
-    typed = _typed(line)
+    typed = typed_span_records(line)
     assert typed is not None and typed == _validated(line)
     assert typed[0][1][2][6] is True  # status ERROR
 
@@ -113,7 +96,7 @@ def test_the_usual_line_is_read_typed_with_the_validating_decoders_records():
     ],
 )
 def test_typed_reading_accepts_only_what_the_validating_decoder_accepts_alike(line):
-    typed = _typed(line)
+    typed = typed_span_records(line)
     if typed is not None:
         assert typed == _validated(line)
     # stats' facts: where the typed reading takes the line, the orjson reader agrees.
@@ -123,7 +106,7 @@ def test_typed_reading_accepts_only_what_the_validating_decoder_accepts_alike(li
         assert facts == span_facts(line, wanted)
 
 
-def test_stats_facts_of_the_usual_line_are_read_typed():
+def test_stats_facts_of_the_usual_line_are_readtyped_span_records():
     wanted = frozenset({"syscall.name", "sysspan.span.role", "error.type", "process.command_args"})
     facts = typed_span_facts(_usual_line(), wanted)
     assert facts is not None and facts == span_facts(_usual_line(), wanted)
