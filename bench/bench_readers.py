@@ -82,15 +82,22 @@ def main() -> int:
             cmds["report (--before)"] = [sys.executable, "-c", code, "report", str(trace), "-o", str(work / "b.html")]
         samples = alternate(cmds, args.runs, work)
         times = {name: [s.wall for s in runs] for name, runs in samples.items()}
+        cpus = {name: [s.cpu for s in runs] for name, runs in samples.items()}
         print(f"machine: {machine_note()}; trace {size / 1e6:.1f} MB; {args.runs} alternating runs")
         base_wall = statistics.median(times["validating decoder"])
         for name, walls in times.items():
             rates = sorted(size / 1e6 / w for w in walls)
+            cpu = statistics.median(cpus[name])
             print(
                 f"{name:18s}: median {statistics.median(rates):6.1f} MB/s "
                 f"(min {rates[0]:.1f}, max {rates[-1]:.1f}); median wall {statistics.median(walls):.2f} s"
-                f" = {statistics.median(walls) / base_wall:.2f}x the validating decoder"
+                f" = {statistics.median(walls) / base_wall:.2f}x the validating decoder; "
+                f"CPU (user+sys) median {cpu:.2f} s = {size / 1e6 / cpu:.1f} MB per CPU-second"
             )
+        if args.before:
+            # One process each: on a loaded machine the CPU-time ratio moves less than wall.
+            ratio = statistics.median(cpus["report"]) / statistics.median(cpus["report (--before)"])
+            print(f"report / report (--before): CPU-time ratio {ratio:.2f}")
         peaks = []
         for _ in range(max(1, min(args.runs, 3))):
             wall, peak_kib, rc = run([*SYSSPAN, "merge", str(trace), "-o", str(work / "m.jsonl"), "-q"], work)

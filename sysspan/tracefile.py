@@ -15,6 +15,7 @@ from typing import IO, Any, TypeVar
 
 from sysspan.errors import TraceFileError
 from sysspan.exporters.otlp_json_fast import SpanRecord, decode_line_fast, span_facts, span_records
+from sysspan.exporters.otlp_json_typed import typed_span_facts, typed_span_records
 from sysspan.model import ResourceSpans, Span, SpanKind, StatusCode
 
 
@@ -140,7 +141,11 @@ def iter_span_facts(
             for span in batch.spans
         ]
 
-    return _lines_fast_or_decoded(path, lambda raw: span_facts(raw, wanted), decoded)
+    def fast(raw: bytes) -> list[tuple[int, str, dict[str, Any]]] | None:
+        facts = typed_span_facts(raw, wanted)
+        return facts if facts is not None else span_facts(raw, wanted)
+
+    return _lines_fast_or_decoded(path, fast, decoded)
 
 
 def span_record(span: Span) -> SpanRecord:
@@ -159,7 +164,11 @@ def iter_span_records(path: str | os.PathLike[str]) -> Iterator[list[tuple[Any, 
     def decoded(batches: list[ResourceSpans]) -> list[tuple[Any, list[SpanRecord]]]:
         return [(b.resource.get("service.name"), [span_record(s) for s in b.spans]) for b in batches]
 
-    return _lines_fast_or_decoded(path, span_records, decoded)
+    def fast(raw: bytes) -> list[tuple[Any, list[SpanRecord]]] | None:
+        records = typed_span_records(raw)
+        return records if records is not None else span_records(raw)
+
+    return _lines_fast_or_decoded(path, fast, decoded)
 
 
 def expand_inputs(paths: Iterable[str], *, include_spools: bool = False) -> list[str]:

@@ -1,5 +1,6 @@
-"""The fast path of reading OTLP JSON lines: what ``stats``, ``report``, ``merge`` and
-``replay`` spend their time on.
+"""The fast path of reading OTLP JSON lines: what ``merge``, ``replay`` and ``report
+--perfetto`` spend their time on, and what ``stats`` and ``report``'s aggregation fall back
+to for a line the typed structs of :mod:`sysspan.exporters.otlp_json_typed` refuse.
 
 sysspan's own files (and the Collector's) hold one shape of span over and over; this
 decoder handles that shape with as few checks and calls per span as possible and hands

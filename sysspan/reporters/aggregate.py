@@ -32,6 +32,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sysspan.exporters.otlp_json_fast import SpanRecord, decode_line_fast
+from sysspan.exporters.otlp_json_typed import decode_request, scope_spans, typed_records
 from sysspan.model import ResourceSpans, Span
 from sysspan.reporters.model import (
     Counts,
@@ -46,7 +48,7 @@ from sysspan.reporters.model import (
 from sysspan.reporters.syscall_classes import CLASS_OF, CLASSES, OTHER, syscall_class
 from sysspan.reporters.units import fmt_ns
 from sysspan.span_roles import DECISION, PROCESS, ROLE_KEY, RUN, SYSCALL, role_of
-from sysspan.tracefile import iter_span_records, span_record
+from sysspan.tracefile import _decode, _raw_lines, span_record
 
 __all__ = [
     "QUANTILE_RELATIVE_ERROR",
@@ -289,22 +291,187 @@ class Aggregator:
 
     # -- input -----------------------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str]) -> None:
-        self.files.append(os.fspath(path))
-        add = self._add
-        for scopes in iter_span_records(path):
-            for service, records in scopes:
-                self._service(service, len(records))
-                for record in records:
-                    add(*record)
+        name = os.fspath(path)
+        self.files.append(name)
+        for _offset, lineno, raw in _raw_lines(name):
+            # A last line without its newline may be cut off: the reader's own handling
+            # (one warning, the line ignored) needs the line decoded before any of it is used.
+            if raw.endswith(b"\n") and self._add_line(raw, lineno, name):
+                continue
+            batches = _decode(raw, lineno, name)
+            if batches is None:
+                return
+            for batch in batches:
+                self.add_batch(batch)
+
+    def _add_line(self, raw: bytes, lineno: int, path: str) -> bool:
+        """Add the spans of one line read the fast way; False (nothing added) when the line
+        does not decode into the typed structs. A span that fails the checks no type makes
+        is taken, with the rest of the line, from the validating decoder (which raises
+        ``TraceFileError`` for a bad line)."""
+        request = decode_request(raw)
+        if request is None:
+            return False
+        try:
+            scopes = scope_spans(request)
+        except Exception:  # noqa: BLE001 - an odd resource attribute: the validating decoder decides
+            return False
+        for scope_no, (service, spans) in enumerate(scopes):
+            self._service(service, len(spans))
+            records = typed_records(spans)
+            self._add_records(records)
+            done = len(records)
+            if done < len(spans):
+                self._add_decoded(decode_line_fast(raw, lineno, path), scope_no, done)
+                break
+        return True
+
+    def _add_decoded(self, batches: list[ResourceSpans], scope_no: int, done: int) -> None:
+        """Add decoded batches from batch ``scope_no`` on, whose service is counted and
+        whose first ``done`` spans are added already."""
+        for i in range(scope_no, len(batches)):
+            spans = batches[i].spans
+            if i > scope_no:
+                self._service(batches[i].resource.get("service.name"), len(spans))
+            self._add_records([span_record(span) for span in spans[done if i == scope_no else 0 :]])
+
+    def _add_records(self, records: list[SpanRecord]) -> None:
+        """Add span records, in order. Syscall spans, nearly all of a trace, are
+        aggregated right here, without a call per span; the others go to :meth:`_add`."""
+        counts = self.counts
+        trace_ids = self.trace_ids
+        stats = self._sys
+        owners = self._owners
+        dinst = self._dinst
+        slow = self._slow
+        seen_tid = 0
+        # Counters and time bounds kept in locals while the loop runs (written back
+        # around every call that reads them, and at the end).
+        nsys = nfailed = 0
+        t_min = self.t_min
+        t_max = self.t_max
+        for trace_id, span_id, parent, span_name, s, e, failed, attrs in records:
+            role = attrs.get(ROLE_KEY)  # read directly first: nearly every span is a syscall
+            if role != SYSCALL:
+                role = role_of(attrs)
+                if role != SYSCALL:
+                    self.t_min = t_min
+                    self.t_max = t_max
+                    self._add(role, trace_id, span_id, parent, span_name, s, e, failed, attrs)
+                    t_min = self.t_min
+                    t_max = self.t_max
+                    continue
+            nsys += 1
+            if trace_id != seen_tid:  # one trace id per run of spans, nearly always
+                seen_tid = trace_id
+                if len(trace_ids) < MAX_TRACE_IDS:
+                    trace_ids.add(trace_id)
+            if e < s:
+                e = s
+            if s and (not t_min or s < t_min):
+                t_min = s
+            if e > t_max:
+                t_max = e
+            if failed:
+                nfailed += 1
+            name = attrs.get("syscall.name", span_name)
+            if type(name) is not str:
+                name = str(name)
+            dur = e - s
+            err = attrs.get("error.type")
+            if err is None and failed:
+                err = "ERROR"
+            stat = stats.get(name)
+            if stat is None:
+                stat = stats[name] = _SyscallStat(name)
+            stat.hist.add(dur)
+            stat.total += dur
+            if err is not None:
+                err = str(err)
+                counts["errors"] += 1
+                stat.errors[err] = stat.errors.get(err, 0) + 1
+            span_parent = parent
+            dpath: tuple[str, ...] = ()
+            if parent in dinst:
+                parent, dpath = self._through_decisions(parent, 1, dur, 0 if err is None else 1)
+            owner = owners.get(parent)
+            if owner is None:
+                owner = owners[parent] = _Owner()
+            owner.count += 1
+            owner.ns += dur
+            if err is not None:
+                owner.errors += 1
+            if not owner.t0 or s < owner.t0:
+                owner.t0 = s
+            if e > owner.t1:
+                owner.t1 = e
+            tid = attrs.get("thread.id")
+            if tid is not None and len(owner.tids) < _MAX_TIDS:
+                owner.tids.add(tid)
+            stack = attrs.get("code.stacktrace")
+            if stack is None:
+                func = attrs.get("code.function.name")
+                stack = str(func) if func else ""
+            elif type(stack) is not str:
+                stack = "\n".join(map(str, stack)) if isinstance(stack, list) else str(stack)
+            if stack:
+                self.has_stacks = True
+                if len(stack) > _STACK_MAX:
+                    stack = stack[:_STACK_MAX]
+            folded = owner.folded
+            key = (dpath, stack, name)
+            acc = folded.get(key)
+            if acc is None:
+                if stack and self._nfolded >= MAX_FOLDED_KEYS:
+                    key = (dpath, "", name)
+                    acc = folded.get(key)
+            if acc is None:
+                folded[key] = [1, dur]
+                self._nfolded += 1
+            else:
+                acc[0] += 1
+                acc[1] += dur
+            # _bin's usual case inline: the span inside the grid, in one bin.
+            origin = self._origin
+            if origin is not None and s >= origin and e <= self._t_end:
+                width = self._width
+                b0 = (s - origin) // width
+                if e <= s or b0 == (e - 1 - origin) // width:
+                    vals = owner.bins.get(b0)
+                    if vals is None:
+                        vals = owner.bins[b0] = [0] * (NCLASS + 1)
+                    vals[stat.cls] += dur if dur > 0 else 1
+                    if err is not None:
+                        vals[NCLASS] += 1
+                else:
+                    self._bin(owner, s, e, stat.cls, err is not None)
+            else:
+                self._bin(owner, s, e, stat.cls, err is not None)
+            exact = self._exact
+            if exact is not None:
+                if len(exact) < EXACT_SYSCALLS:
+                    exact.append((s, dur, name, span_parent, tid, err or ""))
+                else:
+                    self._exact = None
+            if len(slow) < SLOWEST or dur > slow[0][0]:
+                self._seq += 1
+                item = (dur, self._seq, s, name, span_parent, attrs, err or "")
+                if len(slow) < SLOWEST:
+                    heapq.heappush(slow, item)
+                else:
+                    heapq.heapreplace(slow, item)
+        self.t_min = t_min
+        self.t_max = t_max
+        counts["spans"] += nsys
+        counts["syscalls"] += nsys
+        counts["failed_spans"] += nfailed
 
     def add_batch(self, batch: ResourceSpans) -> None:
         self._service(batch.resource.get("service.name"), len(batch.spans))
-        add = self.add_span
-        for span in batch.spans:
-            add(span)
+        self._add_records([span_record(span) for span in batch.spans])
 
     def add_span(self, span: Span) -> None:
-        self._add(*span_record(span))
+        self._add_records([span_record(span)])
 
     def _service(self, service: Any, nspans: int) -> None:
         if service is not None and (service in self.services or len(self.services) < 64):
@@ -312,9 +479,10 @@ class Aggregator:
             self.services[key] = self.services.get(key, 0) + nspans
 
     def _add(
-        self, trace_id: int, span_id: int, parent: int, name: str, s: int, e: int,
+        self, role: str, trace_id: int, span_id: int, parent: int, name: str, s: int, e: int,
         failed: bool, attrs: dict[str, Any],
     ) -> None:  # fmt: skip
+        """A span of another role than syscall (those :meth:`_add_records` takes itself)."""
         counts = self.counts
         counts["spans"] += 1
         if len(self.trace_ids) < MAX_TRACE_IDS:
@@ -327,13 +495,7 @@ class Aggregator:
             self.t_max = e
         if failed:
             counts["failed_spans"] += 1
-        # The attribute read directly first: nearly every span is a syscall.
-        role = attrs.get(ROLE_KEY)
-        if role != SYSCALL:
-            role = role_of(attrs)
-        if role == SYSCALL:
-            self._syscall(parent, name, failed, attrs, s, e)
-        elif role == DECISION:
+        if role == DECISION:
             self._decision(span_id, parent, name, attrs, s, e)
         elif role == PROCESS:
             self._process(span_id, parent, name, attrs, s, e)
@@ -343,85 +505,6 @@ class Aggregator:
             counts["other"] += 1
 
     # -- kinds -----------------------------------------------------------------------------
-    def _syscall(
-        self, parent: int, span_name: str, failed: bool, attrs: dict[str, Any], s: int, e: int
-    ) -> None:
-        self.counts["syscalls"] += 1
-        name = str(attrs.get("syscall.name", span_name))
-        dur = e - s
-        err = attrs.get("error.type")
-        if err is None and failed:
-            err = "ERROR"
-        stat = self._sys.get(name)
-        if stat is None:
-            stat = self._sys[name] = _SyscallStat(name)
-        stat.hist.add(dur)
-        stat.total += dur
-        if err is not None:
-            err = str(err)
-            self.counts["errors"] += 1
-            stat.errors[err] = stat.errors.get(err, 0) + 1
-
-        # Owner: the parent span, or (for a decision already seen) the decision's parent.
-        span_parent = parent
-        dpath: tuple[str, ...] = ()
-        if parent in self._dinst:
-            parent, dpath = self._through_decisions(parent, 1, dur, 0 if err is None else 1)
-        owner = self._owners.get(parent)
-        if owner is None:
-            owner = self._owners[parent] = _Owner()
-        owner.count += 1
-        owner.ns += dur
-        if err is not None:
-            owner.errors += 1
-        if not owner.t0 or s < owner.t0:
-            owner.t0 = s
-        if e > owner.t1:
-            owner.t1 = e
-        tid = attrs.get("thread.id")
-        if tid is not None and len(owner.tids) < _MAX_TIDS:
-            owner.tids.add(tid)
-
-        stack = attrs.get("code.stacktrace")
-        if stack is None:
-            func = attrs.get("code.function.name")
-            stack = str(func) if func else ""
-        elif not isinstance(stack, str):
-            stack = "\n".join(map(str, stack)) if isinstance(stack, list) else str(stack)
-        if stack:
-            self.has_stacks = True
-            if len(stack) > _STACK_MAX:
-                stack = stack[:_STACK_MAX]
-        key = (dpath, stack, name)
-        acc = owner.folded.get(key)
-        if acc is None:
-            if stack and self._nfolded >= MAX_FOLDED_KEYS:
-                key = (dpath, "", name)
-                acc = owner.folded.get(key)
-        if acc is None:
-            owner.folded[key] = [1, dur]
-            self._nfolded += 1
-        else:
-            acc[0] += 1
-            acc[1] += dur
-
-        self._bin(owner, s, e, stat.cls, err is not None)
-
-        exact = self._exact
-        if exact is not None:
-            if len(exact) < EXACT_SYSCALLS:
-                exact.append((s, dur, name, span_parent, tid, err or ""))
-            else:
-                self._exact = None
-        slow = self._slow
-        if len(slow) < SLOWEST or dur > slow[0][0]:
-            self._seq += 1
-            item = (dur, self._seq, s, name, span_parent, attrs, err or "")
-            if len(slow) < SLOWEST:
-                heapq.heappush(slow, item)
-            else:
-                heapq.heapreplace(slow, item)
-
     def _through_decisions(
         self, parent: int, count: int = 1, ns: int = 0, errors: int = 0
     ) -> tuple[int, tuple[str, ...]]:
