@@ -589,40 +589,21 @@ class Aggregator:
         self, span_id: int, parent_id: int, span_name: str, attrs: dict[str, Any], s: int, e: int
     ) -> None:
         self.counts["processes"] += 1
-        self._procs[span_id] = {
-            "kind": "process",
-            "span_id": span_id,
-            "parent_span": parent_id,
-            "name": span_name or str(attrs.get("process.executable.name", "")),
-            "pid": attrs.get("process.pid"),
-            "ppid": attrs.get("process.parent_pid"),
-            "exe": str(attrs.get("process.executable.path", "")),
-            "argv": _short(_argv(attrs.get("process.command_args")), 300),
-            "exit_code": attrs.get("process.exit.code"),
-            "error": str(attrs.get("error.type", "")),
-            "start": s,
-            "end": e,
-        }
+        name = span_name or str(attrs.get("process.executable.name", ""))
+        self._procs[span_id] = _node(
+            "process", span_id, parent_id, name, attrs, attrs.get("process.parent_pid"),
+            str(attrs.get("process.executable.path", "")), s, e,
+        )
         self._fit(s, e)
 
     def _run(
         self, span_id: int, parent_id: int, span_name: str, attrs: dict[str, Any], s: int, e: int
     ) -> None:
         self.counts["runs"] += 1
-        self._runs[span_id] = {
-            "kind": "run",
-            "span_id": span_id,
-            "parent_span": parent_id,
-            "name": span_name,
-            "pid": attrs.get("process.pid"),
-            "ppid": None,
-            "exe": str(attrs.get("process.executable.name", "")),
-            "argv": _short(_argv(attrs.get("process.command_args")), 300),
-            "exit_code": attrs.get("process.exit.code"),
-            "error": str(attrs.get("error.type", "")),
-            "start": s,
-            "end": e,
-        }
+        self._runs[span_id] = _node(
+            "run", span_id, parent_id, span_name, attrs, None,
+            str(attrs.get("process.executable.name", "")), s, e,
+        )
         self._fit(s, e)
 
     # -- timeline grid ---------------------------------------------------------------------
@@ -1038,3 +1019,22 @@ def aggregate_files(paths: Iterable[str | os.PathLike[str]]) -> Aggregator:
         if was_enabled:
             gc.enable()
     return agg
+
+
+def _node(kind: str, span_id: int, parent_id: int, name: str, attrs: dict[str, Any],
+          ppid: Any, exe: str, s: int, e: int) -> dict[str, Any]:
+    """A run's or a process's node in the process tree (the same keys for both)."""
+    return {
+        "kind": kind,
+        "span_id": span_id,
+        "parent_span": parent_id,
+        "name": name,
+        "pid": attrs.get("process.pid"),
+        "ppid": ppid,
+        "exe": exe,
+        "argv": _short(_argv(attrs.get("process.command_args")), 300),
+        "exit_code": attrs.get("process.exit.code"),
+        "error": str(attrs.get("error.type", "")),
+        "start": s,
+        "end": e,
+    }
