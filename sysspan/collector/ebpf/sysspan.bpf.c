@@ -331,7 +331,10 @@ static __always_inline int on_enter(u64 nr, const u64 *args) {
     e.t0 = bpf_ktime_get_ns() + c->offset;
     e.seq0 = next_seq();
     u32 tid = (u32)id;
-    bpf_map_update_elem(&inflight, &tid, &e, BPF_ANY);
+    if (bpf_map_update_elem(&inflight, &tid, &e, BPF_ANY) < 0) { /* no memory for the entry */
+        count_lost(0);
+        return 0;
+    }
     if (nr != c->execve_nr && nr != c->execveat_nr) return 0;
 
     /* execve's path and argv, sent ahead of the call's own record */
