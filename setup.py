@@ -10,6 +10,7 @@ a vmlinux.h generated from this kernel's BTF); otherwise --backend ebpf runs thr
 """
 
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -66,8 +67,10 @@ class BuildExt(build_ext):
             subprocess.run(["bpftool", "btf", "dump", "file", BTF, "format", "c"], stdout=fh,
                            check=True)
         raw, obj = os.path.join(out, "sysspan.bpf.raw.o"), os.path.join(out, "sysspan.bpf.o")
-        subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall", "-I", out, "-c",
-                        BPF_SOURCE, "-o", raw], check=True)
+        # the fentry programs read the syscall arguments from this architecture's pt_regs
+        arch = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86"
+        subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall", f"-D__TARGET_ARCH_{arch}",
+                        "-I", out, "-c", BPF_SOURCE, "-o", raw], check=True)
         # bpftool links it without the DWARF sections (the BTF that CO-RE needs stays)
         subprocess.run(["bpftool", "gen", "object", obj, raw], check=True)
         with open(obj, "rb") as fh:
@@ -99,7 +102,7 @@ ext_modules = [
     Extension(
         BPF_EXT,
         ["sysspan/collector/ebpf/_bpf.c"],
-        depends=[BPF_SOURCE],
+        depends=[BPF_SOURCE, "sysspan/collector/ebpf/records.h"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall"],
         libraries=["bpf"],
     ),

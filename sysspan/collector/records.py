@@ -262,6 +262,7 @@ def check_layout(module: object) -> None:
     for name, size in want.items():
         if getattr(module, name, None) != size:
             raise ImportError(
-                f"sysspan's compiled stop loop does not match this version ({name}); "
+                f"sysspan's compiled {getattr(module, '__name__', 'module')} does not match "
+                f"this version ({name}); "
                 "rebuild it with pip install ."
             )

@@ -239,3 +239,44 @@ def test_long_paths_and_argv_are_read_whole(tmp_path):
     assert sh.attrs["process.command_args"] == [
         "sh", "-c", f"cat {long_path} 2>/dev/null; echo {word} >/dev/null; true"
     ]
+
+
+def _openat_calls(spans):
+    return [
+        (s.attrs["syscall.args"], s.attrs.get("syscall.return"), s.attrs.get("file.path"),
+         s.attrs.get("error.type"))
+        for s in sorted((s for s in spans if s.is_syscall), key=lambda s: s.start)
+    ]
+
+
+@pytest.mark.skipif(not libbpf.available(), reason="sysspan's libbpf loader was not built")
+def test_trace_selection_fentry_matches_tracepoints(tmp_path):
+    """-e trace=openat by fentry/fexit (where the kernel loads BPF tracing programs) records
+    the same calls as by the syscall tracepoints, and nothing of the other syscalls."""
+    data = tmp_path / "data.txt"
+    data.write_text("x" * 100)
+    script = f"cat /etc/hostname {data} >/dev/null; cat {tmp_path}/absent 2>/dev/null; " \
+             f"echo y > {tmp_path}/made.txt; exit 0"
+    cmd = ("sh", "-c", script)
+    calls, paths = _strace(tmp_path, *cmd)
+    assert {"read", "write", "close"} <= set(calls)  # the others were made, and are not traced
+    debug = {"SYSSPAN_EBPF_DEBUG": "1"}
+    runs = [tmp_path / "fentry", tmp_path / "tracepoints"]
+    for d in runs:
+        d.mkdir()
+    proc, fentry = trace(runs[0], *cmd, extra=("-f", "-e", "trace=openat"), env=debug)
+    fallback = [line for line in proc.stderr.splitlines() if "using syscall tracepoints" in line]
+    if libbpf._bpf.fentry_supported():
+        assert not fallback, fallback
+    else:  # the reason is in the debug log
+        assert any("refuses BPF tracing" in line for line in fallback), proc.stderr[-2000:]
+    _, tracepoints = trace(runs[1], *cmd, extra=("-f", "-e", "trace=openat"),
+                           env={"SYSSPAN_EBPF_FENTRY": "0"})
+    for spans in (fentry, tracepoints):
+        assert {s.name for s in spans if s.is_syscall} == {"openat"}
+        assert [c[2] for c in _openat_calls(spans)] == paths
+    assert _openat_calls(fentry) == _openat_calls(tracepoints)
+    made = [c for c in _openat_calls(fentry) if c[2] == f"{tmp_path}/made.txt"]
+    assert made and "O_CREAT" in made[0][0] and made[0][1] >= 0
+    assert [c[3] for c in _openat_calls(fentry) if c[2] == f"{tmp_path}/absent"] == ["ENOENT"]
+

@@ -9,9 +9,11 @@
 #include <Python.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/types.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "records.h"
 #include "sysspan_bpf_obj.h"
 
 #define MAX_LINKS 1024
@@ -81,10 +84,47 @@ static int on_record(void *ctx, void *data, size_t size) {
     return s->len >= DRAIN_MAX_BYTES ? STOP_BATCH : 0;
 }
 
+/* Sets fentry_<i>/fexit_<i> to trace the kernel function targets[i]; the other slots are not
+ * loaded. A trampoline program is verified against its one target, so this is before loading. */
+static int set_fentry_targets(struct bpf_object *obj, PyObject *targets) {
+    Py_ssize_t n = PySequence_Length(targets);
+    if (n < 0) return -1;
+    for (int i = 0;; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "fentry_%d", i);
+        struct bpf_program *enter = bpf_object__find_program_by_name(obj, name);
+        snprintf(name, sizeof name, "fexit_%d", i);
+        struct bpf_program *leave = bpf_object__find_program_by_name(obj, name);
+        if (!enter || !leave) {
+            if (i < n) {
+                PyErr_Format(PyExc_ValueError, "at most %d fentry targets", i);
+                return -1;
+            }
+            return 0;
+        }
+        if (i >= n) {
+            bpf_program__set_autoload(enter, false);
+            bpf_program__set_autoload(leave, false);
+            continue;
+        }
+        PyObject *item = PySequence_GetItem(targets, i);
+        const char *func = item ? PyUnicode_AsUTF8(item) : NULL;
+        int err = func ? bpf_program__set_attach_target(enter, 0, func) : -EINVAL;
+        if (!err) err = bpf_program__set_attach_target(leave, 0, func);
+        Py_XDECREF(item);
+        if (!func) return -1;
+        if (err) {
+            fail(func, err);
+            return -1;
+        }
+    }
+}
+
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
-    static char *names[] = {"ring_bytes", NULL};
+    static char *names[] = {"ring_bytes", "fentry", NULL};
     unsigned long ring_bytes;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "k", names, &ring_bytes)) return -1;
+    PyObject *targets = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|O", names, &ring_bytes, &targets)) return -1;
     const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
     verbose = debug && *debug;
     libbpf_set_print(on_libbpf_print);
@@ -104,6 +144,11 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     /* attached by attach(), to the tracepoints chosen there */
     struct bpf_program *prog;
     bpf_object__for_each_program(prog, obj) bpf_program__set_autoattach(prog, false);
+    PyObject *none = PyTuple_New(0);
+    if (!none) return -1;
+    err = set_fentry_targets(obj, targets ? targets : none);
+    Py_DECREF(none);
+    if (err) return -1;
     Py_BEGIN_ALLOW_THREADS
     err = bpf_object__load(obj);
     Py_END_ALLOW_THREADS
@@ -160,6 +205,38 @@ static PyObject *Session_attach(Session *s, PyObject *args) {
         return fail(what, errno);
     }
     s->links[s->nlinks++] = link;
+    Py_RETURN_NONE;
+}
+
+/* Attaches fentry_<slot> and fexit_<slot> to the kernel function given for the slot. */
+static PyObject *Session_attach_fentry(Session *s, PyObject *args) {
+    int slot;
+    if (!PyArg_ParseTuple(args, "i", &slot)) return NULL;
+    char names[2][32];
+    snprintf(names[0], sizeof names[0], "fentry_%d", slot);
+    snprintf(names[1], sizeof names[1], "fexit_%d", slot);
+    struct bpf_link *links[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        struct bpf_program *prog =
+            s->obj ? bpf_object__find_program_by_name(s->obj, names[k]) : NULL;
+        if (!prog || bpf_program__fd(prog) < 0) {
+            if (links[0]) bpf_link__destroy(links[0]);
+            PyErr_Format(PyExc_KeyError, "no loaded program %s", names[k]);
+            return NULL;
+        }
+        if (s->nlinks + k >= MAX_LINKS) {
+            PyErr_SetString(PyExc_OSError, "too many probes");
+            return NULL;
+        }
+        links[k] = bpf_program__attach_trace(prog);
+        if (!links[k]) {
+            int err = errno;
+            if (links[0]) bpf_link__destroy(links[0]);
+            return fail(names[k], err);
+        }
+    }
+    s->links[s->nlinks++] = links[0];
+    s->links[s->nlinks++] = links[1];
     Py_RETURN_NONE;
 }
 
@@ -314,6 +391,8 @@ static PyMethodDef Session_methods[] = {
     {"update", (PyCFunction)Session_update, METH_VARARGS, "update(map, key, value): set one map entry"},
     {"attach", (PyCFunction)Session_attach, METH_VARARGS,
      "attach(program, category, tracepoint): attach a program to a tracepoint"},
+    {"attach_fentry", (PyCFunction)Session_attach_fentry, METH_VARARGS,
+     "attach_fentry(slot): attach the slot's fentry and fexit programs to their function"},
     {"drain", (PyCFunction)Session_drain, METH_VARARGS,
      "drain(timeout_ms) -> bytes: the records ready in the ring buffer"},
     {"percpu_sum", (PyCFunction)Session_percpu_sum, METH_VARARGS,
@@ -329,15 +408,61 @@ static PyTypeObject SessionType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sysspan.collector.ebpf._bpf.Session",
     .tp_basicsize = sizeof(Session),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Session(ring_bytes): sysspan's eBPF programs loaded, not yet attached",
+    .tp_doc = "Session(ring_bytes, fentry=()): sysspan's eBPF programs loaded (fentry_<i> and "
+              "fexit_<i> for the kernel function fentry[i]), not yet attached",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Session_init,
     .tp_dealloc = (destructor)Session_dealloc,
     .tp_methods = Session_methods,
 };
 
+/* Whether this kernel loads BPF tracing programs (fentry/fexit): some refuse them outright
+ * (locked down, or a BPF LSM policy), and finding that out costs a tiny load here rather than a
+ * failed load of the whole object. */
+static PyObject *fentry_supported(PyObject *mod, PyObject *noargs) {
+    int ok = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, NULL);
+    return PyBool_FromLong(ok == 1);
+}
+
+/* Which of the names are functions in the kernel's BTF (a fentry program needs its target's). */
+static PyObject *btf_functions(PyObject *mod, PyObject *names) {
+    PyObject *seq = PySequence_Fast(names, "btf_functions() takes a sequence of names");
+    if (!seq) return NULL;
+    struct btf *btf;
+    Py_BEGIN_ALLOW_THREADS
+    btf = btf__load_vmlinux_btf();
+    Py_END_ALLOW_THREADS
+    if (!btf) {
+        Py_DECREF(seq);
+        return fail("reading the kernel's BTF", errno);
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        if (!name) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyObject *found = PyBool_FromLong(btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) > 0);
+        PyList_SET_ITEM(out, i, found);
+    }
+    btf__free(btf);
+    Py_DECREF(seq);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"btf_functions", btf_functions, METH_O,
+     "btf_functions(names) -> list[bool]: which names are functions in the kernel's BTF"},
+    {"fentry_supported", fentry_supported, METH_NOARGS,
+     "fentry_supported() -> bool: whether the kernel loads BPF tracing (fentry) programs"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_bpf", "sysspan's eBPF programs, loaded through libbpf", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_bpf", "sysspan's eBPF programs, loaded through libbpf", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__bpf(void) {
@@ -346,5 +471,12 @@ PyMODINIT_FUNC PyInit__bpf(void) {
     if (!m) return NULL;
     Py_INCREF(&SessionType);
     if (PyModule_AddObject(m, "Session", (PyObject *)&SessionType) < 0) return NULL;
+    /* the record sizes the BPF program writes, checked against records.py at import */
+    PyModule_AddIntConstant(m, "SYSCALL_SIZE", sizeof(struct ss_rec_syscall));
+    PyModule_AddIntConstant(m, "BLOB_SIZE", sizeof(struct ss_blob_hdr));
+    PyModule_AddIntConstant(m, "START_SIZE", sizeof(struct ss_rec_start));
+    PyModule_AddIntConstant(m, "EXEC_SIZE", sizeof(struct ss_rec_exec));
+    PyModule_AddIntConstant(m, "SIGNAL_SIZE", sizeof(struct ss_rec_signal));
+    PyModule_AddIntConstant(m, "EXIT_SIZE", sizeof(struct ss_rec_exit));
     return m;
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from sysspan.collector.records import (
     Record,
     Snapshot,
     Syscall,
+    check_layout,
     parse_records,
 )
 from sysspan.collector.syscalls import table
@@ -51,6 +53,8 @@ try:
     from sysspan.collector.ebpf import _bpf
 except ImportError:  # built only where clang, bpftool and libbpf-dev were at install time
     _bpf = None  # type: ignore[assignment]
+else:
+    check_layout(_bpf)
 
 #: Keep in step with sysspan.bpf.c.
 MAX_READS = 6
@@ -62,6 +66,10 @@ _CONFIG = struct.Struct("<QIIIIII")
 _PLAN = struct.Struct("<II")
 _OP = struct.Struct("<bbbbbbxxIIQ")
 _KEY = struct.Struct("<I")
+#: fentry/fexit program pairs in sysspan.bpf.c (FENTRY_SLOTS)
+FENTRY_SLOTS = 32
+#: The kernel function of syscall NAME is PREFIX + NAME (the wrapper taking the user's pt_regs).
+SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}
 #: How long one drain call waits for records before the reader looks at its stop flag.
 DRAIN_WAIT_MS = 20
 PAGE = 4096
@@ -82,6 +90,12 @@ def ring_bytes(selected: bool) -> int:
     if pages is None:
         return BUFFER_BUDGET // 8 if selected else BUFFER_BUDGET
     return pages * PAGE
+
+
+def _debug(message: str) -> None:
+    """A line for SYSSPAN_EBPF_DEBUG (why a probe took the slower way)."""
+    if os.environ.get("SYSSPAN_EBPF_DEBUG"):
+        sys.stderr.write(f"sysspan ebpf: {message}\n")
 
 
 def _pack_plan(plan: tuple | None, nargs: int) -> bytes:
@@ -115,6 +129,8 @@ class LibbpfTracer(EbpfTracer):
         self._entries: dict[int, Snapshot] = {}
         self._missing: list[str] = []
         self._config: tuple[int, ...] = ()
+        #: syscall number -> fentry slot, for the selected syscalls whose programs loaded
+        self._slots: dict[int, int] = {}
 
     def _preflight(self) -> str:
         preflight.check_privileges()
@@ -126,15 +142,62 @@ class LibbpfTracer(EbpfTracer):
     def _start_kernel(self, target: Target) -> None:
         assert _bpf is not None
         names = table(self.arch)
-        try:
-            session = _bpf.Session(ring_bytes(self.traced is not None))
-        except OSError as exc:
-            raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
+        ring = ring_bytes(self.traced is not None)
+        session = None
+        nrs = self._fentry_candidates(names) if self.traced is not None else []
+        if nrs:
+            session = self._load_with_fentry(ring, nrs, names)
+        if session is None:
+            try:
+                session = _bpf.Session(ring)
+            except OSError as exc:
+                raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
         self._session = session
         try:
             self._configure(session, target, names)
         except OSError as exc:
             raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
+
+    def _fentry_candidates(self, names: dict[int, str]) -> list[int]:
+        """The selected syscalls to trace by fentry/fexit (no syscall tracepoint enabled, so
+        the traced program's other syscalls keep the kernel's fast path); [] with the reason
+        in the debug log when this kernel cannot."""
+        if os.environ.get("SYSSPAN_EBPF_FENTRY", "") == "0":
+            _debug("SYSSPAN_EBPF_FENTRY=0: using syscall tracepoints")
+            return []
+        if self.arch not in SYSCALL_PREFIX:
+            _debug(f"no fentry targets known on {self.arch}: using syscall tracepoints")
+            return []
+        assert _bpf is not None
+        if not _bpf.fentry_supported():
+            _debug("this kernel refuses BPF tracing (fentry) programs: using syscall tracepoints")
+            return []
+        assert self.traced is not None
+        return sorted(nr for nr in self.traced if nr in names)[:FENTRY_SLOTS]
+
+    def _load_with_fentry(self, ring: int, nrs: list[int], names: dict[int, str]) -> Any:
+        """The programs loaded with a fentry/fexit pair per syscall in ``nrs``; when that load
+        fails, again with only the syscalls whose functions are in the kernel's BTF; None when
+        that fails too (the caller loads without fentry)."""
+        assert _bpf is not None
+        prefix = SYSCALL_PREFIX[self.arch]
+        try:
+            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs])
+        except OSError as exc:
+            found = _bpf.btf_functions([prefix + names[nr] for nr in nrs])
+            absent = [names[nr] for nr, ok in zip(nrs, found, strict=True) if not ok]
+            _debug(f"loading fentry programs failed ({exc}); not in the kernel's BTF: "
+                   f"{', '.join(absent) or 'none'}")
+            nrs = [nr for nr, ok in zip(nrs, found, strict=True) if ok]
+            if not absent or not nrs:
+                return None
+            try:
+                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs])
+            except OSError as exc2:
+                _debug(f"fentry unavailable, using syscall tracepoints: {exc2}")
+                return None
+        self._slots = {nr: slot for slot, nr in enumerate(nrs)}
+        return session
 
     def _configure(self, session: Any, target: Target, names: dict[int, str]) -> None:
         execve = {names[nr]: nr for nr in self.execve_argv}
@@ -153,7 +216,9 @@ class LibbpfTracer(EbpfTracer):
                 session.attach(prog, "raw_syscalls", prog)
         else:
             available = syscall_tracepoints() or frozenset()
-            chosen = sorted(nr for nr in self.traced if names.get(nr) in available)
+            fentry = {nr: slot for nr, slot in self._slots.items() if self._attach_fentry(nr, slot)}
+            chosen = sorted(nr for nr in self.traced
+                            if nr in fentry or names.get(nr) in available)
             self._missing = sorted(names.get(nr, str(nr)) for nr in self.traced if nr not in chosen)
             if not chosen:
                 raise EbpfUnavailable(
@@ -161,11 +226,15 @@ class LibbpfTracer(EbpfTracer):
                     "use --backend ptrace"
                 )
             for nr in chosen:
-                # the per-syscall record holds only the syscall's own arguments
-                nargs = len(tracepoint_fields(names[nr]))
+                # the arguments past the syscall's own show as 0, as its tracepoint record has
+                # none (the tracefs format names them, whether the tracepoint is used or not)
+                fields = tracepoint_fields(names[nr]) if names[nr] in available else None
+                nargs = 6 if fields is None else len(fields)
                 plan = plans[nr] if nr < len(plans) else None
                 if nr < PLANS_MAX:
                     session.update("plans", _KEY.pack(nr), _pack_plan(plan, nargs))
+                if nr in fentry:
+                    continue
                 session.attach("sys_enter", "syscalls", f"sys_enter_{names[nr]}")
                 session.attach("sys_exit", "syscalls", f"sys_exit_{names[nr]}")
         if target.follow:
@@ -173,6 +242,18 @@ class LibbpfTracer(EbpfTracer):
         session.attach("exec", "sched", "sched_process_exec")
         session.attach("proc_exit", "sched", "sched_process_exit")
         session.attach("sig_deliver", "signal", "signal_deliver")
+
+    def _attach_fentry(self, nr: int, slot: int) -> bool:
+        """Attach the slot's fentry/fexit pair to syscall ``nr``'s function; False (the reason
+        in the debug log) when the kernel refuses, and its tracepoints are used instead."""
+        session = self._session
+        session.update("slot_nr", _KEY.pack(slot), _KEY.pack(nr))
+        try:
+            session.attach_fentry(slot)
+        except OSError as exc:
+            _debug(f"syscall {nr}: fentry not attached, using its tracepoints: {exc}")
+            return False
+        return True
 
     def _wait_ready(self) -> None:
         """Attaching returned: every probe is in place."""

@@ -8,8 +8,13 @@
  *
  * Filtering happens here: only threads of the traced process tree (a map of tgids that
  * task_newtask fills when following children) and only the syscalls whose tracepoints
- * user space attached these programs to (all syscalls: raw_syscalls; a -e trace= set: the
- * per-syscall tracepoints, so the other syscalls fire no probe at all).
+ * user space attached these programs to (all syscalls: raw_syscalls; a -e trace= set: fentry/
+ * fexit on the selected syscalls' kernel functions, or their per-syscall tracepoints where
+ * fentry is unavailable).
+ *
+ * Why fentry for a selection: once any syscall tracepoint is enabled the kernel sends every
+ * syscall of every task through the slow tracing entry and exit path, selected or not. A BPF
+ * trampoline on __x64_sys_openat costs nothing to the other syscalls.
  *
  * Argument memory is read at the syscall's exit, where the kernel has just touched it (a
  * tracepoint program cannot fault pages in), following the decoder's read plans that user
@@ -19,6 +24,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -38,57 +44,11 @@ enum { PF_RVAL = 1, PF_U32LEN = 2 };
 #define SCRATCH (3 * 8192)
 #define EXEC_DATA_MAX 4096
 #define EFAULT_ 14
+/* fentry/fexit program pairs, one per selected syscall (a trampoline program is loaded for one
+ * kernel function); a larger selection uses tracepoints for the rest */
+#define FENTRY_SLOTS 32
 
-struct ss_rec_hdr {
-    u32 size;
-    u16 kind;
-    u16 flags;
-    s32 tid;
-    s32 tgid;
-};
-
-struct ss_rec_syscall {
-    struct ss_rec_hdr h;
-    s64 nr;
-    u64 args[6];
-    s64 rval;
-    u64 t0, t1, seq0, seq1;
-    u64 ip, sp;
-    s32 caller;
-    u32 nblobs;
-};
-
-struct ss_blob_hdr {
-    u64 addr;
-    u32 len;
-    u8 at_exit, op, fault, pad;
-};
-
-struct ss_rec_start {
-    struct ss_rec_hdr h;
-    u64 t, seq;
-    s32 parent, attached;
-};
-
-struct ss_rec_exec {
-    struct ss_rec_hdr h;
-    u64 t, seq;
-    s32 caller;
-    u32 pathlen, argvlen, pad;
-};
-
-struct ss_rec_signal {
-    struct ss_rec_hdr h;
-    u64 t, seq;
-    s32 sig, has_info, code, spid;
-    u32 suid, pad;
-};
-
-struct ss_rec_exit {
-    struct ss_rec_hdr h;
-    u64 t, seq;
-    s32 status, has_status;
-};
+#include "records.h"
 
 struct ss_plan_op {
     s8 arg, op, len_arg, flags, cond_arg, at_exit;
@@ -131,6 +91,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, u32);
     __type(value, u8);
 } traced SEC(".maps");
@@ -145,6 +106,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, u32);
     __type(value, struct ss_inflight);
 } inflight SEC(".maps");
@@ -175,6 +137,14 @@ struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 1 << 24); /* user space sets the real size before loading */
 } events SEC(".maps");
+
+/* the syscall number of each fentry slot, set by user space */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, FENTRY_SLOTS);
+    __type(key, u32);
+    __type(value, u32);
+} slot_nr SEC(".maps");
 
 static const u32 ZERO = 0;
 
@@ -343,16 +313,15 @@ static long read_argv_item(u32 i, void *ctx) {
     return 0;
 }
 
-static __always_inline int on_enter(void *ctx, u64 nr) {
+/* args: where the syscall's six argument registers are (tracepoint record or pt_regs copy) */
+static __always_inline int on_enter(u64 nr, const u64 *args) {
     struct ss_config *c = get_cfg();
     if (!c) return 0;
     u64 id = bpf_get_current_pid_tgid();
     if (!wanted(c, id)) return 0;
     struct ss_inflight e = {};
     e.nr = (s64)(s32)nr;
-    /* the arguments follow the syscall number in raw_syscalls and per-syscall tracepoints
-     * alike; read without a context access, which would have to fit the smallest record */
-    bpf_probe_read_kernel(e.args, sizeof(e.args), (u8 *)ctx + 16);
+    bpf_probe_read_kernel(e.args, sizeof(e.args), args);
     u32 key = (u32)nr;
     struct ss_plan *pl = key < PLANS_MAX ? bpf_map_lookup_elem(&plans, &key) : NULL;
     if (pl) {
@@ -362,7 +331,10 @@ static __always_inline int on_enter(void *ctx, u64 nr) {
     e.t0 = bpf_ktime_get_ns() + c->offset;
     e.seq0 = next_seq();
     u32 tid = (u32)id;
-    bpf_map_update_elem(&inflight, &tid, &e, BPF_ANY);
+    if (bpf_map_update_elem(&inflight, &tid, &e, BPF_ANY) < 0) { /* no memory for the entry */
+        count_lost(0);
+        return 0;
+    }
     if (nr != c->execve_nr && nr != c->execveat_nr) return 0;
 
     /* execve's path and argv, sent ahead of the call's own record */
@@ -411,15 +383,13 @@ out:
     return 0;
 }
 
-static __always_inline int on_exit(void *ctx) {
+static __always_inline int on_exit(s64 ret) {
     struct ss_config *c = get_cfg();
     if (!c) return 0;
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = (u32)id;
     struct ss_inflight *e = bpf_map_lookup_elem(&inflight, &tid);
     if (!e || c->stopped) return 0;
-    s64 ret;
-    bpf_probe_read_kernel(&ret, sizeof(ret), (u8 *)ctx + 16);
     emit_syscall(c, e, id, ret, 1);
     bpf_map_delete_elem(&inflight, &tid);
     return 0;
@@ -430,13 +400,55 @@ int sys_enter(struct trace_event_raw_sys_enter *ctx) {
     /* an int in per-syscall tracepoints, a long in raw_syscalls: the low half either way */
     s32 nr;
     bpf_probe_read_kernel(&nr, sizeof(nr), (u8 *)ctx + 8);
-    return on_enter(ctx, (u64)(s64)nr);
+    /* the arguments follow the syscall number in raw_syscalls and per-syscall tracepoints
+     * alike; read without a context access, which would have to fit the smallest record */
+    return on_enter((u64)(s64)nr, (const u64 *)((u8 *)ctx + 16));
 }
 
 SEC("tracepoint")
 int sys_exit(struct trace_event_raw_sys_exit *ctx) {
-    return on_exit(ctx);
+    s64 ret;
+    bpf_probe_read_kernel(&ret, sizeof(ret), (u8 *)ctx + 16);
+    return on_exit(ret);
 }
+
+/* The syscall wrappers (__x64_sys_openat(const struct pt_regs *regs)) get the user's registers:
+ * the arguments are in that inner pt_regs, in the syscall calling convention's order. */
+static __always_inline int enter_slot(u32 slot, struct pt_regs *regs) {
+    u32 *nr = bpf_map_lookup_elem(&slot_nr, &slot);
+    if (!nr) return 0;
+    u64 args[6];
+#if defined(__TARGET_ARCH_arm64)
+    args[0] = regs->regs[0];
+    args[1] = regs->regs[1];
+    args[2] = regs->regs[2];
+    args[3] = regs->regs[3];
+    args[4] = regs->regs[4];
+    args[5] = regs->regs[5];
+#else
+    args[0] = regs->di;
+    args[1] = regs->si;
+    args[2] = regs->dx;
+    args[3] = regs->r10;
+    args[4] = regs->r8;
+    args[5] = regs->r9;
+#endif
+    return on_enter(*nr, args);
+}
+
+/* attach targets are set by user space before loading; unused slots are not loaded */
+#define FENTRY_PAIR(i)                                                            \
+    SEC("fentry")                                                                 \
+    int BPF_PROG(fentry_##i, struct pt_regs *regs) { return enter_slot(i, regs); } \
+    SEC("fexit")                                                                  \
+    int BPF_PROG(fexit_##i, struct pt_regs *regs, long ret) { return on_exit(ret); }
+
+FENTRY_PAIR(0) FENTRY_PAIR(1) FENTRY_PAIR(2) FENTRY_PAIR(3) FENTRY_PAIR(4) FENTRY_PAIR(5)
+FENTRY_PAIR(6) FENTRY_PAIR(7) FENTRY_PAIR(8) FENTRY_PAIR(9) FENTRY_PAIR(10) FENTRY_PAIR(11)
+FENTRY_PAIR(12) FENTRY_PAIR(13) FENTRY_PAIR(14) FENTRY_PAIR(15) FENTRY_PAIR(16) FENTRY_PAIR(17)
+FENTRY_PAIR(18) FENTRY_PAIR(19) FENTRY_PAIR(20) FENTRY_PAIR(21) FENTRY_PAIR(22) FENTRY_PAIR(23)
+FENTRY_PAIR(24) FENTRY_PAIR(25) FENTRY_PAIR(26) FENTRY_PAIR(27) FENTRY_PAIR(28) FENTRY_PAIR(29)
+FENTRY_PAIR(30) FENTRY_PAIR(31)
 
 SEC("tracepoint/task/task_newtask")
 int newtask(struct trace_event_raw_task_newtask *ctx) {
