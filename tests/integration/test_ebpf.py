@@ -260,7 +260,7 @@ def test_trace_selection_fentry_matches_tracepoints(tmp_path):
     cmd = ("sh", "-c", script)
     calls, paths = _strace(tmp_path, *cmd)
     assert {"read", "write", "close"} <= set(calls)  # the others were made, and are not traced
-    debug = {"SYSSPAN_EBPF_DEBUG": "1"}
+    debug = {"SYSSPAN_EBPF_DEBUG": "1", "SYSSPAN_EBPF_FENTRY": "1"}
     runs = [tmp_path / "fentry", tmp_path / "tracepoints"]
     for d in runs:
         d.mkdir()
@@ -271,7 +271,7 @@ def test_trace_selection_fentry_matches_tracepoints(tmp_path):
     else:  # the reason is in the debug log
         assert any("refuses BPF tracing" in line for line in fallback), proc.stderr[-2000:]
     _, tracepoints = trace(runs[1], *cmd, extra=("-f", "-e", "trace=openat"),
-                           env={"SYSSPAN_EBPF_FENTRY": "0"})
+                           env={"SYSSPAN_EBPF_DEBUG": "1"})
     for spans in (fentry, tracepoints):
         assert {s.name for s in spans if s.is_syscall} == {"openat"}
         assert [c[2] for c in _openat_calls(spans)] == paths

@@ -162,8 +162,10 @@ class LibbpfTracer(EbpfTracer):
         """The selected syscalls to trace by fentry/fexit (no syscall tracepoint enabled, so
         the traced program's other syscalls keep the kernel's fast path); [] with the reason
         in the debug log when this kernel cannot."""
-        if os.environ.get("SYSSPAN_EBPF_FENTRY", "") == "0":
-            _debug("SYSSPAN_EBPF_FENTRY=0: using syscall tracepoints")
+        # Opt-in until it has run on a kernel that loads BPF tracing programs: the machines
+        # this is tested on refuse them (lockdown), so only the tracepoint path is proven.
+        if os.environ.get("SYSSPAN_EBPF_FENTRY", "") != "1":
+            _debug("fentry/fexit not asked for (SYSSPAN_EBPF_FENTRY=1): using syscall tracepoints")
             return []
         if self.arch not in SYSCALL_PREFIX:
             _debug(f"no fentry targets known on {self.arch}: using syscall tracepoints")
