@@ -1,9 +1,10 @@
 /* Loads sysspan.bpf.c's object through libbpf and hands its ring buffer to Python.
  *
  * Why C: the records are read in batches without the GIL (the ring is polled, not woken per
- * record) and come out as the same bytes the ptrace stop loop's drain() returns, so
- * records.parse_records reads both. The object itself is compiled by setup.py and embedded
- * here (sysspan_bpf_obj.h), so the module needs nothing at run time but libbpf.
+ * record) and come out as the same bytes the ptrace stop loop's drain() returns, so the
+ * same parser (_records.h, included by both extensions) reads both. The object itself is
+ * compiled by setup.py and embedded here (sysspan_bpf_obj.h), so the module needs nothing
+ * at run time but libbpf.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_records.h"
 #include "sysspan_bpf_obj.h"
 
 #define MAX_LINKS 1024
@@ -336,8 +338,14 @@ static PyTypeObject SessionType = {
     .tp_methods = Session_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    RECORDS_METHODS,
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_bpf", "sysspan's eBPF programs, loaded through libbpf", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_bpf", "sysspan's eBPF programs, loaded through libbpf", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__bpf(void) {
