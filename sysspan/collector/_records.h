@@ -172,7 +172,23 @@ static int rec_snapshot_put(PyObject **snap, int cstr, uint64_t addr, PyObject *
     return rc;
 }
 
-static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end) {
+/* The last thread's tid/tgid objects, reused while one thread's records follow each other
+ * (most of a chunk, usually): two allocations fewer per syscall. */
+typedef struct {
+    int32_t tid, tgid;
+    PyObject *tid_obj, *tgid_obj;
+} rec_ids;
+
+static PyObject *rec_id(int32_t v, int32_t *last, PyObject **obj) {
+    if (!*obj || *last != v) {
+        Py_XSETREF(*obj, PyLong_FromLong(v));
+        if (!*obj) return NULL;
+        *last = v;
+    }
+    return Py_NewRef(*obj);
+}
+
+static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end, rec_ids *ids) {
     rec_syscall r;
     memcpy(&r, buf + off, sizeof r);
     PyObject *args = PyTuple_New(6);
@@ -211,8 +227,8 @@ static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end
         if (rc < 0) goto fail;
     }
     PyObject *items[13] = {
-        PyLong_FromLong(r.caller ? r.caller : r.h.tid),
-        PyLong_FromLong(r.h.tgid),
+        rec_id(r.caller ? r.caller : r.h.tid, &ids->tid, &ids->tid_obj),
+        rec_id(r.h.tgid, &ids->tgid, &ids->tgid_obj),
         PyLong_FromLongLong(r.nr),
         args,
         r.h.flags & F_RVAL ? PyLong_FromLongLong(r.rval) : rec_none(),
@@ -325,6 +341,7 @@ static PyObject *parse_records(PyObject *mod, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const char *buf = view.buf;
     Py_ssize_t end = view.len, off = 0;
+    rec_ids ids = {0, 0, NULL, NULL};
     PyObject *out = PyList_New(0);
     while (out && off < end) {
         uint32_t size;
@@ -347,7 +364,7 @@ static PyObject *parse_records(PyObject *mod, PyObject *arg) {
                              size);
                 goto fail;
             }
-            rec = rec_syscall_obj(buf, off, off + size);
+            rec = rec_syscall_obj(buf, off, off + size, &ids);
         } else {
             rec = rec_event_obj(buf, off, size);
         }
@@ -359,9 +376,13 @@ static PyObject *parse_records(PyObject *mod, PyObject *arg) {
         }
         off += size;
     }
+    Py_XDECREF(ids.tid_obj);
+    Py_XDECREF(ids.tgid_obj);
     PyBuffer_Release(&view);
     return out;
 fail:
+    Py_XDECREF(ids.tid_obj);
+    Py_XDECREF(ids.tgid_obj);
     Py_XDECREF(out);
     PyBuffer_Release(&view);
     return NULL;
