@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # setup.py builds two C extensions (the stop loop, the decision ring), so a compiler comes
 # first. compileall: where PYTHONDONTWRITEBYTECODE is set, every start would otherwise
 # compile sysspan's sources again (most of a short trace's start-up).
-$(STAMP): pyproject.toml setup.py sysspan/collector/_stoploop.c sysspan/decisions/_ring.c include/sysspan_decisions.h sysspan/collector/ebpf/_bpf.c sysspan/collector/ebpf/sysspan.bpf.c | compiler
+$(STAMP): pyproject.toml setup.py sysspan/collector/_stoploop.c sysspan/collector/_records.h sysspan/decisions/_ring.c include/sysspan_decisions.h sysspan/collector/ebpf/_bpf.c sysspan/collector/ebpf/sysspan.bpf.c sysspan/collector/ebpf/records.h | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

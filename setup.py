@@ -85,11 +85,14 @@ class BuildExt(build_ext):
 BPF_EXT = "sysspan.collector.ebpf._bpf"
 BPF_SOURCE = "sysspan/collector/ebpf/sysspan.bpf.c"
 BTF = "/sys/kernel/btf/vmlinux"
+# The record layout and its parser, shared by the stop loop and the libbpf loader.
+RECORDS_H = "sysspan/collector/_records.h"
 
 ext_modules = [
     Extension(
         "sysspan.collector._stoploop",
         sources=["sysspan/collector/_stoploop.c"],
+        depends=[RECORDS_H],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
     ),
     Extension(
@@ -102,7 +105,8 @@ ext_modules = [
     Extension(
         BPF_EXT,
         ["sysspan/collector/ebpf/_bpf.c"],
-        depends=[BPF_SOURCE, "sysspan/collector/ebpf/records.h"],
+        depends=[BPF_SOURCE, RECORDS_H, "sysspan/collector/ebpf/records.h"],
+        include_dirs=["sysspan/collector"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall"],
         libraries=["bpf"],
     ),

@@ -6,8 +6,8 @@
  *
  * Shape: Loop.run() holds the tracer role (every ptrace request comes from the thread that
  * seized the tracees, so the whole loop runs on the caller's thread) and releases the GIL
- * while it runs. It writes fixed-layout records (layout in sysspan/collector/records.py,
- * which must match the structs below) into a bounded byte ring; Loop.drain() hands whole
+ * while it runs. It writes fixed-layout records (the structs in _records.h, which also
+ * parses them into records.py's objects) into a bounded byte ring; Loop.drain() hands whole
  * records to a Python consumer on another thread. When the ring is full the loop waits for
  * the consumer (back-pressure): nothing is dropped and memory stays at the ring's size.
  *
@@ -33,6 +33,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "_records.h"
 
 #ifndef PTRACE_GET_SYSCALL_INFO
 #define PTRACE_GET_SYSCALL_INFO 0x420e
@@ -62,75 +64,10 @@
 /* Most bytes one drain() hands out (about 2,000 syscall records). */
 #define DRAIN_MAX_BYTES (256 * 1024)
 
-/* Record kinds and flags: keep in step with records.py. */
-enum { R_PAD = 0, R_SYSCALL = 1, R_START = 2, R_EXEC = 3, R_SIGNAL = 4, R_EXIT = 5 };
-enum { F_RVAL = 1, F_PY_ENTRY = 2, F_PY_EXIT = 4, F_OURS = 8, F_TRUNCATED = 16, F_PY_STACK = 32 };
-enum { X_THREAD = 1, X_SUPERSEDED = 2 };
 /* Hook events (what Python is asked to do while the tracee is stopped). */
 enum { H_ENTRY = 1, H_EXIT = 2, H_EXEC = 3, H_GONE = 4 };
-/* Plan operations. */
-enum { P_MEM = 0, P_CSTR = 1 };
+/* Plan operations: P_MEM and P_CSTR (_records.h). */
 enum { PF_RVAL = 1, PF_U32LEN = 2 };
-
-typedef struct {
-    uint32_t size;
-    uint16_t kind;
-    uint16_t flags;
-    int32_t tid;
-    int32_t tgid;
-} rec_hdr; /* 16 bytes */
-
-typedef struct {
-    rec_hdr h;
-    int64_t nr;
-    uint64_t args[6];
-    int64_t rval;
-    uint64_t t0, t1, seq0, seq1;
-    uint64_t ip, sp;
-    int32_t caller;  /* the thread that entered the call (differs after a non-leader exec) */
-    uint32_t nblobs;
-} rec_syscall; /* 16 + 8 + 48 + 8 + 32 + 16 + 8 = 136 */
-
-typedef struct {
-    uint64_t addr;
-    uint32_t len;
-    uint8_t at_exit;
-    uint8_t op;
-    uint8_t fault;
-    uint8_t pad;
-} blob_hdr; /* 16 */
-
-typedef struct {
-    rec_hdr h;
-    uint64_t t, seq;
-    int32_t parent;
-    int32_t attached;
-} rec_start; /* 40 */
-
-typedef struct {
-    rec_hdr h;
-    uint64_t t, seq;
-    int32_t caller;
-    uint32_t pathlen;
-    uint32_t argvlen;
-    uint32_t pad;
-} rec_exec; /* 48 + data */
-
-typedef struct {
-    rec_hdr h;
-    uint64_t t, seq;
-    int32_t sig, has_info, code, spid;
-    uint32_t suid;
-    int32_t status;          /* SIGCHLD: the child's exit status or signal */
-    int64_t utime, stime;    /* SIGCHLD: the child's CPU time in clock ticks */
-} rec_signal; /* 72 */
-
-typedef struct {
-    rec_hdr h;
-    uint64_t t, seq;
-    int32_t status, has_status;
-} rec_exit; /* 40; h.flags X_THREAD: one thread ended, X_SUPERSEDED: status is the
-               * tid whose execve replaced it */
 
 typedef struct {
     int8_t arg, op, len_arg, flags;
@@ -1211,6 +1148,7 @@ static PyObject *mod_read_cstr(PyObject *m, PyObject *args) {
 static PyMethodDef module_methods[] = {
     {"read_mem", mod_read_mem, METH_VARARGS, "up to size bytes of tracee memory"},
     {"read_cstr", mod_read_cstr, METH_VARARGS, "a NUL-terminated string, None on fault"},
+    RECORDS_METHODS,
     {NULL, NULL, 0, NULL},
 };
 
@@ -1248,11 +1186,5 @@ PyMODINIT_FUNC PyInit__stoploop(void) {
     if (!m) return NULL;
     Py_INCREF(&LoopType);
     if (PyModule_AddObject(m, "Loop", (PyObject *)&LoopType) < 0) return NULL;
-    PyModule_AddIntConstant(m, "SYSCALL_SIZE", sizeof(rec_syscall));
-    PyModule_AddIntConstant(m, "BLOB_SIZE", sizeof(blob_hdr));
-    PyModule_AddIntConstant(m, "EXEC_SIZE", sizeof(rec_exec));
-    PyModule_AddIntConstant(m, "SIGNAL_SIZE", sizeof(rec_signal));
-    PyModule_AddIntConstant(m, "START_SIZE", sizeof(rec_start));
-    PyModule_AddIntConstant(m, "EXIT_SIZE", sizeof(rec_exit));
     return m;
 }

@@ -2,12 +2,8 @@
 
 from collections.abc import Callable, Iterable
 
-SYSCALL_SIZE: int
-BLOB_SIZE: int
-EXEC_SIZE: int
-SIGNAL_SIZE: int
-START_SIZE: int
-EXIT_SIZE: int
+def set_record_types(*types: type) -> None: ...
+def parse_records(chunk: bytes) -> list[object]: ...
 
 def read_mem(pid: int, addr: int, size: int) -> bytes: ...
 def read_cstr(pid: int, addr: int, limit: int) -> bytes | None: ...

@@ -9,14 +9,14 @@ rendering needs); a ``Syscall`` carries both its entry (``seq0``) and exit (``se
 The builder's own items on their way to the export thread (``SyscallItem``, ``LineEvent``,
 ``DecisionItem``, ``FLUSH``) live here too, so everything crossing a thread is typed.
 
-``parse_records`` reads the compiled loop's binary records; their layout is the C structs
-in ``_stoploop.c`` (sizes are checked against the module's constants at import).
+The compiled extensions parse their binary records into these classes themselves
+(``record_parser``); the layout is the C structs in ``_records.h``.
 """
 
 from __future__ import annotations
 
-import struct
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from sysspan.decisions.model import Decision
@@ -138,17 +138,7 @@ R_PAD, R_SYSCALL, R_START, R_EXEC, R_SIGNAL, R_EXIT = range(6)
 F_RVAL, F_PY_ENTRY, F_PY_EXIT, F_OURS, F_TRUNCATED, F_PY_STACK = 1, 2, 4, 8, 16, 32
 X_THREAD, X_SUPERSEDED = 1, 2  # R_EXIT flags: one thread ended; replaced by an execve
 P_MEM, P_CSTR, P_STDERR = 0, 1, 2
-_PY = F_PY_ENTRY | F_PY_EXIT | F_PY_STACK
 
-_HDR = struct.Struct("<IHHii")
-_SYSCALL = struct.Struct("<IHHiiq6Qq6QiI")
-_BLOB = struct.Struct("<QIBBBB")
-_START = struct.Struct("<IHHiiQQii")
-_EXEC = struct.Struct("<IHHiiQQiIII")
-_SIGNAL = struct.Struct("<IHHiiQQiiiiIiqq")
-_EXIT = struct.Struct("<IHHiiQQii")
-_SIGN = 1 << 63
-_WRAP = 1 << 64
 
 
 class Snapshot:
@@ -180,89 +170,19 @@ class RawSyscall(NamedTuple):
     exit: Snapshot | None
 
 
-def parse_records(buf: bytes) -> list[RawSyscall | Record]:
-    """The records in one ``Loop.drain()`` chunk, in the order they were written."""
-    out: list[RawSyscall | Record] = []
-    append = out.append
-    off = 0
-    end = len(buf)
-    hdr = _HDR.unpack_from
-    syscall = _SYSCALL.unpack_from
-    new = tuple.__new__  # Syscall(...) without its Python-level __new__: the hot path
-    while off < end:
-        if buf[off + 4] == R_SYSCALL:  # the kind's low byte (little endian)
-            (size, _, flags, tid, tgid, nr, a0, a1, a2, a3, a4, a5, rval, t0, t1, seq0, seq1,
-             _ip, _sp, caller, nblobs) = syscall(buf, off)
-            rv: int | None = rval if flags & F_RVAL else None
-            if not nblobs and not flags & _PY:
-                # nothing for the decoder to capture: the final record right away
-                append(new(Syscall, (caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv,
-                                     t0, t1, seq0, seq1, None, None, None, None)))
-                off += size
-                continue
-            entry = exit_ = None
-            stderr = None
-            pos = off + _SYSCALL.size
-            for _ in range(nblobs):
-                addr, length, at_exit, op, _fault, _ = _BLOB.unpack_from(buf, pos)
-                pos += _BLOB.size
-                data = buf[pos : pos + length]
-                pos += (length + 7) & ~7
-                if op == P_STDERR:
-                    stderr = data
-                    continue
-                if at_exit:
-                    snap = exit_ = exit_ or Snapshot()
-                else:
-                    snap = entry = entry or Snapshot()
-                (snap.cstr if op == P_CSTR else snap.mem)[addr] = data
-            call = Syscall(caller or tid, tgid, nr, (a0, a1, a2, a3, a4, a5), rv, t0, t1,
-                           seq0, seq1, stderr=stderr)
-            out.append(RawSyscall(call, flags, entry, exit_))
-            off += size
-            continue
-        size, kind, flags, tid, tgid = hdr(buf, off)
-        if kind == R_START:
-            _, _, _, _, tgid, t, seq, parent, attached = _START.unpack_from(buf, off)
-            out.append(ProcessStart(tgid, parent, t, bool(attached), seq))
-        elif kind == R_EXEC:
-            _, _, _, _, _, t, seq, caller, plen, alen, _ = _EXEC.unpack_from(buf, off)
-            pos = off + _EXEC.size
-            path = buf[pos : pos + plen].decode("utf-8", "surrogateescape")
-            raw = buf[pos + plen : pos + plen + alen]
-            argv = [p.decode("utf-8", "replace") for p in raw.rstrip(b"\0").split(b"\0")] if raw else []
-            out.append(ProcessExec(tgid, caller or tid, t, path, argv, seq))
-        elif kind == R_SIGNAL:
-            (_, _, _, _, _, t, seq, sig, has_info, code, spid, suid, status, utime,
-             stime) = _SIGNAL.unpack_from(buf, off)  # fmt: skip
-            info = (sig, code, spid, suid, status, utime, stime) if has_info else None
-            out.append(Signal(tid, tgid, sig, t, info, seq))
-        elif kind == R_EXIT:
-            _, _, _, _, _, t, seq, status, has_status = _EXIT.unpack_from(buf, off)
-            if flags & X_SUPERSEDED:
-                out.append(ThreadExit(tid, tgid, t, None, seq, status))
-            elif flags & X_THREAD:
-                out.append(ThreadExit(tid, tgid, t, status if has_status else None, seq))
-            else:
-                out.append(ProcessExit(tgid, t, status if has_status else None, seq))
-        off += size
-    return out
-
-
-def check_layout(module: object) -> None:
-    """Fail loudly when the compiled module and these formats disagree (a stale build)."""
-    want = {
-        "SYSCALL_SIZE": _SYSCALL.size,
-        "BLOB_SIZE": _BLOB.size,
-        "START_SIZE": _START.size,
-        "EXEC_SIZE": _EXEC.size,
-        "SIGNAL_SIZE": _SIGNAL.size,
-        "EXIT_SIZE": _EXIT.size,
-    }
-    for name, size in want.items():
-        if getattr(module, name, None) != size:
-            raise ImportError(
-                f"sysspan's compiled {getattr(module, '__name__', 'module')} does not match "
-                f"this version ({name}); "
-                "rebuild it with pip install ."
-            )
+def record_parser(module: Any) -> Callable[[bytes], list[RawSyscall | Record]]:
+    """``module.parse_records`` (the C parser in ``_records.h`` that the stop loop and the
+    libbpf loader both include), told once which classes to make. It reads one drained chunk
+    and returns its records in the order they were written: a ``Syscall``, or a
+    ``RawSyscall`` when the decoder still has captures to make (blobs, or a side Python
+    captured at the stop), and the other kinds as they are."""
+    setter = getattr(module, "set_record_types", None)
+    if setter is None:
+        raise ImportError(
+            f"sysspan's compiled {module.__name__} does not match this version; "
+            "rebuild it with pip install ."
+        )
+    setter(Syscall, RawSyscall, Snapshot, ProcessStart, ProcessExec, Signal, ProcessExit,
+           ThreadExit)
+    parse: Callable[[bytes], list[RawSyscall | Record]] = module.parse_records
+    return parse

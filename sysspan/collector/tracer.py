@@ -37,8 +37,7 @@ from sysspan.collector.records import (
     F_TRUNCATED,
     RawSyscall,
     Syscall,
-    check_layout,
-    parse_records,
+    record_parser,
 )
 from sysspan.errors import PtraceDenied, SysspanError
 
@@ -47,7 +46,7 @@ if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
     from sysspan.collector.seccomp import PreparedFilter
     from sysspan.collector.source import SourceCapture
 
-check_layout(_stoploop)
+parse_records = record_parser(_stoploop)
 
 PTRACE_O_TRACESYSGOOD = 0x1
 PTRACE_O_TRACEFORK = 0x2

@@ -1,9 +1,10 @@
 /* Loads sysspan.bpf.c's object through libbpf and hands its ring buffer to Python.
  *
  * Why C: the records are read in batches without the GIL (the ring is polled, not woken per
- * record) and come out as the same bytes the ptrace stop loop's drain() returns, so
- * records.parse_records reads both. The object itself is compiled by setup.py and embedded
- * here (sysspan_bpf_obj.h), so the module needs nothing at run time but libbpf.
+ * record) and come out as the same bytes the ptrace stop loop's drain() returns, so the
+ * same parser (_records.h, included by both extensions) reads both. The object itself is
+ * compiled by setup.py and embedded here (sysspan_bpf_obj.h), so the module needs nothing
+ * at run time but libbpf.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,6 +23,16 @@
 #include <unistd.h>
 
 #include "records.h"
+#include "_records.h"
+
+/* The BPF program's records (records.h) must be the layout the parser reads (_records.h). */
+_Static_assert(sizeof(struct ss_rec_hdr) == sizeof(rec_hdr), "record header layout");
+_Static_assert(sizeof(struct ss_rec_syscall) == sizeof(rec_syscall), "syscall record layout");
+_Static_assert(sizeof(struct ss_blob_hdr) == sizeof(blob_hdr), "blob header layout");
+_Static_assert(sizeof(struct ss_rec_start) == sizeof(rec_start), "start record layout");
+_Static_assert(sizeof(struct ss_rec_exec) == sizeof(rec_exec), "exec record layout");
+_Static_assert(sizeof(struct ss_rec_signal) == sizeof(rec_signal), "signal record layout");
+_Static_assert(sizeof(struct ss_rec_exit) == sizeof(rec_exit), "exit record layout");
 #include "sysspan_bpf_obj.h"
 
 #define MAX_LINKS 1024
@@ -453,6 +464,7 @@ static PyObject *btf_functions(PyObject *mod, PyObject *names) {
 }
 
 static PyMethodDef module_methods[] = {
+    RECORDS_METHODS,
     {"btf_functions", btf_functions, METH_O,
      "btf_functions(names) -> list[bool]: which names are functions in the kernel's BTF"},
     {"fentry_supported", fentry_supported, METH_NOARGS,
@@ -471,12 +483,5 @@ PyMODINIT_FUNC PyInit__bpf(void) {
     if (!m) return NULL;
     Py_INCREF(&SessionType);
     if (PyModule_AddObject(m, "Session", (PyObject *)&SessionType) < 0) return NULL;
-    /* the record sizes the BPF program writes, checked against records.py at import */
-    PyModule_AddIntConstant(m, "SYSCALL_SIZE", sizeof(struct ss_rec_syscall));
-    PyModule_AddIntConstant(m, "BLOB_SIZE", sizeof(struct ss_blob_hdr));
-    PyModule_AddIntConstant(m, "START_SIZE", sizeof(struct ss_rec_start));
-    PyModule_AddIntConstant(m, "EXEC_SIZE", sizeof(struct ss_rec_exec));
-    PyModule_AddIntConstant(m, "SIGNAL_SIZE", sizeof(struct ss_rec_signal));
-    PyModule_AddIntConstant(m, "EXIT_SIZE", sizeof(struct ss_rec_exit));
     return m;
 }

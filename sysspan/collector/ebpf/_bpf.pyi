@@ -2,12 +2,8 @@
 
 from collections.abc import Sequence
 
-SYSCALL_SIZE: int
-BLOB_SIZE: int
-START_SIZE: int
-EXEC_SIZE: int
-SIGNAL_SIZE: int
-EXIT_SIZE: int
+def set_record_types(*types: type) -> None: ...
+def parse_records(chunk: bytes) -> list[object]: ...
 
 class Session:
     def __init__(self, ring_bytes: int, fentry: Sequence[str] = ()) -> None: ...

@@ -2,7 +2,7 @@
 the ``_bpf`` extension, write the ptrace loop's binary records into one BPF ring buffer.
 
 Start-up is a load and a few attaches (tens of milliseconds, where bpftrace compiles its
-program for about two seconds), and a record is parsed by ``records.parse_records`` as the
+program for about two seconds), and a record is parsed by the same C parser as the
 ptrace loop's are: no text on the way. Process handling (the spawned child waiting on a pipe
 until the probes are attached, reaping, ``-p``) is ``EbpfTracer``'s.
 
@@ -43,8 +43,7 @@ from sysspan.collector.records import (
     Record,
     Snapshot,
     Syscall,
-    check_layout,
-    parse_records,
+    record_parser,
 )
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
@@ -54,7 +53,7 @@ try:
 except ImportError:  # built only where clang, bpftool and libbpf-dev were at install time
     _bpf = None  # type: ignore[assignment]
 else:
-    check_layout(_bpf)
+    parse_records = record_parser(_bpf)
 
 #: Keep in step with sysspan.bpf.c.
 MAX_READS = 6

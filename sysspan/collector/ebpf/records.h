@@ -1,7 +1,7 @@
-/* The records sysspan.bpf.c writes: the layout of records.py (and of the ptrace stop loop's
- * _stoploop.c), shared with _bpf.c, which exports their sizes so that a mismatch fails at import
- * (records.check_layout) instead of misreading the ring. The includer defines the __u32 family
- * (vmlinux.h in the BPF program, linux/types.h in the loader). */
+/* The records sysspan.bpf.c writes: the layout the shared parser (../_records.h) reads, as the
+ * ptrace stop loop writes it. _bpf.c includes both and checks with static assertions that the
+ * sizes agree, so a mismatch fails the build instead of misreading the ring. The includer
+ * defines the __u32 family (vmlinux.h in the BPF program, linux/types.h in the loader). */
 #ifndef SYSSPAN_EBPF_RECORDS_H
 #define SYSSPAN_EBPF_RECORDS_H
 
