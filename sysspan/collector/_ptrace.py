@@ -1,9 +1,9 @@
 """ptrace from Python: the only module that imports python-ptrace (GPL-2.0).
 
-The stop loop (``_stoploop.c``) makes its own ptrace requests. What Python still needs is
-here: the tracee's registers and memory for ``--source``/``-k`` (:class:`RegReader`,
-:meth:`Ptrace.read`), and seize / resume / syscall info for the tests and benchmarks that
-drive a tracee by hand. python-ptrace supplies the option and event constants, imported
+The stop loop (``_stoploop.c``) makes its own ptrace requests, and also reads the registers
+``--source``/``-k`` capture (``_stoploop.getregs``). What Python still needs is here: tracee
+memory (:meth:`Ptrace.read`), and seize / resume / syscall info for the tests and benchmarks
+that drive a tracee by hand. python-ptrace supplies the option and event constants, imported
 on first use only: ``--source`` needs none of them, and importing python-ptrace costs a run
 several milliseconds (its libc lookup starts a subprocess). The requests are direct libc
 calls through ctypes with preallocated buffers, one foreign call each.
@@ -24,14 +24,11 @@ __all__ = [
     "OP_EXIT",
     "Ptrace",
     "PtraceFailed",
-    "RegReader",
 ]
 
 PTRACE_SYSCALL = 24
-PTRACE_GETREGSET = 0x4204
 PTRACE_SEIZE = 0x4206
 PTRACE_GET_SYSCALL_INFO = 0x420E
-NT_PRSTATUS = 1
 
 PTRACE_O_EXITKILL = 0x100000
 
@@ -87,28 +84,6 @@ class PtraceFailed(OSError):
 def _fail(request: str, pid: int) -> PtraceFailed:
     err = ctypes.get_errno()
     return PtraceFailed(err, f"{request}({pid}): {os.strerror(err)}")
-
-
-class RegReader:
-    """``PTRACE_GETREGSET(NT_PRSTATUS)``: the general registers as ``words`` u64 words (x86_64
-    ``user_regs_struct`` order, aarch64 ``user_pt_regs``), with the buffer, iovec and
-    unpacker made once, so a capture costs one foreign call. None when the request fails or
-    the kernel returns fewer words."""
-
-    def __init__(self, words: int) -> None:
-        self.size = words * 8
-        self._buf = ctypes.create_string_buffer(self.size)
-        self._iov = _IoVec(ctypes.addressof(self._buf), self.size)
-        self._iov_addr = ctypes.addressof(self._iov)
-        self._unpack = struct.Struct(f"<{words}Q").unpack_from
-
-    def __call__(self, tid: int) -> tuple[int, ...] | None:
-        self._iov.iov_len = self.size
-        if _ptrace(PTRACE_GETREGSET, tid, NT_PRSTATUS, self._iov_addr) == -1:
-            return None
-        if self._iov.iov_len < self.size:
-            return None
-        return self._unpack(self._buf)
 
 
 class Ptrace:

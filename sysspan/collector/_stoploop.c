@@ -1145,7 +1145,36 @@ static PyObject *mod_read_cstr(PyObject *m, PyObject *args) {
     return out;
 }
 
+/* PTRACE_GETREGSET(NT_PRSTATUS) for --source/-k stack capture, here so that capture needs no
+ * ctypes (whose import was a millisecond of every --source run's start-up). */
+static PyObject *mod_getregs(PyObject *m, PyObject *args) {
+    int tid;
+    Py_ssize_t words;
+    if (!PyArg_ParseTuple(args, "in", &tid, &words)) return NULL;
+    if (words <= 0 || words > 64) {
+        PyErr_SetString(PyExc_ValueError, "getregs: words must be 1..64");
+        return NULL;
+    }
+    uint64_t regs[64];
+    struct iovec iov = {regs, (size_t)words * 8};
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)1 /* NT_PRSTATUS */, &iov) == -1 ||
+        iov.iov_len < (size_t)words * 8)
+        Py_RETURN_NONE;
+    PyObject *out = PyTuple_New(words);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < words; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(regs[i]);
+        if (!v) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
+    {"getregs", mod_getregs, METH_VARARGS, "a stopped thread's general registers, None on failure"},
     {"read_mem", mod_read_mem, METH_VARARGS, "up to size bytes of tracee memory"},
     {"read_cstr", mod_read_cstr, METH_VARARGS, "a NUL-terminated string, None on fault"},
     RECORDS_METHODS,

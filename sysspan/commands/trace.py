@@ -455,11 +455,11 @@ def _source_capture(ns: argparse.Namespace, arch: str):
     """The SourceCapture for --source/-k, or None."""
     if not (ns.source or ns.stack_trace) or ns.no_syscalls:
         return None
-    from sysspan.collector._ptrace import Ptrace
     from sysspan.collector.source import SourceCapture
+    from sysspan.collector.source.unwind import LoopMemory
 
     try:
-        return SourceCapture(Ptrace(), arch, full_stack=ns.stack_trace)
+        return SourceCapture(LoopMemory(), arch, full_stack=ns.stack_trace)
     except ValueError as exc:
         raise UsageError(f"--source/-k: {exc}") from None
 

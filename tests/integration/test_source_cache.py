@@ -4,13 +4,14 @@ a run that finds everything it needs there does not import pyelftools."""
 
 from __future__ import annotations
 
+import marshal
 import shutil
 import subprocess
 from pathlib import Path
 
-import msgpack
 import pytest
 
+from sysspan.collector.source import diskcache
 from tests.tracehelpers import load_spans, sysspan
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
@@ -47,25 +48,25 @@ def test_cache_is_written_by_build_id_and_read_back(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _site(tmp_path, exe, str(cache))
     assert first["code.line.number"] == 4 and first["code.file.path"] == str(tmp_path / "prog.c")
-    kept = cache / f"{_build_id(exe)}.msgpack"
+    kept = cache / diskcache.file_name(_build_id(exe))
     assert kept.is_file() and (cache.stat().st_mode & 0o777) == 0o700
 
     # The next run takes the site from the cache: a doctored entry shows through.
-    data = msgpack.unpackb(kept.read_bytes(), strict_map_key=False)
+    data = marshal.loads(kept.read_bytes())
     doctored = 0
     for vaddr, (chain, sym, off) in data["sym"].items():
         if any(f == str(tmp_path / "prog.c") for _, f, _ in chain):
-            data["sym"][vaddr] = [[[fn, f, 9999] for fn, f, _ in chain], sym, off]
+            data["sym"][vaddr] = (tuple((fn, f, 9999) for fn, f, _ in chain), sym, off)
             doctored += 1
     assert doctored
-    kept.write_bytes(msgpack.packb(data))
+    kept.write_bytes(marshal.dumps(data))
     assert _site(tmp_path, exe, str(cache))["code.line.number"] == 9999
 
     # A damaged file is ignored and replaced; with the cache off nothing is read.
-    kept.write_bytes(b"\x00not msgpack")
+    kept.write_bytes(b"\x00not marshal")
     assert _site(tmp_path, exe, str(cache)) == first
-    assert msgpack.unpackb(kept.read_bytes(), strict_map_key=False)["format"] == 2
-    kept.write_bytes(msgpack.packb(data))
+    assert marshal.loads(kept.read_bytes())["format"] == 3
+    kept.write_bytes(marshal.dumps(data))
     assert _site(tmp_path, exe, "off") == first
 
 

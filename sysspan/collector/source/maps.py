@@ -107,11 +107,14 @@ def segment_delta(offset: int, loads: Sequence[tuple[int, ...]], page: int = 409
 
 # The C runtime, the dynamic loader and the vdso: frames in these are how a syscall is made,
 # not where the program asked for it, so the "site" is the first frame outside them.
-_SYSTEM_RE = re.compile(
+_SYSTEM_PATTERN = (
     r"^(?:ld-linux[^/]*\.so[.\d]*|ld64\.so[.\d]*|ld-musl-[^/]*\.so[.\d]*|ld-[\d.]+\.so"
     r"|lib(?:c|pthread|dl|rt|m|resolv|util|nsl|anl|stdc\+\+|gcc_s|c\+\+|c\+\+abi|unwind)"
     r"(?:-[\d.]+)?\.so(?:\.[\d.]+)?|libc\.musl-[^/]*\.so[.\d]*)$"
 )
+# file name -> is_system_path's answer: a run meets a handful of files, again and again, and
+# the expression compiles only on the first (about 1 ms of every --source run's start-up)
+_SYSTEM_NAMES: dict[str, bool] = {}
 
 
 def is_system_path(path: str) -> bool:
@@ -121,7 +124,10 @@ def is_system_path(path: str) -> bool:
     base = path.rsplit("/", 1)[-1]
     if base.endswith(" (deleted)"):
         base = base[: -len(" (deleted)")]
-    return bool(_SYSTEM_RE.match(base))
+    known = _SYSTEM_NAMES.get(base)
+    if known is None:
+        known = _SYSTEM_NAMES[base] = re.match(_SYSTEM_PATTERN, base) is not None
+    return known
 
 
 class _Table:

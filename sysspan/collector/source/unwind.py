@@ -28,7 +28,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
-from sysspan.collector._ptrace import RegReader
+from sysspan.collector._stoploop import getregs, read_mem
 from sysspan.collector.source.elfinfo import (
     RULE_END,
     RULE_GENERIC,
@@ -38,6 +38,17 @@ from sysspan.collector.source.elfinfo import (
     ElfInfo,
 )
 from sysspan.collector.source.maps import Mapping, MapsCache, is_system_path
+
+
+class LoopMemory:
+    """Tracee memory through the stop loop's own reader (``process_vm_readv``, then
+    ``/proc/PID/mem``): what the unwinder reads during a trace, without ctypes."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def read(pid: int, addr: int, size: int) -> bytes:
+        return read_mem(pid, addr, size)
 
 __all__ = ["Frame", "Unwinder", "MAX_DEPTH"]
 
@@ -241,7 +252,7 @@ class Unwinder:
         self.elfs = elfs or ElfCache()
         self._procs: dict[int, _Proc] = {}
         self._dead: deque[tuple[int, _Proc]] = deque(maxlen=MAX_FINISHED)
-        self.regs = RegReader(27 if arch.name == "x86_64" else 34)
+        self.words = 27 if arch.name == "x86_64" else 34  # user_regs_struct / user_pt_regs
         self.mem = MemReader(ptrace)
         self._structs: dict[str, struct.Struct] = {}  # unpackers of remembered walks' words
         # statistics for tests and the benchmark
@@ -383,7 +394,7 @@ class Unwinder:
             if got is not None:
                 self._remember(proc, key, sorted({addr - hint[1] for addr in read}), buf, got)
                 return got
-        regs = self.regs(tid)
+        regs = getregs(tid, self.words)
         if regs is None:
             return None
         pc = regs[arch.user_pc] - arch.syscall_insn
