@@ -6,8 +6,8 @@ import time
 from typing import Protocol
 
 from sysspan.collector.decode import Decoded
-from sysspan.exporters.interleave import Call, Interleaver
 from sysspan.redact import redact
+from sysspan.text.interleave import Call, Interleaver
 
 
 class TextOut(Protocol):
