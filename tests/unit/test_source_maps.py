@@ -3,6 +3,9 @@ maps cache, which files count as the C runtime, and the CFI expression evaluator
 
 from __future__ import annotations
 
+import re
+
+from sysspan.collector.source import maps
 from sysspan.collector.source.maps import (
     Mapping,
     MapsCache,
@@ -176,3 +179,26 @@ def test_expression_with_deref_and_unknown_opcode():
     assert _eval(ops, regs, memory.get, None) == 0xDEADBEEF
     assert _eval(((0x77, (8,)), (0x06, ())), regs, memory.get, None) is None  # unreadable
     assert _eval(((0x2F, (4,)),), regs, memory.get, None) is None  # DW_OP_skip: unsupported
+
+
+# The expression is_system_path used before it became string tests: the reference they must
+# agree with on every name below.
+_REFERENCE = re.compile(
+    r"^(?:ld-linux[^/]*\.so[.\d]*|ld64\.so[.\d]*|ld-musl-[^/]*\.so[.\d]*|ld-[\d.]+\.so"
+    r"|lib(?:c|pthread|dl|rt|m|resolv|util|nsl|anl|stdc\+\+|gcc_s|c\+\+|c\+\+abi|unwind)"
+    r"(?:-[\d.]+)?\.so(?:\.[\d.]+)?|libc\.musl-[^/]*\.so[.\d]*)$"
+)
+
+
+def test_system_names_agree_with_the_expression_they_replaced():
+    heads = ["ld-linux", "ld-linux-x86-64", "ld64", "ld-musl-x86_64", "ld-musl-", "ld-", "ld-2.31",
+             "ld-2.", "ld-x", "ld", "libc.musl-x86_64", "libc.musl-", "lib", "libc", "libcx", "libm",
+             "libmx", "libstdc++", "libstdc++-6", "libc-2.31", "libc-", "libc-x", "libgcc_s",
+             "libc++abi", "libunwind-1.2", "libpthread", "libcurl", "libresolv-2", "one", "python3.11",
+             "libc.so.6.libc", "libc.so.so"]
+    tails = ["", ".so", ".so.", ".so.6", ".so.6.1", ".so.x", ".so6", ".so.6a", ".sox", ".so.1.so",
+             ".so.2.so.3", "so", ".s", ".so..", ".so.1-2"]
+    names = [h + t for h in heads for t in tails]
+    assert len(names) > 400
+    for name in names:
+        assert maps._is_system_name(name) == bool(_REFERENCE.match(name)), name

@@ -21,7 +21,6 @@ import io
 import os
 import struct
 import threading
-import zlib
 from bisect import bisect_right
 from typing import IO, TYPE_CHECKING, Any
 
@@ -419,7 +418,7 @@ def _file_crc(path: str) -> int:
     crc = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
-            crc = zlib.crc32(chunk, crc)
+            crc = _crc32(chunk, crc)
     return crc & 0xFFFFFFFF
 
 
@@ -462,7 +461,7 @@ class ElfCache:
 
     def from_memory(self, name: str, image: bytes) -> ElfInfo | None:
         """An ELF image read out of the tracee (the vdso), cached by content."""
-        digest = zlib.crc32(image).to_bytes(4, "little") + len(image).to_bytes(4, "little")
+        digest = _crc32(image, 0).to_bytes(4, "little") + len(image).to_bytes(4, "little")
         try:
             return self._vdso[digest]
         except KeyError:
@@ -473,3 +472,11 @@ class ElfCache:
             info = None
         self._vdso[digest] = info
         return info
+
+
+def _crc32(data: bytes, crc: int) -> int:
+    """zlib's CRC-32 (debug links and in-memory images), imported only by the runs that
+    need one."""
+    import zlib
+
+    return zlib.crc32(data, crc)

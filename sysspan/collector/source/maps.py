@@ -9,7 +9,6 @@ tracer says the address space changed (``invalidate`` on exec and after a file m
 from __future__ import annotations
 
 import os
-import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -107,14 +106,54 @@ def segment_delta(offset: int, loads: Sequence[tuple[int, ...]], page: int = 409
 
 # The C runtime, the dynamic loader and the vdso: frames in these are how a syscall is made,
 # not where the program asked for it, so the "site" is the first frame outside them.
-_SYSTEM_PATTERN = (
-    r"^(?:ld-linux[^/]*\.so[.\d]*|ld64\.so[.\d]*|ld-musl-[^/]*\.so[.\d]*|ld-[\d.]+\.so"
-    r"|lib(?:c|pthread|dl|rt|m|resolv|util|nsl|anl|stdc\+\+|gcc_s|c\+\+|c\+\+abi|unwind)"
-    r"(?:-[\d.]+)?\.so(?:\.[\d.]+)?|libc\.musl-[^/]*\.so[.\d]*)$"
-)
-# file name -> is_system_path's answer: a run meets a handful of files, again and again, and
-# the expression compiles only on the first (about 1 ms of every --source run's start-up)
+_SYSTEM_LIBS = frozenset((
+    "c", "pthread", "dl", "rt", "m", "resolv", "util", "nsl", "anl", "stdc++", "gcc_s", "c++",
+    "c++abi", "unwind",
+))
+_VERSION_CHARS = frozenset("0123456789.")
+# file name -> _is_system_name's answer: a run meets a handful of files, again and again
 _SYSTEM_NAMES: dict[str, bool] = {}
+
+
+def _versioned(rest: str) -> bool:
+    return all(ch in _VERSION_CHARS for ch in rest)
+
+
+def _so_then_version(name: str, start: int) -> bool:
+    """Whether ``name`` has ``.so`` at or after ``start`` followed only by digits and dots."""
+    core = name.rstrip("0123456789.")
+    return core.endswith(".so") and len(core) - 3 >= start
+
+
+def _is_system_name(base: str) -> bool:
+    """String tests, not a regular expression, because this runs on every ``--source`` run
+    and compiling the expression was a measurable part of its start-up. The names:
+    ``ld-linux*.so*``, ``ld64.so*``, ``ld-musl-*.so*``, ``ld-VERSION.so``, ``libc.musl-*.so*``,
+    and ``libNAME[-VERSION].so[.VERSION]`` for the C and C++ runtimes in ``_SYSTEM_LIBS``."""
+    if base.startswith("ld"):
+        if base.startswith("ld-linux"):
+            return _so_then_version(base, 8)
+        if base.startswith("ld64.so"):
+            return _versioned(base[7:])
+        if base.startswith("ld-musl-"):
+            return _so_then_version(base, 8)
+        if base.startswith("ld-") and base.endswith(".so"):
+            mid = base[3:-3]
+            return bool(mid) and _versioned(mid)
+        return False
+    if not base.startswith("lib"):
+        return False
+    if base.startswith("libc.musl-"):
+        return _so_then_version(base, 10)
+    at = base.find(".so")
+    while at != -1:
+        head, tail = base[3:at], base[at + 3 :]
+        if not tail or (tail[0] == "." and len(tail) > 1 and _versioned(tail[1:])):
+            name, dash, version = head.partition("-")
+            if name in _SYSTEM_LIBS and (not dash or (version and _versioned(version))):
+                return True
+        at = base.find(".so", at + 1)
+    return False
 
 
 def is_system_path(path: str) -> bool:
@@ -126,7 +165,7 @@ def is_system_path(path: str) -> bool:
         base = base[: -len(" (deleted)")]
     known = _SYSTEM_NAMES.get(base)
     if known is None:
-        known = _SYSTEM_NAMES[base] = re.match(_SYSTEM_PATTERN, base) is not None
+        known = _SYSTEM_NAMES[base] = _is_system_name(base)
     return known
 
 
