@@ -22,7 +22,7 @@ from sysspan.collector.decode import Decoder
 from sysspan.collector.decode.typed import TypedArgs
 from sysspan.collector.gc_window import rare_collections
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
-from sysspan.collector.tracer import Tracer, relayed_signals_blocked
+from sysspan.collector.tracer import NativeReader, Tracer, relayed_signals_blocked
 from sysspan.config import env_warnings
 from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
@@ -456,10 +456,9 @@ def _source_capture(ns: argparse.Namespace, arch: str):
     if not (ns.source or ns.stack_trace) or ns.no_syscalls:
         return None
     from sysspan.collector.source import SourceCapture
-    from sysspan.collector.source.unwind import LoopMemory
 
     try:
-        return SourceCapture(LoopMemory(), arch, full_stack=ns.stack_trace)
+        return SourceCapture(NativeReader(), arch, full_stack=ns.stack_trace)
     except ValueError as exc:
         raise UsageError(f"--source/-k: {exc}") from None
 

@@ -28,7 +28,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
-from sysspan.collector._stoploop import getregs, read_mem
+from sysspan.collector._stoploop import getregs
 from sysspan.collector.source.elfinfo import (
     RULE_END,
     RULE_GENERIC,
@@ -38,17 +38,6 @@ from sysspan.collector.source.elfinfo import (
     ElfInfo,
 )
 from sysspan.collector.source.maps import Mapping, MapsCache, is_system_path
-
-
-class LoopMemory:
-    """Tracee memory through the stop loop's own reader (``process_vm_readv``, then
-    ``/proc/PID/mem``): what the unwinder reads during a trace, without ctypes."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def read(pid: int, addr: int, size: int) -> bytes:
-        return read_mem(pid, addr, size)
 
 __all__ = ["Frame", "Unwinder", "MAX_DEPTH"]
 
