@@ -151,4 +151,7 @@ def _count_syscalls(path: Path) -> int:
 
 
 if __name__ == "__main__":
+    from common import use_release_venv
+
+    use_release_venv()
     raise SystemExit(main())

@@ -234,4 +234,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from common import use_release_venv
+
+    use_release_venv()
     main()

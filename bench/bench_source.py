@@ -274,4 +274,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from common import use_release_venv
+
+    use_release_venv()
     sys.exit(main())

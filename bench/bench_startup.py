@@ -45,7 +45,9 @@ def _import_us(runs: int, cwd: Path) -> dict[str, float]:
     """Median cumulative import time (µs) of the CLI and of the trace path."""
     got: dict[str, list[int]] = {"sysspan.cli": [], "sysspan.commands.trace": []}
     for _ in range(runs):
-        err = subprocess.run([*SYSSPAN[:1], "-X", "importtime", *SYSSPAN[1:], "-qq", "--", "true"],
+        # the console script is a Python file: run it under the same interpreter with -X
+        launch = SYSSPAN[1:] if SYSSPAN[0] == sys.executable else SYSSPAN
+        err = subprocess.run([sys.executable, "-X", "importtime", *launch, "-qq", "--", "true"],
                              cwd=cwd, env=env(), capture_output=True, text=True).stderr
         for line in err.splitlines():
             m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)$", line)
@@ -92,4 +94,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from common import use_release_venv
+
+    use_release_venv()
     main()

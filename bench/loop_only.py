@@ -40,4 +40,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from common import use_release_venv
+
+    use_release_venv()
     raise SystemExit(main())
