@@ -12,6 +12,11 @@
   marks the endpoint down, so later batches go straight to the spool. The worst case is
   therefore one export timeout (``settings.timeout_s``), not one per batch; ``shutdown()``
   cuts even that short.
+* Export is pipelined (``otlp_sender.py``): the caller encodes a request and queues it for
+  one sender thread, so encoding the next batch overlaps the round trip of the last one. At
+  most ``_QUEUED_REQUESTS`` encoded requests wait behind the one on the wire; then
+  ``export`` blocks. The counters and ``endpoint_down`` describe what is finished: read
+  them after :meth:`OtlpSink.flush` or ``close()``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sysspan.exporters.base import ResourceSink, SinkReport, spans_text
 from sysspan.exporters.jsonl import JsonlAppender
 from sysspan.exporters.otlp_json import encode_line
 from sysspan.exporters.otlp_proto import ProtoEncoder
+from sysspan.exporters.otlp_sender import RequestQueue
 from sysspan.exporters.otlp_transport import (
     GrpcTransport,
     HttpTransport,
@@ -37,6 +43,16 @@ from sysspan.model import ResourceSpans
 
 # Rejections of one payload rather than of the whole endpoint: only that batch is spooled.
 _PAYLOAD_REJECTIONS = ("INVALID_ARGUMENT", "HTTP 400", "HTTP 413", "RESOURCE_EXHAUSTED")
+
+# Encoded requests waiting behind the one being sent. One is enough to keep the sender thread
+# busy while the caller encodes; a few more absorb jitter in the receiver's answers. Each holds
+# its batches (for the spool) and their bytes: with 512-span batches, well under a megabyte.
+_QUEUED_REQUESTS = 4
+
+
+# A queued request: its batches, their span count, and the encoded bytes (None: spool it; a
+# string: why encoding failed).
+_Request = tuple[list[ResourceSpans], int, bytes | str | None]
 
 
 def _endpoint_down(reason: str) -> bool:
@@ -81,6 +97,10 @@ class OtlpSink(ResourceSink):
         self.sent = 0
         self.spooled = 0
         self.lost = 0
+        # (batches, span count, encoded request or None: spool it, or why it could not be made)
+        self._requests: RequestQueue[_Request] = RequestQueue(
+            self._deliver, self._deliver_failed, _QUEUED_REQUESTS
+        )
 
     # -- public
 
@@ -91,7 +111,8 @@ class OtlpSink(ResourceSink):
 
     def switch_spool(self, path: str, fallback: Fallback | None = None) -> JsonlAppender:
         """From now on spool to ``path``; returns the previous spool, closed (``replay``
-        keeps one spool per source file)."""
+        keeps one spool per source file). Batches given before go to the previous one."""
+        self.flush()
         old = self._spool
         old.close()
         self._spool = JsonlAppender(path, fallback)
@@ -104,29 +125,24 @@ class OtlpSink(ResourceSink):
         return self._down
 
     def export_batches(self, batches: list[ResourceSpans]) -> None:
-        """Send one request holding ``batches``; spool it on failure. Never raises."""
+        """Encode one request holding ``batches`` and queue it for the sender thread, which
+        sends it or spools it. Blocks while the queue is full. Never raises."""
         count = sum(len(b.spans) for b in batches)
         if not count:
             return
+        data: bytes | str | None = None
         if self._down is None:
             try:
-                reason = self._send(batches)
-            except Exception as exc:  # a grpcio bug or a bad certificate: spool, don't crash
-                reason = classify(f"{type(exc).__name__}: {exc}")
-                self._down = reason
-            if reason is None:
-                self.sent += count
-                return
-            if reason not in self._reasons:
-                self._reasons.append(reason)
-            if self._down is None and (_endpoint_down(reason) or self._stop.is_set()):
-                self._down = reason
-        if self.encoder is not None:
+                data = self._encode(batches)
+            except Exception as exc:  # an encoder bug: spool the batch, don't crash the run
+                data = f"{type(exc).__name__}: {exc}"
+        elif self.encoder is not None:
             self.encoder.discard(s for b in batches for s in b.spans)
-        if self._spool.append(batches, count):
-            self.spooled += count
-        else:
-            self.lost += count
+        self._requests.put((batches, count, data))
+
+    def flush(self) -> None:
+        """Wait until every batch given so far has been sent or spooled."""
+        self._requests.flush()
 
     def shutdown(self) -> None:
         """Stop waiting: a retry backoff in progress (on the export thread) ends now, and
@@ -134,6 +150,7 @@ class OtlpSink(ResourceSink):
         self._stop.set()
 
     def close(self) -> SinkReport:
+        self._requests.close()  # drains: every queued request is sent or spooled first
         self._stop.set()
         if self._transport is not None:
             self._transport.close()
@@ -171,7 +188,47 @@ class OtlpSink(ResourceSink):
 
     # -- sending
 
-    def _send(self, batches: list[ResourceSpans]) -> str | None:
+    def _encode(self, batches: list[ResourceSpans]) -> bytes:
+        if self.encoder is not None:
+            return self.encoder.request(batches)
+        return encode_line(batches).encode("utf-8", "backslashreplace")
+
+    def _deliver(self, request: _Request) -> None:
+        """On the sender thread: send one request, or spool its batches."""
+        batches, count, data = request
+        if self._down is None and data is not None:
+            if isinstance(data, str):
+                reason: str | None = classify(data)
+                self._down = reason
+            else:
+                try:
+                    reason = self._send(data)
+                except Exception as exc:  # a grpcio bug or a bad certificate: spool, don't crash
+                    reason = classify(f"{type(exc).__name__}: {exc}")
+                    self._down = reason
+            if reason is None:
+                self.sent += count
+                return
+            if reason not in self._reasons:
+                self._reasons.append(reason)
+            if self._down is None and (_endpoint_down(reason) or self._stop.is_set()):
+                self._down = reason
+        self._spool_batches(batches, count)
+
+    def _deliver_failed(self, request: _Request, exc: BaseException) -> None:
+        """A bug in :meth:`_deliver`: the batches still go to the spool."""
+        reason = classify(f"{type(exc).__name__}: {exc}")
+        if reason not in self._reasons:
+            self._reasons.append(reason)
+        self._spool_batches(request[0], request[1])
+
+    def _spool_batches(self, batches: list[ResourceSpans], count: int) -> None:
+        if self._spool.append(batches, count):
+            self.spooled += count
+        else:
+            self.lost += count
+
+    def _send(self, data: bytes) -> str | None:
         """None on success, else a short reason."""
         if not self._probed:
             self._probed = True
@@ -182,10 +239,6 @@ class OtlpSink(ResourceSink):
         if self._transport is None:
             self._transport = self._make_transport()
         transport = self._transport
-        if self.encoder is not None:
-            data = self.encoder.request(batches)
-        else:
-            data = encode_line(batches).encode("utf-8", "backslashreplace")
         if isinstance(transport, HttpTransport):
             data = transport.prepare(data)
         return with_retries(

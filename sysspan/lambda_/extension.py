@@ -326,6 +326,7 @@ class Forwarder:
             before = (sink.sent, sink.spooled, sink.lost)
             for chunk in _chunks(batches, _REQUEST_SPANS):
                 sink.export_batches(chunk)
+            sink.flush()  # the sink sends on its own thread; count what it finished
             sent = sink.sent - before[0]
             spooled = sink.spooled - before[1]
             lost = sink.lost - before[2]

@@ -324,6 +324,7 @@ def test_endpoint_that_dies_mid_run_costs_one_timeout_at_most(tmp_path: Path) ->
     sink = OtlpSink(OtlpSettings(receiver.endpoint, "http/protobuf", timeout_s=1.5), RESOURCE, str(spool), "1")
     try:
         sink.export(make_spans(2, 0x100))
+        sink.flush()  # delivered before the collector goes
     finally:
         receiver.stop()  # the collector goes away after the first batch
     started = time.monotonic()

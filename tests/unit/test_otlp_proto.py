@@ -125,6 +125,7 @@ def test_grpc_retry_info_delay_is_honoured(grpc_receiver, tmp_path):
     )
     started = time.monotonic()
     sink.export([Span(1, 2, 0, "x", 1, 2)])
+    sink.flush()  # the sender thread did the waiting
     elapsed = time.monotonic() - started
     assert sink.close().ok
     assert elapsed >= 0.95  # waited what the server asked, not the 0.25-0.75 s first backoff
@@ -139,6 +140,7 @@ def test_http_retry_after_is_honoured(http_receiver, tmp_path):
     )
     started = time.monotonic()
     sink.export([Span(1, 2, 0, "x", 1, 2)])
+    sink.flush()  # the sender thread did the waiting
     elapsed = time.monotonic() - started
     assert sink.close().ok
     assert elapsed >= 0.95
