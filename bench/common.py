@@ -218,6 +218,12 @@ class Receiver:
         self.counter.value = 0
         self.run_count.value = -1
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the receiver process has used so far (all its threads)."""
+        with open(f"/proc/{self._proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def wait_for(self, n: int, timeout: float = 600) -> float:
         deadline = time.perf_counter() + timeout
         while self.counter.value < n and time.perf_counter() < deadline:
