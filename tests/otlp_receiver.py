@@ -3,7 +3,8 @@
 They decode what arrives with the official protobuf classes (and, for OTLP/JSON, with
 protobuf's own ``json_format`` after turning the hex ids into base64), so a test that passes
 proves a real collector would have understood the bytes. Each receiver can be told to fail
-the next N requests (HTTP status + Retry-After, or a gRPC status code).
+the next N requests (HTTP status + Retry-After, or a gRPC status code), or hold every
+request until released (a slow collector).
 """
 
 from __future__ import annotations
@@ -88,7 +89,32 @@ class _Store:
         self.requests: list[Any] = []
         self.headers: list[dict[str, str]] = []
         self.attempts = 0
+        self.held = 0  # requests waiting at a closed gate now
         self._failures: list[Any] = []
+        self._gate = threading.Event()
+        self._gate.set()
+
+    def hold(self) -> None:
+        """Make every request wait (before it is looked at) until :meth:`release`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def _pass_gate(self) -> None:
+        if self._gate.is_set():
+            return
+        with self.cond:
+            self.held += 1
+            self.cond.notify_all()
+        self._gate.wait(60)
+        with self.cond:
+            self.held -= 1
+
+    def wait_held(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` requests are waiting at the gate."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.held >= count, timeout)
 
     def fail_next(self, n: int, failure: Any) -> None:
         with self.cond:
@@ -157,6 +183,7 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
         self.store = store
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
+        self.store._pass_gate()
         failure = self.store._take_failure()
         if failure is not None:
             code, delay = failure
@@ -201,6 +228,7 @@ class HttpReceiver(_Store):
             def do_POST(self) -> None:  # noqa: N802 - http.server name
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                store._pass_gate()
                 failure = store._take_failure()
                 if failure is not None:
                     status, retry_after = failure

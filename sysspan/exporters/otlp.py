@@ -145,8 +145,10 @@ class OtlpSink(ResourceSink):
         self._requests.flush()
 
     def shutdown(self) -> None:
-        """Stop waiting: a retry backoff in progress (on the export thread) ends now, and
-        what is not sent yet goes to the spool. Safe to call from any thread."""
+        """Stop waiting: a retry backoff in progress (on the sender thread) ends now and that
+        request is spooled; so is every later one once a request has failed. A queued request
+        the endpoint accepts at its first attempt is still sent: nothing waits any more, and
+        nothing is dropped. Safe to call from any thread."""
         self._stop.set()
 
     def close(self) -> SinkReport:
