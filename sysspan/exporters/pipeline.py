@@ -162,6 +162,10 @@ class Pipeline:
             if item is _STOP:
                 return
             if isinstance(item, threading.Event):
+                for sink in self.sinks:
+                    sink_flush = getattr(sink, "flush", None)  # a sink sending on its own thread
+                    if sink_flush is not None:
+                        sink_flush()
                 item.set()
                 continue
             assert isinstance(item, list)

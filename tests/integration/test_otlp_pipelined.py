@@ -176,3 +176,25 @@ def test_shutdown_with_requests_in_flight_still_delivers_what_is_accepted(
     assert report.ok and report.spans_written == 5 * len(sent)
     assert received_ids(receiver) == [s.span_id for b in sent for s in b]
     assert not spool.exists()
+
+
+def test_pipeline_flush_waits_for_the_sinks_sender_thread(grpc_receiver: GrpcReceiver, tmp_path: Path) -> None:
+    """Pipeline.flush() (before a Lambda environment freezes) returns only when the spans
+    have reached the receiver, not when they are merely queued in the sink."""
+    from sysspan.exporters.pipeline import Pipeline
+
+    grpc_receiver.hold()
+    sink = OtlpSink(settings_for(grpc_receiver, "grpc"), RESOURCE, str(tmp_path / "s.jsonl"), "1")
+    pipe = Pipeline([sink], batch_size=10)
+    spans = make_spans(30)
+    for s in spans:
+        pipe.emit(s)
+    releaser = threading.Timer(0.5, grpc_receiver.release)
+    releaser.start()
+    try:
+        assert pipe.flush(timeout=20)
+        assert received_ids(grpc_receiver) == [s.span_id for s in spans]
+    finally:
+        releaser.cancel()
+        grpc_receiver.release()
+        pipe.close()
