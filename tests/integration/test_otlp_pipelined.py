@@ -43,12 +43,25 @@ def received_ids(receiver: Any) -> list[int]:
     return [int.from_bytes(pb.span_id, "big") for _, pb in receiver.spans()]
 
 
-def _fail_forever(protocol: str, receiver: Any) -> None:
-    """Every request answered "unavailable, retry in 30 s" (within a 60 s timeout)."""
+def fail_all(protocol: str, receiver: Any, retry_after_s: int) -> None:
+    """Every request answered "unavailable, retry in ``retry_after_s``"."""
     if protocol == "grpc":
-        receiver.fail(1000, grpc.StatusCode.UNAVAILABLE, retry_after_s=30.0)
+        receiver.fail(1000, grpc.StatusCode.UNAVAILABLE, retry_after_s=float(retry_after_s))
     else:
-        receiver.fail(1000, status=503, retry_after_s=30)
+        receiver.fail(1000, status=503, retry_after_s=retry_after_s)
+
+
+def queue_then_shut_down(sink: OtlpSink, receiver: Any, sent: list[list[Span]]) -> None:
+    """Export ``sent`` while the receiver holds the first request, shut the sink down with
+    that request in flight and the rest queued, then let the receiver answer."""
+    receiver.hold()
+    try:
+        for batch in sent:
+            sink.export(batch)
+        assert receiver.wait_held(1)
+        sink.shutdown()
+    finally:
+        receiver.release()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -112,10 +125,7 @@ def test_a_failing_receiver_gets_every_queued_batch_spooled_in_order(
 ) -> None:
     """Queued requests behind one that fails for good are spooled, not tried and not lost."""
     receiver = receiver_for(protocol, grpc_receiver, http_receiver)
-    if protocol == "grpc":
-        receiver.fail(1000, grpc.StatusCode.UNAVAILABLE, retry_after_s=0)
-    else:
-        receiver.fail(1000, status=503, retry_after_s=0)
+    fail_all(protocol, receiver, retry_after_s=0)
     spool = tmp_path / "s.jsonl"
     sent = batches(12, 5)
     sink = OtlpSink(settings_for(receiver, protocol), RESOURCE, str(spool), "1")
@@ -132,19 +142,12 @@ def test_shutdown_with_requests_queued_spools_them_all_without_waiting(
     protocol: str, grpc_receiver: GrpcReceiver, http_receiver: HttpReceiver, tmp_path: Path
 ) -> None:
     receiver = receiver_for(protocol, grpc_receiver, http_receiver)
-    receiver.hold()
-    _fail_forever(protocol, receiver)
+    fail_all(protocol, receiver, retry_after_s=30)  # within a 60 s timeout
     spool = tmp_path / "s.jsonl"
     sent = batches(QUEUED + 1, 5)  # one in flight, the rest queued: no export blocks
     settings = OtlpSettings(receiver.endpoint, protocol, insecure=True, timeout_s=60.0)
     sink = OtlpSink(settings, RESOURCE, str(spool), "1")
-    try:
-        for batch in sent:
-            sink.export(batch)
-        assert receiver.wait_held(1)
-        sink.shutdown()
-    finally:
-        receiver.release()
+    queue_then_shut_down(sink, receiver, sent)
     closing = threading.Thread(target=sink.close)
     closing.start()
     closing.join(20)  # the first request's backoff would otherwise last 30 s
@@ -161,17 +164,10 @@ def test_shutdown_with_requests_in_flight_still_delivers_what_is_accepted(
 ) -> None:
     """shutdown() only cuts waits short: requests the receiver accepts at once still go."""
     receiver = receiver_for(protocol, grpc_receiver, http_receiver)
-    receiver.hold()
     spool = tmp_path / "s.jsonl"
     sent = batches(QUEUED + 1, 5)
     sink = OtlpSink(settings_for(receiver, protocol), RESOURCE, str(spool), "1")
-    try:
-        for batch in sent:
-            sink.export(batch)
-        assert receiver.wait_held(1)
-        sink.shutdown()
-    finally:
-        receiver.release()
+    queue_then_shut_down(sink, receiver, sent)
     report = sink.close()
     assert report.ok and report.spans_written == 5 * len(sent)
     assert received_ids(receiver) == [s.span_id for b in sent for s in b]
