@@ -111,9 +111,11 @@ class Pipeline:
                 self._hand_off()
 
     def hand_over(self) -> None:
-        """Give the partial batch to the export thread now (blocking only while the export
-        queue is full), so a slow trickle of spans does not wait for a full batch."""
-        self._hand_off()
+        """Give the partial batch to the export thread now if that thread has nothing
+        queued: spans then do not wait for a full batch while it idles, and a trace that
+        keeps it busy still goes out in full batches (fewer lines, fewer requests)."""
+        if self._batch and self._queue.empty():
+            self._hand_off()
 
     def _hand_off(self) -> None:
         if self._reports is not None:
