@@ -4,6 +4,8 @@
 2. `python -c 'import json, sqlite3'` traced with -f vs `strace -f -o FILE`
 3. where sysspan's start-up goes: the interpreter, importing the trace path
    (`python -X importtime`), and the run itself (the rest)
+4. what tracing the short command costs beyond start-up: sysspan's (short - true) against
+   strace's (short - the command untraced)
 
 Each comparison: wall time with both pinned to CPU 1, CPU time (user + sys of the process
 tree), unpinned wall time; medians and min-max of alternating runs.
@@ -21,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, SYSSPAN, Comparison, compare, env, machine_note
+from common import REPO, SYSSPAN, Comparison, alternate, compare, env, machine_note
 
 
 def _ms(values: list[float]) -> str:
@@ -82,6 +84,28 @@ def startup(runs: int, tmp: Path) -> None:
     }, runs, tmp)
     print("   short command python -c 'import json, sqlite3' traced with -f vs strace -f -o FILE")
     print("\n".join(_lines(c, "(target <= 1.5)")))
+    beyond_startup(runs, tmp, short)
+
+
+def beyond_startup(runs: int, tmp: Path, short: list[str]) -> None:
+    """What tracing the short command costs beyond each tool's own start: sysspan's
+    (short - true) against strace's (short - the command untraced), pinned, alternating."""
+    got = alternate({
+        "sysspan true": [*SYSSPAN, "-qq", "--trace-file", str(tmp / "true.jsonl"), "--", "true"],
+        "sysspan short": [*SYSSPAN, "-qq", "-f", "--trace-file", str(tmp / "short.jsonl"), "--", *short],
+        "strace short": ["strace", "-f", "-o", str(tmp / "short.txt"), *short],
+        "untraced short": short,
+    }, runs, tmp, pin=True)
+
+    def med(name: str, field: str) -> float:
+        return statistics.median([getattr(s, field) for s in got[name]]) * 1000
+
+    print(f"   beyond start-up, pinned (medians of {runs}): sysspan short - sysspan true vs strace short - untraced")
+    for field in ("wall", "cpu"):
+        ours = med("sysspan short", field) - med("sysspan true", field)
+        theirs = med("strace short", field) - med("untraced short", field)
+        print(f"   {field:<4} sysspan {ours:.1f} ms ({med('sysspan short', field):.1f} - {med('sysspan true', field):.1f}),"
+              f" strace {theirs:.1f} ms ({med('strace short', field):.1f} - {med('untraced short', field):.1f})")
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
     from sysspan.collector.source import SourceCapture
 
 parse_records = record_parser(_stoploop)
+_new = tuple.__new__
 
 PTRACE_O_TRACESYSGOOD = 0x1
 PTRACE_O_TRACEFORK = 0x2
@@ -308,7 +309,8 @@ class Tracer:
             xcap = self._at_exit.pop(call.seq0, None)
         elif exit_ is not None and rval is not None:
             xcap = dec.capture_exit(nr, args, rval, tid, exit_)
-        return call._replace(ecap=ecap, xcap=xcap, pcs=pcs)
+        # call._replace(...) without namedtuple's generic _make: once per record
+        return _new(Syscall, (*call[:9], ecap, xcap, pcs, call[12]))
 
     def _hook(
         self,

@@ -529,7 +529,7 @@ def _trace(
             channel.close_child_end()
             with relayed_signals_blocked():
                 pipeline.start(builder.materialize)
-            status = _run_tracer(tracer, builder)
+            status = _run_tracer(tracer, builder, pipeline)
         for w in tracer.warnings:
             _warn(w)
         return status, root_pid
@@ -540,7 +540,7 @@ def _trace(
         tracer.attach(root_pid)
         if not ns.quiet:
             print(f"sysspan: Process {root_pid} attached", file=sys.stderr)
-        status = _run_tracer(tracer, builder)
+        status = _run_tracer(tracer, builder, pipeline)
         if not ns.quiet and tracer.detaching:
             print(f"sysspan: Process {root_pid} detached", file=sys.stderr)
     for w in tracer.warnings:
@@ -561,13 +561,22 @@ def _print_reports(reports: list, quiet: int) -> bool:
     return failed
 
 
-def _run_tracer(tracer, builder: SpanBuilder) -> int | None:
+def _run_tracer(tracer, builder: SpanBuilder, pipeline: Pipeline) -> int | None:
     """The ptrace loop and the libbpf backend hand over a chunk of records at a time; the
     bpftrace backend parses its lines one record at a time."""
     with rare_collections():
         if isinstance(tracer, Tracer) or getattr(tracer, "batched", False):
-            return tracer.run(builder.handle_all, batch=True)
+            return tracer.run(lambda records: _take_chunk(builder, pipeline, records), batch=True)
         return tracer.run(builder.handle)
+
+
+def _take_chunk(builder: SpanBuilder, pipeline: Pipeline, records: list) -> None:
+    """One drained chunk into spans, and what it made on to the export thread now: a chunk
+    is what the loop wrote since the last one (at most a few ms ago), so encoding keeps
+    pace with the command instead of waiting for a full batch, which a short command
+    fills only when it exits."""
+    builder.handle_all(records)
+    pipeline.hand_over()
 
 
 def _span_gate(ratio: float | None, per_second: int | None):

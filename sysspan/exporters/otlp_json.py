@@ -218,7 +218,9 @@ def _spans(spans: list[Span]) -> str:
 def _shape_parts(span: SyscallSpan) -> tuple[object, int, str, int, str, str, str, str, str]:
     state = ',"traceState":' + _esc(span.trace_state) if span.trace_state else ""
     flags = f',"flags":{int(span.flags)}' if span.flags else ""
-    attrs = ',"attributes":[' + _attr_items(span.attributes) + "]" if span.attributes else ""
+    # _encode_attr_items, not _attr_items: a shape is encoded once, so caching its
+    # attributes again would only cost a key of every item
+    attrs = ',"attributes":[' + _encode_attr_items(span.attributes) + "]" if span.attributes else ""
     to_start = flags + _name_kind(span)
     done = (
         span.key, span.trace_id, span.trace_state, span.flags,

@@ -1,7 +1,7 @@
 """Moves finished spans from the tracer thread to the sinks on one background thread.
 
-``emit()`` is a list append; every ``batch_size`` spans the batch is handed to the export
-thread through a bounded queue. When the queue is full (the sinks are slower than the
+``emit()`` is a list append; every ``batch_size`` spans (or sooner, at ``hand_over()``) the
+batch is handed to the export thread through a bounded queue. When the queue is full (the sinks are slower than the
 tracer: a slow collector, a slow disk) ``emit()`` *blocks* until the export thread catches
 up. That back-pressure is deliberate: the alternative is dropping spans or growing memory
 without bound, and sysspan promises neither happens (docs/architecture.md §9, §10). Blocking slows the
@@ -109,6 +109,13 @@ class Pipeline:
             start += take
             if len(batch) >= size:
                 self._hand_off()
+
+    def hand_over(self) -> None:
+        """Give the partial batch to the export thread now if that thread has nothing
+        queued: spans then do not wait for a full batch while it idles, and a trace that
+        keeps it busy still goes out in full batches (fewer lines, fewer requests)."""
+        if self._batch and self._queue.empty():
+            self._hand_off()
 
     def _hand_off(self) -> None:
         if self._reports is not None:

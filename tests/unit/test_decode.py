@@ -152,6 +152,24 @@ def test_unknown_syscall_prints_raw_hex_args(x86: Decoder) -> None:
     assert d.error == "ENOSYS"
 
 
+_X86_NRS = sorted(table("x86_64"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    nr=st.sampled_from(_X86_NRS),
+    regs=st.lists(st.integers(-(1 << 63), U64), min_size=0, max_size=7),
+)
+def test_registers_render_alike_in_any_form(x86: Decoder, nr: int, regs: list[int]) -> None:
+    # The tracers hand over six unsigned ints, which format() uses as they are; any other
+    # form (signed values, a list, fewer or more than six) must render the same call.
+    canonical = tuple(v & U64 for v in regs[:6]) + (0,) * max(0, 6 - len(regs))
+    want = x86.format(nr, canonical, 0, None, None)
+    for form in (tuple(regs), regs, tuple(regs[:6]), [*canonical, 7]):
+        assert x86.format(nr, form, 0, None, None) == want
+    assert x86.format(nr, tuple(float(v) if abs(v) < 1 << 52 else v for v in canonical), 0, None, None) == want
+
+
 @pytest.mark.parametrize(
     ("rval", "ret", "error"),
     [

@@ -43,3 +43,22 @@ def test_transport_follows_the_descriptor_socket_made():
     typed(40, nrs["close"], (7, 0, 0, 0, 0, 0), 0, None, None)
     assert "network.transport" not in typed(40, nrs["connect"], (7, 0x1000, 16, 0, 0, 0), 0, (sockaddr,), None)
     assert typed(40, nrs["getpid"], (0,) * 6, 40, None, None) == {}
+
+
+def test_flags_follow_each_call_and_stay_its_own():
+    # Each flag value is split once and remembered: the next call with another value gets
+    # its own names, and a span's list is its own (changing it changes no other span).
+    nrs = {name: nr for nr, name in table("x86_64").items()}
+    typed = TypedArgs(Decoder("x86_64", capture_data=False)).attributes
+    at = 0xFFFFFF9C
+    first = typed(1, nrs["openat"], (at, 0x1000, 0o2000000, 0, 0, 0), 3, None, None)
+    assert first["syscall.flags"] == ["O_RDONLY", "O_CLOEXEC"]
+    first["syscall.flags"].append("changed")
+    other = typed(1, nrs["openat"], (at, 0x1000, 0o1101, 0o644, 0, 0), 4, None, None)
+    assert other["syscall.flags"] == ["O_WRONLY", "O_CREAT", "O_TRUNC"]
+    again = typed(1, nrs["openat"], (at, 0x2000, 0o2000000, 0, 0, 0), 5, None, None)
+    assert again["syscall.flags"] == ["O_RDONLY", "O_CLOEXEC"]
+    # the same value in another call's flag argument is that call's flags, not openat's
+    mmap = typed(1, nrs["mmap"], (0, 4096, 3, 0o2000000, 0xFFFFFFFF, 0), 0x7F0000000000, None, None)
+    assert mmap["syscall.flags"] == ["MAP_FILE", "MAP_SYNC"]
+    assert typed(1, nrs["openat"], (at, 0x1000, 0, 0, 0, 0), 3, None, None)["syscall.flags"] == ["O_RDONLY"]

@@ -22,6 +22,8 @@ from sysspan.collector.decode.tokens import _kinds_for
 from sysspan.collector.syscalls import ARCHES, table
 from sysspan.errors import ConfigError
 
+_SIX_INTS = (int,) * 6
+
 
 class Decoded(NamedTuple):
     """One syscall rendered the way strace prints it, plus the facts spans need."""
@@ -45,6 +47,8 @@ class _Spec(NamedTuple):
     exit_pos: tuple[int | None, ...]
     ret_link_pos: int | None  # index of the returned fd's path in the exit tuple (-y)
     exit_on_error: bool  # some kind reads at exit after a failure too (same tuple positions)
+    #: per kind: (i, kind, entry_pos, exit_pos), the loop ``_format_spec`` runs per call
+    steps: tuple[tuple[int, Kind, int | None, int | None], ...] = ()
 
 
 def _proc_fd_path(pid: int, fd: int) -> str | None:
@@ -138,8 +142,12 @@ class Decoder:
             ret_link_pos = len(exit_caps)
             exit_caps.append((-1, _ret_fd_link if ret == "fd" else _ret_fcntl_link))
         on_error = any(kind.exit_on_error for _, kind in kinds)
+        steps = tuple(
+            (i, kind, ep, xp) for (i, kind), ep, xp in zip(kinds, entry_pos, exit_pos, strict=True)
+        )
         spec = _Spec(
-            name, tuple(kinds), ret, tuple(entry_pos), tuple(exit_pos), ret_link_pos, on_error
+            name, tuple(kinds), ret, tuple(entry_pos), tuple(exit_pos), ret_link_pos, on_error,
+            steps,
         )
         exit_err = _make_exit(self, exit_err_caps) if on_error else None
         return spec, _make_entry(self, entry_caps), _make_exit(self, exit_caps), exit_err
@@ -232,10 +240,14 @@ class Decoder:
         exit: object | None,
     ) -> Decoded:
         """Render one syscall; a pure function of its inputs that never raises."""
-        try:
-            args = tuple(int(a) & _U64 for a in args[:6]) + (0,) * max(0, 6 - len(args))
-        except (TypeError, ValueError):
-            args = (0,) * 6
+        # What the tracers hand over (six unsigned ints) is used as it is: normalising it
+        # was a fifth of formatting a call.
+        if not (type(args) is tuple and tuple(map(type, args)) == _SIX_INTS
+                and min(args) >= 0 and max(args) <= _U64):
+            try:
+                args = tuple(int(a) & _U64 for a in args[:6]) + (0,) * max(0, 6 - len(args))
+            except (TypeError, ValueError):
+                args = (0,) * 6
         if rval is not None and not isinstance(rval, int):
             rval = None
         spec = self._specs[nr] if isinstance(nr, int) and 0 <= nr < self._n else None
@@ -267,10 +279,14 @@ class Decoder:
         parts = []
         split = -1
         width = 0  # of ", ".join(parts) so far, plus its separator
-        for (i, kind), ep, xp in zip(spec.kinds, spec.entry_pos, spec.exit_pos, strict=True):
-            ev = ent[ep] if ep is not None and ep < len(ent) else None
-            xv = ext[xp] if xp is not None and xp < len(ext) else None
-            text = kind.render(ctx, i, ev, xv)
+        nent = len(ent)
+        next_ = len(ext)
+        for i, kind, ep, xp in spec.steps:
+            text = kind.render(
+                ctx, i,
+                ent[ep] if ep is not None and ep < nent else None,
+                ext[xp] if xp is not None and xp < next_ else None,
+            )
             if text is not None:
                 if split < 0 and kind.has_exit:
                     split = width + kind.entry_chars(text)

@@ -55,6 +55,7 @@ _SOCKET_CALLS = frozenset({
     "sendmmsg", "recvmmsg", "getsockname", "getpeername", "setsockopt", "getsockopt",
 })
 _SOCK_STREAM, _SOCK_DGRAM, _SOCK_SEQPACKET = 1, 2, 5
+_FLAGS_SEEN_MAX = 1024  # distinct flag values remembered per syscall
 _FAMILY_TYPE = {C.AF_INET: "ipv4", C.AF_INET6: "ipv6"}
 
 
@@ -233,11 +234,21 @@ def _fd_step(i: int) -> _Step:
 
 
 def _flags_step(dec: Decoder, i: int, kind: Any) -> _Step:
+    # The flag kinds render from their own argument alone, so each value is split once;
+    # bounded like the decoder's other caches.
+    seen: dict[int, tuple[str, ...]] = {}
+
     def step(args: Sequence[int], rval: int | None, ent: tuple, ext: tuple, tgid: int,
              out: Attrs) -> None:
-        names = flag_names(kind.render(_Ctx(dec, args, rval), i, None, None))
+        value = args[i]
+        names = seen.get(value)
+        if names is None:
+            names = tuple(flag_names(kind.render(_Ctx(dec, args, rval), i, None, None)))
+            if len(seen) >= _FLAGS_SEEN_MAX:
+                seen.clear()
+            seen[value] = names
         if names:
-            out["syscall.flags"] = names
+            out["syscall.flags"] = list(names)
 
     return step
 
