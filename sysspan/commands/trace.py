@@ -43,14 +43,12 @@ from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
-from sysspan.stderr_tail import StderrTail
-from sysspan.text.json_lines import JsonLineWriter
-from sysspan.text.strace_lines import LineWriter
-from sysspan.text.summary import render_summary
 
-if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out
+if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out,
+    # the line writers (-o, -c, -C), --stderr-tail
     from sysspan.collector.ebpf.tracer import EbpfTracer
     from sysspan.decisions.ruchy import DecisionWriter
+    from sysspan.text.strace_lines import LineWriter
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -297,7 +295,11 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         typed_stateless=typed_args.stateless,
     )
 
-    tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
+    tail = None
+    if ns.stderr_tail and ns.command:
+        from sysspan.stderr_tail import StderrTail
+
+        tail = StderrTail(ns.stderr_tail)
     spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
     tracer: Tracer | EbpfTracer | None = None
@@ -378,6 +380,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         )
 
     if ns.summary or ns.summary_and_lines:
+        from sysspan.text.summary import render_summary
+
         (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
         if lost:
             (lines_out or sys.stderr).write(f"{lost} events lost (not in the table above)\n")
@@ -439,6 +443,9 @@ def _line_output(
         lines_out = TextLines(ns.output, fallback)
     if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
         return lines_out, None
+    from sysspan.text.json_lines import JsonLineWriter
+    from sysspan.text.strace_lines import LineWriter
+
     writer = (JsonLineWriter if ns.json_lines else LineWriter)(
         lines_out or sys.stderr,
         with_pid=ns.follow or bool(ns.pids),

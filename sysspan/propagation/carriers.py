@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 
 from sysspan.errors import ConfigError, PropagationError
@@ -180,6 +179,8 @@ def read_carrier_file(path: str) -> dict[str, str]:
             raise ConfigError(
                 f"--tp-carrier {path}:{number}: expected KEY=value, got {_shown(line)}"
             )
+        import shlex  # only --tp-carrier files are read as shell words
+
         try:
             words = shlex.split(_strip_comment(rest), posix=True)
         except ValueError as exc:
@@ -197,6 +198,8 @@ def context_lines(ctx: SpanContext, baggage: str | None = None) -> list[str]:
     Values are quoted only when the shell needs it (``shlex.quote`` leaves plain words as
     they are), so ``KEY=value`` readers that do not unquote (docker --env-file, CI dotenv
     files, ``$GITHUB_ENV``) read them too."""
+    import shlex
+
     lines = [f"{TRACEPARENT}={ctx.traceparent}"]
     state = ctx.tracestate.to_header() if ctx.tracestate is not None else ""
     if state:
