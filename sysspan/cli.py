@@ -8,11 +8,11 @@ import gc
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from sysspan import __version__
 from sysspan.errors import SysspanError
 from sysspan.helpformat import HelpFormatter
+from sysspan.lighttyping import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sysspan.commands import Command, decisions, lambda_, merge, replay, report, span, stats

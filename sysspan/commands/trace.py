@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from sysspan.builder import SpanBuilder, exit_code_of, mark_exit
 from sysspan.collector.decode import Decoder
@@ -35,6 +34,7 @@ from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
+from sysspan.lighttyping import TYPE_CHECKING, Any
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file

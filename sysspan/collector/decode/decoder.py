@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.errno_text import format_error, is_error
@@ -21,6 +20,7 @@ from sysspan.collector.decode.text import _U32, _U64, _hex, _oct, _ptr, _text, _
 from sysspan.collector.decode.tokens import _kinds_for
 from sysspan.collector.syscalls import ARCHES, table
 from sysspan.errors import ConfigError
+from sysspan.lighttyping import Any, NamedTuple
 
 
 class Decoded(NamedTuple):
