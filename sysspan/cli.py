@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
-import importlib
 import os
 import sys
 
@@ -60,6 +60,8 @@ def _trace_parser() -> argparse.ArgumentParser:
 
 
 def load_command(name: str) -> Command:
+    import importlib
+
     command: Command = importlib.import_module(f"sysspan.commands.{SUBCOMMANDS[name]}").COMMAND
     return command
 
@@ -71,6 +73,35 @@ def command_parser(command: Command) -> argparse.ArgumentParser:
     sub = subparsers.add_parser(command.name, help=command.help, description=command.description)
     command.prepare_parser(sub)
     return parser
+
+
+def console() -> None:
+    """The ``sysspan`` command (and ``python -m sysspan``): ``main``, then exit."""
+    code = main()
+    _exit_quickly(code)
+    raise SystemExit(code)
+
+
+def _exit_quickly(code: int) -> None:
+    """End the process now, without the interpreter's teardown (freeing every module and
+    object one by one: a few ms of every traced command), when nothing can need it: the
+    atexit handlers have run, stdout and stderr are flushed, and no other non-daemon thread
+    is alive. Every file sysspan writes is closed by the time ``main`` returns. Returns
+    (and the caller exits the ordinary way) when a flush fails, so that failure is reported
+    as before."""
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,3 +159,19 @@ def test_console_script_check_sees_what_a_run_does_use(tmp_path):
         tmp_path, "-qq", "-c", "--stderr-tail", "3", "--trace-file", str(tmp_path / "t.jsonl"),
         "--", "true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid"})
     assert {"urllib.parse", "ipaddress", "sysspan.text.summary", "sysspan.stderr_tail"} <= set(names)
+
+
+def test_console_script_exits_quickly_with_every_output_and_the_status(tmp_path):
+    """The console script ends with os._exit (no interpreter teardown): the command's status
+    is still sysspan's, and what sysspan wrote to its pipes and files is all there."""
+    script = Path(sys.executable).parent / "sysspan"
+    trace = tmp_path / "t.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_"))}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([str(script), "-q", "-C", "-o", "/dev/stdout", "--trace-file", str(trace),
+                           "--", "sh", "-c", "exit 7"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr
+    assert "+++ exited with 7 +++" in proc.stdout  # the -o lines, then the -C table
+    assert proc.stdout.endswith(" total\n")
+    assert any(s.name == "exit_group" for s in load_spans(trace))
