@@ -99,12 +99,20 @@ class Decoder:
         self._n = size
         # per syscall: what the compiled stop loop reads for the captures (see ``plans``)
         self._plan_parts: list[tuple[tuple | None, tuple | None] | None] = [None] * size
+        # A third of the syscalls share their signature with another: each signature is
+        # compiled once (this runs before every trace, so it is start-up time).
+        compiled: dict[tuple[str, str], tuple[_Spec, Any, Any, Any, Any]] = {}
         for nr, name in self._table.items():
             sig = SIGNATURES.get(name)
             if sig is None:
                 continue
-            spec, entry_fn, exit_fn, exit_err_fn = self._compile(name, sig)
-            self._plan_parts[nr] = self._plan(spec)
+            done = compiled.get(sig)
+            if done is None:
+                spec, entry_fn, exit_fn, exit_err_fn = self._compile(name, sig)
+                done = compiled[sig] = (spec, entry_fn, exit_fn, exit_err_fn, self._plan(spec))
+            spec, entry_fn, exit_fn, exit_err_fn, self._plan_parts[nr] = done
+            if spec.name != name:
+                spec = spec._replace(name=name)
             self._specs[nr] = spec
             self._entry[nr] = entry_fn
             self._exit[nr] = exit_fn
