@@ -22,9 +22,7 @@ from collections.abc import Mapping
 
 from sysspan.errors import ConfigError, PropagationError
 from sysspan.fsutil import write_private_file
-from sysspan.propagation.baggage import format_baggage, parse_baggage_counted
 from sysspan.propagation.traceparent import InvalidTraceContext, SpanContext, parse_traceparent
-from sysspan.propagation.tracestate import TraceState
 
 
 def env_name(header: str) -> str:
@@ -54,6 +52,9 @@ def _baggage_from(carrier: Mapping[str, str], source: str) -> tuple[str | None, 
     raw = carrier.get(BAGGAGE)
     if raw is None or not raw.strip():
         return None, []
+    # only a run given baggage (or a tracestate, below) builds that parser's expressions
+    from sysspan.propagation.baggage import format_baggage, parse_baggage_counted
+
     items, dropped = parse_baggage_counted(raw)
     warnings: list[str] = []
     if dropped:
@@ -80,6 +81,8 @@ def _context_from(carrier: Mapping[str, str], source: str) -> tuple[SpanContext 
     state_raw = carrier.get(TRACESTATE)
     if state_raw is None or not state_raw.strip():
         return ctx, []
+    from sysspan.propagation.tracestate import TraceState
+
     try:
         state = TraceState.parse(state_raw)
     except InvalidTraceContext as exc:
