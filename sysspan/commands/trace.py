@@ -23,7 +23,6 @@ from sysspan.collector.gc_window import rare_collections
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import NativeReader, Tracer, relayed_signals_blocked
 from sysspan.config import env_warnings
-from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
@@ -47,6 +46,7 @@ from sysspan.span_roles import ROLE_KEY, RUN
 if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out,
     # the line writers (-o, -c, -C), --stderr-tail
     from sysspan.collector.ebpf.tracer import EbpfTracer
+    from sysspan.decisions.channel import DecisionChannel  # --decision-pipe
     from sysspan.decisions.ruchy import DecisionWriter
     from sysspan.text.strace_lines import LineWriter
 
@@ -479,8 +479,13 @@ def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]
     rate-limits and counts them all."""
     gate = DecisionGate(ns.decision_sample, ns.decision_rate)
     recorder = DecisionRecorder(gate, _numbers(arch, "write"))
-    opener = open_channel if ns.decision_pipe else open_ring
-    channel = opener(recorder.on_channel, gate=gate)
+    channel: DecisionChannel | DecisionRing
+    if ns.decision_pipe:
+        from sysspan.decisions.channel import open_channel
+
+        channel = open_channel(recorder.on_channel, gate=gate)
+    else:
+        channel = open_ring(recorder.on_channel, gate=gate)
     if isinstance(channel, DecisionRing):
         recorder.sync = channel.drain
     child_env.update(channel.env())
