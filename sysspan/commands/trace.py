@@ -27,10 +27,10 @@ from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
-from sysspan.exporters.budget import add_options as add_budget_options
-from sysspan.exporters.budget import apply_budget
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
+from sysspan.exporters.span_policy import add_options as add_budget_options
+from sysspan.exporters.span_policy import apply_budget
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
 from sysspan.lighttyping import TYPE_CHECKING, Any

@@ -116,7 +116,7 @@ def test_otlp_grpc_loads_grpc_and_delivers(tmp_path):
 # What the console script (`sysspan -qq -- true`) must not import, by name as `python -X
 # importtime` reports it: besides the above, what only some runs use (a URL setting, a carrier
 # file, incoming baggage or tracestate, the line writers and the -c table, --stderr-tail, the
-# --decision-pipe channel), and typing (sysspan.lighttyping).
+# --decision-pipe channel, a span budget), and typing (sysspan.lighttyping).
 NOT_IMPORTED_BY_A_PLAIN_RUN = (
     *NOT_ON_THE_DEFAULT_PATH,
     "typing",
@@ -126,6 +126,7 @@ NOT_IMPORTED_BY_A_PLAIN_RUN = (
     "sysspan.propagation.baggage",
     "sysspan.propagation.tracestate",
     "sysspan.decisions.channel",
+    "sysspan.exporters.budget",
     "sysspan.text",
     "sysspan.stderr_tail",
 )
@@ -160,14 +161,14 @@ def test_console_script_plain_run_imports_only_what_it_uses(tmp_path):
 def test_console_script_check_sees_what_a_run_does_use(tmp_path):
     """The control: the same check, on runs that use them, sees the modules listed above."""
     names = _console_script_imports(
-        tmp_path, "-qq", "-c", "--stderr-tail", "3", "--decision-pipe",
+        tmp_path, "-qq", "-c", "--stderr-tail", "3", "--decision-pipe", "--syscall-spans", "errors",
         "--trace-file", str(tmp_path / "t.jsonl"),
         "--", "true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid",
                            "TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                            "TRACESTATE": "k=v", "BAGGAGE": "user=alice"})
     assert {"urllib.parse", "ipaddress", "sysspan.text.summary", "sysspan.stderr_tail",
             "sysspan.propagation.baggage", "sysspan.propagation.tracestate",
-            "sysspan.decisions.channel"} <= set(names)
+            "sysspan.decisions.channel", "sysspan.exporters.budget"} <= set(names)
 
 
 def test_console_script_exits_quickly_with_every_output_and_the_status(tmp_path):
