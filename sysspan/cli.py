@@ -112,16 +112,17 @@ def main(argv: list[str] | None = None) -> int:
             command = load_command(args[0])
             ns = command_parser(command).parse_args(args)
             return int(command.run(ns, env) or 0)
-        # Importing the trace path makes tens of thousands of objects that live as long as
-        # the process: the cyclic collector would walk them again and again and free nothing.
-        # Frozen, they are also out of every later full collection during the trace.
+        # Importing the trace path and setting the run up (the decoder's tables, the ring,
+        # the builder) make tens of thousands of objects that live as long as the process:
+        # the cyclic collector would walk them again and again and free nothing. trace.run
+        # turns it back on before the command starts (and freezes what exists then, so
+        # those objects stay out of every later collection).
         gc.disable()
         from sysspan.commands import trace
 
         parser = _trace_parser()
         ns = parser.parse_args(args)
         gc.freeze()
-        gc.enable()
         if ns.command and ns.command[0] == "--":
             ns.command = ns.command[1:]
         try:
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             # The command has run: its status is ours, whatever went wrong with telemetry.
             print(f"sysspan: warning: internal error while writing telemetry: {type(exc).__name__}: {exc}", file=sys.stderr)
             return int(status)
+        finally:
+            gc.enable()  # also when the run ended before trace.run turned it on
     except SysspanError as exc:
         print(f"sysspan: {exc}", file=sys.stderr)
         return exc.exit_code

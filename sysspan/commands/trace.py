@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -304,6 +305,11 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     start = time.time_ns()
     tracer: Tracer | EbpfTracer | None = None
     status: int | None
+    # cli.main keeps the collector off from the imports to here: everything made so far
+    # lives for the whole run, so collecting it would free nothing (frozen, it stays out of
+    # every later collection too)
+    gc.freeze()
+    gc.enable()
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
         pipeline.start(builder.materialize)
