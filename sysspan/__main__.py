@@ -1,3 +1,3 @@
-from sysspan.cli import main
+from sysspan.cli import console
 
-raise SystemExit(main())
+console()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal as _signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from sysspan.collector.decode.kinds.signals import siginfo_text
 from sysspan.collector.records import (
@@ -30,6 +29,7 @@ from sysspan.collector.records import (
 from sysspan.decisions.model import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
+from sysspan.lighttyping import TYPE_CHECKING
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
 from sysspan.redact import redact
 from sysspan.span_roles import PROCESS, ROLE_KEY, SYSCALL

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
-import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from sysspan import __version__
 from sysspan.errors import SysspanError
 from sysspan.helpformat import HelpFormatter
+from sysspan.lighttyping import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sysspan.commands import Command, decisions, lambda_, merge, replay, report, span, stats
@@ -60,6 +60,8 @@ def _trace_parser() -> argparse.ArgumentParser:
 
 
 def load_command(name: str) -> Command:
+    import importlib
+
     command: Command = importlib.import_module(f"sysspan.commands.{SUBCOMMANDS[name]}").COMMAND
     return command
 
@@ -73,6 +75,35 @@ def command_parser(command: Command) -> argparse.ArgumentParser:
     return parser
 
 
+def console() -> None:
+    """The ``sysspan`` command (and ``python -m sysspan``): ``main``, then exit."""
+    code = main()
+    _exit_quickly(code)
+    raise SystemExit(code)
+
+
+def _exit_quickly(code: int) -> None:
+    """End the process now, without the interpreter's teardown (freeing every module and
+    object one by one: a few ms of every traced command), when nothing can need it: the
+    atexit handlers have run, stdout and stderr are flushed, and no other non-daemon thread
+    is alive. Every file sysspan writes is closed by the time ``main`` returns. Returns
+    (and the caller exits the ordinary way) when a flush fails, so that failure is reported
+    as before."""
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
@@ -81,16 +112,17 @@ def main(argv: list[str] | None = None) -> int:
             command = load_command(args[0])
             ns = command_parser(command).parse_args(args)
             return int(command.run(ns, env) or 0)
-        # Importing the trace path makes tens of thousands of objects that live as long as
-        # the process: the cyclic collector would walk them again and again and free nothing.
-        # Frozen, they are also out of every later full collection during the trace.
+        # Importing the trace path and setting the run up (the decoder's tables, the ring,
+        # the builder) make tens of thousands of objects that live as long as the process:
+        # the cyclic collector would walk them again and again and free nothing. trace.run
+        # turns it back on before the command starts (and freezes what exists then, so
+        # those objects stay out of every later collection).
         gc.disable()
         from sysspan.commands import trace
 
         parser = _trace_parser()
         ns = parser.parse_args(args)
         gc.freeze()
-        gc.enable()
         if ns.command and ns.command[0] == "--":
             ns.command = ns.command[1:]
         try:
@@ -102,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             # The command has run: its status is ours, whatever went wrong with telemetry.
             print(f"sysspan: warning: internal error while writing telemetry: {type(exc).__name__}: {exc}", file=sys.stderr)
             return int(status)
+        finally:
+            gc.enable()  # also when the run ended before trace.run turned it on
     except SysspanError as exc:
         print(f"sysspan: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from urllib.parse import unquote, urlsplit
 
 from sysspan.errors import ConfigError
 from sysspan.plainrecord import Record
@@ -52,6 +51,8 @@ def _pick(flag: object, env: Mapping[str, str], *names: str) -> tuple[object, st
 def parse_key_values(text: str, source: str) -> dict[str, str]:
     """Parse the W3C-baggage-like ``k1=v1,k2=v2`` lists used by OTEL_*_HEADERS and
     OTEL_RESOURCE_ATTRIBUTES (values percent-decoded)."""
+    from urllib.parse import unquote  # imports ipaddress: only runs that set these pay for it
+
     result: dict[str, str] = {}
     for item in text.split(","):
         item = item.strip()
@@ -91,6 +92,8 @@ def _parse_timeout(value: object, source: str) -> float:
 
 
 def _check_url(url: str, source: str) -> str:
+    from urllib.parse import urlsplit  # imports ipaddress: only runs with an endpoint pay for it
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{source}: expected an http:// or https:// URL, got {url!r}")
@@ -137,6 +140,8 @@ def resolve_otlp(
         url, source, signal_specific = generic_ep, "OTEL_EXPORTER_OTLP_ENDPOINT", False
     else:
         return None
+    from urllib.parse import urlsplit  # here, not at the top: see _check_url
+
     try:
         _check_url(url, source)
     except ConfigError as exc:

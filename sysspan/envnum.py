@@ -6,7 +6,8 @@ them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+
+from sysspan.lighttyping import TypeVar
 
 N = TypeVar("N", bound=float)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import IO, Any
 
 from sysspan.errors import ConfigError
+from sysspan.lighttyping import IO, Any
 
 
 def write_private_file(path: str, text: str, what: str) -> None:

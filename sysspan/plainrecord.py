@@ -11,7 +11,7 @@ assignment after ``__init__``.
 
 from __future__ import annotations
 
-from typing import Any
+from sysspan.lighttyping import Any
 
 
 class Record:

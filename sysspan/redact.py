@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+
+from sysspan.lighttyping import Any
 
 MASK = "[REDACTED]"
 # Every expression below needs one of these words (case-insensitively), "://" or a token

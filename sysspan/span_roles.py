@@ -9,7 +9,8 @@ that also understands files written before the attribute existed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+from sysspan.lighttyping import Any
 
 ROLE_KEY = "sysspan.span.role"
 #: The span of one traced command (or attached process): the root of what sysspan recorded.

@@ -16,7 +16,8 @@ The compiled extensions parse their binary records into these classes themselves
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sysspan.lighttyping import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from sysspan.decisions.model import Decision

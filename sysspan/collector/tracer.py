@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import _stoploop
 from sysspan.collector.records import (
@@ -40,6 +39,7 @@ from sysspan.collector.records import (
     record_parser,
 )
 from sysspan.errors import PtraceDenied, SysspanError
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
     from sysspan.collector.decode import Decoder

@@ -5,7 +5,8 @@ when that subcommand runs."""
 from __future__ import annotations
 
 import argparse
-from typing import Protocol
+
+from sysspan.lighttyping import Protocol
 
 
 class Command(Protocol):

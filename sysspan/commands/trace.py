@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from sysspan.builder import SpanBuilder, exit_code_of, mark_exit
 from sysspan.collector.decode import Decoder
@@ -24,17 +24,17 @@ from sysspan.collector.gc_window import rare_collections
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
 from sysspan.collector.tracer import NativeReader, Tracer, relayed_signals_blocked
 from sysspan.config import env_warnings
-from sysspan.decisions.channel import DecisionChannel, open_channel
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
 from sysspan.decisions.sampling import DecisionGate, RateLimiter, Sampler, parse_ratio
 from sysspan.errors import CommandNotExecutable, CommandNotFound, UsageError
-from sysspan.exporters.budget import add_options as add_budget_options
-from sysspan.exporters.budget import apply_budget
 from sysspan.exporters.pipeline import Pipeline
 from sysspan.exporters.sinks import build_sinks
+from sysspan.exporters.span_policy import add_options as add_budget_options
+from sysspan.exporters.span_policy import apply_budget
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
+from sysspan.lighttyping import TYPE_CHECKING, Any
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
@@ -43,14 +43,13 @@ from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
-from sysspan.stderr_tail import StderrTail
-from sysspan.text.json_lines import JsonLineWriter
-from sysspan.text.strace_lines import LineWriter
-from sysspan.text.summary import render_summary
 
-if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out
+if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out,
+    # the line writers (-o, -c, -C), --stderr-tail
     from sysspan.collector.ebpf.tracer import EbpfTracer
+    from sysspan.decisions.channel import DecisionChannel  # --decision-pipe
     from sysspan.decisions.ruchy import DecisionWriter
+    from sysspan.text.strace_lines import LineWriter
 
 
 def register_options(parser: argparse.ArgumentParser) -> None:
@@ -297,11 +296,20 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         typed_stateless=typed_args.stateless,
     )
 
-    tail = StderrTail(ns.stderr_tail) if ns.stderr_tail and ns.command else None
+    tail = None
+    if ns.stderr_tail and ns.command:
+        from sysspan.stderr_tail import StderrTail
+
+        tail = StderrTail(ns.stderr_tail)
     spawning = tail.child_stderr if tail is not None else contextlib.nullcontext
     start = time.time_ns()
     tracer: Tracer | EbpfTracer | None = None
     status: int | None
+    # cli.main keeps the collector off from the imports to here: everything made so far
+    # lives for the whole run, so collecting it would free nothing (frozen, it stays out of
+    # every later collection too)
+    gc.freeze()
+    gc.enable()
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
         pipeline.start(builder.materialize)
@@ -378,6 +386,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         )
 
     if ns.summary or ns.summary_and_lines:
+        from sysspan.text.summary import render_summary
+
         (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
         if lost:
             (lines_out or sys.stderr).write(f"{lost} events lost (not in the table above)\n")
@@ -439,6 +449,9 @@ def _line_output(
         lines_out = TextLines(ns.output, fallback)
     if not (ns.output is not None and not ns.summary or ns.summary_and_lines):
         return lines_out, None
+    from sysspan.text.json_lines import JsonLineWriter
+    from sysspan.text.strace_lines import LineWriter
+
     writer = (JsonLineWriter if ns.json_lines else LineWriter)(
         lines_out or sys.stderr,
         with_pid=ns.follow or bool(ns.pids),
@@ -472,8 +485,13 @@ def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]
     rate-limits and counts them all."""
     gate = DecisionGate(ns.decision_sample, ns.decision_rate)
     recorder = DecisionRecorder(gate, _numbers(arch, "write"))
-    opener = open_channel if ns.decision_pipe else open_ring
-    channel = opener(recorder.on_channel, gate=gate)
+    channel: DecisionChannel | DecisionRing
+    if ns.decision_pipe:
+        from sysspan.decisions.channel import open_channel
+
+        channel = open_channel(recorder.on_channel, gate=gate)
+    else:
+        channel = open_ring(recorder.on_channel, gate=gate)
     if isinstance(channel, DecisionRing):
         recorder.sync = channel.drain
     child_env.update(channel.env())

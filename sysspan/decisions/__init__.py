@@ -56,7 +56,8 @@ import threading
 import time
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _esc
-from typing import TYPE_CHECKING, Any
+
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from sysspan.decisions.channel import DecisionChannel, open_channel

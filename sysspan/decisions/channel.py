@@ -34,12 +34,12 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
 
 from sysspan.decisions.delivery import DecisionDelivery
 from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.decisions.stderr_protocol import MAX_LINE, LineBuffer
+from sysspan.lighttyping import Any, cast
 
 __all__ = [
     "decode_channel_object",

@@ -17,9 +17,9 @@ import json
 from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
 
 from sysspan.ids import decision_id
+from sysspan.lighttyping import Any
 from sysspan.model import DecisionSpan, Span, SpanKind
 from sysspan.plainrecord import Record
 from sysspan.redact import redact

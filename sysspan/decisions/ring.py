@@ -26,11 +26,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from sysspan.decisions.delivery import DecisionDelivery
 from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
+from sysspan.lighttyping import Any
 
 __all__ = ["ENV_RING", "DecisionRing", "decode_payload", "open_ring", "ring_dir"]
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import json
 import json.scanner
 from collections import OrderedDict
-from typing import Any, cast
 
 from sysspan.decisions.model import Decision
+from sysspan.lighttyping import Any, cast
 
 __all__ = ["MAX_LINE", "LineBuffer", "StderrDecoder", "source_from_input"]
 

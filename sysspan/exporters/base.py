@@ -6,8 +6,7 @@ happens to the telemetry. Failures are counted and described once, in ``close()`
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
+from sysspan.lighttyping import Protocol, runtime_checkable
 from sysspan.model import ResourceSpans, Span
 from sysspan.plainrecord import Record
 

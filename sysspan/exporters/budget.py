@@ -37,17 +37,14 @@ other, ``none`` no syscall spans; in each, the summaries. ``all`` needs no Budge
 
 from __future__ import annotations
 
-import argparse
 import heapq
-from collections.abc import Sequence
 
 from sysspan.exporters.base import Sink, SinkReport
 from sysspan.exporters.otlp_proto import ProtoEncoder, key_value
+from sysspan.exporters.span_policy import DEFAULT_LIMIT, MODES
 from sysspan.exporters.summaries import CallSummary, summary_attributes
 from sysspan.model import Span
 
-MODES = ("all", "budget", "errors", "none")
-DEFAULT_LIMIT = 10_000
 # Tempo's default max_bytes_per_trace is 5 MB; stay under 4 MB (spans, and the resource
 # every request repeats), with a little room for estimates.
 DEFAULT_MAX_BYTES = 4_000_000 - 16_000
@@ -410,50 +407,3 @@ class BudgetSink:
             f"{what}: {detail}; the rest is summarised exactly on the process spans "
             f"(syscall.summary.*); --syscall-spans all sends every one"
         )
-
-
-def add_options(group: argparse._ArgumentGroup) -> None:
-    """``--syscall-spans`` and ``--span-budget`` on the trace command's OpenTelemetry group."""
-    group.add_argument(
-        "--syscall-spans",
-        choices=MODES,
-        metavar="{all,budget,errors,none}",
-        help="which syscall spans a sink gets (default: budget for OTLP, all for the JSONL "
-        "file; given explicitly, it applies to every sink); the rest is summarised on the "
-        "process spans",
-    )
-    group.add_argument(
-        "--span-budget",
-        type=_budget,
-        default=DEFAULT_LIMIT,
-        metavar="N",
-        help=f"at most N syscall spans per trace in budget mode (default {DEFAULT_LIMIT:,}; "
-        "the trace also stays under 4 MB encoded)",
-    )
-
-
-def _budget(text: str) -> int:
-    try:
-        value = int(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--span-budget: expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("--span-budget: must not be negative")
-    return value
-
-
-def apply_budget(
-    sinks: Sequence[Sink], ns: argparse.Namespace, run_span_id: int
-) -> list[Sink]:
-    """The sinks with the span policy in front: the OTLP sink gets the budget unless
-    ``--syscall-spans`` says otherwise; an explicit mode applies to every sink."""
-    explicit = getattr(ns, "syscall_spans", None)
-    limit = getattr(ns, "span_budget", DEFAULT_LIMIT)
-    out: list[Sink] = []
-    for sink in sinks:
-        mode = explicit or ("budget" if getattr(sink, "name", "") == "otlp" else "all")
-        if mode == "all":
-            out.append(sink)
-        else:
-            out.append(BudgetSink(sink, run_span_id=run_span_id, mode=mode, limit=limit))
-    return out

@@ -10,11 +10,11 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from sysspan.exporters.base import ResourceSink, SinkReport, spans_text
 from sysspan.exporters.otlp_json import encode_line_bytes
 from sysspan.exporters.wholeline import Fallback, WholeLineFile
+from sysspan.lighttyping import Any
 from sysspan.model import ResourceSpans
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")

@@ -27,9 +27,9 @@ import math
 from collections.abc import Iterable
 from enum import IntEnum
 from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept as is)
-from typing import Any
 
 from sysspan.errors import TraceFileError
+from sysspan.lighttyping import Any
 from sysspan.model import (
     DecisionSpan,
     ResourceSpans,

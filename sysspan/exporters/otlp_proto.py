@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Collection, Iterable
-from typing import Any
 
+from sysspan.lighttyping import Any
 from sysspan.model import ResourceSpans, Span, SyscallSpan
 
 _pack_q = struct.Struct("<Q").pack

@@ -17,9 +17,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from sysspan.exporters.base import Sink, SinkReport
+from sysspan.lighttyping import Any
 from sysspan.model import Span
 
 _STOP = object()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote_to_bytes
 
 MAX_MEMBERS = 64
 MAX_BYTES = 8192
@@ -43,6 +42,8 @@ def _decode_value(raw: str) -> str | None:
     """Percent-decode a value; None when it is not valid baggage octets or not UTF-8."""
     if not _OCTETS_RE.fullmatch(raw) or _BAD_ESCAPE_RE.search(raw):
         return None
+    from urllib.parse import unquote_to_bytes  # imports ipaddress: only runs given baggage pay
+
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
@@ -112,6 +113,8 @@ def parse_baggage(header: str) -> list[BaggageItem]:
 
 
 def _format_item(item: BaggageItem) -> str:
+    from urllib.parse import quote
+
     key, value, properties = item
     text = f"{key}={quote(value, safe='')}"
     return f"{text};{properties}" if properties else text

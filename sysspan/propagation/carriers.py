@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 
 from sysspan.errors import ConfigError, PropagationError
 from sysspan.fsutil import write_private_file
-from sysspan.propagation.baggage import format_baggage, parse_baggage_counted
 from sysspan.propagation.traceparent import InvalidTraceContext, SpanContext, parse_traceparent
-from sysspan.propagation.tracestate import TraceState
 
 
 def env_name(header: str) -> str:
@@ -55,6 +52,9 @@ def _baggage_from(carrier: Mapping[str, str], source: str) -> tuple[str | None, 
     raw = carrier.get(BAGGAGE)
     if raw is None or not raw.strip():
         return None, []
+    # only a run given baggage (or a tracestate, below) builds that parser's expressions
+    from sysspan.propagation.baggage import format_baggage, parse_baggage_counted
+
     items, dropped = parse_baggage_counted(raw)
     warnings: list[str] = []
     if dropped:
@@ -81,6 +81,8 @@ def _context_from(carrier: Mapping[str, str], source: str) -> tuple[SpanContext 
     state_raw = carrier.get(TRACESTATE)
     if state_raw is None or not state_raw.strip():
         return ctx, []
+    from sysspan.propagation.tracestate import TraceState
+
     try:
         state = TraceState.parse(state_raw)
     except InvalidTraceContext as exc:
@@ -180,6 +182,8 @@ def read_carrier_file(path: str) -> dict[str, str]:
             raise ConfigError(
                 f"--tp-carrier {path}:{number}: expected KEY=value, got {_shown(line)}"
             )
+        import shlex  # only --tp-carrier files are read as shell words
+
         try:
             words = shlex.split(_strip_comment(rest), posix=True)
         except ValueError as exc:
@@ -197,6 +201,8 @@ def context_lines(ctx: SpanContext, baggage: str | None = None) -> list[str]:
     Values are quoted only when the shell needs it (``shlex.quote`` leaves plain words as
     they are), so ``KEY=value`` readers that do not unquote (docker --env-file, CI dotenv
     files, ``$GITHUB_ENV``) read them too."""
+    import shlex
+
     lines = [f"{TRACEPARENT}={ctx.traceparent}"]
     state = ctx.tracestate.to_header() if ctx.tracestate is not None else ""
     if state:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import sysspan
 
@@ -71,6 +70,8 @@ def redact_url(url: str) -> str:
     where it is usually a token. scp-style ``git@host:org/repo`` is returned unchanged."""
     if "://" not in url:
         return url
+    from urllib.parse import urlsplit, urlunsplit  # imports ipaddress: only URLs with :// pay
+
     try:
         parts = urlsplit(url)
     except ValueError:

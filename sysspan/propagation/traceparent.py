@@ -16,8 +16,7 @@ Also converts the AWS X-Ray header (``_X_AMZN_TRACE_ID``) to a W3C context, for 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from sysspan.lighttyping import TYPE_CHECKING
 from sysspan.model import HexIds
 from sysspan.plainrecord import FrozenRecord
 

@@ -17,9 +17,8 @@ returns, is one whole line too.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from sysspan.collector.decode import Decoded
+from sysspan.lighttyping import Any, Protocol
 
 MAX_HELD = 100_000
 

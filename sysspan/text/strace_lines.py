@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from sysspan.collector.decode import Decoded
+from sysspan.lighttyping import Protocol
 from sysspan.redact import redact
 from sysspan.text.interleave import Call, Interleaver
 

@@ -7,7 +7,8 @@ strace prints with ``-c -w``), so they include the tracer's own stop overhead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+
+from sysspan.lighttyping import Protocol
 
 
 class _Stat(Protocol):

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 from tests.otlp_receiver import GrpcReceiver
 from tests.tracehelpers import REPO, load_spans
@@ -108,3 +111,77 @@ def test_otlp_grpc_loads_grpc_and_delivers(tmp_path):
         assert rx.wait_for_spans(1)
     finally:
         rx.stop()
+
+
+# What the console script (`sysspan -qq -- true`) must not import, by name as `python -X
+# importtime` reports it: besides the above, what only some runs use (a URL setting, a carrier
+# file, incoming baggage or tracestate, the line writers and the -c table, --stderr-tail, the
+# --decision-pipe channel, a span budget), and typing (sysspan.lighttyping).
+NOT_IMPORTED_BY_A_PLAIN_RUN = (
+    *NOT_ON_THE_DEFAULT_PATH,
+    "typing",
+    "urllib",
+    "ipaddress",
+    "shlex",
+    "sysspan.propagation.baggage",
+    "sysspan.propagation.tracestate",
+    "sysspan.decisions.channel",
+    "sysspan.exporters.budget",
+    "sysspan.text",
+    "sysspan.stderr_tail",
+)
+
+
+def _console_script_imports(tmp_path, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    """Run the console script as an installed sysspan runs (no editable-install finder: -S
+    with the site directories on PYTHONPATH, whose .pth files are then not run) and return
+    every module `-X importtime` saw it import, the interpreter's own start included."""
+    script = Path(sys.executable).parent / "sysspan"
+    assert script.exists(), "the sysspan console script is installed beside the interpreter"
+    paths = dict.fromkeys([str(REPO), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_", "PYTHON"))}
+    full_env["PYTHONPATH"] = os.pathsep.join(paths)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-S", "-X", "importtime", str(script), *args],
+                          env=full_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = [m.group(1) for m in re.finditer(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", proc.stderr, re.M)]
+    assert "sysspan.commands.trace" in names, proc.stderr[-2000:]
+    return names
+
+
+def test_console_script_plain_run_imports_only_what_it_uses(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    names = _console_script_imports(tmp_path, "-qq", "--trace-file", str(trace), "--", "true")
+    assert any(s.name == "execve" for s in load_spans(trace))
+    assert _loaded(names, NOT_IMPORTED_BY_A_PLAIN_RUN) == []
+
+
+def test_console_script_check_sees_what_a_run_does_use(tmp_path):
+    """The control: the same check, on runs that use them, sees the modules listed above."""
+    names = _console_script_imports(
+        tmp_path, "-qq", "-c", "--stderr-tail", "3", "--decision-pipe", "--syscall-spans", "errors",
+        "--trace-file", str(tmp_path / "t.jsonl"),
+        "--", "true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid",
+                           "TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                           "TRACESTATE": "k=v", "BAGGAGE": "user=alice"})
+    assert {"urllib.parse", "ipaddress", "sysspan.text.summary", "sysspan.stderr_tail",
+            "sysspan.propagation.baggage", "sysspan.propagation.tracestate",
+            "sysspan.decisions.channel", "sysspan.exporters.budget"} <= set(names)
+
+
+def test_console_script_exits_quickly_with_every_output_and_the_status(tmp_path):
+    """The console script ends with os._exit (no interpreter teardown): the command's status
+    is still sysspan's, and what sysspan wrote to its pipes and files is all there."""
+    script = Path(sys.executable).parent / "sysspan"
+    trace = tmp_path / "t.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_"))}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([str(script), "-q", "-C", "-o", "/dev/stdout", "--trace-file", str(trace),
+                           "--", "sh", "-c", "exit 7"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr
+    assert "+++ exited with 7 +++" in proc.stdout  # the -o lines, then the -C table
+    assert proc.stdout.endswith(" total\n")
+    assert any(s.name == "exit_group" for s in load_spans(trace))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.errno_text import format_error, is_error
@@ -21,6 +20,7 @@ from sysspan.collector.decode.text import _U32, _U64, _hex, _oct, _ptr, _text, _
 from sysspan.collector.decode.tokens import _kinds_for
 from sysspan.collector.syscalls import ARCHES, table
 from sysspan.errors import ConfigError
+from sysspan.lighttyping import Any, NamedTuple
 
 _SIX_INTS = (int,) * 6
 
@@ -103,12 +103,20 @@ class Decoder:
         self._n = size
         # per syscall: what the compiled stop loop reads for the captures (see ``plans``)
         self._plan_parts: list[tuple[tuple | None, tuple | None] | None] = [None] * size
+        # A third of the syscalls share their signature with another: each signature is
+        # compiled once (this runs before every trace, so it is start-up time).
+        compiled: dict[tuple[str, str], tuple[_Spec, Any, Any, Any, Any]] = {}
         for nr, name in self._table.items():
             sig = SIGNATURES.get(name)
             if sig is None:
                 continue
-            spec, entry_fn, exit_fn, exit_err_fn = self._compile(name, sig)
-            self._plan_parts[nr] = self._plan(spec)
+            done = compiled.get(sig)
+            if done is None:
+                spec, entry_fn, exit_fn, exit_err_fn = self._compile(name, sig)
+                done = compiled[sig] = (spec, entry_fn, exit_fn, exit_err_fn, self._plan(spec))
+            spec, entry_fn, exit_fn, exit_err_fn, self._plan_parts[nr] = done
+            if spec.name != name:
+                spec = spec._replace(name=name)
             self._specs[nr] = spec
             self._entry[nr] = entry_fn
             self._exit[nr] = exit_fn

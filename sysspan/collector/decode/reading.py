@@ -7,7 +7,8 @@ so far), and the argument then shows as its address.
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+
+from sysspan.lighttyping import Protocol
 
 PATH_MAX = 4096
 #: Longest single argv string the kernel accepts (MAX_ARG_STRLEN).

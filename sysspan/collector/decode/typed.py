@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import _Ctx
@@ -35,6 +34,7 @@ from sysspan.collector.decode.kinds.memory import _MmapFlags
 from sysspan.collector.decode.kinds.network import _SockaddrIn, _SockaddrOut
 from sysspan.collector.decode.kinds.scalars import _FieldFlags, _FlagsK
 from sysspan.collector.decode.text import _U32, _i32, _inet_ntop
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector.decode.kinds.base import _Ctx, _Directed
 from sysspan.collector.decode.reading import MemoryReader, _read_exact
 from sysspan.collector.decode.text import _ptr
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

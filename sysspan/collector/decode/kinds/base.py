@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector.decode.errno_text import is_error
 from sysspan.collector.decode.reading import MemoryReader, _read_exact
 from sysspan.collector.decode.text import _U64, _ptr
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

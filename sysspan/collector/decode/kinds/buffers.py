@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector.decode.kinds.base import (
     PLAN_RVAL,
@@ -21,6 +20,7 @@ from sysspan.collector.decode.kinds.base import (
 )
 from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, MemoryReader, _read_exact
 from sysspan.collector.decode.text import _i32, _ptr, quote_hex
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
@@ -13,6 +12,7 @@ from sysspan.collector.decode.kinds.files import _open_flags_text
 from sysspan.collector.decode.kinds.signals import _signame
 from sysspan.collector.decode.reading import MemoryReader, _read_exact
 from sysspan.collector.decode.text import _U32, _enum, _flags, _hex, _i32, _ptr
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

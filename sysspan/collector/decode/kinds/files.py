@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, cstr_op, mem_op
@@ -19,6 +18,7 @@ from sysspan.collector.decode.text import (
     _with_link,
     quote,
 )
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

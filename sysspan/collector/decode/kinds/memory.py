@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
 from sysspan.collector.decode.text import _U32, _flags, _ptr
+from sysspan.lighttyping import Any
 
 
 class _MmapFlags(Kind):

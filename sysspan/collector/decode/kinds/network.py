@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import (
@@ -25,6 +24,7 @@ from sysspan.collector.decode.reading import (
     _read_u32,
 )
 from sysspan.collector.decode.text import _U32, _flags, _i32, _inet_ntop, _ntohs, _ptr, quote
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

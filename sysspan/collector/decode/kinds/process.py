@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, mem_op
@@ -22,6 +21,7 @@ from sysspan.collector.decode.reading import (
     _read_u32,
 )
 from sysspan.collector.decode.text import _U32, _flags, _hex, _i32, _ptr, _text
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
 from sysspan.collector.decode.text import _U32, _flags, _i32
+from sysspan.lighttyping import Any
 
 
 class _Simple(Kind):

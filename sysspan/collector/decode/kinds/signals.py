@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx, _FixedStruct
 from sysspan.collector.decode.reading import MemoryReader, _read_exact
 from sysspan.collector.decode.text import _flags, _i32, _ptr
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, mem_op
 from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, MemoryReader, _read_exact
 from sysspan.collector.decode.text import _U32, _flags, _hex, _ptr
+from sysspan.lighttyping import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysspan.collector.decode.decoder import Decoder
