@@ -449,6 +449,13 @@ _blocked_until = 0
 _last_look = 0
 _per_ns = 0.0  # calls per nanosecond seen between looks (sizes the gap while rate-limited)
 _NEVER = 1 << 62
+# The ring's rate limit starts with this fraction of a second's worth of tokens (at least
+# one), not a whole second's: a decision-heavy program's kept decisions are spread over its
+# run instead of being its first `rate` calls, and a short one makes a few hundred records
+# for sysspan to turn into spans, not `rate` of them. The bucket still holds up to a
+# second's worth, so what a skip-ahead misses is made up right after it, and a program
+# quiet for a second may burst as before. The C header does the same (SYSSPAN_START_DIV).
+_RING_START_DIV = 100
 
 
 def _draw_gap() -> int:
@@ -485,7 +492,7 @@ def _ring_attach() -> bool:
     if rate >= 1:
         from sysspan.decisions.sampling import RateLimiter
 
-        _limiter = RateLimiter(int(rate))
+        _limiter = RateLimiter(int(rate), start=int(rate) // _RING_START_DIV)
     _ring_ops = _ring
     _ring_attached = True
     return True

@@ -224,11 +224,15 @@ class DecisionRing(DecisionDelivery):
 
     # -- reader ---------------------------------------------------------------------------
     def _run(self) -> None:
+        # Back to a short sleep only when a drain took a good part of the ring: writers held
+        # to the rate limit leave a few records per wake-up, and waking every _IDLE_MIN_S
+        # for them (as after any record, before) cost more CPU than the records themselves.
+        busy = self.geometry[2] // 8
         idle = _IDLE_MIN_S
         while not self._stop.is_set():
             with self._lock:
                 moved = self._drain(closing=False)
-            if moved:
+            if moved >= busy:
                 idle = _IDLE_MIN_S
                 continue
             self._stop.wait(idle)
