@@ -539,3 +539,30 @@ def test_python_writer_at_the_rate_limit_keeps_the_rate_on_average(tmp_path, thr
     assert ring.skipped == calls - ring.received
     # starts with 20 tokens (1/100 s's worth)
     assert 20 + 0.7 * 2000 * deciding <= ring.received <= 20 + 2000 * whole + 1, (ring.received, deciding, whole)
+
+
+def test_python_record_and_timed_decisions_share_the_countdown_and_count_exactly(tmp_path) -> None:
+    """``record`` and ``decision`` decrement one countdown (gaps of ~500 calls, so across
+    several of its 256-call chunks): every call of either is counted, each kind is kept at
+    about the ratio, and a kept timed decision carries its result and its own line."""
+    prog = tmp_path / "mixed.py"
+    prog.write_text(textwrap.dedent(
+        """\
+        import sysspan.decisions as d
+        for i in range(30000):
+            d.record("mix", "instant", input=i)
+            with d.decision("mix", "timed", input=i) as dec:
+                dec.result = i * 2
+        """
+    ))
+    gate = DecisionGate(0.002, 0)
+    got: list[Decision] = []
+    ring = open_ring(got.append, gate=gate)
+    _write_into(ring, [sys.executable, str(prog)])
+    assert gate.count == 60_000 and gate.kept == len(got) and ring.malformed == 0
+    sd = (30_000 * 0.002 * 0.998) ** 0.5
+    for name, line in (("instant", 3), ("timed", 4)):
+        kept = [x for x in got if x.name == name]
+        assert abs(len(kept) - 60) < 6 * sd, (name, len(kept))
+        assert all(x.line == line for x in kept)
+    assert all(x.result == x.input * 2 and x.end_ns >= x.start_ns for x in got if x.name == "timed")
