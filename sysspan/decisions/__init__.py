@@ -18,7 +18,9 @@ is decided once, at import (call :func:`configure` to decide again):
   mmap); each kept decision is one msgpack payload written into a reserved slot, no
   syscall, no descriptor kept. A full ring counts the decision and never blocks. Sampling
   and the rate limit come from the ring's header and are applied by a countdown: a
-  sampled-out call costs one decrement (see ``_ring_look``). Layout: docs/decision-ring.md.
+  sampled-out call costs one decrement (see ``_ring_look``); at the limit the countdown is
+  re-armed from the rate of calls, one clock read per kept decision, from a bucket that
+  starts with a hundredth of a second's worth. Layout: docs/decision-ring.md.
 * **under sysspan --decision-pipe** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
   line per decision, written with a single ``os.write`` (pid via ``os.getpid()``, tid via
   ``threading.get_native_id()``). No ptrace cost, works with ``--no-syscalls``. The fd is
@@ -564,16 +566,6 @@ def _safe_repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
-def _packer() -> Any:
-    try:
-        return _local.pack
-    except AttributeError:
-        import msgpack
-
-        pack = _local.pack = msgpack.Packer(default=_safe_repr).pack  # one per thread
-        return pack
-
-
 def _ring_emit(
     category: Any,
     name: Any,
@@ -589,18 +581,15 @@ def _ring_emit(
         category = str(category)
     if type(name) is not str:
         name = str(name)
+    pack = _ring_ops.pack  # msgpack, without importing msgpack into the program
     try:
-        pack = _local.pack
-    except AttributeError:
-        pack = _packer()
-    try:
-        payload = pack([category, name, file, input, result])
-    except Exception:  # noqa: BLE001 - out-of-range ints, a default that raises, ...
-        pack = _local.pack = type(pack.__self__)(default=_safe_repr).pack
-        payload = pack([category, name, file, _safe_repr(input), _safe_repr(result)])
+        payload = pack([category, name, file, input, result], _safe_repr)
+    except Exception:  # noqa: BLE001 - nesting too deep, out of memory, ...
+        payload = pack([category, name, file, _safe_repr(input), _safe_repr(result)], _safe_repr)
     if len(payload) > _ring_max_payload:
         payload = pack(
-            [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None]
+            [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None],
+            _safe_repr,
         )
     carried = 0
     if _skipped:  # a look adds to it under the lock; take it under the lock too
