@@ -220,6 +220,154 @@ static PyObject *ring_pack(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return out;
 }
 
+/* unpack(data) -> the msgpack value in `data`, as msgpack.unpackb(data, raw=False,
+ * strict_map_key=False, use_list=True) gives it, or NotImplemented for anything this does
+ * not decode itself: ext types, a str that is not strict UTF-8, an unhashable map key,
+ * nesting deeper than 512, a length longer than what is left, trailing bytes. The reader
+ * then asks msgpack, which gives the value or the error; so whatever is decoded here is
+ * what msgpack would give, and sysspan imports msgpack only for such records. */
+struct up_src {
+    const unsigned char *p, *end;
+};
+
+#define UP_DEFER ((PyObject *)1) /* not decoded here: let msgpack decide */
+
+static int up_take(struct up_src *s, size_t n, const unsigned char **out) {
+    if ((size_t)(s->end - s->p) < n) return -1;
+    *out = s->p;
+    s->p += n;
+    return 0;
+}
+
+static int up_uint(struct up_src *s, int n, uint64_t *v) {
+    const unsigned char *q;
+    if (up_take(s, (size_t)n, &q) < 0) return -1;
+    *v = 0;
+    for (int i = 0; i < n; i++) *v = (*v << 8) | q[i];
+    return 0;
+}
+
+static PyObject *up_value(struct up_src *s, int depth);
+
+static PyObject *up_array(struct up_src *s, uint64_t n, int depth) {
+    if (n > (uint64_t)(s->end - s->p)) return UP_DEFER; /* each element takes a byte */
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list) return NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        PyObject *item = up_value(s, depth + 1);
+        if (item == NULL || item == UP_DEFER) {
+            Py_DECREF(list);
+            return item;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static PyObject *up_map(struct up_src *s, uint64_t n, int depth) {
+    if (n > (uint64_t)(s->end - s->p) / 2) return UP_DEFER;
+    PyObject *dict = PyDict_New();
+    if (!dict) return NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        PyObject *k = up_value(s, depth + 1);
+        if (k == NULL || k == UP_DEFER) {
+            Py_DECREF(dict);
+            return k;
+        }
+        PyObject *v = up_value(s, depth + 1);
+        if (v == NULL || v == UP_DEFER) {
+            Py_DECREF(k);
+            Py_DECREF(dict);
+            return v;
+        }
+        int rc = PyDict_SetItem(dict, k, v);
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (rc < 0) {
+            Py_DECREF(dict);
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) return NULL;
+            PyErr_Clear(); /* an unhashable key */
+            return UP_DEFER;
+        }
+    }
+    return dict;
+}
+
+static PyObject *up_value(struct up_src *s, int depth) {
+    const unsigned char *q;
+    uint64_t n;
+    if (depth > 512 || up_take(s, 1, &q) < 0) return UP_DEFER;
+    unsigned char c = q[0];
+    if (c <= 0x7f) return PyLong_FromLong(c);
+    if (c >= 0xe0) return PyLong_FromLong((int8_t)c);
+    if ((c & 0xe0) == 0xa0) { n = c & 0x1f; goto str; }
+    if ((c & 0xf0) == 0x90) return up_array(s, c & 0x0f, depth);
+    if ((c & 0xf0) == 0x80) return up_map(s, c & 0x0f, depth);
+    switch (c) {
+    case 0xc0: Py_RETURN_NONE;
+    case 0xc2: Py_RETURN_FALSE;
+    case 0xc3: Py_RETURN_TRUE;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        if (up_uint(s, 1 << (c - 0xcc), &n) < 0) return UP_DEFER;
+        return PyLong_FromUnsignedLongLong(n);
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        int size = 1 << (c - 0xd0);
+        if (up_uint(s, size, &n) < 0) return UP_DEFER;
+        if (size < 8 && (n >> (8 * size - 1)) & 1) n |= ~0ull << (8 * size); /* sign */
+        return PyLong_FromLongLong((long long)n);
+    }
+    case 0xca: {
+        if (up_uint(s, 4, &n) < 0) return UP_DEFER;
+        uint32_t bits = (uint32_t)n;
+        float f;
+        memcpy(&f, &bits, 4);
+        return PyFloat_FromDouble(f);
+    }
+    case 0xcb: {
+        if (up_uint(s, 8, &n) < 0) return UP_DEFER;
+        double d;
+        memcpy(&d, &n, 8);
+        return PyFloat_FromDouble(d);
+    }
+    case 0xd9: case 0xda: case 0xdb:
+        if (up_uint(s, 1 << (c - 0xd9), &n) < 0) return UP_DEFER;
+        goto str;
+    case 0xc4: case 0xc5: case 0xc6:
+        if (up_uint(s, 1 << (c - 0xc4), &n) < 0 || up_take(s, n, &q) < 0) return UP_DEFER;
+        return PyBytes_FromStringAndSize((const char *)q, (Py_ssize_t)n);
+    case 0xdc: case 0xdd:
+        if (up_uint(s, 2 << (c - 0xdc), &n) < 0) return UP_DEFER;
+        return up_array(s, n, depth);
+    case 0xde: case 0xdf:
+        if (up_uint(s, 2 << (c - 0xde), &n) < 0) return UP_DEFER;
+        return up_map(s, n, depth);
+    default:
+        return UP_DEFER; /* ext types, 0xc1 */
+    }
+str:
+    if (up_take(s, n, &q) < 0) return UP_DEFER;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)q, (Py_ssize_t)n, "strict");
+    if (!text && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        return UP_DEFER;
+    }
+    return text;
+}
+
+static PyObject *ring_unpack(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    struct up_src s = {view.buf, (const unsigned char *)view.buf + view.len};
+    PyObject *value = up_value(&s, 0);
+    if (value != NULL && value != UP_DEFER && s.p != s.end) { /* trailing bytes */
+        Py_DECREF(value);
+        value = UP_DEFER;
+    }
+    PyBuffer_Release(&view);
+    if (value == UP_DEFER) Py_RETURN_NOTIMPLEMENTED;
+    return value;
+}
+
 /* write(payload, start_ns, end_ns, line, skipped) -> 0 written, 1 full, 2 too big, -1 detached */
 static PyObject *ring_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5 || !PyBytes_Check(args[0])) {
@@ -408,6 +556,7 @@ static PyMethodDef methods[] = {
     {"write", (PyCFunction)(void (*)(void))ring_write, METH_FASTCALL, "Write one record."},
     {"add_skipped", ring_add_skipped, METH_O, "Add to the ring's skipped counter."},
     {"pack", (PyCFunction)(void (*)(void))ring_pack, METH_FASTCALL, "A value in msgpack."},
+    {"unpack", ring_unpack, METH_O, "Reader: a msgpack value, or NotImplemented (ask msgpack)."},
     {"take", (PyCFunction)(void (*)(void))ring_take, METH_FASTCALL, "Reader: take a committed record."},
     {"skip", (PyCFunction)(void (*)(void))ring_skip, METH_FASTCALL, "Reader: give up on a slot."},
     {"owner", (PyCFunction)(void (*)(void))ring_owner, METH_FASTCALL, "Reader: the pid that reserved a slot."},

@@ -1,5 +1,6 @@
-"""The Python writer's msgpack encoder (``sysspan.decisions._ring.pack``, so that recording a
-decision does not import msgpack into the program) against msgpack-python itself."""
+"""The ring's own msgpack encoder and decoder (``sysspan.decisions._ring.pack`` for the Python
+writer, so that recording a decision does not import msgpack into the program, and
+``_ring.unpack`` for sysspan's reader) against msgpack-python itself."""
 
 from __future__ import annotations
 
@@ -88,3 +89,67 @@ def test_pack_survives_a_default_that_empties_the_containers_being_packed() -> N
     # well formed all the same: the header's count holds, what went missing is nil
     assert msgpack.unpackb(_ring.pack(lst, _safe_repr)) == ["thief", None, None]
     assert msgpack.unpackb(_ring.pack(d, _safe_repr), strict_map_key=False) == {"a": "thief", None: None}
+
+
+def _msgpack_says(data: bytes) -> tuple[str, object]:
+    try:
+        return "value", msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+    except Exception as exc:  # noqa: BLE001 - what msgpack raises for bad bytes varies
+        return "error", type(exc)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, with NaN equal to itself and float/int/bool told apart."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def test_unpack_decodes_what_msgpack_python_encodes_the_same() -> None:
+    rng = random.Random(31)
+    for i in range(600):
+        value = [_random_value(rng) for _ in range(5)]
+        data = msgpack.packb(value, default=_safe_repr, use_bin_type=True, use_single_float=i % 3 == 0)
+        ours = _ring.unpack(data)
+        assert ours is not NotImplemented
+        assert _same(ours, _msgpack_says(data)[1])
+
+
+@pytest.mark.parametrize("data", [
+    msgpack.packb(msgpack.ExtType(5, b"x")), msgpack.packb([1, msgpack.ExtType(1, b"")]),
+    b"\xc1", b"\xa3ab", b"\x92\x01", b"\x01\x02", b"\xa2\xff\xfe", b"\x81\x91\x01\x02",
+    b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xdb\xff\xff\xff\xff", b"",
+    b"\x91" * 600 + b"\xc0",
+], ids=lambda d: d[:12].hex())
+def test_unpack_leaves_to_msgpack_what_it_does_not_decode_itself(data) -> None:
+    """ext types, truncation, trailing bytes, invalid UTF-8, unhashable keys, huge claimed
+    lengths, deep nesting: NotImplemented at once (no allocation of the claimed size)."""
+    assert _ring.unpack(data) is NotImplemented
+
+
+def test_unpack_of_hostile_bytes_agrees_with_msgpack_whenever_it_answers() -> None:
+    rng = random.Random(7)
+    seeds = [msgpack.packb([_random_value(rng) for _ in range(5)], default=_safe_repr) for _ in range(50)]
+    answered = 0
+    for i in range(20000):
+        if i % 2:
+            data = rng.randbytes(rng.randrange(0, 24))
+        else:
+            buf = bytearray(rng.choice(seeds))
+            for _ in range(rng.randrange(1, 4)):
+                if buf:
+                    buf[rng.randrange(len(buf))] = rng.randrange(256)
+            data = bytes(buf[: rng.randrange(len(buf) + 1)] if rng.random() < 0.3 else buf)
+        ours = _ring.unpack(data)
+        if ours is NotImplemented:
+            continue
+        answered += 1
+        kind, theirs = _msgpack_says(data)
+        assert kind == "value" and _same(ours, theirs), data
+    assert answered > 1000
