@@ -292,6 +292,7 @@ def _countdown_api() -> tuple[Callable[..., None], Callable[..., Any]]:
 
 
 record, decision = _countdown_api()
+record.__qualname__, decision.__qualname__ = "record", "decision"  # as if defined at the top
 _left = record.__closure__[record.__code__.co_freevars.index("left")]  # type: ignore[attr-defined,index]
 
 

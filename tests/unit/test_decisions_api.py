@@ -133,6 +133,17 @@ def api_off():
     d.configure()
 
 
+def test_api_functions_look_like_plain_module_functions() -> None:
+    import pickle
+
+    import sysspan.decisions as d
+
+    # defined in a closure (their countdown cell), but named and pickled as module functions
+    assert d.record.__qualname__ == "record" and d.decision.__qualname__ == "decision"
+    assert pickle.loads(pickle.dumps(d.record)) is d.record
+    assert "caller's line" in (d.record.__doc__ or "")
+
+
 def test_api_off_mode_records_nothing_and_is_cheap(api_off) -> None:
     assert d.mode() == "off"
     assert d.record("c", "n", input={"a": 1}, result=2) is None
