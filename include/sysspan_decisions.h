@@ -345,9 +345,13 @@ SYSSPAN__TLS uint64_t sysspan__rng;
 SYSSPAN__TLS uint32_t sysspan__tid;
 /* The header's rate limit, applied per thread (sysspan's reader still limits the whole
  * run): a token bucket in units of 1e-9 token, holding at most one second's worth, and
- * the decisions it refused that no record has carried yet. */
+ * the decisions it refused that no record has carried yet. It starts with
+ * 1/SYSSPAN_START_DIV of a second's worth (at least one token), so that the decisions of a
+ * thread deciding flat out are spread over its run rather than being its first second's
+ * worth of calls (the Python API does the same). */
+#define SYSSPAN_START_DIV 100
 struct sysspan__bucket {
-    uint64_t tokens, last_ns; /* last_ns 0: full, not used yet */
+    uint64_t tokens, last_ns; /* last_ns 0: not used yet */
     uint64_t refused;
 };
 SYSSPAN__TLS struct sysspan__bucket sysspan__bucket;
@@ -524,8 +528,12 @@ static inline int64_t sysspan__draw_gap(void) {
 static inline int sysspan__rate_allows(uint64_t now_ns) {
     struct sysspan__bucket *b = &sysspan__bucket;
     const uint64_t full = (uint64_t)sysspan__rate * 1000000000ull;
-    if (b->last_ns == 0 || now_ns - b->last_ns >= 1000000000ull) {
-        if (b->last_ns == 0 || now_ns > b->last_ns) b->tokens = full;
+    if (b->last_ns == 0) {
+        uint64_t start = sysspan__rate / SYSSPAN_START_DIV;
+        b->tokens = (start ? start : 1) * 1000000000ull;
+        b->last_ns = now_ns;
+    } else if (now_ns - b->last_ns >= 1000000000ull) {
+        if (now_ns > b->last_ns) b->tokens = full;
         b->last_ns = now_ns > b->last_ns ? now_ns : b->last_ns;
     } else if (now_ns > b->last_ns) {
         b->tokens += (now_ns - b->last_ns) * sysspan__rate; /* < 2^63: under 1 s x 2^32 */

@@ -18,7 +18,9 @@ is decided once, at import (call :func:`configure` to decide again):
   mmap); each kept decision is one msgpack payload written into a reserved slot, no
   syscall, no descriptor kept. A full ring counts the decision and never blocks. Sampling
   and the rate limit come from the ring's header and are applied by a countdown: a
-  sampled-out call costs one decrement (see ``_ring_look``). Layout: docs/decision-ring.md.
+  sampled-out call costs one decrement (see ``_ring_look``); at the limit the countdown is
+  re-armed from the rate of calls, one clock read per kept decision, from a bucket that
+  starts with a hundredth of a second's worth. Layout: docs/decision-ring.md.
 * **under sysspan --decision-pipe** (``SYSSPAN_DECISION_FD`` names a pipe sysspan passed down): one JSON
   line per decision, written with a single ``os.write`` (pid via ``os.getpid()``, tid via
   ``threading.get_native_id()``). No ptrace cost, works with ``--no-syscalls``. The fd is
@@ -54,7 +56,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii as _esc
 
 from sysspan.lighttyping import TYPE_CHECKING, Any
@@ -138,10 +140,13 @@ _pid = os.getpid()
 _local = threading.local()  # .tid: the native thread id (gettid is a syscall; idents get reused)
 _skipped = 0  # dropped in-process since the last line written (channel mode)
 _SKIPPED_FLUSH = 256  # report drops at least this often, so an os._exit loses fewer
-# ring mode: ``_cd[0]`` calls left until the next look (see _ring_look); unused otherwise.
-# A list, not a global int: a STORE_GLOBAL per call would invalidate every cached global
-# lookup of this module and cost more than the rest of a sampled-out call.
-_cd = [0]
+# ring mode: the countdown of calls left until the next look (see _ring_look) is split in
+# two. ``record`` and ``decision`` decrement a closure cell (``_left``), kept at most
+# _CHUNK so that it stays one of CPython's cached small ints: a decrement that allocates a
+# new int object cost about four times as much as the rest of a sampled-out call. The
+# remainder of a longer gap waits in ``_rest[0]`` and is moved in a chunk at a time.
+_CHUNK = 256
+_rest = [0]
 _gap = 0
 _recorded = 0
 _dropped = 0
@@ -189,18 +194,7 @@ def _tid() -> int:
 # --------------------------------------------------------------------------- recording
 
 
-def record(category: str, name: str, input: Any = None, result: Any = None) -> None:
-    """Record an instant decision made at the caller's line. Returns nothing, never raises."""
-    if _emit is None:
-        return
-    _cd[0] -= 1
-    if _cd[0] > 0:
-        return  # sampled out: the whole cost is this countdown
-    t = _time_ns()
-    if _filter is not None and not _filter(t):
-        return
-    frame = _getframe(1)
-    _emit(category, name, input, result, frame.f_code.co_filename, frame.f_lineno, t, t)
+# ``record`` and ``decision`` are defined in _countdown_api, below.
 
 
 class _Off:
@@ -257,22 +251,78 @@ class _Timed:
         return None
 
 
-def decision(category: str, name: str, input: Any = None) -> Any:
-    """A timed decision: ``with d.decision(cat, name, input=...) as dec: ...; dec.result = ...``.
+def _countdown_api() -> tuple[Callable[..., None], Callable[..., Any]]:
+    """``record`` and ``decision`` around their shared countdown cell (see ``_CHUNK``)."""
+    left = 0
 
-    Its span covers the ``with`` block; under sysspan the syscalls of this thread made
-    inside the block become its children. The source line is the ``with`` statement's.
-    Sampling and rate limiting are decided here, at the start.
-    """
-    if _emit is None:
-        return _Off()
-    _cd[0] -= 1
-    if _cd[0] > 0:
-        return _Off()
-    if _filter is not None and not _filter(_time_ns()):
-        return _Off()
-    frame = _getframe(1)
-    return _Timed(category, name, input, frame.f_code.co_filename, frame.f_lineno)
+    def record(category: str, name: str, input: Any = None, result: Any = None) -> None:
+        """Record an instant decision made at the caller's line. Returns nothing, never raises."""
+        nonlocal left
+        if _emit is None:
+            return
+        left -= 1
+        if left > 0:
+            return  # sampled out: the whole cost is this countdown
+        if _rest[0] > 0 and _refill():
+            return
+        t = _time_ns()
+        if _filter is not None and not _filter(t):
+            return
+        frame = _getframe(1)
+        _emit(category, name, input, result, frame.f_code.co_filename, frame.f_lineno, t, t)
+
+    def decision(category: str, name: str, input: Any = None) -> Any:
+        """A timed decision: ``with d.decision(cat, name, input=...) as dec: ...; dec.result = ...``.
+
+        Its span covers the ``with`` block; under sysspan the syscalls of this thread made
+        inside the block become its children. The source line is the ``with`` statement's.
+        Sampling and rate limiting are decided here, at the start.
+        """
+        nonlocal left
+        if _emit is None:
+            return _Off()
+        left -= 1
+        if left > 0 or (_rest[0] > 0 and _refill()):
+            return _Off()
+        if _filter is not None and not _filter(_time_ns()):
+            return _Off()
+        frame = _getframe(1)
+        return _Timed(category, name, input, frame.f_code.co_filename, frame.f_lineno)
+
+    return record, decision
+
+
+record, decision = _countdown_api()
+record.__qualname__, decision.__qualname__ = "record", "decision"  # as if defined at the top
+_left = record.__closure__[record.__code__.co_freevars.index("left")]  # type: ignore[attr-defined,index]
+
+
+def _countdown() -> int:
+    """Calls left until the next look (both parts of the countdown)."""
+    return int(_left.cell_contents) + _rest[0]
+
+
+def _countdown_add(n: int) -> None:
+    """Add ``n`` calls to the countdown (relative: decrements other threads made meanwhile
+    stay counted) and move what fits into the hot cell. No call in here: under the GIL no
+    other thread runs between its reads and its writes."""
+    total = _left.cell_contents + _rest[0] + n
+    hot = total if total < _CHUNK else _CHUNK
+    _rest[0] = total - hot
+    _left.cell_contents = hot
+
+
+def _refill() -> bool:
+    """The hot cell ran out inside a longer gap: move the next chunk in. True when this
+    call is still inside the gap (sampled out)."""
+    _countdown_add(0)
+    return bool(_left.cell_contents > 0)
+
+
+def _set_countdown(n: int) -> None:
+    _rest[0] = 0
+    _left.cell_contents = 0
+    _countdown_add(n)
 
 
 def _make_filter() -> Any:
@@ -387,10 +437,10 @@ def _check_pipe(env: Mapping[str, str]) -> int:
 
 # --------------------------------------------------------------------------- ring mode
 #
-# Sampling is a countdown: ``_cd[0]`` calls until the next look (``_ring_look``), drawn from
-# a geometric distribution, so a sampled-out decision costs one decrement and no random
-# draw. A look counts the calls since the previous one as ``_gap - _cd[0]`` under the lock,
-# which keeps counts exact when threads race into the slow path together.
+# Sampling is a countdown: ``_countdown()`` calls until the next look (``_ring_look``),
+# drawn from a geometric distribution, so a sampled-out decision costs one decrement and no
+# random draw. A look counts the calls since the previous one as ``_gap - _countdown()``
+# under the lock, which keeps counts exact when threads race into the slow path together.
 
 _ring_path = ""
 _ring_ops: Any = None  # sysspan.decisions._ring once this process has mapped the ring
@@ -403,6 +453,13 @@ _blocked_until = 0
 _last_look = 0
 _per_ns = 0.0  # calls per nanosecond seen between looks (sizes the gap while rate-limited)
 _NEVER = 1 << 62
+# The ring's rate limit starts with this fraction of a second's worth of tokens (at least
+# one), not a whole second's: a decision-heavy program's kept decisions are spread over its
+# run instead of being its first `rate` calls, and a short one makes a few hundred records
+# for sysspan to turn into spans, not `rate` of them. The bucket still holds up to a
+# second's worth, so what a skip-ahead misses is made up right after it, and a program
+# quiet for a second may burst as before. The C header does the same (SYSSPAN_START_DIV).
+_RING_START_DIV = 100
 
 
 def _draw_gap() -> int:
@@ -439,7 +496,7 @@ def _ring_attach() -> bool:
     if rate >= 1:
         from sysspan.decisions.sampling import RateLimiter
 
-        _limiter = RateLimiter(int(rate))
+        _limiter = RateLimiter(int(rate), start=int(rate) // _RING_START_DIV)
     _ring_ops = _ring
     _ring_attached = True
     return True
@@ -451,7 +508,7 @@ def _ring_look(t_ns: int) -> bool:
     with _count_lock:
         if _ring_attached and _filter is None:
             return True  # another thread found that everything is kept
-        left0 = _cd[0]
+        left0 = _countdown()
         calls = _gap - left0
         if calls <= 0:
             return False  # counted by another thread's look
@@ -471,7 +528,7 @@ def _ring_look(t_ns: int) -> bool:
                 keep = False
                 _skipped += calls
                 _dropped += calls
-                _cd[0] += gap - 1 - left0  # relative: keeps decrements made meanwhile
+                _countdown_add(gap - 1 - left0)  # relative: keeps decrements made meanwhile
                 _gap = gap - 1
                 _last_look = t_ns
                 return False
@@ -485,18 +542,21 @@ def _ring_look(t_ns: int) -> bool:
         elif limiter is not None:
             _blocked_until = limiter.next_allowed_ns()
         if t_ns < _blocked_until:
-            # skip about as many calls as arrive before the limiter has a token again
-            gap = max(1, min(int((_blocked_until - t_ns) * _per_ns), 1 << 20))
+            # Skip about as many calls as arrive before the limiter has a token again, a
+            # quarter more: an estimate a little short costs a look that finds no token,
+            # one a little long costs nothing, since the bucket holds the token for the
+            # look after the skip (which then looks again at once while tokens are left).
+            gap = max(1, min(int((_blocked_until - t_ns) * _per_ns * 1.25), 1 << 20))
         else:
             gap = _draw_gap()
         lost = calls if not keep else calls - 1
         _skipped += lost
         _dropped += lost
         _last_look = t_ns
-        # Relative, not ``_cd[0] = gap``: another thread may have counted down since
+        # Relative, not a reset to ``gap``: another thread may have counted down since
         # ``left0`` was read (the GIL can switch at any call above); those calls belong
         # to the next look.
-        _cd[0] += gap - left0
+        _countdown_add(gap - left0)
         _gap = gap
         return keep
 
@@ -506,16 +566,6 @@ def _safe_repr(value: Any) -> str:
         return repr(value)
     except Exception:  # noqa: BLE001 - the program's __repr__ must not break it
         return f"<unrepresentable {type(value).__name__}>"
-
-
-def _packer() -> Any:
-    try:
-        return _local.pack
-    except AttributeError:
-        import msgpack
-
-        pack = _local.pack = msgpack.Packer(default=_safe_repr).pack  # one per thread
-        return pack
 
 
 def _ring_emit(
@@ -533,18 +583,15 @@ def _ring_emit(
         category = str(category)
     if type(name) is not str:
         name = str(name)
+    pack = _ring_ops.pack  # msgpack, without importing msgpack into the program
     try:
-        pack = _local.pack
-    except AttributeError:
-        pack = _packer()
-    try:
-        payload = pack([category, name, file, input, result])
-    except Exception:  # noqa: BLE001 - out-of-range ints, a default that raises, ...
-        pack = _local.pack = type(pack.__self__)(default=_safe_repr).pack
-        payload = pack([category, name, file, _safe_repr(input), _safe_repr(result)])
+        payload = pack([category, name, file, input, result], _safe_repr)
+    except Exception:  # noqa: BLE001 - nesting too deep, out of memory, ...
+        payload = pack([category, name, file, _safe_repr(input), _safe_repr(result)], _safe_repr)
     if len(payload) > _ring_max_payload:
         payload = pack(
-            [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None]
+            [category, name, file, f"<{len(payload)} bytes: larger than a ring slot>", None],
+            _safe_repr,
         )
     carried = 0
     if _skipped:  # a look adds to it under the lock; take it under the lock too
@@ -568,9 +615,9 @@ def _ring_flush() -> None:
         return
     with _count_lock:
         counting = _filter is _ring_look  # in keep-everything mode the countdown means nothing
-        owed = _skipped + (max(0, _gap - _cd[0]) if counting else 0)
+        owed = _skipped + (max(0, _gap - _countdown()) if counting else 0)
         _skipped = 0
-        _gap = _cd[0]
+        _gap = _countdown()
     if owed:
         _ring_ops.add_skipped(owed)
 
@@ -724,7 +771,7 @@ def _after_fork() -> None:
     _lock = threading.Lock()
     _pid = os.getpid()
     _skipped = 0  # the parent reports its own
-    _gap = _cd[0]
+    _gap = _countdown()
     _local = threading.local()
     if _sampler is not None:
         _sampler.reseed()
@@ -748,7 +795,8 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     _off()
     _skipped = 0
     _sampler = _limiter = _filter = None
-    _cd[0] = _gap = 0
+    _set_countdown(0)
+    _gap = 0
     if _ring_ops is not None:
         _ring_ops.detach()
     _ring_ops, _ring_attached, _ring_first, _blocked_until = None, False, True, 0
@@ -758,7 +806,8 @@ def configure(env: Mapping[str, str] | None = None) -> str:
     if env.get("SYSSPAN_DECISION_RING"):
         # mapped on the first decision, so a process that records none never touches it
         _ring_path = env["SYSSPAN_DECISION_RING"]
-        _cd[0] = _gap = 1
+        _set_countdown(1)
+        _gap = 1
         _filter = _ring_look
         _emit = _ring_emit
         _mode = "ring"

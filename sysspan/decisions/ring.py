@@ -66,12 +66,19 @@ def decode_payload(payload: bytes | None) -> tuple[str, str, str, Any, Any] | No
     it is not that (never raises)."""
     if payload is None:
         return None
-    import msgpack  # on the first decision, not at every start-up
+    from sysspan.decisions import _ring
 
-    try:
-        value = msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
-    except Exception:  # noqa: BLE001 - hostile bytes: msgpack raises several kinds
-        return None
+    try:  # the common types here: importing msgpack costs sysspan 5-15 ms
+        value = _ring.unpack(payload)
+    except Exception:  # noqa: BLE001 - out of memory: msgpack may know better
+        value = NotImplemented
+    if value is NotImplemented:
+        import msgpack
+
+        try:
+            value = msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
+        except Exception:  # noqa: BLE001 - hostile bytes: msgpack raises several kinds
+            return None
     if type(value) is not list or len(value) < 5:
         return None
     category, name, file, input_, result = value[:5]
@@ -224,11 +231,15 @@ class DecisionRing(DecisionDelivery):
 
     # -- reader ---------------------------------------------------------------------------
     def _run(self) -> None:
+        # Back to a short sleep only when a drain took a good part of the ring: writers held
+        # to the rate limit leave a few records per wake-up, and waking every _IDLE_MIN_S
+        # for them (as after any record, before) cost more CPU than the records themselves.
+        busy = self.geometry[2] // 8
         idle = _IDLE_MIN_S
         while not self._stop.is_set():
             with self._lock:
                 moved = self._drain(closing=False)
-            if moved:
+            if moved >= busy:
                 idle = _IDLE_MIN_S
                 continue
             self._stop.wait(idle)

@@ -98,7 +98,8 @@ class Sampler:
 
 class RateLimiter:
     """Token bucket: at most ``per_second`` decisions per second, bursts up to one second's
-    worth. ``per_second <= 0`` disables the limit.
+    worth. It starts full, or with ``start`` tokens (at least one). ``per_second <= 0``
+    disables the limit.
 
     Exact integer arithmetic (tokens are kept in units of 1e-9 token) so that counts stay
     exact over any run length. Time comes from the caller (``t_ns``), which keeps the
@@ -108,10 +109,10 @@ class RateLimiter:
 
     __slots__ = ("per_second", "_capacity", "_tokens", "_last")
 
-    def __init__(self, per_second: int = 10_000) -> None:
+    def __init__(self, per_second: int = 10_000, start: int | None = None) -> None:
         self.per_second = int(per_second)
         self._capacity = max(0, self.per_second) * _NS
-        self._tokens = self._capacity
+        self._tokens = self._capacity if start is None else min(self._capacity, max(1, int(start)) * _NS)
         self._last: int | None = None
 
     def allow(self, t_ns: int) -> bool:

@@ -69,6 +69,16 @@ def test_rate_limiter_burst_then_steady_rate() -> None:
     assert RateLimiter(0).allow(0)
 
 
+def test_rate_limiter_can_start_nearly_empty_and_still_holds_a_second() -> None:
+    rl = RateLimiter(1000, start=10)  # what a ring writer uses: 1/100 s's worth
+    assert sum(rl.allow(0) for _ in range(100)) == 10
+    # half a second without a decision fills it with 500, a second's worth at most
+    assert sum(rl.allow(500_000_000) for _ in range(2000)) == 500
+    assert sum(rl.allow(3_000_000_000) for _ in range(2000)) == 1000
+    empty = RateLimiter(50, start=0)
+    assert sum(empty.allow(0) for _ in range(9)) == 1  # at least one
+
+
 def test_rate_limiter_long_run_is_exact() -> None:
     rl = RateLimiter(1000)
     kept = sum(rl.allow(i * 100_000) for i in range(100_000))  # 10 s at 10,000/s offered
@@ -121,6 +131,17 @@ def api_off():
     d.configure({})
     yield d
     d.configure()
+
+
+def test_api_functions_look_like_plain_module_functions() -> None:
+    import pickle
+
+    import sysspan.decisions as d
+
+    # defined in a closure (their countdown cell), but named and pickled as module functions
+    assert d.record.__qualname__ == "record" and d.decision.__qualname__ == "decision"
+    assert pickle.loads(pickle.dumps(d.record)) is d.record
+    assert "caller's line" in (d.record.__doc__ or "")
 
 
 def test_api_off_mode_records_nothing_and_is_cheap(api_off) -> None:
