@@ -12,12 +12,14 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -351,6 +353,37 @@ static PyObject *Session_detach(Session *s, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+/* Closes every descriptor but the BPF ones (anon inodes: programs, maps, links, perf events)
+ * and ``keep``. The open descriptors are listed from /proc/self/fd: trying every number up to
+ * the limit took tens of thousands of readlink calls, on the CPU the traced program used. */
+static void keep_bpf_fds_only(int keep) {
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return; /* then the child holds more than it needs, until this process ends */
+    int fds[4096], nfds = 0;
+    char buf[8192];
+    for (;;) {
+        ssize_t got = getdents64(dir, buf, sizeof buf);
+        if (got <= 0) break;
+        for (ssize_t off = 0; off < got;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9' || nfds == 4096) continue;
+            fds[nfds++] = atoi(d->d_name);
+        }
+    }
+    for (int i = 0; i < nfds; i++) {
+        int fd = fds[i];
+        if (fd == keep || fd == dir) continue;
+        char path[64], target[32];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0) continue;
+        target[n] = 0;
+        if (strncmp(target, "anon_inode:", 11) != 0) close(fd);
+    }
+    close(dir);
+}
+
 /* Leaves the tracepoints to a child process that outlives this one: detaching them waits for
  * RCU grace periods (tens of milliseconds per tracepoint on some machines, one after the
  * other), which sysspan's exit then does not wait for. The child keeps only the BPF file
@@ -366,17 +399,7 @@ static PyObject *Session_handoff(Session *s, PyObject *noargs) {
     }
     if (pid == 0) {
         /* async-signal-safe calls only: the parent has other threads */
-        int maxfd = (int)sysconf(_SC_OPEN_MAX);
-        if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
-        for (int fd = 0; fd < maxfd; fd++) {
-            if (fd == gone[0]) continue;
-            char path[64], target[32];
-            snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-            ssize_t n = readlink(path, target, sizeof target - 1);
-            if (n < 0) continue;
-            target[n] = 0;
-            if (strncmp(target, "anon_inode:", 11) != 0) close(fd);
-        }
+        keep_bpf_fds_only(gone[0]);
         char c;
         while (read(gone[0], &c, 1) < 0 && errno == EINTR) {
         }
