@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +134,33 @@ static int set_fentry_targets(struct bpf_object *obj, PyObject *targets) {
     }
 }
 
+/* The kernel types the object's CO-RE relocations need, in a descriptor (its /proc path in
+ * ``path``), when this is the kernel the loader was built on: then libbpf need not read and
+ * parse all of /sys/kernel/btf/vmlinux (several MB, about 10 ms). The kernel is known by its
+ * notes, which hold its build ID (setup.py embeds the BTF only where they do). -1 otherwise,
+ * and libbpf uses the kernel's own BTF. */
+static int built_in_btf(char *path, size_t size) {
+    if (!sysspan_min_btf_len || !sysspan_kernel_notes_len) return -1;
+    unsigned char notes[4096];
+    int fd = open("/sys/kernel/notes", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, notes, sizeof notes);
+    close(fd);
+    if (n != (ssize_t)sysspan_kernel_notes_len || memcmp(notes, sysspan_kernel_notes, (size_t)n)) {
+        if (verbose) fprintf(stderr, "sysspan ebpf: not the kernel built on: CO-RE from its own BTF\n");
+        return -1;
+    }
+    fd = memfd_create("sysspan-btf", MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (write(fd, sysspan_min_btf, sysspan_min_btf_len) != (ssize_t)sysspan_min_btf_len) {
+        close(fd);
+        return -1;
+    }
+    snprintf(path, size, "/proc/self/fd/%d", fd);
+    if (verbose) fprintf(stderr, "sysspan ebpf: the kernel built on: CO-RE from the BTF built in\n");
+    return fd;
+}
+
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"ring_bytes", "fentry", NULL};
     unsigned long ring_bytes;
@@ -142,8 +170,12 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     verbose = debug && *debug;
     libbpf_set_print(on_libbpf_print);
     last_msg[0] = 0;
-    struct bpf_object *obj = bpf_object__open_mem(sysspan_bpf_obj, sizeof sysspan_bpf_obj, NULL);
+    char btf_path[64];
+    int btf_fd = built_in_btf(btf_path, sizeof btf_path);
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = btf_fd >= 0 ? btf_path : NULL);
+    struct bpf_object *obj = bpf_object__open_mem(sysspan_bpf_obj, sysspan_bpf_obj_len, &opts);
     if (!obj) {
+        if (btf_fd >= 0) close(btf_fd);
         fail("opening the eBPF object", errno);
         return -1;
     }
@@ -151,6 +183,7 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     struct bpf_map *events = bpf_object__find_map_by_name(obj, "events");
     int err = events ? bpf_map__set_max_entries(events, (__u32)ring_bytes) : -ENOENT;
     if (err) {
+        if (btf_fd >= 0) close(btf_fd);
         fail("sizing the ring buffer", err);
         return -1;
     }
@@ -158,13 +191,16 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     struct bpf_program *prog;
     bpf_object__for_each_program(prog, obj) bpf_program__set_autoattach(prog, false);
     PyObject *none = PyTuple_New(0);
-    if (!none) return -1;
-    err = set_fentry_targets(obj, targets ? targets : none);
-    Py_DECREF(none);
-    if (err) return -1;
+    err = none ? set_fentry_targets(obj, targets ? targets : none) : -1;
+    Py_XDECREF(none);
+    if (err) {
+        if (btf_fd >= 0) close(btf_fd);
+        return -1;
+    }
     Py_BEGIN_ALLOW_THREADS
     err = bpf_object__load(obj);
     Py_END_ALLOW_THREADS
+    if (btf_fd >= 0) close(btf_fd); /* libbpf reads it while loading */
     if (err) {
         fail("loading the eBPF programs", err);
         return -1;
