@@ -15,7 +15,6 @@ syscalls apart from the other records, so spans + lost = syscalls exactly.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import sys
 import threading
@@ -24,13 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sysspan.collector.ebpf import preflight
-from sysspan.collector.ebpf.program import (
-    P_CSTR,
-    P_MEM,
-    Target,
-    syscall_tracepoints,
-    tracepoint_fields,
-)
+from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
 from sysspan.collector.ebpf.tracer import (
     BUFFER_BUDGET,
     EbpfTracer,
@@ -38,6 +31,8 @@ from sysspan.collector.ebpf.tracer import (
     buffer_pages_setting,
 )
 from sysspan.collector.records import (
+    P_CSTR,
+    P_MEM,
     ProcessStart,
     RawSyscall,
     Record,
@@ -366,6 +361,8 @@ def new_tracer(decoder: Any, **kw: Any) -> EbpfTracer:
     forced = os.environ.get("SYSSPAN_EBPF_BPFTRACE", "") not in ("", "0")
     if available() and not forced:
         return LibbpfTracer(decoder, **kw)
+    import shutil  # bpftrace's side only: the libbpf path never loads it
+
     if not forced and shutil.which("bpftrace") is None:
         raise EbpfUnavailable(
             "--backend ebpf needs sysspan's libbpf loader, which this installation lacks "
