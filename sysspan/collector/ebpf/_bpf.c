@@ -69,6 +69,7 @@ typedef struct {
     struct ring_buffer *rb;
     struct bpf_link *links[MAX_LINKS];
     int nlinks;
+    int handed_off; /* a child process holds the probes: closing here detaches nothing */
     char *buf;
     size_t len, cap;
 } Session;
@@ -363,6 +364,14 @@ static void *unlink_some(void *arg) {
 /* Detaching one tracepoint waits for an RCU grace period (tens of milliseconds on some
  * machines): the links are destroyed from several threads, so the waits overlap. */
 static void unlink_all(Session *s) {
+    if (s->handed_off) { /* the child's descriptors keep them attached: only ours to free */
+        for (int i = 0; i < s->nlinks; i++) {
+            bpf_link__disconnect(s->links[i]);
+            bpf_link__destroy(s->links[i]);
+        }
+        s->nlinks = 0;
+        return;
+    }
     pthread_t threads[UNLINK_THREADS];
     unlink_job jobs[UNLINK_THREADS];
     int n = s->nlinks < UNLINK_THREADS ? s->nlinks : UNLINK_THREADS, started = 0;
@@ -442,6 +451,7 @@ static PyObject *Session_handoff(Session *s, PyObject *noargs) {
         _exit(0);
     }
     close(gone[0]);
+    s->handed_off = 1;
     /* gone[1] stays open until this process exits (close-on-exec for what it runs) */
     fcntl(gone[1], F_SETFD, FD_CLOEXEC);
     Py_RETURN_NONE;
