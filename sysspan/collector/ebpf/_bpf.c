@@ -42,6 +42,8 @@ _Static_assert(sizeof(struct ss_rec_exit) == sizeof(rec_exit), "exit record layo
 /* Stop a drain at about this many bytes: a batch for the builder, not the whole ring. */
 #define DRAIN_MAX_BYTES (1 << 20)
 #define STOP_BATCH (-7001)
+#define NAP_MIN_MS 2
+#define NAP_MAX_MS 8
 #define UNLINK_THREADS 64
 
 /* libbpf's last message: the detail of a failed load, shown in one line. */
@@ -70,6 +72,8 @@ typedef struct {
     struct bpf_link *links[MAX_LINKS];
     int nlinks;
     int handed_off; /* a child process holds the probes: closing here detaches nothing */
+    int nap_ms;     /* how long drain() sleeps next when the ring is empty */
+    int interrupted; /* set by interrupt(): drain() stops waiting */
     char *buf;
     size_t len, cap;
 } Session;
@@ -302,18 +306,31 @@ static PyObject *Session_drain(Session *s, PyObject *args) {
     int err = 0;
     s->len = 0;
     Py_BEGIN_ALLOW_THREADS
-    struct timespec nap = {0, 2 * 1000000};
     int waited = 0;
     for (;;) {
         err = ring_buffer__consume(s->rb);
         if (err == STOP_BATCH) err = 0;
         if (err < 0 || s->len || waited >= timeout_ms) break;
+        if (__atomic_load_n(&s->interrupted, __ATOMIC_RELAXED)) break;
+        /* an idle ring is looked at less and less often (up to every NAP_MAX_MS): fewer
+         * wake-ups on the CPU the traced program runs on; a record sets it back */
+        if (s->nap_ms < NAP_MIN_MS) s->nap_ms = NAP_MIN_MS;
+        struct timespec nap = {0, (long)s->nap_ms * 1000000};
         nanosleep(&nap, NULL);
-        waited += 2;
+        waited += s->nap_ms;
+        if (s->nap_ms < NAP_MAX_MS) s->nap_ms *= 2;
     }
+    if (s->len) s->nap_ms = NAP_MIN_MS;
     Py_END_ALLOW_THREADS
     if (err < 0) return fail("reading the ring buffer", err);
     return PyBytes_FromStringAndSize(s->buf, (Py_ssize_t)s->len);
+}
+
+/* Makes a drain() waiting for records return now (and later ones not wait): the run is over,
+ * and its last records are read by drain(0) calls. */
+static PyObject *Session_interrupt(Session *s, PyObject *noargs) {
+    __atomic_store_n(&s->interrupted, 1, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
 }
 
 /* The per-CPU counters of a PERCPU_ARRAY map's entry, summed. */
@@ -475,6 +492,8 @@ static PyMethodDef Session_methods[] = {
      "attach_fentry(slot): attach the slot's fentry and fexit programs to their function"},
     {"drain", (PyCFunction)Session_drain, METH_VARARGS,
      "drain(timeout_ms) -> bytes: the records ready in the ring buffer"},
+    {"interrupt", (PyCFunction)Session_interrupt, METH_NOARGS,
+     "interrupt(): a drain() waiting for records returns now"},
     {"percpu_sum", (PyCFunction)Session_percpu_sum, METH_VARARGS,
      "percpu_sum(map, key) -> int: a per-CPU counter summed over CPUs"},
     {"detach", (PyCFunction)Session_detach, METH_NOARGS, "detach every program"},

@@ -286,6 +286,7 @@ class LibbpfTracer(EbpfTracer):
             except OSError:
                 session.detach()
             self._done.set()
+            session.interrupt()  # a drain waiting for records would hold the join up to DRAIN_WAIT_MS
             reader.join()
             lost = session.percpu_sum("lost", 0)
             other = session.percpu_sum("lost", 1)
