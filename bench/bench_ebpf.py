@@ -8,7 +8,8 @@
                 attached with -p for a few seconds: its throughput while attached vs
                 unattached, for --backend ebpf and for strace -p
 4. filtered:    -e trace=openat on dd count=2000000 vs the untraced command (whole run, and
-                dd's own time)
+                dd's own time), and the kernel's part: dd's CPU while another sysspan holds the
+                openat tracepoints vs not
 5. startup:     where figure 4's fixed cost goes: CPU of -e trace=openat -- true under
                 --backend ebpf, under --backend ptrace and of python -c pass, and the ebpf run's
                 phases (interpreter, imports, object load, attach, the run, its end), timed by
@@ -31,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PIN, SYSSPAN, alternate, compare, env, machine_note, median
+from common import PIN, SYSSPAN, alternate, compare, env, machine_note, measure, median
 
 #: common.env() drops SYSSPAN_* variables; this one chooses the kernel side being measured
 BPFTRACE = os.environ.get("SYSSPAN_EBPF_BPFTRACE", "") not in ("", "0")
@@ -201,6 +202,28 @@ def filtered(runs: int, count: int, tmp: Path) -> None:
              dd(count)] * runs]
     e, u = median(ours[0::2]), median(ours[1::2])
     print(f"   dd's own time, pinned: ebpf {e:.3f}s, untraced {u:.3f}s, ratio {e / u:.2f}  (medians of {runs})")
+    on, off = tracepoints_held(runs, count, tmp)
+    print(f"   the kernel's part: dd's CPU, pinned, while an idle sysspan holds the openat "
+          f"tracepoints {on * 1000:.0f} ms, without {off * 1000:.0f} ms, ratio {on / off:.2f}"
+          f"  (medians of {runs})")
+
+
+def tracepoints_held(runs: int, count: int, tmp: Path) -> tuple[float, float]:
+    """dd's CPU time with an enabled syscall tracepoint (every syscall then takes the kernel's
+    slower tracing path) and without, the holder being a sysspan that traces a sleep on the
+    other CPU; the median of each."""
+    on: list[float] = []
+    off: list[float] = []
+    for _ in range(runs):
+        holder = subprocess.Popen(["taskset", "-c", "0", *EBPF, "-qq", "--trace-file",
+                                   str(tmp / "holder.jsonl"), "-e", "trace=openat", "--", "sleep", "3"],
+                                  env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached within tens of milliseconds
+        on.append(measure(dd(count), tmp, pin=True).cpu)
+        holder.wait()
+        time.sleep(1.5)  # its probes are detached after it exits, by the child it hands them to
+        off.append(measure(dd(count), tmp, pin=True).cpu)
+    return median(on), median(off)
 
 
 PHASES = """
