@@ -8,7 +8,12 @@
                 attached with -p for a few seconds: its throughput while attached vs
                 unattached, for --backend ebpf and for strace -p
 4. filtered:    -e trace=openat on dd count=2000000 vs the untraced command (whole run, and
-                dd's own time)
+                dd's own time), and the kernel's part: dd's CPU while another sysspan holds the
+                openat tracepoints vs not
+5. startup:     where figure 4's fixed cost goes: CPU of -e trace=openat -- true under
+                --backend ebpf, under --backend ptrace and of python -c pass, and the ebpf run's
+                phases (interpreter, imports, object load, attach, the run, its end), timed by
+                wrapping the loader's calls in the same process
 
 Needs root and sysspan's libbpf loader (built by make where clang, bpftool and libbpf-dev are
 installed), or bpftrace: SYSSPAN_EBPF_BPFTRACE=1 measures the bpftrace kernel side. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME ...]
@@ -27,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PIN, SYSSPAN, compare, env, machine_note, median
+from common import PIN, SYSSPAN, alternate, compare, env, machine_note, measure, median
 
 #: common.env() drops SYSSPAN_* variables; this one chooses the kernel side being measured
 BPFTRACE = os.environ.get("SYSSPAN_EBPF_BPFTRACE", "") not in ("", "0")
@@ -197,6 +202,108 @@ def filtered(runs: int, count: int, tmp: Path) -> None:
              dd(count)] * runs]
     e, u = median(ours[0::2]), median(ours[1::2])
     print(f"   dd's own time, pinned: ebpf {e:.3f}s, untraced {u:.3f}s, ratio {e / u:.2f}  (medians of {runs})")
+    on, off = tracepoints_held(runs, count, tmp)
+    print(f"   the kernel's part: dd's CPU, pinned, while an idle sysspan holds the openat "
+          f"tracepoints {on * 1000:.0f} ms, without {off * 1000:.0f} ms, ratio {on / off:.2f}"
+          f"  (medians of {runs})")
+
+
+def tracepoints_held(runs: int, count: int, tmp: Path) -> tuple[float, float]:
+    """dd's CPU time with an enabled syscall tracepoint (every syscall then takes the kernel's
+    slower tracing path) and without, the holder being a sysspan that traces a sleep on the
+    other CPU; the median of each."""
+    on: list[float] = []
+    off: list[float] = []
+    for _ in range(runs):
+        holder = subprocess.Popen(["taskset", "-c", "0", *EBPF, "-qq", "--trace-file",
+                                   str(tmp / "holder.jsonl"), "-e", "trace=openat", "--", "sleep", "3"],
+                                  env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached within tens of milliseconds
+        on.append(measure(dd(count), tmp, pin=True).cpu)
+        holder.wait()
+        time.sleep(1.5)  # its probes are detached after it exits, by the child it hands them to
+        off.append(measure(dd(count), tmp, pin=True).cpu)
+    return median(on), median(off)
+
+
+PHASES = """
+import atexit, json, sys, time
+marks = [("python up", time.perf_counter(), time.process_time())]
+def mark(name):
+    marks.append((name, time.perf_counter(), time.process_time()))
+from sysspan.cli import main
+from sysspan.collector.ebpf import libbpf
+mark("imports")
+Real = libbpf._bpf.Session
+class Session:
+    def __init__(self, *a):
+        mark("setup before the load")
+        self._s = Real(*a)
+        mark("object load (maps, ring, verifier)")
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+    def handoff(self):
+        mark("the traced command's run")
+        self._s.handoff()
+        mark("handoff of the probes")
+libbpf._bpf.Session = Session
+start = libbpf.LibbpfTracer._start_kernel
+def start_kernel(self, target):
+    start(self, target)
+    mark("configure and attach")
+libbpf.LibbpfTracer._start_kernel = start_kernel
+run = libbpf.LibbpfTracer.run
+def run_(self, *a, **kw):
+    mark("spawn, until the command may run")
+    try:
+        return run(self, *a, **kw)
+    finally:
+        mark("last drain")
+libbpf.LibbpfTracer.run = run_
+@atexit.register
+def _():
+    mark("spans written, until exit")
+    with open(sys.argv[1], "w") as fh:
+        json.dump(marks, fh)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def startup(runs: int, tmp: Path) -> None:
+    true = ["-qq", "--trace-file", str(tmp / "true.jsonl"), "-e", "trace=openat", "--", "true"]
+    cmds = {
+        "ebpf": [*EBPF, *true],
+        "ptrace": [*SYSSPAN, "--backend", "ptrace", *true],
+        "python -c pass": [sys.executable, "-c", "pass"],
+    }
+    samples = alternate(cmds, runs, tmp)
+    print("5. startup     CPU of -e trace=openat -- true (medians of "
+          f"{runs}; figure 4's fixed cost)")
+    print("   " + "; ".join(f"{n} {median([x.cpu for x in v]) * 1000:.0f} ms "
+                            f"[{min(x.cpu for x in v) * 1000:.0f}-{max(x.cpu for x in v) * 1000:.0f}]"
+                            for n, v in samples.items()))
+    rows: list[list[tuple[str, float, float]]] = []
+    out = tmp / "phases.json"
+    for _ in range(runs):
+        # as in figure 4, where an untraced run comes between: the previous run's probes are
+        # detached by then (an attach waits for that, holding the kernel's event mutex)
+        time.sleep(0.5)
+        begin = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", PHASES, str(out), "--backend", "ebpf", *true],
+                                env=env(), cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, usage = os.wait4(proc.pid, 0)
+        end = time.perf_counter()
+        marks = json.loads(out.read_text())
+        row, wall, cpu = [], begin, 0.0
+        for name, t, c in marks:
+            row.append((name, t - wall, c - cpu))
+            wall, cpu = t, c
+        row.append(("exit", end - wall, usage.ru_utime + usage.ru_stime - cpu))
+        rows.append(row)
+    print(f"   the ebpf run's phases, wall / CPU ms (medians of {runs}):")
+    for i, (name, _, _) in enumerate(rows[0]):
+        print(f"     {name:<36} {median([r[i][1] for r in rows]) * 1000:6.1f} "
+              f"{median([r[i][2] for r in rows]) * 1000:6.1f}")
 
 
 def kernel_side() -> str:
@@ -215,9 +322,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=("full", "slowdown", "attach", "filtered"), action="append")
+    ap.add_argument("--only", choices=("full", "slowdown", "attach", "filtered", "startup"),
+                    action="append")
     args = ap.parse_args()
-    only = set(args.only or ("full", "slowdown", "attach", "filtered"))
+    only = set(args.only or ("full", "slowdown", "attach", "filtered", "startup"))
     scale = 10 if args.quick else 1
     print(f"machine: {machine_note()}")
     print(f"kernel side: {kernel_side()}")
@@ -231,6 +339,8 @@ def main() -> None:
             attach(args.runs, 2.0 if args.quick else 5.0, tmp)
         if "filtered" in only:
             filtered(args.runs, 2_000_000 // scale, tmp)
+        if "startup" in only:
+            startup(args.runs, tmp)
 
 
 if __name__ == "__main__":

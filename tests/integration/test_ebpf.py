@@ -280,3 +280,21 @@ def test_trace_selection_fentry_matches_tracepoints(tmp_path):
     assert made and "O_CREAT" in made[0][0] and made[0][1] >= 0
     assert [c[3] for c in _openat_calls(fentry) if c[2] == f"{tmp_path}/absent"] == ["ENOENT"]
 
+
+
+@pytest.mark.skipif(not libbpf.available(), reason="sysspan's libbpf loader was not built")
+def test_libbpf_path_loads_nothing_of_bpftrace(tmp_path):
+    """Every module imported is start-up time of every traced command: the libbpf path
+    leaves bpftrace's program generator and line parser (and what only they use) unloaded,
+    and still records the selected syscall."""
+    from tests.integration.test_startup_imports import _loaded, _run
+
+    out = tmp_path / "trace.jsonl"
+    code, modules = _run(tmp_path, "--backend", "ebpf", "-qq", "--trace-file", str(out),
+                         "-e", "trace=openat", "--", "cat", "/etc/hostname")
+    assert code == 0
+    assert _loaded(modules, ("sysspan.collector.ebpf.program", "sysspan.collector.ebpf.parse",
+                             "dataclasses", "inspect", "subprocess", "tempfile", "shutil")) == []
+    assert "sysspan.collector.ebpf.libbpf" in modules  # the control: the path that ran
+    paths = [s.attrs.get("file.path") for s in load_spans(out) if s.is_syscall]
+    assert "/etc/hostname" in paths

@@ -12,13 +12,16 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +42,8 @@ _Static_assert(sizeof(struct ss_rec_exit) == sizeof(rec_exit), "exit record layo
 /* Stop a drain at about this many bytes: a batch for the builder, not the whole ring. */
 #define DRAIN_MAX_BYTES (1 << 20)
 #define STOP_BATCH (-7001)
+#define NAP_MIN_MS 2
+#define NAP_MAX_MS 8
 #define UNLINK_THREADS 64
 
 /* libbpf's last message: the detail of a failed load, shown in one line. */
@@ -66,6 +71,9 @@ typedef struct {
     struct ring_buffer *rb;
     struct bpf_link *links[MAX_LINKS];
     int nlinks;
+    int handed_off; /* a child process holds the probes: closing here detaches nothing */
+    int nap_ms;     /* how long drain() sleeps next when the ring is empty */
+    int interrupted; /* set by interrupt(): drain() stops waiting */
     char *buf;
     size_t len, cap;
 } Session;
@@ -131,6 +139,33 @@ static int set_fentry_targets(struct bpf_object *obj, PyObject *targets) {
     }
 }
 
+/* The kernel types the object's CO-RE relocations need, in a descriptor (its /proc path in
+ * ``path``), when this is the kernel the loader was built on: then libbpf need not read and
+ * parse all of /sys/kernel/btf/vmlinux (several MB, about 10 ms). The kernel is known by its
+ * notes, which hold its build ID (setup.py embeds the BTF only where they do). -1 otherwise,
+ * and libbpf uses the kernel's own BTF. */
+static int built_in_btf(char *path, size_t size) {
+    if (!sysspan_min_btf_len || !sysspan_kernel_notes_len) return -1;
+    unsigned char notes[4096];
+    int fd = open("/sys/kernel/notes", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, notes, sizeof notes);
+    close(fd);
+    if (n != (ssize_t)sysspan_kernel_notes_len || memcmp(notes, sysspan_kernel_notes, (size_t)n)) {
+        if (verbose) fprintf(stderr, "sysspan ebpf: not the kernel built on: CO-RE from its own BTF\n");
+        return -1;
+    }
+    fd = memfd_create("sysspan-btf", MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (write(fd, sysspan_min_btf, sysspan_min_btf_len) != (ssize_t)sysspan_min_btf_len) {
+        close(fd);
+        return -1;
+    }
+    snprintf(path, size, "/proc/self/fd/%d", fd);
+    if (verbose) fprintf(stderr, "sysspan ebpf: the kernel built on: CO-RE from the BTF built in\n");
+    return fd;
+}
+
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"ring_bytes", "fentry", NULL};
     unsigned long ring_bytes;
@@ -140,8 +175,12 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     verbose = debug && *debug;
     libbpf_set_print(on_libbpf_print);
     last_msg[0] = 0;
-    struct bpf_object *obj = bpf_object__open_mem(sysspan_bpf_obj, sizeof sysspan_bpf_obj, NULL);
+    char btf_path[64];
+    int btf_fd = built_in_btf(btf_path, sizeof btf_path);
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = btf_fd >= 0 ? btf_path : NULL);
+    struct bpf_object *obj = bpf_object__open_mem(sysspan_bpf_obj, sysspan_bpf_obj_len, &opts);
     if (!obj) {
+        if (btf_fd >= 0) close(btf_fd);
         fail("opening the eBPF object", errno);
         return -1;
     }
@@ -149,6 +188,7 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     struct bpf_map *events = bpf_object__find_map_by_name(obj, "events");
     int err = events ? bpf_map__set_max_entries(events, (__u32)ring_bytes) : -ENOENT;
     if (err) {
+        if (btf_fd >= 0) close(btf_fd);
         fail("sizing the ring buffer", err);
         return -1;
     }
@@ -156,13 +196,16 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     struct bpf_program *prog;
     bpf_object__for_each_program(prog, obj) bpf_program__set_autoattach(prog, false);
     PyObject *none = PyTuple_New(0);
-    if (!none) return -1;
-    err = set_fentry_targets(obj, targets ? targets : none);
-    Py_DECREF(none);
-    if (err) return -1;
+    err = none ? set_fentry_targets(obj, targets ? targets : none) : -1;
+    Py_XDECREF(none);
+    if (err) {
+        if (btf_fd >= 0) close(btf_fd);
+        return -1;
+    }
     Py_BEGIN_ALLOW_THREADS
     err = bpf_object__load(obj);
     Py_END_ALLOW_THREADS
+    if (btf_fd >= 0) close(btf_fd); /* libbpf reads it while loading */
     if (err) {
         fail("loading the eBPF programs", err);
         return -1;
@@ -263,18 +306,31 @@ static PyObject *Session_drain(Session *s, PyObject *args) {
     int err = 0;
     s->len = 0;
     Py_BEGIN_ALLOW_THREADS
-    struct timespec nap = {0, 2 * 1000000};
     int waited = 0;
     for (;;) {
         err = ring_buffer__consume(s->rb);
         if (err == STOP_BATCH) err = 0;
         if (err < 0 || s->len || waited >= timeout_ms) break;
+        if (__atomic_load_n(&s->interrupted, __ATOMIC_RELAXED)) break;
+        /* an idle ring is looked at less and less often (up to every NAP_MAX_MS): fewer
+         * wake-ups on the CPU the traced program runs on; a record sets it back */
+        if (s->nap_ms < NAP_MIN_MS) s->nap_ms = NAP_MIN_MS;
+        struct timespec nap = {0, (long)s->nap_ms * 1000000};
         nanosleep(&nap, NULL);
-        waited += 2;
+        waited += s->nap_ms;
+        if (s->nap_ms < NAP_MAX_MS) s->nap_ms *= 2;
     }
+    if (s->len) s->nap_ms = NAP_MIN_MS;
     Py_END_ALLOW_THREADS
     if (err < 0) return fail("reading the ring buffer", err);
     return PyBytes_FromStringAndSize(s->buf, (Py_ssize_t)s->len);
+}
+
+/* Makes a drain() waiting for records return now (and later ones not wait): the run is over,
+ * and its last records are read by drain(0) calls. */
+static PyObject *Session_interrupt(Session *s, PyObject *noargs) {
+    __atomic_store_n(&s->interrupted, 1, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
 }
 
 /* The per-CPU counters of a PERCPU_ARRAY map's entry, summed. */
@@ -325,6 +381,14 @@ static void *unlink_some(void *arg) {
 /* Detaching one tracepoint waits for an RCU grace period (tens of milliseconds on some
  * machines): the links are destroyed from several threads, so the waits overlap. */
 static void unlink_all(Session *s) {
+    if (s->handed_off) { /* the child's descriptors keep them attached: only ours to free */
+        for (int i = 0; i < s->nlinks; i++) {
+            bpf_link__disconnect(s->links[i]);
+            bpf_link__destroy(s->links[i]);
+        }
+        s->nlinks = 0;
+        return;
+    }
     pthread_t threads[UNLINK_THREADS];
     unlink_job jobs[UNLINK_THREADS];
     int n = s->nlinks < UNLINK_THREADS ? s->nlinks : UNLINK_THREADS, started = 0;
@@ -351,6 +415,37 @@ static PyObject *Session_detach(Session *s, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+/* Closes every descriptor but the BPF ones (anon inodes: programs, maps, links, perf events)
+ * and ``keep``. The open descriptors are listed from /proc/self/fd: trying every number up to
+ * the limit took tens of thousands of readlink calls, on the CPU the traced program used. */
+static void keep_bpf_fds_only(int keep) {
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return; /* then the child holds more than it needs, until this process ends */
+    int fds[4096], nfds = 0;
+    char buf[8192];
+    for (;;) {
+        ssize_t got = getdents64(dir, buf, sizeof buf);
+        if (got <= 0) break;
+        for (ssize_t off = 0; off < got;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9' || nfds == 4096) continue;
+            fds[nfds++] = atoi(d->d_name);
+        }
+    }
+    for (int i = 0; i < nfds; i++) {
+        int fd = fds[i];
+        if (fd == keep || fd == dir) continue;
+        char path[64], target[32];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0) continue;
+        target[n] = 0;
+        if (strncmp(target, "anon_inode:", 11) != 0) close(fd);
+    }
+    close(dir);
+}
+
 /* Leaves the tracepoints to a child process that outlives this one: detaching them waits for
  * RCU grace periods (tens of milliseconds per tracepoint on some machines, one after the
  * other), which sysspan's exit then does not wait for. The child keeps only the BPF file
@@ -366,23 +461,14 @@ static PyObject *Session_handoff(Session *s, PyObject *noargs) {
     }
     if (pid == 0) {
         /* async-signal-safe calls only: the parent has other threads */
-        int maxfd = (int)sysconf(_SC_OPEN_MAX);
-        if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
-        for (int fd = 0; fd < maxfd; fd++) {
-            if (fd == gone[0]) continue;
-            char path[64], target[32];
-            snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-            ssize_t n = readlink(path, target, sizeof target - 1);
-            if (n < 0) continue;
-            target[n] = 0;
-            if (strncmp(target, "anon_inode:", 11) != 0) close(fd);
-        }
+        keep_bpf_fds_only(gone[0]);
         char c;
         while (read(gone[0], &c, 1) < 0 && errno == EINTR) {
         }
         _exit(0);
     }
     close(gone[0]);
+    s->handed_off = 1;
     /* gone[1] stays open until this process exits (close-on-exec for what it runs) */
     fcntl(gone[1], F_SETFD, FD_CLOEXEC);
     Py_RETURN_NONE;
@@ -406,6 +492,8 @@ static PyMethodDef Session_methods[] = {
      "attach_fentry(slot): attach the slot's fentry and fexit programs to their function"},
     {"drain", (PyCFunction)Session_drain, METH_VARARGS,
      "drain(timeout_ms) -> bytes: the records ready in the ring buffer"},
+    {"interrupt", (PyCFunction)Session_interrupt, METH_NOARGS,
+     "interrupt(): a drain() waiting for records returns now"},
     {"percpu_sum", (PyCFunction)Session_percpu_sum, METH_VARARGS,
      "percpu_sum(map, key) -> int: a per-CPU counter summed over CPUs"},
     {"detach", (PyCFunction)Session_detach, METH_NOARGS, "detach every program"},

@@ -15,7 +15,6 @@ syscalls apart from the other records, so spans + lost = syscalls exactly.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import sys
 import threading
@@ -24,13 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sysspan.collector.ebpf import preflight
-from sysspan.collector.ebpf.program import (
-    P_CSTR,
-    P_MEM,
-    Target,
-    syscall_tracepoints,
-    tracepoint_fields,
-)
+from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
 from sysspan.collector.ebpf.tracer import (
     BUFFER_BUDGET,
     EbpfTracer,
@@ -38,6 +31,8 @@ from sysspan.collector.ebpf.tracer import (
     buffer_pages_setting,
 )
 from sysspan.collector.records import (
+    P_CSTR,
+    P_MEM,
     ProcessStart,
     RawSyscall,
     Record,
@@ -82,12 +77,15 @@ def available() -> bool:
 def ring_bytes(selected: bool) -> int:
     """The ring buffer's size: SYSSPAN_EBPF_BUFFER_PAGES pages (a power of two), or else
     BUFFER_BUDGET (256 MiB: a backlog of 1.8 million syscalls while sysspan's niced reader
-    waits for the CPU), an eighth of it for a ``-e trace=`` selection. The kernel zeroes the
-    whole ring at start-up (about 60 ms for 256 MiB here), which a short filtered run would
-    otherwise mostly pay for; a burst beyond the ring is counted as lost, never silent."""
+    waits for the CPU), 8 MiB for a ``-e trace=`` selection. The kernel allocates and zeroes
+    the whole ring at start-up (32 MiB took 4-7 ms of CPU and up to 15 ms of wall here, 8 MiB
+    about 1 ms), which a short filtered run would mostly pay for; a selection of the
+    busiest syscalls outruns the reader with 32 MiB too (read and write of dd bs=1 lost over a
+    third), so it needs the setting either way. A burst beyond the ring is counted as lost,
+    never silent."""
     pages = buffer_pages_setting()
     if pages is None:
-        return BUFFER_BUDGET // 8 if selected else BUFFER_BUDGET
+        return BUFFER_BUDGET // 32 if selected else BUFFER_BUDGET
     return pages * PAGE
 
 
@@ -291,6 +289,7 @@ class LibbpfTracer(EbpfTracer):
             except OSError:
                 session.detach()
             self._done.set()
+            session.interrupt()  # a drain waiting for records would hold the join up to DRAIN_WAIT_MS
             reader.join()
             lost = session.percpu_sum("lost", 0)
             other = session.percpu_sum("lost", 1)
@@ -366,6 +365,8 @@ def new_tracer(decoder: Any, **kw: Any) -> EbpfTracer:
     forced = os.environ.get("SYSSPAN_EBPF_BPFTRACE", "") not in ("", "0")
     if available() and not forced:
         return LibbpfTracer(decoder, **kw)
+    import shutil  # bpftrace's side only: the libbpf path never loads it
+
     if not forced and shutil.which("bpftrace") is None:
         raise EbpfUnavailable(
             "--backend ebpf needs sysspan's libbpf loader, which this installation lacks "

@@ -7,10 +7,8 @@ with ``--backend ptrace`` as the alternative.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
-from sysspan.collector.ebpf.program import TRACEFS
+from sysspan.collector.ebpf.tracefs import TRACEFS
 from sysspan.errors import EbpfUnavailable
 
 CAP_PERFMON, CAP_BPF = 38, 39
@@ -29,6 +27,8 @@ def _effective_caps() -> int:
 
 
 def find_bpftrace() -> str:
+    import shutil  # bpftrace only
+
     path = shutil.which("bpftrace")
     if path is None:
         raise EbpfUnavailable(
@@ -62,6 +62,8 @@ def ensure_tracefs() -> None:
         return
     how = "mount -t tracefs nodev /sys/kernel/tracing"
     if os.geteuid() == 0:
+        import subprocess  # only where tracefs is not mounted
+
         done = subprocess.run(  # noqa: S603 - fixed argv
             ["mount", "-t", "tracefs", "nodev", TRACEFS[0]], capture_output=True, check=False
         )

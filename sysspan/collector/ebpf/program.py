@@ -29,9 +29,11 @@ Line grammar (fields separated by one space; ``P``'s string runs to the end of t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
+
+from sysspan.collector.ebpf.tracefs import Target
+from sysspan.collector.records import P_CSTR, P_MEM
 
 #: bpftrace's own ceiling for strings (BPFTRACE_STRLEN); longer strings show as addresses.
 STRLEN = 160
@@ -48,13 +50,10 @@ PER_SYSCALL_MAX = 8
 MAX_READS = 4
 CLONE_THREAD = 0x10000
 PF_RVAL, PF_U32LEN = 1, 2
-P_MEM, P_CSTR = 0, 1
 SYNC_PAD = 500
-TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
-@dataclass(frozen=True)
-class Read:
+class Read(NamedTuple):
     """One memory read of a syscall, made at its exit."""
 
     arg: int
@@ -85,34 +84,12 @@ def reads_of(plan: tuple | None) -> tuple[Read, ...] | None:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Target:
-    """Whom to trace: ``root`` tgid; ``follow`` its new processes as they fork; ``thread_only``
-    (a spawned command without -f: only its first thread, as ptrace without -f)."""
-
-    root: int
-    follow: bool
-    thread_only: bool
-    ready_pid: int  # the process whose getpgid call triggers the R line
-
-
 def _filter(t: Target) -> str:
     if t.follow:
         return "@tr[pid]"
     if t.thread_only:
         return f"tid == {t.root}"
     return f"pid == {t.root}"
-
-
-def syscall_tracepoints() -> frozenset[str] | None:
-    """Names of the syscalls with tracepoints here, or None when tracefs is not mounted."""
-    for base in TRACEFS:
-        try:
-            names = os.listdir(os.path.join(base, "events", "syscalls"))
-        except OSError:
-            continue
-        return frozenset(n[len("sys_enter_"):] for n in names if n.startswith("sys_enter_"))
-    return None
 
 
 def _plan_table(groups: dict[tuple[Read, ...], list[int]]) -> list[str]:
@@ -334,22 +311,3 @@ def generate(
         + "}"
     )
     return "\n".join(out) + "\n"
-
-
-def tracepoint_fields(name: str) -> list[str]:
-    """The argument fields of ``sys_enter_<name>``, in order (from its tracefs format)."""
-    for base in TRACEFS:
-        try:
-            with open(os.path.join(base, "events", "syscalls", f"sys_enter_{name}", "format")) as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        fields: list[str] = []
-        for line in text.splitlines():
-            line = line.strip()
-            if not line.startswith("field:") or "common_" in line or "__syscall_nr" in line:
-                continue
-            decl = line[len("field:"):].split(";", 1)[0]
-            fields.append(decl.split()[-1].lstrip("*"))
-        return fields
-    return []

@@ -77,8 +77,24 @@ struct ss_inflight {
     u64 t0, seq0;
 };
 
+/* The state of a bpf_loop walk lives in the scratch map, not on the stack: the verifier
+ * tracks stack values exactly, so a callback writing its position there is explored again
+ * for every distinct position (~10 ms to load); values loaded from a map are just bounded
+ * scalars, and the callback's states converge at once. */
+struct plan_walk {
+    u64 args[8]; /* 6 used; 8 so that an index masked to 7 fits */
+    s64 ret;
+    u32 nr, pos, nblobs, failed;
+};
+
+struct argv_walk {
+    u32 arr, pos, nblobs, n;
+};
+
 struct ss_scratch {
     u8 buf[SCRATCH];
+    struct plan_walk pw;
+    struct argv_walk aw;
 };
 
 struct {
@@ -224,18 +240,13 @@ static __always_inline int add_blob(u8 *buf, u32 *pos, u64 addr, u64 len, int cs
     return 1;
 }
 
-struct plan_walk {
-    u64 args[8]; /* 6 used; 8 so that an index masked to 7 fits */
-    s64 ret;
-    u32 nr, pos, nblobs, failed;
-};
-
 /* Read k of a syscall's plan (a bpf_loop callback: verified once for all reads). */
 static long plan_read(u32 k, void *ctx) {
-    struct plan_walk *w = ctx;
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
+    if (!s) return 1;
+    struct plan_walk *w = &s->pw;
     struct ss_plan *pl = bpf_map_lookup_elem(&plans, &w->nr);
-    if (!s || !pl || k >= MAX_READS) return 1;
+    if (!pl || k >= MAX_READS) return 1;
     struct ss_plan_op *o = &pl->ops[BOUND(k, 7)];
     if (o->at_exit && w->failed) return 0;
     u64 addr = w->args[BOUND(o->arg, 7)];
@@ -275,27 +286,27 @@ static __always_inline void emit_syscall(struct ss_config *c, struct ss_inflight
     r->seq1 = next_seq();
     r->ip = r->sp = 0;
     r->caller = 0;
-    struct plan_walk w = {.ret = ret, .nr = (u32)e->nr, .pos = sizeof(*r)};
-    __builtin_memcpy(w.args, e->args, sizeof(e->args));
-    struct ss_plan *pl = w.nr < PLANS_MAX ? bpf_map_lookup_elem(&plans, &w.nr) : NULL;
-    w.failed = has_rval && ret < 0 && ret > -4096;
-    if (pl && pl->n && has_rval && ret != -EFAULT_) bpf_loop(pl->n, plan_read, &w, 0);
-    u32 nblobs = w.nblobs;
-    u32 pos = w.pos;
+    struct plan_walk *w = &s->pw;
+    w->ret = ret;
+    w->nr = (u32)e->nr;
+    w->pos = sizeof(*r);
+    w->nblobs = 0;
+    __builtin_memcpy(w->args, e->args, sizeof(e->args));
+    struct ss_plan *pl = w->nr < PLANS_MAX ? bpf_map_lookup_elem(&plans, &w->nr) : NULL;
+    w->failed = has_rval && ret < 0 && ret > -4096;
+    if (pl && pl->n && has_rval && ret != -EFAULT_) bpf_loop(pl->n, plan_read, NULL, 0);
+    u32 nblobs = w->nblobs;
+    u32 pos = w->pos;
     r->nblobs = nblobs;
     r->h.size = pos;
     emit(s->buf, pos, 0);
 }
 
-struct argv_walk {
-    u32 arr, pos, nblobs, n;
-};
-
 /* Counts argv's pointers up to its NULL (a bpf_loop callback, like the one below). */
 static long count_argv(u32 i, void *ctx) {
-    struct argv_walk *w = ctx;
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
     if (!s) return 1;
+    struct argv_walk *w = &s->aw;
     u64 a = BOUND(w->arr + sizeof(struct ss_blob_hdr) + (u64)i * 8, 8191);
     if (!*(u64 *)(s->buf + a)) return 1;
     w->n = i + 1;
@@ -304,9 +315,10 @@ static long count_argv(u32 i, void *ctx) {
 
 /* One argv string (a bpf_loop callback: verified once, not once per element). */
 static long read_argv_item(u32 i, void *ctx) {
-    struct argv_walk *w = ctx;
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
-    if (!s || w->pos > RECORD_MAX - ARGV_STR_MAX) return 1; /* full: the rest are addresses */
+    if (!s) return 1;
+    struct argv_walk *w = &s->aw;
+    if (w->pos > RECORD_MAX - ARGV_STR_MAX) return 1; /* full: the rest are addresses */
     u64 a = BOUND(w->arr + sizeof(struct ss_blob_hdr) + (u64)i * 8, 8191);
     u64 p = *(u64 *)(s->buf + a);
     w->nblobs += add_blob(s->buf, &w->pos, p, 0, 1, 0, ARGV_STR_MAX - 1);
@@ -357,9 +369,14 @@ static __always_inline int on_enter(u64 nr, const u64 *args) {
         u32 arr = (u32)BOUND(pos, 8191);
         u64 *ptrs = (u64 *)(s->buf + arr + sizeof(struct ss_blob_hdr));
         if (bpf_probe_read_user(ptrs, ARGV_ITEMS * 8, (void *)argv) < 0) goto out;
-        struct argv_walk w = {.arr = arr, .pos = pos};
-        bpf_loop(ARGV_ITEMS, count_argv, &w, 0);
-        u32 n = w.n;
+        struct argv_walk *w = &s->aw;
+        w->arr = arr;
+        w->pos = pos;
+        w->nblobs = 0;
+        w->n = 0;
+        bpf_loop(ARGV_ITEMS, count_argv, NULL, 0);
+        u32 n = w->n;
+        if (n > ARGV_ITEMS) n = ARGV_ITEMS; /* a bound the verifier sees (it was read back) */
         u32 count = n < ARGV_ITEMS ? n + 1 : n; /* with the NULL when it was read */
         struct ss_blob_hdr *ah = (struct ss_blob_hdr *)(s->buf + arr);
         ah->addr = argv;
@@ -370,10 +387,10 @@ static __always_inline int on_enter(u64 nr, const u64 *args) {
         ah->pad = 0;
         pos = arr + sizeof(struct ss_blob_hdr) + count * 8;
         nblobs++;
-        w.pos = pos;
-        bpf_loop(n, read_argv_item, &w, 0);
-        pos = w.pos;
-        nblobs += w.nblobs;
+        w->pos = pos;
+        bpf_loop(n, read_argv_item, NULL, 0);
+        pos = w->pos;
+        nblobs += w->nblobs;
     }
 out:
     if (!nblobs) return 0; /* nothing read: the call's own record says it all */

@@ -13,29 +13,25 @@ SIGINT, drains its buffers and exits; what it reported lost is counted in ``lost
 from __future__ import annotations
 
 import ctypes
-import io
 import os
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sysspan.collector.ebpf import preflight
-from sysspan.collector.ebpf.parse import LineParser
-from sysspan.collector.ebpf.program import (
-    STRLEN,
-    Target,
-    generate,
-    reads_of,
-    syscall_tracepoints,
-    tracepoint_fields,
-)
+from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
 from sysspan.collector.procfs import is_running
 from sysspan.collector.records import ProcessStart, Record
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
+
+if TYPE_CHECKING:  # the bpftrace side imports these when it runs, so the libbpf path never does
+    import io
+    import subprocess
+
+    from sysspan.collector.ebpf.parse import LineParser
 
 #: The kernel-side buffers, all CPUs together: bpftrace formats fewer events per second than
 #: a syscall-bound program makes (dd bs=1: ~700,000/s), so a burst waits here. 256 MiB holds
@@ -118,6 +114,9 @@ class EbpfTracer:
 
     # -- the program -------------------------------------------------------------------------
     def _program(self, target: Target) -> str:
+        # bpftrace's side only: the libbpf path never loads it
+        from sysspan.collector.ebpf.program import generate
+
         available = syscall_tracepoints() or frozenset()
         names = {nr: n for nr, n in table(self.arch).items() if n in available}
         fields = None
@@ -132,6 +131,12 @@ class EbpfTracer:
         return generate(target, self.traced, names, self._plans, self.execve_argv, fields)
 
     def _start_kernel(self, target: Target) -> None:
+        # bpftrace's side only: the libbpf path never loads it
+        import subprocess
+        import tempfile
+
+        from sysspan.collector.ebpf.program import STRLEN
+
         program = self._program(target)
         fd, self._program_file = tempfile.mkstemp(prefix="sysspan-", suffix=".bt")
         if os.environ.get("SYSSPAN_EBPF_DEBUG"):
@@ -244,6 +249,10 @@ class EbpfTracer:
         proc = self._proc
         if proc is None:
             raise SysspanError("nothing to trace: spawn or attach first")
+        # bpftrace's side only: the libbpf path never loads it
+        from sysspan.collector.ebpf.parse import LineParser
+        from sysspan.collector.ebpf.program import reads_of
+
         offset = time.time_ns() - time.monotonic_ns()
         reads = [reads_of(p) for p in self._plans]
         parser = LineParser(self.decoder, reads, offset, consume, self.execve_argv)
