@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, SYSSPAN, Comparison, alternate, compare, env, machine_note
+from common import SYSSPAN, Comparison, alternate, compare, env, machine_note
 
 
 def _ms(values: list[float]) -> str:
@@ -59,10 +59,6 @@ def _import_us(runs: int, cwd: Path) -> dict[str, float]:
 
 
 def startup(runs: int, tmp: Path) -> None:
-    # An installed sysspan has its bytecode compiled (pip does it); a checkout run with
-    # PYTHONDONTWRITEBYTECODE set would otherwise compile every module on every start.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "sysspan")],
-                   check=True, stdout=subprocess.DEVNULL)
     c = compare("sysspan", "python", {
         "sysspan": [*SYSSPAN, "-qq", "--trace-file", str(tmp / "true.jsonl"), "--", "true"],
         "python": [sys.executable, "-c", "pass"],

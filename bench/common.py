@@ -40,7 +40,14 @@ def use_release_venv() -> None:
     still points at this checkout, so the code measured is the code in the tree, with its
     in-place built extensions. Rebuilt when pyproject.toml or setup.py change;
     ``SYSSPAN_BENCH_VENV=current`` keeps the interpreter the benchmark was started with.
+
+    The tree's bytecode is compiled first and ``PYTHONDONTWRITEBYTECODE`` dropped, as pip
+    leaves an installed package: with stale or missing ``.pyc`` files every start would
+    compile the modules it imports again.
     """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "sysspan")],
+                   check=True, stdout=subprocess.DEVNULL)
     if os.environ.get("SYSSPAN_BENCH_VENV") == "current" or Path(sys.prefix).resolve() == RELEASE_VENV.resolve():
         return
     digest = hashlib.sha256(b"".join((REPO / f).read_bytes() for f in ("pyproject.toml", "setup.py"))).hexdigest()
