@@ -52,6 +52,14 @@ class SourceCapture:
         except Exception:
             return None
 
+    def use_loop(self, loop) -> None:
+        """Let the stop loop answer the call sites this capture found on its one-read path
+        (``_sites.h``): a known site then costs no call into Python. Site mode only; whole
+        stacks (``-k``) are always walked here."""
+        if not self.full_stack:
+            loop.answer_sites(self.arch.syscall_insn, self.arch.ra_mask)
+            self.unwinder.teach = loop.learn_site
+
     def save_cache(self) -> None:
         """Write what was learned about each ELF file to the on-disk cache, so the next run
         on the same files skips their parsing (call it once the trace ended)."""

@@ -250,6 +250,9 @@ class Unwinder:
         #: is library code (a system-header template, standard-library code) that a site
         #: walk must step over instead of stopping at. Asked once per address.
         self.library_code: Callable[[ElfInfo, int], bool] | None = None
+        #: ``(pid, pc, off, ra)``: told each call site the hinted site path found, so the stop
+        #: loop answers it alone next time (``Loop.learn_site``; off -1: pc is the site).
+        self.teach: Callable[[int, int, int, int], None] | None = None
 
     # -- process lifecycle ----------------------------------------------------------------
     def on_exec(self, pid: int) -> None:
@@ -351,14 +354,19 @@ class Unwinder:
             pc = hint[0] - arch.syscall_insn
             ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
             if ent[7]:
+                if self.teach is not None:
+                    self.teach(pid, pc, -1, 0)
                 return (pc,)
             if ent[1] == RULE_SIMPLE and ent[2] == arch.sp and ent[3] > 0:
-                word = self._read(pid, tid, hint[1] + ent[3] + ent[4], 8)
+                off = ent[3] + ent[4]
+                word = self._read(pid, tid, hint[1] + off, 8)
                 if len(word) == 8:
                     ra = _U64.unpack_from(word)[0] & arch.ra_mask
                     if ra >= 4096:
                         nxt = proc.ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
                         if nxt[7]:
+                            if self.teach is not None and off >= 0:
+                                self.teach(pid, pc, off, ra)
                             return (pc, ra)
         elif hint is not None:
             # Whole stacks of code whose CFA rules only use the stack pointer (optimised
