@@ -7,7 +7,7 @@ imports pyelftools (about half of ``--source``'s fixed cost).
 from __future__ import annotations
 
 import struct
-from typing import IO, NamedTuple
+from typing import IO
 
 #: e_machine → the names pyelftools' ``get_machine_arch`` gives them
 _MACHINES = {62: "x64", 183: "AArch64", 3: "x86", 40: "ARM"}
@@ -17,13 +17,19 @@ _NT_GNU_BUILD_ID = 3
 _SHN_XINDEX = 0xFFFF
 
 
-class Section(NamedTuple):
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
+class Section:
+    """One section header (a plain class: a NamedTuple's class creation cost more than a
+    warm run reads here)."""
+
+    __slots__ = ("name", "type", "flags", "addr", "offset", "size")
+
+    def __init__(self, name: str, type: int, flags: int, addr: int, offset: int, size: int) -> None:
+        self.name = name
+        self.type = type
+        self.flags = flags
+        self.addr = addr
+        self.offset = offset
+        self.size = size
 
 
 class ElfHead:
