@@ -143,20 +143,24 @@ def _cli_run(
     # modules it imports, and --source imports more of them: a cost users do not pay.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, cwd=out.parent, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)
     return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 def cli_costs(exe: Path, runs: int, tmp: Path) -> None:
     """What ``--source`` adds to whole ``sysspan`` runs: a run with one openat (its fixed
-    cost) and one with 1,000 syscalls (500 openat+close), without ``--source``, with it and
-    the on-disk cache warm (the program was traced before), and with the cache off,
+    cost) and one with 1,000 syscalls (500 openat+close: the files exist in the directory the
+    runs start in, or each open would fail and no close follow), without ``--source``, with
+    it and the on-disk cache warm (the program was traced before), and with the cache off,
     alternating. Wall time pinned to one CPU and unpinned (median, min-max), and the CPU time
     of the whole process tree (rusage), median."""
     pin = shutil.which("taskset") is not None
     warm = str(tmp / "source-cache")
     modes = (("without", [], "off"), ("warm cache", ["--source"], warm), ("cache off", ["--source"], "off"))
+    for name in ("bench-a", "bench-b", "bench-c"):
+        (tmp / name).write_text("x")
     _cli_run([str(exe), "1"], ["--source"], tmp / "cli.jsonl", False, warm)  # fills the cache
     for label, n in (("1 openat", 1), ("1,000 syscalls", 500)):
         argv = [str(exe), str(n)]

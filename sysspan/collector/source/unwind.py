@@ -46,6 +46,10 @@ MAX_WALKS = 4096  # (pc, sp) pairs with remembered walks, per process
 WALKS_PER_SITE = 4  # walks remembered per (pc, sp): the callers a loop alternates between
 MAX_FINISHED = 1024  # finished processes whose captured stacks can still be symbolised
 WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more read
+#: A later window starts this far below the word asked for: a frame's saved registers lie
+#: just below its return address, and a window starting at the return address made every
+#: big frame (ld.so's at start-up) cost two reads.
+BACKOFF = 256
 KIND_FP, KIND_STOP = 3, 4
 _U64 = struct.Struct("<Q")
 _MASK = (1 << 64) - 1
@@ -72,7 +76,7 @@ class Frame:
 
 
 class _Proc:
-    __slots__ = ("top", "ret", "retired", "vdso", "walks")
+    __slots__ = ("top", "ret", "retired", "vdso", "walks", "modules")
 
     def __init__(self) -> None:
         self.top: dict[int, tuple] = {}  # frame 0: pc is the syscall instruction
@@ -81,6 +85,8 @@ class _Proc:
         self.vdso: ElfInfo | None = None
         #: (pc, sp) -> the whole-stack walks made from them (see the module doc)
         self.walks: dict[tuple[int, int], _Walks] = {}
+        #: a mapping of this image -> its file (one stat per mapping, not one per address)
+        self.modules: dict[Mapping, ElfInfo | None] = {}
 
 
 class _Walk:
@@ -263,6 +269,7 @@ class Unwinder:
                 del proc.retired[8:]
             proc.top, proc.ret, proc.vdso = {}, {}, None
             proc.walks = {}
+            proc.modules = {}
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
 
@@ -271,6 +278,7 @@ class Unwinder:
         proc = self._procs.get(pid)
         if proc is not None:
             proc.walks = {}  # code may have moved under a remembered pc
+            proc.modules = {}
             # Addresses that were unmapped may be code now.
             for table in (proc.top, proc.ret):
                 dead = [pc for pc, e in table.items() if e[0].module is None]
@@ -297,7 +305,13 @@ class Unwinder:
             return proc.vdso
         if not m.path or m.path.startswith("["):
             return None
-        return self.elfs.get(self.maps.mapping_path(pid, m), m.path)
+        try:
+            return proc.modules[m]
+        except KeyError:
+            if len(proc.modules) >= MAX_WALKS:  # a program mapping and unmapping files forever
+                proc.modules.clear()
+            module = proc.modules[m] = self.elfs.get(self.maps.mapping_path(pid, m), m.path)
+            return module
 
     def _resolve(self, proc: _Proc, pid: int, tid: int, pc: int, top: bool) -> tuple:
         """Build (and cache) the entry of ``pc``: the Frame plus its compiled unwind rule."""
@@ -440,16 +454,19 @@ class Unwinder:
         pcs = [pc]
         loaded: dict[int, int] = {}  # register -> stack address it was restored from
         window = self._window
+        floor = base  # the stack pointer: what lies below it may be unmapped
 
         def mem(addr: int) -> int | None:
             nonlocal buf, base, nbuf
             a = addr - base
             if not 0 <= a <= nbuf:
-                buf, base = window(pid, tid, addr)
+                buf, base = window(pid, tid, max(addr - BACKOFF, floor) if addr >= floor else addr)
+                if not 0 <= addr - base <= len(buf) - 8:  # the stack's end cut the window short
+                    buf, base = window(pid, tid, addr)
                 nbuf = len(buf) - 8
-                if nbuf < 0:
+                a = addr - base
+                if not 0 <= a <= nbuf:
                     return None
-                a = 0
             return unpack(buf, a)[0]
 
         while True:
