@@ -396,7 +396,7 @@ class ElfInfo:
         dbg = self.debug_file()
         if dbg is None:
             return None
-        from sysspan.collector.source.symbolize import DwarfIndex
+        from sysspan.collector.source.dwarfindex import DwarfIndex
 
         try:
             return DwarfIndex(dbg.get_dwarf_info(relocate_dwarf_sections=False))
