@@ -158,19 +158,20 @@ class SourceCapture:
     def attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
         """Span attributes (docs/architecture.md §4): ``code.function.name``, ``code.file.path``,
         ``code.line.number`` of the call site and, with ``-k``, ``code.stacktrace``."""
+        if not pcs:
+            return {}
+        # Called for most syscall spans: a known stack is one lookup, kept free of calls.
+        key = (pid, self._gen.get(pid, 0), pcs)
+        cached = self._attrs.get(key)
+        if cached is not None:
+            return cached.copy()
         try:
-            return self._attributes(pid, pcs)
+            return self._attributes(pid, pcs, key)
         except Exception:  # never let a malformed debug file break span export
             return {}
 
-    def _attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
+    def _attributes(self, pid: int, pcs: tuple[int, ...], key: tuple) -> dict:
         attrs: dict = {}
-        if not pcs:
-            return attrs
-        key = (pid, self.generation(pid), pcs)
-        cached = self._attrs.get(key)
-        if cached is not None:
-            return dict(cached)
         if len(self._attrs) >= 8192:
             self._attrs.clear()
         self._attrs[key] = attrs
