@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from bisect import bisect_right
 from collections.abc import Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 __all__ = [
     "Mapping",
@@ -26,7 +28,7 @@ class Mapping(tuple):
     """One line of ``/proc/PID/maps``: (start, end, perms, offset, dev, inode, path), path ""
     for anonymous memory and "[vdso]", "[stack]", ... for special mappings. A tuple subclass
     written out, not a NamedTuple, whose class creation was a tenth of ``--source``'s
-    start-up imports."""
+    start-up imports; the fields are C-level getters all the same (``itemgetter``)."""
 
     __slots__ = ()
 
@@ -35,33 +37,22 @@ class Mapping(tuple):
     ) -> Mapping:
         return tuple.__new__(cls, (start, end, perms, offset, dev, inode, path))
 
-    @property
-    def start(self) -> int:
-        return self[0]
-
-    @property
-    def end(self) -> int:
-        return self[1]
-
-    @property
-    def perms(self) -> str:
-        return self[2]
-
-    @property
-    def offset(self) -> int:
-        return self[3]
-
-    @property
-    def dev(self) -> str:
-        return self[4]
-
-    @property
-    def inode(self) -> int:
-        return self[5]
-
-    @property
-    def path(self) -> str:
-        return self[6]
+    if TYPE_CHECKING:
+        start: int
+        end: int
+        perms: str
+        offset: int
+        dev: str
+        inode: int
+        path: str
+    else:
+        start = property(itemgetter(0))
+        end = property(itemgetter(1))
+        perms = property(itemgetter(2))
+        offset = property(itemgetter(3))
+        dev = property(itemgetter(4))
+        inode = property(itemgetter(5))
+        path = property(itemgetter(6))
 
     @property
     def executable(self) -> bool:
@@ -69,7 +60,7 @@ class Mapping(tuple):
 
     @property
     def deleted(self) -> bool:
-        return self.path.endswith(" (deleted)")
+        return self[6].endswith(" (deleted)")
 
 
 def parse_maps(text: str) -> list[Mapping]:
