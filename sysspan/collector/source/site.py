@@ -1,7 +1,8 @@
 """Source correlation's public face: capture stacks at syscall entry, name them later.
 
-The tracer calls ``capture`` at every traced syscall's entry stop (cheap once caches are
-warm) and keeps the returned pc tuple with the event; the span builder calls
+The tracer calls ``capture`` at a traced syscall's entry stop (cheap once caches are warm)
+and keeps the returned pc tuple with the event; in site mode the stop loop answers the call
+sites found before itself (``use_loop``) and calls only for the others. The span builder calls
 ``attributes`` / ``stack_lines`` off the hot path, possibly after the process exited:
 everything needed to symbolise was recorded at capture time.
 """
