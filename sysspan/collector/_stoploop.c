@@ -464,9 +464,9 @@ static int call_hook(Loop *L, int what, thr *t, int tgid, int64_t rval) {
 
 /* The stack of --source from what Python taught (_sites.h), as a P_STACK blob: 1 if answered. */
 static int site_blob(Loop *L, thr *t, proc *p) {
-    uint64_t pcs[2];
+    uint64_t pcs[SITES_DEPTH];
     int n = p ? site_answer(&L->sites, t->tgid, p->sgen, t->tid, t->ip, t->sp, pcs) : 0;
-    size_t room = sizeof(blob_hdr) + 16;
+    size_t room = sizeof(blob_hdr) + sizeof pcs;
     if (!n || scratch_room(t, room) < 0) return 0;
     blob_hdr *bh = (blob_hdr *)(t->scratch + t->slen);
     *bh = (blob_hdr){0, (uint32_t)(8 * n), 0, P_STACK, 0, 0};
@@ -1135,19 +1135,34 @@ static PyObject *Loop_answer_sites(Loop *L, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* learn_site(tgid, pc, off, ra), from the hook: in tgid's current image the syscall
- * instruction at pc is a site (off -1), or its return address is at sp + off and ra is one
- * that makes (pc, ra) the site. */
+/* learn_site(tgid, pcs, frames), from the hook: in tgid's current image a stack walked to a
+ * site, pcs innermost first (the last is the site), and frames[i] = (off, cfa) of pcs[i] for
+ * every pc but the last: its return address is at sp + off, its caller's sp is sp + cfa. */
 static PyObject *Loop_learn_site(Loop *L, PyObject *args) {
     int tgid;
-    unsigned long long pc, ra;
-    long long off;
-    if (!PyArg_ParseTuple(args, "iKLK", &tgid, &pc, &off, &ra)) return NULL;
+    PyObject *pcs, *frames;
+    if (!PyArg_ParseTuple(args, "iO!O!", &tgid, &PyTuple_Type, &pcs, &PyTuple_Type, &frames))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(pcs);
+    if (n < 1 || n > SITES_DEPTH || PyTuple_GET_SIZE(frames) != n - 1) {
+        PyErr_SetString(PyExc_ValueError, "learn_site: 1 to 8 pcs and one (off, cfa) less");
+        return NULL;
+    }
     proc *p = proc_get(L, tgid);
     if (!p) Py_RETURN_NONE;
-    if (site_learn(&L->sites, tgid, p->sgen, pc, S_TOP, off < 0 ? -1 : off) < 0 ||
-        (off >= 0 && site_learn(&L->sites, tgid, p->sgen, ra, S_RET, 0) < 0))
-        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long pc = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(pcs, i));
+        long long off = -1, cfa = 0;
+        if (i < n - 1 && !PyArg_ParseTuple(PyTuple_GET_ITEM(frames, i), "LL", &off, &cfa))
+            return NULL;
+        if (PyErr_Occurred()) return NULL;
+        if (i < n - 1 && (off < 0 || cfa <= 0)) {
+            PyErr_SetString(PyExc_ValueError, "learn_site: a frame's off is >= 0 and its cfa > 0");
+            return NULL;
+        }
+        if (site_learn(&L->sites, tgid, p->sgen, pc, i ? S_RET : S_TOP, off, cfa) < 0)
+            return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 

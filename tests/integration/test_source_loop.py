@@ -58,6 +58,31 @@ SRC = textwrap.dedent(
 )
 
 
+# The same through stdio: the syscalls are made by libc's own functions (fopen, fflush,
+# fclose), several libc frames away from the program's line.
+STDIO = textwrap.dedent(
+    """\
+    #include <stdio.h>
+    #include <stdlib.h>
+    #include <unistd.h>
+    int main(int argc, char **argv) {
+        int n = atoi(argv[1]);
+        for (int i = 0; i < n; i++) {
+            FILE *f = fopen(i % 2 ? "m-a" : "m-b", "a");
+            if (!f) return 1;
+            fputs("x", f);
+            fflush(f);
+            fclose(f);
+        }
+        if (argc > 2) return 0;
+        pid_t child = fork();
+        if (child == 0) { execl("/proc/self/exe", argv[0], argv[1], "again", (char *)NULL); }
+        return 0;
+    }
+    """
+)
+
+
 def _sites(prog: Path, answer_in_loop: bool) -> tuple[list[tuple], dict[str, int]]:
     """(tgid, file path, (function, file, line)) of every openat/close in order, and the
     loop's counters."""
@@ -66,7 +91,7 @@ def _sites(prog: Path, answer_in_loop: bool) -> tuple[list[tuple], dict[str, int
         source.use_loop = lambda loop: None  # type: ignore[method-assign]
     tracer = Tracer(Decoder(ARCH), follow=True, source=source,
                     execve_nrs=frozenset({NR["execve"], NR["execveat"]}))
-    wanted = {NR["openat"], NR["close"], NR.get("open", -1)}
+    wanted = {NR["openat"], NR["close"], NR["write"], NR.get("open", -1)}
     seen: list[tuple] = []
 
     def consume(rec) -> None:
@@ -111,3 +136,21 @@ def test_the_loop_answers_the_sites_python_found(tmp_path, opt):
     # The three opens (their own lines, or main's/rounds' at -O2 where site_* are tail
     # calls) and the close: several distinct lines, the same in both runs.
     assert len(lines) >= 2
+
+
+def test_stdio_sites_several_libc_frames_away(tmp_path):
+    (tmp_path / "prog.c").write_text(STDIO)
+    prog = tmp_path / "prog"
+    subprocess.run(["cc", "-g", "-O1", "-o", str(prog), str(tmp_path / "prog.c")], check=True)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        answered, stats = _sites(prog, True)
+        reference, _ = _sites(prog, False)
+    finally:
+        os.chdir(cwd)
+    assert _normalised(answered) == _normalised(reference)
+    lines = {s[2][2] for s in answered if s[2] is not None and s[2][1].endswith("prog.c")}
+    assert {7, 10, 11} <= lines  # fopen, fflush (the write), fclose
+    # Two images, ROUNDS x (openat, write, close) each: most answered by the loop.
+    assert stats["sites_answered"] >= 2 * 3 * ROUNDS - 2 * 3 * 6

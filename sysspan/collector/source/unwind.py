@@ -45,6 +45,7 @@ MAX_DEPTH = 64
 MAX_WALKS = 4096  # (pc, sp) pairs with remembered walks, per process
 WALKS_PER_SITE = 4  # walks remembered per (pc, sp): the callers a loop alternates between
 MAX_FINISHED = 1024  # finished processes whose captured stacks can still be symbolised
+LOOP_DEPTH = 8  # frames the stop loop follows to a taught site (SITES_DEPTH in _sites.h)
 WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more read
 #: A later window starts this far below the word asked for: a frame's saved registers lie
 #: just below its return address, and a window starting at the return address made every
@@ -256,9 +257,9 @@ class Unwinder:
         #: is library code (a system-header template, standard-library code) that a site
         #: walk must step over instead of stopping at. Asked once per address.
         self.library_code: Callable[[ElfInfo, int], bool] | None = None
-        #: ``(pid, pc, off, ra)``: told each call site the hinted site path found, so the stop
-        #: loop answers it alone next time (``Loop.learn_site``; off -1: pc is the site).
-        self.teach: Callable[[int, int, int, int], None] | None = None
+        #: ``(pid, pcs, frames)``: told each site walk the stop loop can repeat alone, so it
+        #: answers the same stack next time without calling here (``Loop.learn_site``).
+        self.teach: Callable[[int, tuple[int, ...], tuple[tuple[int, int], ...]], None] | None = None
 
     # -- process lifecycle ----------------------------------------------------------------
     def on_exec(self, pid: int) -> None:
@@ -369,18 +370,17 @@ class Unwinder:
             ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
             if ent[7]:
                 if self.teach is not None:
-                    self.teach(pid, pc, -1, 0)
+                    self._teach(proc, pid, (pc,))
                 return (pc,)
             if ent[1] == RULE_SIMPLE and ent[2] == arch.sp and ent[3] > 0:
-                off = ent[3] + ent[4]
-                word = self._read(pid, tid, hint[1] + off, 8)
+                word = self._read(pid, tid, hint[1] + ent[3] + ent[4], 8)
                 if len(word) == 8:
                     ra = _U64.unpack_from(word)[0] & arch.ra_mask
                     if ra >= 4096:
                         nxt = proc.ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
                         if nxt[7]:
-                            if self.teach is not None and off >= 0:
-                                self.teach(pid, pc, off, ra)
+                            if self.teach is not None:
+                                self._teach(proc, pid, (pc, ra))
                             return (pc, ra)
         elif hint is not None:
             # Whole stacks of code whose CFA rules only use the stack pointer (optimised
@@ -423,7 +423,32 @@ class Unwinder:
                     if nxt[7]:
                         return (pc, ra)
         R = [regs[i] for i in arch.from_user]
-        return self._walk(proc, pid, tid, R, pc, ent, sp, buf, site_only, False)
+        got = self._walk(proc, pid, tid, R, pc, ent, sp, buf, site_only, False)
+        if site_only and got and self.teach is not None:
+            self._teach(proc, pid, got)
+        return got
+
+    def _teach(self, proc: _Proc, pid: int, pcs: tuple[int, ...]) -> None:
+        """Tell the stop loop the site walk that gave ``pcs`` when it can repeat it from the
+        stack pointer alone: every frame before the site has its CFA at the stack pointer
+        plus a constant, so each return address is one word at a known offset."""
+        if len(pcs) > LOOP_DEPTH or self.teach is None:
+            return
+        sp_reg = self.arch.sp
+        last = len(pcs) - 1
+        frames: list[tuple[int, int]] = []
+        for i, pc in enumerate(pcs):
+            ent = (proc.ret if i else proc.top).get(pc)
+            if ent is None:
+                return
+            if i == last:
+                if not ent[7]:
+                    return  # the walk ended without a site (outermost frame, bad stack)
+                break
+            if ent[7] or ent[1] != RULE_SIMPLE or ent[2] != sp_reg or ent[3] <= 0 or ent[3] + ent[4] < 0:
+                return
+            frames.append((ent[3] + ent[4], ent[3]))
+        self.teach(pid, pcs, tuple(frames))
 
     def _walk(
         self,
