@@ -24,6 +24,7 @@ separately. First of all it times whole ``sysspan`` runs of the workload with an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -143,24 +145,20 @@ def _cli_run(
     # modules it imports, and --source imports more of them: a cost users do not pay.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=out.parent, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)
     return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 def cli_costs(exe: Path, runs: int, tmp: Path) -> None:
     """What ``--source`` adds to whole ``sysspan`` runs: a run with one openat (its fixed
-    cost) and one with 1,000 syscalls (500 openat+close: the files exist in the directory the
-    runs start in, or each open would fail and no close follow), without ``--source``, with
-    it and the on-disk cache warm (the program was traced before), and with the cache off,
+    cost) and one with 1,000 syscalls (500 openat+close), without ``--source``, with it and
+    the on-disk cache warm (the program was traced before), and with the cache off,
     alternating. Wall time pinned to one CPU and unpinned (median, min-max), and the CPU time
     of the whole process tree (rusage), median."""
     pin = shutil.which("taskset") is not None
     warm = str(tmp / "source-cache")
-    modes = (("without", [], "off"), ("warm cache", ["--source"], warm), ("cache off", ["--source"], "off"))
-    for name in ("bench-a", "bench-b", "bench-c"):
-        (tmp / name).write_text("x")
+    modes: tuple[tuple[str, list[str], str], ...] = (("without", [], "off"), ("warm cache", ["--source"], warm), ("cache off", ["--source"], "off"))
     _cli_run([str(exe), "1"], ["--source"], tmp / "cli.jsonl", False, warm)  # fills the cache
     for label, n in (("1 openat", 1), ("1,000 syscalls", 500)):
         argv = [str(exe), str(n)]
@@ -190,6 +188,17 @@ def cli_costs(exe: Path, runs: int, tmp: Path) -> None:
                       f"CPU {paired_c - 1:+6.1%}")
 
 
+@contextlib.contextmanager
+def _inside(path: str) -> Iterator[None]:
+    """Run the block with ``path`` as the working directory (contextlib.chdir is 3.11+)."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=20000)
@@ -200,11 +209,15 @@ def main() -> int:
         print("bench_source: needs a C compiler (cc)", file=sys.stderr)
         return 2
     modes = ("plain", "source", "source-noregs-hint", "stack")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _inside(tmp):
         src = Path(tmp) / "workload.c"
         exe = Path(tmp) / "workload"
         src.write_text(WORKLOAD)
         subprocess.run(["cc", "-g", "-O2", "-o", str(exe), str(src)], check=True)
+        # The files the workload opens exist, in the directory every run starts in: otherwise
+        # each open fails and no close follows (half the syscalls the figures name).
+        for name in ("bench-a", "bench-b", "bench-c"):
+            (Path(tmp) / name).write_text("x")
         cli_costs(exe, max(args.repeat, 5), Path(tmp))
         if args.cli_only:
             return 0
