@@ -111,11 +111,10 @@ def _normalised(seen: list[tuple]) -> list[tuple]:
     return [(names.setdefault(tgid, len(names)), nr, site) for tgid, nr, site in seen]
 
 
-@pytest.mark.parametrize("opt", ["-O0", "-O2"])
-def test_the_loop_answers_the_sites_python_found(tmp_path, opt):
-    (tmp_path / "prog.c").write_text(SRC)
-    for name in ("m-a", "m-b", "m-c"):
-        (tmp_path / name).write_text("x")
+def _both_ways(tmp_path: Path, source: str, opt: str) -> tuple[list[tuple], dict[str, int]]:
+    """Build ``source`` and trace it in ``tmp_path`` with the loop answering known sites and
+    with the unwinder alone; the sites must be the same. The first run's sites and counters."""
+    (tmp_path / "prog.c").write_text(source)
     prog = tmp_path / "prog"
     subprocess.run(["cc", "-g", opt, "-o", str(prog), str(tmp_path / "prog.c")], check=True)
     cwd = os.getcwd()
@@ -127,6 +126,14 @@ def test_the_loop_answers_the_sites_python_found(tmp_path, opt):
         os.chdir(cwd)
     assert ref_stats["sites_answered"] == 0
     assert _normalised(answered) == _normalised(reference)
+    return answered, stats
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_the_loop_answers_the_sites_python_found(tmp_path, opt):
+    for name in ("m-a", "m-b", "m-c"):
+        (tmp_path / name).write_text("x")
+    answered, stats = _both_ways(tmp_path, SRC, opt)
     # Three images run the loop (parent, child, the exec'd parent): 3 x ROUNDS opens and as
     # many closes. Each image teaches the loop its few sites; the loop answers the rest.
     calls = [s for s in answered if s[2] is not None and s[2][1].endswith("prog.c")]
@@ -139,17 +146,7 @@ def test_the_loop_answers_the_sites_python_found(tmp_path, opt):
 
 
 def test_stdio_sites_several_libc_frames_away(tmp_path):
-    (tmp_path / "prog.c").write_text(STDIO)
-    prog = tmp_path / "prog"
-    subprocess.run(["cc", "-g", "-O1", "-o", str(prog), str(tmp_path / "prog.c")], check=True)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        answered, stats = _sites(prog, True)
-        reference, _ = _sites(prog, False)
-    finally:
-        os.chdir(cwd)
-    assert _normalised(answered) == _normalised(reference)
+    answered, stats = _both_ways(tmp_path, STDIO, "-O1")
     lines = {s[2][2] for s in answered if s[2] is not None and s[2][1].endswith("prog.c")}
     assert {7, 10, 11} <= lines  # fopen, fflush (the write), fclose
     # Two images, ROUNDS x (openat, write, close) each: most answered by the loop.
