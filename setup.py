@@ -138,7 +138,7 @@ ext_modules = [
     Extension(
         "sysspan.collector._stoploop",
         sources=["sysspan/collector/_stoploop.c"],
-        depends=[RECORDS_H],
+        depends=[RECORDS_H, "sysspan/collector/_sites.h"],
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-missing-field-initializers"],
     ),
     Extension(

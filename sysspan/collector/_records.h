@@ -80,8 +80,9 @@ typedef struct {
 } rec_exit; /* 40; h.flags X_THREAD: one thread ended, X_SUPERSEDED: status is the
                * tid whose execve replaced it */
 
-/* Blob operations: tracee memory (P_MEM, P_CSTR) or the bytes a write to stderr carried. */
-enum { P_MEM = 0, P_CSTR = 1, P_STDERR = 2 };
+/* Blob operations: tracee memory (P_MEM, P_CSTR), the bytes a write to stderr carried, or
+ * the pcs of --source's call site as the stop loop found it (P_STACK, u64s; _sites.h). */
+enum { P_MEM = 0, P_CSTR = 1, P_STDERR = 2, P_STACK = 3 };
 #define F_PY_ANY (F_PY_ENTRY | F_PY_EXIT | F_PY_STACK)
 
 #ifdef Py_PYTHON_H
@@ -201,8 +202,8 @@ static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end
         }
         PyTuple_SET_ITEM(args, i, a);
     }
-    PyObject *stderr_data = NULL, *entry = NULL, *exit_ = NULL;
-    int raw = r.nblobs || (r.h.flags & F_PY_ANY);
+    PyObject *stderr_data = NULL, *entry = NULL, *exit_ = NULL, *pcs = NULL;
+    uint32_t stacks = 0; /* P_STACK blobs: the record is complete without Python */
     Py_ssize_t pos = off + (Py_ssize_t)sizeof r;
     for (uint32_t b = 0; b < r.nblobs; b++) {
         blob_hdr bh;
@@ -215,6 +216,20 @@ static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end
         pos += sizeof bh;
         Py_ssize_t len = bh.len;
         if (len > end - pos) len = end - pos;
+        if (bh.op == P_STACK) {
+            stacks++;
+            Py_XSETREF(pcs, PyTuple_New(len / 8));
+            if (!pcs) goto fail;
+            for (Py_ssize_t i = 0; i < len / 8; i++) {
+                uint64_t pc;
+                memcpy(&pc, buf + pos + 8 * i, 8);
+                PyObject *v = PyLong_FromUnsignedLongLong(pc);
+                if (!v) goto fail;
+                PyTuple_SET_ITEM(pcs, i, v);
+            }
+            pos += ((Py_ssize_t)bh.len + 7) & ~(Py_ssize_t)7;
+            continue;
+        }
         PyObject *data = PyBytes_FromStringAndSize(buf + pos, len);
         if (!data) goto fail;
         pos += ((Py_ssize_t)bh.len + 7) & ~(Py_ssize_t)7;
@@ -238,10 +253,12 @@ static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end
         PyLong_FromUnsignedLongLong(r.seq1),
         rec_none(),
         rec_none(),
-        rec_none(),
+        pcs ? pcs : rec_none(),
         stderr_data ? stderr_data : rec_none(),
     };
     stderr_data = NULL;
+    pcs = NULL;
+    int raw = r.nblobs > stacks || (r.h.flags & F_PY_ANY);
     PyObject *call = rec_new(T_SYSCALL, 13, items);
     if (!call || !raw) {
         Py_XDECREF(entry);
@@ -253,6 +270,7 @@ static PyObject *rec_syscall_obj(const char *buf, Py_ssize_t off, Py_ssize_t end
     return rec_new(T_RAW, 4, ritems);
 fail:
     Py_DECREF(args);
+    Py_XDECREF(pcs);
     Py_XDECREF(stderr_data);
     Py_XDECREF(entry);
     Py_XDECREF(exit_);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "_records.h"
+#include "_sites.h"
 
 #ifndef PTRACE_GET_SYSCALL_INFO
 #define PTRACE_GET_SYSCALL_INFO 0x420e
@@ -100,6 +101,7 @@ typedef struct thr {
 typedef struct {
     int tgid;
     int recorded;
+    uint64_t sgen; /* the image --source's sites (_sites.h) were learned in */
 } proc;
 
 struct ptrace_syscall_info_x {
@@ -126,6 +128,8 @@ typedef struct {
     int nplans;
     PyObject *hook;
     int hook_source; /* call H_ENTRY at every recorded entry (stack capture) */
+    int site_fast;   /* answer known --source sites here (answer_sites) */
+    sites sites;
     /* tracees */
     int pid_max;
     thr **thr_of;
@@ -394,6 +398,7 @@ static int add(Loop *L, int tid, int tgid, int parent, uint64_t t, int attached)
         p = calloc(1, sizeof *p);
         if (!p) return 0;
         p->tgid = tgid;
+        p->sgen = ++L->sites.next_gen;
         L->proc_of[tgid] = p;
         /* Without -f (but followed for the seccomp filter's sake) only the first process is
          * recorded; the others are kept running. */
@@ -455,6 +460,21 @@ static int call_hook(Loop *L, int what, thr *t, int tgid, int64_t rval) {
     Py_XDECREF(res);
     gil_drop(L);
     return rc;
+}
+
+/* The stack of --source from what Python taught (_sites.h), as a P_STACK blob: 1 if answered. */
+static int site_blob(Loop *L, thr *t, proc *p) {
+    uint64_t pcs[SITES_DEPTH];
+    int n = p ? site_answer(&L->sites, t->tgid, p->sgen, t->tid, t->ip, t->sp, pcs) : 0;
+    size_t room = sizeof(blob_hdr) + sizeof pcs;
+    if (!n || scratch_room(t, room) < 0) return 0;
+    blob_hdr *bh = (blob_hdr *)(t->scratch + t->slen);
+    *bh = (blob_hdr){0, (uint32_t)(8 * n), 0, P_STACK, 0, 0};
+    memcpy(bh + 1, pcs, 8 * (size_t)n);
+    t->slen += sizeof(blob_hdr) + 8 * (size_t)n;
+    t->nblobs++;
+    L->sites.answered++;
+    return 1;
 }
 
 static int emit_syscall(Loop *L, thr *t, int has_rval, int64_t rval, uint64_t t1) {
@@ -620,6 +640,7 @@ static int on_event(Loop *L, int tid, int event, int sig, uint64_t now) {
             resume(L, t, tid, 0);
             return 0;
         }
+        p->sgen = ++L->sites.next_gen;
         if (L->hook_source && call_hook(L, H_EXEC, NULL, tgid, 0) < 0) return -1;
         if (L->seccomp_fd >= 0) check_seccomp(L);
         if (emit_exec(L, tid, tgid, caller, now) < 0) return -1;
@@ -696,7 +717,10 @@ static int on_syscall_stop(Loop *L, int tid, uint64_t now) {
             if (ps->n) run_plan(L, t, ps, 0, 0);
             if (ps->py) { py = 1; t->pyflags |= F_PY_ENTRY; }
         }
-        if (L->hook_source && !ours) { py = 1; t->pyflags |= F_PY_STACK; }
+        if (L->hook_source && !ours && !(L->site_fast && site_blob(L, t, p))) {
+            py = 1;
+            t->pyflags |= F_PY_STACK;
+        }
         if (py && call_hook(L, H_ENTRY, t, t->tgid, 0) < 0) return -1;
         preq(L, PTRACE_SYSCALL, tid, 0); /* always stop at this call's exit */
     } else {
@@ -868,6 +892,7 @@ static void Loop_dealloc(Loop *L) {
     free(L->thr_of);
     free(L->proc_of);
     free(L->ring);
+    free(L->sites.slots);
     Py_XDECREF(L->hook);
     Py_TYPE(L)->tp_free((PyObject *)L);
 }
@@ -1099,13 +1124,56 @@ static PyObject *Loop_forward(Loop *L, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* answer_sites(syscall_insn, ra_mask): from now on answer the --source sites learn_site
+ * taught without calling the hook (see _sites.h). */
+static PyObject *Loop_answer_sites(Loop *L, PyObject *args) {
+    unsigned long long insn, mask;
+    if (!PyArg_ParseTuple(args, "KK", &insn, &mask)) return NULL;
+    L->sites.insn = insn;
+    L->sites.ra_mask = mask;
+    L->site_fast = L->hook_source;
+    Py_RETURN_NONE;
+}
+
+/* learn_site(tgid, pcs, frames), from the hook: in tgid's current image a stack walked to a
+ * site, pcs innermost first (the last is the site), and frames[i] = (off, cfa) of pcs[i] for
+ * every pc but the last: its return address is at sp + off, its caller's sp is sp + cfa. */
+static PyObject *Loop_learn_site(Loop *L, PyObject *args) {
+    int tgid;
+    PyObject *pcs, *frames;
+    if (!PyArg_ParseTuple(args, "iO!O!", &tgid, &PyTuple_Type, &pcs, &PyTuple_Type, &frames))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(pcs);
+    if (n < 1 || n > SITES_DEPTH || PyTuple_GET_SIZE(frames) != n - 1) {
+        PyErr_SetString(PyExc_ValueError, "learn_site: 1 to 8 pcs and one (off, cfa) less");
+        return NULL;
+    }
+    proc *p = proc_get(L, tgid);
+    if (!p) Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long pc = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(pcs, i));
+        long long off = -1, cfa = 0;
+        if (i < n - 1 && !PyArg_ParseTuple(PyTuple_GET_ITEM(frames, i), "LL", &off, &cfa))
+            return NULL;
+        if (PyErr_Occurred()) return NULL;
+        if (i < n - 1 && (off < 0 || cfa <= 0)) {
+            PyErr_SetString(PyExc_ValueError, "learn_site: a frame's off is >= 0 and its cfa > 0");
+            return NULL;
+        }
+        if (site_learn(&L->sites, tgid, p->sgen, pc, i ? S_RET : S_TOP, off, cfa) < 0)
+            return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Loop_stats(Loop *L, PyObject *unused) {
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsisisi}", "stops", (unsigned long long)L->stops, "ring_peak",
+        "{sKsKsKsKsKsKsisisisK}", "stops", (unsigned long long)L->stops, "ring_peak",
         (unsigned long long)L->peak, "ring_waits", (unsigned long long)L->waits, "lost",
         (unsigned long long)L->lost, "ptrace_errors", (unsigned long long)L->ptrace_errors,
         "ring_bytes", (unsigned long long)L->rsize, "seccomp_mode", L->seccomp_mode,
-        "seccomp_failed_errno", L->seccomp_failed_errno, "detaching", L->detaching);
+        "seccomp_failed_errno", L->seccomp_failed_errno, "detaching", L->detaching,
+        "sites_answered", (unsigned long long)L->sites.answered);
 }
 
 /* read_mem(pid, addr, size) / read_cstr(pid, addr, limit): tracee memory for the Python
@@ -1191,6 +1259,8 @@ static PyMethodDef Loop_methods[] = {
     {"request_detach", (PyCFunction)Loop_request_detach, METH_NOARGS, "detach at next stops"},
     {"forward", (PyCFunction)Loop_forward, METH_VARARGS, "send a signal to the root"},
     {"stats", (PyCFunction)Loop_stats, METH_NOARGS, "counters"},
+    {"answer_sites", (PyCFunction)Loop_answer_sites, METH_VARARGS, "answer taught --source sites"},
+    {"learn_site", (PyCFunction)Loop_learn_site, METH_VARARGS, "teach one --source site"},
     {NULL, NULL, 0, NULL},
 };
 

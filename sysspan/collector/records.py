@@ -138,7 +138,7 @@ FLUSH = Flush()
 R_PAD, R_SYSCALL, R_START, R_EXEC, R_SIGNAL, R_EXIT = range(6)
 F_RVAL, F_PY_ENTRY, F_PY_EXIT, F_OURS, F_TRUNCATED, F_PY_STACK = 1, 2, 4, 8, 16, 32
 X_THREAD, X_SUPERSEDED = 1, 2  # R_EXIT flags: one thread ended; replaced by an execve
-P_MEM, P_CSTR, P_STDERR = 0, 1, 2
+P_MEM, P_CSTR, P_STDERR, P_STACK = 0, 1, 2, 3
 
 
 

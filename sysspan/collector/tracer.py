@@ -15,7 +15,8 @@ the tracee is stopped: a stack is only readable then, and walking it needs the u
 caches of mappings and call frame information, which live in Python. Copying a bounded
 stack snapshot per syscall into the record would free the stop from the GIL, but an
 unwinder that works from copies is a rewrite of its own; the callback keeps ``--source``
-exactly as correct as before at its old speed, and costs nothing when it is off.
+exactly as correct as before, and costs nothing when it is off. A ``--source`` call site the
+unwinder found once on its one-read path is then answered by the loop alone (``_sites.h``).
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ class Tracer:
             hook_source=self.source is not None,
             seccomp_fd=seccomp_fd,
         )
+        if self.source is not None:
+            self.source.use_loop(self.loop)
         return self.loop
 
     # -- starting ---------------------------------------------------------------------------
@@ -300,9 +303,12 @@ class Tracer:
             self._truncated += 1
         nr, args, tid, rval = call.nr, call.args, call.tid, call.rval
         dec = self.decoder
-        ecap = xcap = pcs = None
+        ecap = xcap = None
+        pcs = call.pcs  # a call site the loop answered itself
         if flags & (F_PY_ENTRY | F_PY_STACK):
-            ecap, pcs = self._at_entry.pop(call.seq0, (None, None))
+            ecap, caught = self._at_entry.pop(call.seq0, (None, None))
+            if flags & F_PY_STACK:
+                pcs = caught
         if not flags & F_PY_ENTRY and entry is not None:
             ecap = dec.capture_entry(nr, args, tid, entry)
         if flags & F_PY_EXIT:

@@ -115,6 +115,7 @@ class ElfInfo:
         self.build_id = self.head.build_id
         self.loads: list[tuple[int, int, int, int]] = self.head.loads
         self.is_system = is_system_path(self.path)
+        self._deltas: dict[int, int] = {}  # mapping offset -> delta (a file has few segments)
         self.key: str = self.build_id or f"{self.path}@{id(self):x}"
         self._mixed: bool | None = None
         self._cfi: list[_CfiTable] | None = None
@@ -146,7 +147,11 @@ class ElfInfo:
 
     def delta(self, map_offset: int) -> int:
         """ELF vaddr minus file offset for code mapped from ``map_offset``."""
-        return segment_delta(map_offset, self.loads)
+        try:
+            return self._deltas[map_offset]
+        except KeyError:
+            found = self._deltas[map_offset] = segment_delta(map_offset, self.loads)
+            return found
 
     @property
     def mixed_runtime(self) -> bool:
@@ -396,7 +401,7 @@ class ElfInfo:
         dbg = self.debug_file()
         if dbg is None:
             return None
-        from sysspan.collector.source.symbolize import DwarfIndex
+        from sysspan.collector.source.dwarfindex import DwarfIndex
 
         try:
             return DwarfIndex(dbg.get_dwarf_info(relocate_dwarf_sections=False))

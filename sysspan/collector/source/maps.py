@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from bisect import bisect_right
 from collections.abc import Sequence
-from typing import NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 __all__ = [
     "Mapping",
@@ -23,24 +24,43 @@ __all__ = [
 ]
 
 
-class Mapping(NamedTuple):
-    """One line of ``/proc/PID/maps``."""
+class Mapping(tuple):
+    """One line of ``/proc/PID/maps``: (start, end, perms, offset, dev, inode, path), path ""
+    for anonymous memory and "[vdso]", "[stack]", ... for special mappings. A tuple subclass
+    written out, not a NamedTuple, whose class creation was a tenth of ``--source``'s
+    start-up imports; the fields are C-level getters all the same (``itemgetter``)."""
 
-    start: int
-    end: int
-    perms: str
-    offset: int
-    dev: str
-    inode: int
-    path: str  # "" for anonymous memory, "[vdso]", "[stack]", ... for special mappings
+    __slots__ = ()
+
+    def __new__(
+        cls, start: int, end: int, perms: str, offset: int, dev: str, inode: int, path: str
+    ) -> Mapping:
+        return tuple.__new__(cls, (start, end, perms, offset, dev, inode, path))
+
+    if TYPE_CHECKING:
+        start: int
+        end: int
+        perms: str
+        offset: int
+        dev: str
+        inode: int
+        path: str
+    else:
+        start = property(itemgetter(0))
+        end = property(itemgetter(1))
+        perms = property(itemgetter(2))
+        offset = property(itemgetter(3))
+        dev = property(itemgetter(4))
+        inode = property(itemgetter(5))
+        path = property(itemgetter(6))
 
     @property
     def executable(self) -> bool:
-        return "x" in self.perms
+        return "x" in self[2]
 
     @property
     def deleted(self) -> bool:
-        return self.path.endswith(" (deleted)")
+        return self[6].endswith(" (deleted)")
 
 
 def parse_maps(text: str) -> list[Mapping]:

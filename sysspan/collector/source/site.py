@@ -1,7 +1,8 @@
 """Source correlation's public face: capture stacks at syscall entry, name them later.
 
-The tracer calls ``capture`` at every traced syscall's entry stop (cheap once caches are
-warm) and keeps the returned pc tuple with the event; the span builder calls
+The tracer calls ``capture`` at a traced syscall's entry stop (cheap once caches are warm)
+and keeps the returned pc tuple with the event; in site mode the stop loop answers the call
+sites found before itself (``use_loop``) and calls only for the others. The span builder calls
 ``attributes`` / ``stack_lines`` off the hot path, possibly after the process exited:
 everything needed to symbolise was recorded at capture time.
 """
@@ -51,6 +52,14 @@ class SourceCapture:
             return self.unwinder.unwind(pid, tid, not self.full_stack, hint)
         except Exception:
             return None
+
+    def use_loop(self, loop) -> None:
+        """Let the stop loop answer the call sites this capture found on its one-read path
+        (``_sites.h``): a known site then costs no call into Python. Site mode only; whole
+        stacks (``-k``) are always walked here."""
+        if not self.full_stack:
+            loop.answer_sites(self.arch.syscall_insn, self.arch.ra_mask)
+            self.unwinder.teach = loop.learn_site
 
     def save_cache(self) -> None:
         """Write what was learned about each ELF file to the on-disk cache, so the next run
@@ -150,19 +159,20 @@ class SourceCapture:
     def attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
         """Span attributes (docs/architecture.md §4): ``code.function.name``, ``code.file.path``,
         ``code.line.number`` of the call site and, with ``-k``, ``code.stacktrace``."""
+        if not pcs:
+            return {}
+        # Called for most syscall spans: a known stack is one lookup, kept free of calls.
+        key = (pid, self._gen.get(pid, 0), pcs)
+        cached = self._attrs.get(key)
+        if cached is not None:
+            return cached.copy()
         try:
-            return self._attributes(pid, pcs)
+            return self._attributes(pid, pcs, key)
         except Exception:  # never let a malformed debug file break span export
             return {}
 
-    def _attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
+    def _attributes(self, pid: int, pcs: tuple[int, ...], key: tuple) -> dict:
         attrs: dict = {}
-        if not pcs:
-            return attrs
-        key = (pid, self.generation(pid), pcs)
-        cached = self._attrs.get(key)
-        if cached is not None:
-            return dict(cached)
         if len(self._attrs) >= 8192:
             self._attrs.clear()
         self._attrs[key] = attrs

@@ -45,7 +45,12 @@ MAX_DEPTH = 64
 MAX_WALKS = 4096  # (pc, sp) pairs with remembered walks, per process
 WALKS_PER_SITE = 4  # walks remembered per (pc, sp): the callers a loop alternates between
 MAX_FINISHED = 1024  # finished processes whose captured stacks can still be symbolised
+LOOP_DEPTH = 8  # frames the stop loop follows to a taught site (SITES_DEPTH in _sites.h)
 WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more read
+#: A later window starts this far below the word asked for: a frame's saved registers lie
+#: just below its return address, and a window starting at the return address made every
+#: big frame (ld.so's at start-up) cost two reads.
+BACKOFF = 256
 KIND_FP, KIND_STOP = 3, 4
 _U64 = struct.Struct("<Q")
 _MASK = (1 << 64) - 1
@@ -72,7 +77,7 @@ class Frame:
 
 
 class _Proc:
-    __slots__ = ("top", "ret", "retired", "vdso", "walks")
+    __slots__ = ("top", "ret", "retired", "vdso", "walks", "modules")
 
     def __init__(self) -> None:
         self.top: dict[int, tuple] = {}  # frame 0: pc is the syscall instruction
@@ -81,6 +86,8 @@ class _Proc:
         self.vdso: ElfInfo | None = None
         #: (pc, sp) -> the whole-stack walks made from them (see the module doc)
         self.walks: dict[tuple[int, int], _Walks] = {}
+        #: a mapping of this image -> its file (one stat per mapping, not one per address)
+        self.modules: dict[Mapping, ElfInfo | None] = {}
 
 
 class _Walk:
@@ -250,6 +257,9 @@ class Unwinder:
         #: is library code (a system-header template, standard-library code) that a site
         #: walk must step over instead of stopping at. Asked once per address.
         self.library_code: Callable[[ElfInfo, int], bool] | None = None
+        #: ``(pid, pcs, frames)``: told each site walk the stop loop can repeat alone, so it
+        #: answers the same stack next time without calling here (``Loop.learn_site``).
+        self.teach: Callable[[int, tuple[int, ...], tuple[tuple[int, int], ...]], None] | None = None
 
     # -- process lifecycle ----------------------------------------------------------------
     def on_exec(self, pid: int) -> None:
@@ -260,6 +270,7 @@ class Unwinder:
                 del proc.retired[8:]
             proc.top, proc.ret, proc.vdso = {}, {}, None
             proc.walks = {}
+            proc.modules = {}
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
 
@@ -268,6 +279,7 @@ class Unwinder:
         proc = self._procs.get(pid)
         if proc is not None:
             proc.walks = {}  # code may have moved under a remembered pc
+            proc.modules = {}
             # Addresses that were unmapped may be code now.
             for table in (proc.top, proc.ret):
                 dead = [pc for pc, e in table.items() if e[0].module is None]
@@ -294,7 +306,13 @@ class Unwinder:
             return proc.vdso
         if not m.path or m.path.startswith("["):
             return None
-        return self.elfs.get(self.maps.mapping_path(pid, m), m.path)
+        try:
+            return proc.modules[m]
+        except KeyError:
+            if len(proc.modules) >= MAX_WALKS:  # a program mapping and unmapping files forever
+                proc.modules.clear()
+            module = proc.modules[m] = self.elfs.get(self.maps.mapping_path(pid, m), m.path)
+            return module
 
     def _resolve(self, proc: _Proc, pid: int, tid: int, pc: int, top: bool) -> tuple:
         """Build (and cache) the entry of ``pc``: the Frame plus its compiled unwind rule."""
@@ -351,6 +369,8 @@ class Unwinder:
             pc = hint[0] - arch.syscall_insn
             ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
             if ent[7]:
+                if self.teach is not None:
+                    self._teach(proc, pid, (pc,))
                 return (pc,)
             if ent[1] == RULE_SIMPLE and ent[2] == arch.sp and ent[3] > 0:
                 word = self._read(pid, tid, hint[1] + ent[3] + ent[4], 8)
@@ -359,6 +379,8 @@ class Unwinder:
                     if ra >= 4096:
                         nxt = proc.ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
                         if nxt[7]:
+                            if self.teach is not None:
+                                self._teach(proc, pid, (pc, ra))
                             return (pc, ra)
         elif hint is not None:
             # Whole stacks of code whose CFA rules only use the stack pointer (optimised
@@ -401,7 +423,32 @@ class Unwinder:
                     if nxt[7]:
                         return (pc, ra)
         R = [regs[i] for i in arch.from_user]
-        return self._walk(proc, pid, tid, R, pc, ent, sp, buf, site_only, False)
+        got = self._walk(proc, pid, tid, R, pc, ent, sp, buf, site_only, False)
+        if site_only and got and self.teach is not None:
+            self._teach(proc, pid, got)
+        return got
+
+    def _teach(self, proc: _Proc, pid: int, pcs: tuple[int, ...]) -> None:
+        """Tell the stop loop the site walk that gave ``pcs`` when it can repeat it from the
+        stack pointer alone: every frame before the site has its CFA at the stack pointer
+        plus a constant, so each return address is one word at a known offset."""
+        if len(pcs) > LOOP_DEPTH or self.teach is None:
+            return
+        sp_reg = self.arch.sp
+        last = len(pcs) - 1
+        frames: list[tuple[int, int]] = []
+        for i, pc in enumerate(pcs):
+            ent = (proc.ret if i else proc.top).get(pc)
+            if ent is None:
+                return
+            if i == last:
+                if not ent[7]:
+                    return  # the walk ended without a site (outermost frame, bad stack)
+                break
+            if ent[7] or ent[1] != RULE_SIMPLE or ent[2] != sp_reg or ent[3] <= 0 or ent[3] + ent[4] < 0:
+                return
+            frames.append((ent[3] + ent[4], ent[3]))
+        self.teach(pid, pcs, tuple(frames))
 
     def _walk(
         self,
@@ -432,16 +479,19 @@ class Unwinder:
         pcs = [pc]
         loaded: dict[int, int] = {}  # register -> stack address it was restored from
         window = self._window
+        floor = base  # the stack pointer: what lies below it may be unmapped
 
         def mem(addr: int) -> int | None:
             nonlocal buf, base, nbuf
             a = addr - base
             if not 0 <= a <= nbuf:
-                buf, base = window(pid, tid, addr)
+                buf, base = window(pid, tid, max(addr - BACKOFF, floor) if addr >= floor else addr)
+                if not 0 <= addr - base <= len(buf) - 8:  # the stack's end cut the window short
+                    buf, base = window(pid, tid, addr)
                 nbuf = len(buf) - 8
-                if nbuf < 0:
+                a = addr - base
+                if not 0 <= a <= nbuf:
                     return None
-                a = 0
             return unpack(buf, a)[0]
 
         while True:
