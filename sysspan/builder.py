@@ -29,10 +29,11 @@ from sysspan.collector.records import (
 from sysspan.decisions.model import Decision, DecisionLinker, decision_span
 from sysspan.decisions.recorder import DecisionRecorder
 from sysspan.ids import SpanIds
-from sysspan.lighttyping import TYPE_CHECKING
 from sysspan.model import Span, SpanEvent, SpanKind, StatusCode, SyscallSpan
 from sysspan.redact import redact
 from sysspan.span_roles import PROCESS, ROLE_KEY, SYSCALL
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # annotations only: these pull in pyelftools and msgpack
     from sysspan.collector.decode import Decoded

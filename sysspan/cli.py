@@ -12,7 +12,8 @@ import sys
 from sysspan import __version__
 from sysspan.errors import SysspanError
 from sysspan.helpformat import HelpFormatter
-from sysspan.lighttyping import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from sysspan.commands import Command, decisions, lambda_, merge, replay, report, span, stats

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from sysspan.lighttyping import TypeVar
+TYPE_CHECKING = False
 
-N = TypeVar("N", bound=float)
+if TYPE_CHECKING:  # N appears only in annotations, which are never evaluated
+    from typing import TypeVar
+
+    N = TypeVar("N", bound=float)
 
 _INF = float("inf")
 

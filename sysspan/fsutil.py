@@ -7,7 +7,11 @@ import os
 from collections.abc import Mapping
 
 from sysspan.errors import ConfigError
-from sysspan.lighttyping import IO, Any
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 
 def write_private_file(path: str, text: str, what: str) -> None:

@@ -11,7 +11,10 @@ assignment after ``__init__``.
 
 from __future__ import annotations
 
-from sysspan.lighttyping import Any
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Record:

@@ -26,7 +26,10 @@ from __future__ import annotations
 import functools
 import re
 
-from sysspan.lighttyping import Any
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MASK = "[REDACTED]"
 # Every expression below needs one of these words (case-insensitively), "://" or a token

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sysspan.lighttyping import Any
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 ROLE_KEY = "sysspan.span.role"
 #: The span of one traced command (or attached process): the root of what sysspan recorded.

@@ -15,114 +15,129 @@ The compiled extensions parse their binary records into these classes themselves
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
 
-from sysspan.lighttyping import TYPE_CHECKING, Any, NamedTuple
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
     from sysspan.decisions.model import Decision
 
+# Each record is declared twice: as a typing.NamedTuple for type checkers, and as the
+# collections.namedtuple with the same fields and defaults that runs (typing.NamedTuple
+# would import typing on every traced run). tests/unit/test_record_stubs.py keeps the two
+# in step.
+if TYPE_CHECKING:
+    class ProcessStart(NamedTuple):
+        tgid: int
+        parent_tgid: int
+        t: int
+        attached: bool
+        seq: int
 
-class ProcessStart(NamedTuple):
-    tgid: int
-    parent_tgid: int
-    t: int
-    attached: bool
-    seq: int
+    class ProcessExec(NamedTuple):
+        """``tid`` is the thread that called execve (not the leader when a thread exec'd)."""
 
+        tgid: int
+        tid: int
+        t: int
+        path: str
+        argv: list[str]
+        seq: int
 
-class ProcessExec(NamedTuple):
-    """``tid`` is the thread that called execve (not the leader when a thread exec'd)."""
+    class Syscall(NamedTuple):
+        """One completed (or never-returning: ``rval`` None) syscall of thread ``tid``.
 
-    tgid: int
-    tid: int
-    t: int
-    path: str
-    argv: list[str]
-    seq: int
+        ``ecap``/``xcap`` are what the decoder captured at entry/exit, ``pcs`` the stack
+        (``--source``/``-k``), ``stderr`` the bytes a ``write(2, ...)`` carried (for the
+        decision protocol on stderr)."""
 
+        tid: int
+        tgid: int
+        nr: int
+        args: tuple[int, ...]
+        rval: int | None
+        t0: int
+        t1: int
+        seq0: int
+        seq1: int
+        ecap: object = None
+        xcap: object = None
+        pcs: tuple[int, ...] | None = None
+        stderr: bytes | None = None
 
-class Syscall(NamedTuple):
-    """One completed (or never-returning: ``rval`` None) syscall of thread ``tid``.
+    class Signal(NamedTuple):
+        """A signal delivered to ``tid``; ``info`` is (si_signo, si_code, si_pid, si_uid,
+        si_status, si_utime, si_stime), the last three meaningful for SIGCHLD only."""
 
-    ``ecap``/``xcap`` are what the decoder captured at entry/exit, ``pcs`` the stack
-    (``--source``/``-k``), ``stderr`` the bytes a ``write(2, ...)`` carried (for the
-    decision protocol on stderr)."""
+        tid: int
+        tgid: int
+        sig: int
+        t: int
+        info: tuple[int, ...] | None
+        seq: int
 
-    tid: int
-    tgid: int
-    nr: int
-    args: tuple[int, ...]
-    rval: int | None
-    t0: int
-    t1: int
-    seq0: int
-    seq1: int
-    ecap: object = None
-    xcap: object = None
-    pcs: tuple[int, ...] | None = None
-    stderr: bytes | None = None
+    class ProcessExit(NamedTuple):
+        tgid: int
+        t: int
+        status: int | None
+        seq: int
 
+    class ThreadExit(NamedTuple):
+        """One thread of a traced process ended (the process's own end is ``ProcessExit``):
+        ``status`` as wait reported it, or, when another thread's execve replaced this one (the
+        leader), ``execve_tid`` is the thread that called execve."""
 
-class Signal(NamedTuple):
-    """A signal delivered to ``tid``; ``info`` is (si_signo, si_code, si_pid, si_uid,
-    si_status, si_utime, si_stime), the last three meaningful for SIGCHLD only."""
+        tid: int
+        tgid: int
+        t: int
+        status: int | None
+        seq: int
+        execve_tid: int = 0
 
-    tid: int
-    tgid: int
-    sig: int
-    t: int
-    info: tuple[int, ...] | None
-    seq: int
-
-
-class ProcessExit(NamedTuple):
-    tgid: int
-    t: int
-    status: int | None
-    seq: int
-
-
-class ThreadExit(NamedTuple):
-    """One thread of a traced process ended (the process's own end is ``ProcessExit``):
-    ``status`` as wait reported it, or, when another thread's execve replaced this one (the
-    leader), ``execve_tid`` is the thread that called execve."""
-
-    tid: int
-    tgid: int
-    t: int
-    status: int | None
-    seq: int
-    execve_tid: int = 0
+else:
+    ProcessStart = namedtuple("ProcessStart", "tgid parent_tgid t attached seq")
+    ProcessExec = namedtuple("ProcessExec", "tgid tid t path argv seq")
+    Syscall = namedtuple("Syscall", "tid tgid nr args rval t0 t1 seq0 seq1 ecap xcap pcs stderr",
+                         defaults=(None,) * 4)
+    Signal = namedtuple("Signal", "tid tgid sig t info seq")
+    ProcessExit = namedtuple("ProcessExit", "tgid t status seq")
+    ThreadExit = namedtuple("ThreadExit", "tid tgid t status seq execve_tid", defaults=(0,))
 
 
 Record = ProcessStart | ProcessExec | Syscall | Signal | ProcessExit | ThreadExit
 
 
 # -- builder → export thread ------------------------------------------------------------------
-class SyscallItem(NamedTuple):
-    """A syscall on its way to becoming a span (``parent`` 0: only its line is written)."""
+if TYPE_CHECKING:
+    class SyscallItem(NamedTuple):
+        """A syscall on its way to becoming a span (``parent`` 0: only its line is written)."""
 
-    call: Syscall
-    parent: int
-    span_seq: int
+        call: Syscall
+        parent: int
+        span_seq: int
 
+    class LineEvent(NamedTuple):
+        """A signal/exit line, kept in order with the syscall lines; ``text`` None: a record
+        that prints nothing took stop number ``seq`` (the ``-f -o`` order needs every one)."""
 
-class LineEvent(NamedTuple):
-    """A signal/exit line, kept in order with the syscall lines; ``text`` None: a record
-    that prints nothing took stop number ``seq`` (the ``-f -o`` order needs every one)."""
+        tid: int
+        text: str | None
+        seq: int
 
-    tid: int
-    text: str | None
-    seq: int
+    class DecisionItem(NamedTuple):
+        """A decision in the span stream, with its parent resolved on the builder's thread."""
 
+        decision: Decision
+        parent: int
+        seq: int
 
-class DecisionItem(NamedTuple):
-    """A decision in the span stream, with its parent resolved on the builder's thread."""
-
-    decision: Decision
-    parent: int
-    seq: int
+else:
+    SyscallItem = namedtuple("SyscallItem", "call parent span_seq")
+    LineEvent = namedtuple("LineEvent", "tid text seq")
+    DecisionItem = namedtuple("DecisionItem", "decision parent seq")
 
 
 class Flush:
@@ -161,14 +176,18 @@ class Snapshot:
         return data[:limit] if data is not None else None
 
 
-class RawSyscall(NamedTuple):
-    """A syscall whose captures are still to be made: ``call`` without them, the loop's
-    flags (which side Python captured at the stop) and the memory it read."""
+if TYPE_CHECKING:
+    class RawSyscall(NamedTuple):
+        """A syscall whose captures are still to be made: ``call`` without them, the loop's
+        flags (which side Python captured at the stop) and the memory it read."""
 
-    call: Syscall
-    flags: int
-    entry: Snapshot | None
-    exit: Snapshot | None
+        call: Syscall
+        flags: int
+        entry: Snapshot | None
+        exit: Snapshot | None
+
+else:
+    RawSyscall = namedtuple("RawSyscall", "call flags entry exit")
 
 
 def record_parser(module: Any) -> Callable[[bytes], list[RawSyscall | Record]]:

@@ -40,9 +40,12 @@ from sysspan.collector.records import (
     record_parser,
 )
 from sysspan.errors import PtraceDenied, SysspanError
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # pyelftools is only loaded when --source/-k asks for it
+    from typing import Any
+
     from sysspan.collector.decode import Decoder
     from sysspan.collector.seccomp import PreparedFilter
     from sysspan.collector.source import SourceCapture

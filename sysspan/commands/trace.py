@@ -34,7 +34,6 @@ from sysspan.exporters.span_policy import add_options as add_budget_options
 from sysspan.exporters.span_policy import apply_budget
 from sysspan.exporters.wholeline import Fallback, TextLines
 from sysspan.ids import SpanIds, new_nonce, new_trace_id
-from sysspan.lighttyping import TYPE_CHECKING, Any
 from sysspan.model import Span, SpanKind, StatusCode
 from sysspan.otlp_flags import add_otlp_flags
 from sysspan.propagation.carriers import inject, resolve_incoming, write_carrier_file
@@ -44,8 +43,12 @@ from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
 from sysspan.span_roles import ROLE_KEY, RUN
 
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out,
     # the line writers (-o, -c, -C), --stderr-tail
+    from typing import Any
+
     from sysspan.collector.ebpf.tracer import EbpfTracer
     from sysspan.decisions.channel import DecisionChannel  # --decision-pipe
     from sysspan.decisions.ruchy import DecisionWriter

@@ -59,9 +59,11 @@ import time
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii as _esc
 
-from sysspan.lighttyping import TYPE_CHECKING, Any
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from sysspan.decisions.channel import DecisionChannel, open_channel
     from sysspan.decisions.model import Decision, DecisionLinker, decision_span
     from sysspan.decisions.ruchy import import_dir, read_manifest, read_msgpack, write_dir

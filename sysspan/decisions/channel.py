@@ -39,7 +39,11 @@ from sysspan.decisions.delivery import DecisionDelivery
 from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
 from sysspan.decisions.stderr_protocol import MAX_LINE, LineBuffer
-from sysspan.lighttyping import Any, cast
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "decode_channel_object",
@@ -125,7 +129,8 @@ def parse_channel_line(line: bytes, t_ns: int) -> tuple[Decision, int, bool] | i
 
 
 # typeshed types make_scanner's argument as the scanner class; a decoder is what it reads.
-_scan_once = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))  # the C scanner, no regex per value
+_DECODER: Any = json.JSONDecoder()
+_scan_once = json.scanner.make_scanner(_DECODER)  # the C scanner, no regex per value
 _BAD = object()
 
 

@@ -19,11 +19,15 @@ from functools import lru_cache
 from operator import attrgetter
 
 from sysspan.ids import decision_id
-from sysspan.lighttyping import Any
 from sysspan.model import DecisionSpan, Span, SpanKind
 from sysspan.plainrecord import Record
 from sysspan.redact import redact
 from sysspan.span_roles import DECISION, ROLE_KEY
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Decision",

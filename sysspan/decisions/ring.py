@@ -30,7 +30,11 @@ from collections.abc import Callable, Mapping
 from sysspan.decisions.delivery import DecisionDelivery
 from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
-from sysspan.lighttyping import Any
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ENV_RING", "DecisionRing", "decode_payload", "open_ring", "ring_dir"]
 

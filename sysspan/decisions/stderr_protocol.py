@@ -31,7 +31,11 @@ import json.scanner
 from collections import OrderedDict
 
 from sysspan.decisions.model import Decision
-from sysspan.lighttyping import Any, cast
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MAX_LINE", "LineBuffer", "StderrDecoder", "source_from_input"]
 
@@ -142,7 +146,8 @@ def source_from_input(value: Any) -> tuple[str, int, int]:
 
 
 # typeshed types make_scanner's argument as the scanner class; a decoder is what it reads.
-_scan_once = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))  # the C scanner, no regex
+_DECODER: Any = json.JSONDecoder()
+_scan_once = json.scanner.make_scanner(_DECODER)  # the C scanner, no regex
 
 
 def _json(text: str) -> tuple[bool, Any]:

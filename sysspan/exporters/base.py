@@ -6,9 +6,10 @@ happens to the telemetry. Failures are counted and described once, in ``close()`
 
 from __future__ import annotations
 
-from sysspan.lighttyping import Protocol, runtime_checkable
 from sysspan.model import ResourceSpans, Span
 from sysspan.plainrecord import Record
+
+TYPE_CHECKING = False
 
 
 def spans_text(n: int) -> str:
@@ -42,17 +43,19 @@ class SinkReport(Record):
         return self.spans_failed == 0
 
 
-@runtime_checkable
-class Sink(Protocol):
-    """Where finished spans go. ``export`` is called from one thread (the pipeline's)."""
+if TYPE_CHECKING:  # an interface for mypy; no sink subclasses it or checks it at run time
+    from typing import Protocol
 
-    def export(self, spans: list[Span]) -> None:
-        """Deliver one batch; count, never raise, on failure."""
-        ...
+    class Sink(Protocol):
+        """Where finished spans go. ``export`` is called from one thread (the pipeline's)."""
 
-    def close(self) -> SinkReport:
-        """Flush, release resources, and say what happened."""
-        ...
+        def export(self, spans: list[Span]) -> None:
+            """Deliver one batch; count, never raise, on failure."""
+            ...
+
+        def close(self) -> SinkReport:
+            """Flush, release resources, and say what happened."""
+            ...
 
 
 class ResourceSink:

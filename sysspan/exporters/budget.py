@@ -39,11 +39,16 @@ from __future__ import annotations
 
 import heapq
 
-from sysspan.exporters.base import Sink, SinkReport
+from sysspan.exporters.base import SinkReport
 from sysspan.exporters.otlp_proto import ProtoEncoder, key_value
 from sysspan.exporters.span_policy import DEFAULT_LIMIT, MODES
 from sysspan.exporters.summaries import CallSummary, summary_attributes
 from sysspan.model import Span
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from sysspan.exporters.base import Sink
 
 # Tempo's default max_bytes_per_trace is 5 MB; stay under 4 MB (spans, and the resource
 # every request repeats), with a little room for estimates.

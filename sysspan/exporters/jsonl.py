@@ -14,8 +14,12 @@ from collections.abc import Iterable
 from sysspan.exporters.base import ResourceSink, SinkReport, spans_text
 from sysspan.exporters.otlp_json import encode_line_bytes
 from sysspan.exporters.wholeline import Fallback, WholeLineFile
-from sysspan.lighttyping import Any
 from sysspan.model import ResourceSpans
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 

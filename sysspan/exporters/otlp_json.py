@@ -29,7 +29,6 @@ from enum import IntEnum
 from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept as is)
 
 from sysspan.errors import TraceFileError
-from sysspan.lighttyping import Any
 from sysspan.model import (
     DecisionSpan,
     ResourceSpans,
@@ -39,6 +38,11 @@ from sysspan.model import (
     StatusCode,
     SyscallSpan,
 )
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["decode_line", "encode_line", "from_proto"]
 

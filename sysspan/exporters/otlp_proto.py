@@ -16,8 +16,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Collection, Iterable
 
-from sysspan.lighttyping import Any
 from sysspan.model import ResourceSpans, Span, SyscallSpan
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _pack_q = struct.Struct("<Q").pack
 # tag + 8-byte id (ids are big-endian byte strings on the wire); tag+time, tag+time

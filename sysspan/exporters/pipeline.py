@@ -18,9 +18,15 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 
-from sysspan.exporters.base import Sink, SinkReport
-from sysspan.lighttyping import Any
+from sysspan.exporters.base import SinkReport
 from sysspan.model import Span
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sysspan.exporters.base import Sink
 
 _STOP = object()
 

@@ -7,10 +7,14 @@ from collections.abc import Collection, Mapping
 
 from sysspan import __version__
 from sysspan.config import output_dir
-from sysspan.exporters.base import Sink
 from sysspan.exporters.jsonl import JsonlSink, default_trace_path
 from sysspan.exporters.wholeline import Fallback
 from sysspan.otlp_flags import otlp_settings
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from sysspan.exporters.base import Sink
 
 
 def build_sinks(

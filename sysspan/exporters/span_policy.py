@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from sysspan.lighttyping import TYPE_CHECKING
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from sysspan.exporters.base import Sink

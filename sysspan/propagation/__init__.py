@@ -5,7 +5,8 @@ parsing and formatting, the environment-variable and carrier-file carriers, and 
 the resource attributes the environment reveals (CI, container, AWS Lambda).
 """
 
-from sysspan.lighttyping import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from sysspan.propagation.baggage import (

@@ -16,9 +16,10 @@ Also converts the AWS X-Ray header (``_X_AMZN_TRACE_ID``) to a W3C context, for 
 
 from __future__ import annotations
 
-from sysspan.lighttyping import TYPE_CHECKING
 from sysspan.model import HexIds
 from sysspan.plainrecord import FrozenRecord
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from sysspan.propagation.tracestate import TraceState

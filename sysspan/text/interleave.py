@@ -18,7 +18,11 @@ returns, is one whole line too.
 from __future__ import annotations
 
 from sysspan.collector.decode import Decoded
-from sysspan.lighttyping import Any, Protocol
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 MAX_HELD = 100_000
 
@@ -38,16 +42,17 @@ class Call:
         self.cut = False  # its line was closed with <unfinished ...>
 
 
-class LineSink(Protocol):
-    """What the interleaver writes through (the ``LineWriter``)."""
+if TYPE_CHECKING:  # an interface for mypy; nothing needs it at run time
+    class LineSink(Protocol):
+        """What the interleaver writes through (the ``LineWriter``)."""
 
-    def whole(self, call: Call, tid: int) -> None: ...
+        def whole(self, call: Call, tid: int) -> None: ...
 
-    def unfinished(self, call: Call) -> None: ...
+        def unfinished(self, call: Call) -> None: ...
 
-    def resumed(self, call: Call, tid: int) -> None: ...
+        def resumed(self, call: Call, tid: int) -> None: ...
 
-    def event_line(self, tid: int, text: str) -> None: ...
+        def event_line(self, tid: int, text: str) -> None: ...
 
 
 _ENTRY, _EXIT, _LATE, _EVENT = range(4)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import time
 
 from sysspan.collector.decode import Decoded
-from sysspan.lighttyping import Protocol
 from sysspan.redact import redact
 from sysspan.text.interleave import Call, Interleaver
 
+TYPE_CHECKING = False
 
-class TextOut(Protocol):
-    """Where lines go: a text stream, or the -o file's :class:`TextLines`."""
+if TYPE_CHECKING:  # an interface for mypy; nothing needs it at run time
+    from typing import Protocol
 
-    def write(self, text: str, /) -> int: ...
+    class TextOut(Protocol):
+        """Where lines go: a text stream, or the -o file's :class:`TextLines`."""
 
-    def flush(self) -> None: ...
+        def write(self, text: str, /) -> int: ...
+
+        def flush(self) -> None: ...
 
 
 class LineWriter:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sysspan.lighttyping import Protocol
+TYPE_CHECKING = False
 
+if TYPE_CHECKING:  # an interface for mypy; nothing needs it at run time
+    from typing import Protocol
 
-class _Stat(Protocol):
-    calls: int
-    errors: int
-    total_ns: int
+    class _Stat(Protocol):
+        calls: int
+        errors: int
+        total_ns: int
 
 
 _RULE = "------ ----------- ----------- --------- --------- ----------------"

@@ -116,7 +116,7 @@ def test_otlp_grpc_loads_grpc_and_delivers(tmp_path):
 # What the console script (`sysspan -qq -- true`) must not import, by name as `python -X
 # importtime` reports it: besides the above, what only some runs use (a URL setting, a carrier
 # file, incoming baggage or tracestate, the line writers and the -c table, --stderr-tail, the
-# --decision-pipe channel, a span budget), and typing (sysspan.lighttyping).
+# --decision-pipe channel, a span budget), and typing (imported only under TYPE_CHECKING).
 NOT_IMPORTED_BY_A_PLAIN_RUN = (
     *NOT_ON_THE_DEFAULT_PATH,
     "typing",

@@ -29,15 +29,18 @@ from sysspan.collector.decode.decoder import Decoded, Decoder
 from sysspan.collector.decode.errno_text import errno_name, format_error, is_error
 from sysspan.collector.decode.kinds.fcntl_ioctl import ioctl_request_text
 from sysspan.collector.decode.kinds.network import sockaddr_text
-from sysspan.collector.decode.reading import MemoryReader
 from sysspan.collector.decode.signatures import SIGNATURES
 from sysspan.collector.decode.text import quote, quote_hex
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:  # an interface for type checkers only (reading.py), so not in __all__
+    from sysspan.collector.decode.reading import MemoryReader as MemoryReader
 
 __all__ = [
     "SIGNATURES",
     "Decoded",
     "Decoder",
-    "MemoryReader",
     "errno_name",
     "format_error",
     "ioctl_request_text",

@@ -8,47 +8,62 @@ was captured, off the hot path, and never raises.
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.errno_text import format_error, is_error
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
 from sysspan.collector.decode.kinds.fcntl_ioctl import _fcntl_ret
-from sysspan.collector.decode.reading import MemoryReader
 from sysspan.collector.decode.signatures import SIGNATURES
 from sysspan.collector.decode.text import _U32, _U64, _hex, _oct, _ptr, _text, _with_link, quote
 from sysspan.collector.decode.tokens import _kinds_for
 from sysspan.collector.syscalls import ARCHES, table
 from sysspan.errors import ConfigError
-from sysspan.lighttyping import Any, NamedTuple
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    from sysspan.collector.decode.reading import MemoryReader
 
 _SIX_INTS = (int,) * 6
 
 
-class Decoded(NamedTuple):
-    """One syscall rendered the way strace prints it, plus the facts spans need."""
+# Decoded and _Spec are declared twice: as a typing.NamedTuple for type checkers, and as the
+# collections.namedtuple with the same fields and defaults that runs (typing.NamedTuple
+# would import typing on every traced run). tests/unit/test_record_stubs.py keeps the two
+# in step.
+if TYPE_CHECKING:
+    class Decoded(NamedTuple):
+        """One syscall rendered the way strace prints it, plus the facts spans need."""
 
-    name: str
-    args: str
-    ret: str
-    error: str | None
-    path: str | None
-    argv: list[str] | None
-    #: how many characters of ``args`` strace prints when the call enters; the rest it
-    #: prints when the call returns (what an ``<unfinished ...>`` line shows); -1: all
-    split: int = -1
+        name: str
+        args: str
+        ret: str
+        error: str | None
+        path: str | None
+        argv: list[str] | None
+        #: how many characters of ``args`` strace prints when the call enters; the rest it
+        #: prints when the call returns (what an ``<unfinished ...>`` line shows); -1: all
+        split: int = -1
 
+    class _Spec(NamedTuple):
+        name: str
+        kinds: tuple[tuple[int, Kind], ...]
+        ret: str
+        entry_pos: tuple[int | None, ...]  # per kind: index into the entry tuple
+        exit_pos: tuple[int | None, ...]
+        ret_link_pos: int | None  # index of the returned fd's path in the exit tuple (-y)
+        exit_on_error: bool  # some kind reads at exit after a failure too (same tuple positions)
+        #: per kind: (i, kind, entry_pos, exit_pos), the loop ``_format_spec`` runs per call
+        steps: tuple[tuple[int, Kind, int | None, int | None], ...] = ()
 
-class _Spec(NamedTuple):
-    name: str
-    kinds: tuple[tuple[int, Kind], ...]
-    ret: str
-    entry_pos: tuple[int | None, ...]  # per kind: index into the entry tuple
-    exit_pos: tuple[int | None, ...]
-    ret_link_pos: int | None  # index of the returned fd's path in the exit tuple (-y)
-    exit_on_error: bool  # some kind reads at exit after a failure too (same tuple positions)
-    #: per kind: (i, kind, entry_pos, exit_pos), the loop ``_format_spec`` runs per call
-    steps: tuple[tuple[int, Kind, int | None, int | None], ...] = ()
+else:
+    Decoded = namedtuple("Decoded", "name args ret error path argv split", defaults=(-1,))
+    _Spec = namedtuple("_Spec", "name kinds ret entry_pos exit_pos ret_link_pos exit_on_error steps",
+                       defaults=((),))
 
 
 def _proc_fd_path(pid: int, fd: int) -> str | None:

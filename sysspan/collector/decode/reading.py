@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from sysspan.lighttyping import Protocol
+TYPE_CHECKING = False
 
 PATH_MAX = 4096
 #: Longest single argv string the kernel accepts (MAX_ARG_STRLEN).
@@ -22,16 +22,19 @@ ARRAY_MAX_ITEMS = 1024
 SOCKADDR_MAX = 128
 
 
-class MemoryReader(Protocol):
-    """How the decoder reads tracee memory; implemented by the tracer (and by tests)."""
+if TYPE_CHECKING:  # an interface for mypy; readers implement it without subclassing
+    from typing import Protocol
 
-    def read(self, pid: int, addr: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``addr``; fewer (or b"") when memory faults."""
-        ...
+    class MemoryReader(Protocol):
+        """How the decoder reads tracee memory; implemented by the tracer (and by tests)."""
 
-    def read_cstr(self, pid: int, addr: int, limit: int) -> bytes | None:
-        """Bytes up to (not including) the first NUL, at most ``limit``; None on fault."""
-        ...
+        def read(self, pid: int, addr: int, size: int) -> bytes:
+            """Up to ``size`` bytes at ``addr``; fewer (or b"") when memory faults."""
+            ...
+
+        def read_cstr(self, pid: int, addr: int, limit: int) -> bytes | None:
+            """Bytes up to (not including) the first NUL, at most ``limit``; None on fault."""
+            ...
 
 
 def _read_exact(reader: MemoryReader, pid: int, addr: int, size: int) -> bytes | None:

@@ -34,14 +34,17 @@ from sysspan.collector.decode.kinds.memory import _MmapFlags
 from sysspan.collector.decode.kinds.network import _SockaddrIn, _SockaddrOut
 from sysspan.collector.decode.kinds.scalars import _FieldFlags, _FlagsK
 from sysspan.collector.decode.text import _U32, _i32, _inet_ntop
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
 
-Attrs = dict[str, Any]
-# step(args, rval, entry captures, exit captures, tgid, out): adds attributes to ``out``
-_Step = Callable[[Sequence[int], "int | None", tuple, tuple, int, Attrs], None]
+    Attrs = dict[str, Any]
+    # step(args, rval, entry captures, exit captures, tgid, out): adds attributes to ``out``
+    _Step = Callable[[Sequence[int], int | None, tuple, tuple, int, Attrs], None]
 
 # Syscalls whose second argument is a length in bytes (memory mappings).
 _LENGTH_ARG1 = frozenset({"mmap", "munmap", "mprotect", "madvise", "mremap", "msync", "mlock",

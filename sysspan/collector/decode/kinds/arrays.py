@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sysspan.collector.decode.kinds.base import _Ctx, _Directed
-from sysspan.collector.decode.reading import MemoryReader, _read_exact
+from sysspan.collector.decode.reading import _read_exact
 from sysspan.collector.decode.text import _ptr
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 #: Most bytes of directory entries read to count them (a getdents64 buffer is 32 KiB in glibc).
 DIRENTS_MAX_BYTES = 1 << 20

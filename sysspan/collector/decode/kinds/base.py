@@ -10,15 +10,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sysspan.collector.decode.errno_text import is_error
-from sysspan.collector.decode.reading import MemoryReader, _read_exact
+from sysspan.collector.decode.reading import _read_exact
 from sysspan.collector.decode.text import _U64, _ptr
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 
 class _Ctx:
@@ -54,10 +58,6 @@ def mem_op(
 
 def cstr_op(arg: int, limit: int) -> PlanOp:
     return (arg, 1, limit, -1, 0, 0, -1, 0)
-
-
-EntryCap = Callable[["Decoder", Sequence[int], int, int, MemoryReader], Any]
-ExitCap = Callable[["Decoder", Sequence[int], int, int, int, MemoryReader], Any]
 
 
 class Kind:

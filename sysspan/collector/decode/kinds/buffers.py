@@ -18,12 +18,16 @@ from sysspan.collector.decode.kinds.base import (
     _TransferLimited,
     mem_op,
 )
-from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, MemoryReader, _read_exact
+from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, _read_exact
 from sysspan.collector.decode.text import _i32, _ptr, quote_hex
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 
 class _Buf(_Directed):

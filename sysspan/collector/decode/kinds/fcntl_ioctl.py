@@ -10,12 +10,16 @@ from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
 from sysspan.collector.decode.kinds.files import _open_flags_text
 from sysspan.collector.decode.kinds.signals import _signame
-from sysspan.collector.decode.reading import MemoryReader, _read_exact
+from sysspan.collector.decode.reading import _read_exact
 from sysspan.collector.decode.text import _U32, _enum, _flags, _hex, _i32, _ptr
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 _FCNTL_NO_ARG = frozenset({1, 3, 9, 11, 1025, 1032, 1034})
 _FCNTL_LOCKS = frozenset({5, 6, 7, 36, 37, 38})

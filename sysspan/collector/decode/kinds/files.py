@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, cstr_op, mem_op
-from sysspan.collector.decode.reading import PATH_MAX, MemoryReader, _read_exact
+from sysspan.collector.decode.reading import PATH_MAX, _read_exact
 from sysspan.collector.decode.text import (
     _U32,
     _flags,
@@ -18,10 +18,14 @@ from sysspan.collector.decode.text import (
     _with_link,
     quote,
 )
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 
 class _Fd(Kind):

@@ -5,7 +5,11 @@ from __future__ import annotations
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
 from sysspan.collector.decode.text import _U32, _flags, _ptr
-from sysspan.lighttyping import Any
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _MmapFlags(Kind):

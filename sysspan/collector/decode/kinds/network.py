@@ -19,15 +19,18 @@ from sysspan.collector.decode.kinds.buffers import _read_iov
 from sysspan.collector.decode.reading import (
     ARRAY_MAX_ITEMS,
     SOCKADDR_MAX,
-    MemoryReader,
     _read_exact,
     _read_u32,
 )
 from sysspan.collector.decode.text import _U32, _flags, _i32, _inet_ntop, _ntohs, _ptr, quote
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 NUL = b"\0"
 

@@ -13,7 +13,6 @@ from sysspan.collector.decode.reading import (
     ARG_STRLEN_MAX,
     ARGV_MAX_BYTES,
     ARGV_MAX_ITEMS,
-    MemoryReader,
     _count_ptr_array,
     _read_exact,
     _read_i32,
@@ -21,10 +20,14 @@ from sysspan.collector.decode.reading import (
     _read_u32,
 )
 from sysspan.collector.decode.text import _U32, _flags, _hex, _i32, _ptr, _text
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 
 class _Argv(Kind):

@@ -7,7 +7,11 @@ from collections.abc import Callable
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx
 from sysspan.collector.decode.text import _U32, _flags, _i32
-from sysspan.lighttyping import Any
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Simple(Kind):

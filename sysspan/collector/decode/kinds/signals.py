@@ -7,12 +7,16 @@ from collections.abc import Sequence
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, _Ctx, _FixedStruct
-from sysspan.collector.decode.reading import MemoryReader, _read_exact
+from sysspan.collector.decode.reading import _read_exact
 from sysspan.collector.decode.text import _flags, _i32, _ptr
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 
 def _signame(sig: int) -> str:

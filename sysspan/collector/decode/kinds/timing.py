@@ -7,12 +7,16 @@ from collections.abc import Sequence
 
 from sysspan.collector import constants as C
 from sysspan.collector.decode.kinds.base import Kind, PlanOp, _Ctx, _FixedStruct, mem_op
-from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, MemoryReader, _read_exact
+from sysspan.collector.decode.reading import ARRAY_MAX_ITEMS, _read_exact
 from sysspan.collector.decode.text import _U32, _flags, _hex, _ptr
-from sysspan.lighttyping import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sysspan.collector.decode.decoder import Decoder
+    from sysspan.collector.decode.reading import MemoryReader
 
 
 class _Timespec(_FixedStruct):
