@@ -140,3 +140,15 @@ def __getattr__(attr: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__, *_LAZY})
+
+
+# A program that imports this package to record decisions gets the API now, in the thread
+# that imports it, as it always did: loaded on first use instead, a thread's first
+# ``d.record`` could be importing _api when another thread forks, and the child, finding
+# the module's import lock held by a thread it does not have, would hang on its own first
+# decision. Only the sysspan command itself (whose sysspan-side modules bring this file in)
+# leaves it unloaded.
+if "sysspan.cli" not in __import__("sys").modules:
+    for _name in _API:
+        __getattr__(_name)
+    del _name
