@@ -29,7 +29,7 @@
 
 #define SYSSPAN_RING_ENV "SYSSPAN_DECISION_RING"
 #define SYSSPAN_RING_MAGIC "SYSSPDR1"
-#define SYSSPAN_RING_VERSION 1u
+#define SYSSPAN_RING_VERSION 2u
 
 /* header offsets (bytes from the start of the file) */
 #define SYSSPAN_H_MAGIC 0
@@ -80,6 +80,13 @@ static inline char *sysspan_ring_slot(void *base, uint64_t pos) {
     uint32_t count = sysspan_ring_slot_count(base);
     return (char *)base + *SYSSPAN__U32(base, SYSSPAN_H_HEADER_SIZE) +
            (size_t)(pos & (uint64_t)(count - 1)) * sysspan_ring_slot_size(base);
+}
+
+/* A slot's sequence word is stored minus the slot's index (pos mod slot_count), so that a
+ * zero-filled file is a ready ring: every slot reads as free for its first-lap position,
+ * and sysspan need not write (and fault in) every page before the command starts. */
+static inline uint64_t sysspan_ring_index(const void *base, uint64_t pos) {
+    return pos & (uint64_t)(sysspan_ring_slot_count(base) - 1);
 }
 
 /* The record checksum, computed over a slot in place (it reads the payload's last word
@@ -141,7 +148,8 @@ static inline char *sysspan_ring_reserve(void *base, uint64_t *pos_out, uint32_t
     uint64_t pos = __atomic_load_n(head, __ATOMIC_RELAXED);
     for (int tries = 0; tries < SYSSPAN_RESERVE_TRIES; tries++) {
         char *slot = sysspan_ring_slot(base, pos);
-        uint64_t seq = __atomic_load_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE);
+        uint64_t seq = __atomic_load_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE) +
+                       sysspan_ring_index(base, pos);
         int64_t diff = (int64_t)(seq - pos);
         if (diff == 0) {
             if (__atomic_compare_exchange_n(head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
@@ -165,9 +173,10 @@ static inline char *sysspan_ring_reserve(void *base, uint64_t *pos_out, uint32_t
  * the reader gave up on this slot meanwhile (it moved seq on to the next lap), a store would
  * move seq back and wedge the slot for every later lap, and the record would be counted
  * twice; the failed CAS leaves it as the reader set it. */
-static inline void sysspan_ring_publish(char *slot, uint64_t pos, uint32_t len,
-                                        uint64_t start_ns, uint64_t end_ns, uint64_t skipped,
-                                        uint32_t tid, uint32_t line, uint32_t column) {
+static inline void sysspan_ring_publish(const void *base, char *slot, uint64_t pos,
+                                        uint32_t len, uint64_t start_ns, uint64_t end_ns,
+                                        uint64_t skipped, uint32_t tid, uint32_t line,
+                                        uint32_t column) {
     *SYSSPAN__U64(slot, SYSSPAN_S_START) = start_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_END) = end_ns;
     *SYSSPAN__U64(slot, SYSSPAN_S_SKIPPED) = skipped;
@@ -176,18 +185,18 @@ static inline void sysspan_ring_publish(char *slot, uint64_t pos, uint32_t len,
     *SYSSPAN__U32(slot, SYSSPAN_S_COLUMN) = column;
     *SYSSPAN__U32(slot, SYSSPAN_S_LEN) = len;
     *SYSSPAN__U32(slot, SYSSPAN_S_CHECK) = sysspan_ring_check(slot, pos, len);
-    uint64_t expected = pos;
-    __atomic_compare_exchange_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), &expected, pos + 1, 0,
+    uint64_t expected = pos - sysspan_ring_index(base, pos);
+    __atomic_compare_exchange_n(SYSSPAN__U64(slot, SYSSPAN_S_SEQ), &expected, expected + 1, 0,
                                 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
 /* Copy `payload` into a reserved slot, fill it and publish it (see sysspan_ring_publish). */
-static inline void sysspan_ring_commit(char *slot, uint64_t pos, const void *payload,
-                                       uint32_t len, uint64_t start_ns, uint64_t end_ns,
-                                       uint64_t skipped, uint32_t tid, uint32_t line,
-                                       uint32_t column) {
+static inline void sysspan_ring_commit(const void *base, char *slot, uint64_t pos,
+                                       const void *payload, uint32_t len, uint64_t start_ns,
+                                       uint64_t end_ns, uint64_t skipped, uint32_t tid,
+                                       uint32_t line, uint32_t column) {
     memcpy(slot + SYSSPAN_S_PAYLOAD, payload, len);
-    sysspan_ring_publish(slot, pos, len, start_ns, end_ns, skipped, tid, line, column);
+    sysspan_ring_publish(base, slot, pos, len, start_ns, end_ns, skipped, tid, line, column);
 }
 
 /* Reserve a slot for a `len`-byte payload: the slot, or NULL with *status SYSSPAN_TOO_BIG
@@ -213,7 +222,7 @@ static inline int sysspan_ring_write(void *base, const void *payload, uint32_t l
     int status;
     char *slot = sysspan__reserve_for(base, len, pid, &pos, &status);
     if (!slot) return status;
-    sysspan_ring_commit(slot, pos, payload, len, start_ns, end_ns, skipped, tid, line, column);
+    sysspan_ring_commit(base, slot, pos, payload, len, start_ns, end_ns, skipped, tid, line, column);
     return SYSSPAN_WRITTEN;
 }
 
@@ -304,7 +313,7 @@ static inline int sysspan_ring_write_i64(void *base, const char *prefix, uint32_
     for (uint32_t i = 0; i < prefix_len; i += 8) memcpy(p + i, prefix + i, 8);
     p = sysspan__mp_int(p + prefix_len, p + len, input);
     sysspan__mp_int(p, slot + SYSSPAN_S_PAYLOAD + len, result);
-    sysspan_ring_publish(slot, pos, len, now_ns, now_ns, skipped, tid, line, 0);
+    sysspan_ring_publish(base, slot, pos, len, now_ns, now_ns, skipped, tid, line, 0);
     return SYSSPAN_WRITTEN;
 }
 

@@ -402,6 +402,7 @@ typedef struct {
     Py_buffer view;
     char *slot;
     uint64_t pos, count, payload_max;
+    uint64_t index; /* pos mod count: stored sequence words are the state minus this */
 } slot_ref;
 
 static int get_slot(PyObject *const *args, slot_ref *ref) {
@@ -418,6 +419,7 @@ static int get_slot(PyObject *const *args, slot_ref *ref) {
         return -1;
     }
     ref->count = sc;
+    ref->index = ref->pos & (sc - 1);
     ref->payload_max = ss - SYSSPAN_S_PAYLOAD;
     ref->slot = (char *)ref->view.buf + hs + (ref->pos & (sc - 1)) * ss;
     return 0;
@@ -425,12 +427,13 @@ static int get_slot(PyObject *const *args, slot_ref *ref) {
 
 static void free_slot(slot_ref *ref) {
     __atomic_store_n(SYSSPAN__U32(ref->slot, SYSSPAN_S_OWNER), 0, __ATOMIC_RELAXED);
-    __atomic_store_n(SYSSPAN__U64(ref->slot, SYSSPAN_S_SEQ), ref->pos + ref->count,
+    __atomic_store_n(SYSSPAN__U64(ref->slot, SYSSPAN_S_SEQ), ref->pos + ref->count - ref->index,
                      __ATOMIC_RELEASE);
 }
 
 /* take(buf, pos, header_size, slot_size, slot_count) -> record tuple, or the slot's seq
- * (an int) when it holds no committed record for pos. The tuple is (start, end, skipped,
+ * (an int, the state: the stored word plus the slot's index) when it holds no committed
+ * record for pos. The tuple is (start, end, skipped,
  * pid, tid, line, column, payload or None, checksum ok); the slot is freed. */
 static PyObject *ring_take(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     slot_ref ref;
@@ -439,7 +442,8 @@ static PyObject *ring_take(PyObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     if (get_slot(args, &ref) < 0) return NULL;
-    uint64_t seq = __atomic_load_n(SYSSPAN__U64(ref.slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE);
+    uint64_t seq = __atomic_load_n(SYSSPAN__U64(ref.slot, SYSSPAN_S_SEQ), __ATOMIC_ACQUIRE) +
+                   ref.index;
     if (seq != ref.pos + 1) {
         PyBuffer_Release(&ref.view);
         return PyLong_FromUnsignedLongLong(seq);
@@ -479,7 +483,8 @@ static PyObject *ring_take(PyObject *self, PyObject *const *args, Py_ssize_t nar
 }
 
 /* skip(buf, pos, header_size, slot_size, slot_count, expected_seq) -> True when the reader
- * took the slot away from a writer that never committed (the writer's commit then fails). */
+ * took the slot away from a writer that never committed (the writer's commit then fails);
+ * the slot is then free for pos + slot_count. expected_seq is a state, as take returns it. */
 static PyObject *ring_skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     slot_ref ref;
     if (nargs != 6) {
@@ -488,8 +493,9 @@ static PyObject *ring_skip(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     uint64_t expected = PyLong_AsUnsignedLongLongMask(args[5]);
     if (PyErr_Occurred() || get_slot(args, &ref) < 0) return NULL;
+    expected -= ref.index;
     int won = __atomic_compare_exchange_n(SYSSPAN__U64(ref.slot, SYSSPAN_S_SEQ), &expected,
-                                          ref.pos + ref.count, 0, __ATOMIC_ACQ_REL,
+                                          ref.pos + ref.count - ref.index, 0, __ATOMIC_ACQ_REL,
                                           __ATOMIC_RELAXED);
     if (won) __atomic_store_n(SYSSPAN__U32(ref.slot, SYSSPAN_S_OWNER), 0, __ATOMIC_RELAXED);
     PyBuffer_Release(&ref.view);

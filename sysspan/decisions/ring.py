@@ -15,14 +15,12 @@ contents make no sense (a hostile or buggy writer) is counted as malformed and s
 
 from __future__ import annotations
 
-import array
 import atexit
 import contextlib
 import functools
 import mmap
 import os
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +38,7 @@ __all__ = ["ENV_RING", "DecisionRing", "decode_payload", "open_ring", "ring_dir"
 
 ENV_RING = "SYSSPAN_DECISION_RING"
 MAGIC = b"SYSSPDR1"
-VERSION = 1
+VERSION = 2  # 2: sequence words stored relative to the slot's index
 HEADER_SIZE = 4096
 SLOT_SIZE = 512
 SLOT_COUNT = 8192  # 4 MiB: about 8 ms of a Python writer at full speed, far more when sampled
@@ -48,7 +46,9 @@ SLOT_PAYLOAD = 56
 
 H_HEAD, H_FULL, H_SKIPPED, H_TAIL = 64, 128, 136, 192
 STUCK_BOUND_S = 1.0  # a reserved slot not committed for this long is given up
-_IDLE_MIN_S, _IDLE_MAX_S = 0.0005, 0.01
+# An idle reader at 10 ms wake-ups cost ~5.6 ms CPU a second (under load); at the rate
+# limit's 10,000/s, 25 ms is 250 records, far below the ring's 8,192 slots.
+_IDLE_MIN_S, _IDLE_MAX_S = 0.0005, 0.025
 _U64 = (1 << 64) - 1
 _U32 = 0xFFFFFFFF
 
@@ -65,15 +65,26 @@ def ring_dir(env: Mapping[str, str] | None = None) -> str:
     return tempfile.gettempdir()
 
 
+_unpack: Callable[[bytes], Any] | None = None  # _ring.unpack, once the extension is loaded
+
+
+def _load_unpack() -> Callable[[bytes], Any]:
+    # looked up once: decode_payload runs for every record, and an import statement there
+    # cost about as much as the decoding
+    global _unpack
+    from sysspan.decisions import _ring
+
+    _unpack = _ring.unpack
+    return _ring.unpack
+
+
 def decode_payload(payload: bytes | None) -> tuple[str, str, str, Any, Any] | None:
     """``[category, name, file, input, result]`` from a slot's msgpack payload, or None when
     it is not that (never raises)."""
     if payload is None:
         return None
-    from sysspan.decisions import _ring
-
     try:  # the common types here: importing msgpack costs sysspan 5-15 ms
-        value = _ring.unpack(payload)
+        value = (_unpack or _load_unpack())(payload)
     except Exception:  # noqa: BLE001 - out of memory: msgpack may know better
         value = NotImplemented
     if value is NotImplemented:
@@ -172,15 +183,10 @@ class DecisionRing(DecisionDelivery):
         self._remove_at_exit = functools.partial(_remove, self.path)
         atexit.register(self._remove_at_exit)  # also when the run ends in an exception
         mm = self._mm
+        # The slots stay as ftruncate left them: zero is "free for the first lap" (sequence
+        # words are stored minus the slot's index), so no slot page is touched before a
+        # writer uses it; writing every slot's word cost a page fault per 4 KiB page.
         struct.pack_into("<8sIIIIdI", mm, 0, MAGIC, VERSION, HEADER_SIZE, slot_size, slot_count, float(sample_ratio), min(rate, _U32))
-        # Slot i is free for position i: one strided write of every slot's first word
-        # rather than a pack_into per slot (8,192 calls were a visible part of start-up).
-        words = memoryview(mm)[HEADER_SIZE : self.size].cast("Q")
-        seqs = array.array("Q", range(slot_count))
-        if sys.byteorder != "little":  # the layout is little-endian
-            seqs.byteswap()
-        words[:: slot_size // 8] = seqs
-        words.release()
         self._tail = 0
         self._stuck_pos = -1
         self._stuck_since = 0.0

@@ -98,6 +98,61 @@ def test_c_processes_and_threads_write_at_once_none_lost_torn_or_duplicated(c_wr
     assert not os.path.exists(ring.path)
 
 
+def test_a_fresh_ring_is_ready_without_its_slots_being_written() -> None:
+    """Zero is "free for the first lap": creating the ring writes its header page only, so
+    the 4 MiB of slots are not faulted in before the command starts."""
+    ring = open_ring(lambda _d: None)
+    try:
+        assert ring.size >= 1 << 22
+        # the header, and the slot page or two the reader thread has looked at since
+        assert os.stat(ring.path).st_blocks * 512 <= 4 * 4096
+    finally:
+        ring.close()
+
+
+def _checksum(record: bytes, pos: int) -> int:
+    """docs/decision-ring.md's check over slot bytes 16..55 and the payload."""
+    record += bytes(-len(record) % 8)
+    h = 0xCBF29CE484222325 ^ pos
+    for (w,) in struct.iter_unpack("<Q", record):
+        h = ((h ^ w) * 0x100000001B3) & ((1 << 64) - 1)
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
+
+
+def test_records_written_as_documented_are_read_across_laps() -> None:
+    """A writer that follows the documented layout, byte by byte, against the real reader:
+    sequence words stored minus the slot's index, freed as position + slot_count."""
+    import msgpack
+
+    count, slot_size = 4, 128
+    got: list[Decision] = []
+    ring = open_ring(got.append, gate=DecisionGate(1.0, 0), slot_count=count, slot_size=slot_size)
+    fd = os.open(ring.path, os.O_RDWR)
+    mm = mmap.mmap(fd, ring.size)
+    os.close(fd)
+    try:
+        for pos in range(3 * count + 1):
+            slot = HEADER_SIZE + (pos % count) * slot_size
+            assert struct.unpack_from("<Q", mm, slot)[0] == pos - pos % count  # free for pos
+            struct.pack_into("<Q", mm, H_HEAD, pos + 1)
+            payload = msgpack.packb(["doc", "lap", "f.py", pos, pos * 7])
+            fields = struct.pack("<QQQIIII", 1000 + pos, 2000 + pos, 3, 77, 9, 0, len(payload))
+            mm[slot + 16 : slot + 56 + len(payload)] = fields + payload
+            struct.pack_into("<II", mm, slot + 8, os.getpid(), _checksum(fields + payload, pos))
+            struct.pack_into("<Q", mm, slot, pos + 1 - pos % count)  # committed
+            deadline = time.monotonic() + 30
+            while len(got) <= pos and time.monotonic() < deadline:
+                time.sleep(0.002)
+            assert struct.unpack_from("<Q", mm, slot)[0] == pos + count - pos % count  # freed
+    finally:
+        mm.close()
+        ring.close()
+    assert [(d.input, d.result, d.start_ns, d.tid) for d in got] == [
+        (p, p * 7, 1000 + p, 77) for p in range(3 * count + 1)
+    ]
+    assert ring.malformed == 0 and ring.abandoned == 0 and ring.received == 3 * count + 1
+
+
 @pytest.mark.parametrize("ratio", [0.05, 0.002])  # gaps mostly within one chunk / across many
 def test_python_threads_and_forked_children_count_exactly_when_sampled(tmp_path, ratio) -> None:
     prog = tmp_path / "w.py"
@@ -190,12 +245,12 @@ def _hostile(mm: mmap.mmap, size: int, rng: random.Random, rounds: int) -> None:
             mm[off : off + 64] = rng.randbytes(64)
         elif kind == 1:  # "committed" with a random body
             mm[slot + 8 : slot + slot_size] = rng.randbytes(slot_size - 8)
-            struct.pack_into("<Q", mm, slot, pos + 1)
+            struct.pack_into("<Q", mm, slot, pos + 1 - pos % count)  # stored minus the slot index
         elif kind == 2:  # "committed" msgpack-looking payload, wrong or right length
             body = bytes([0x95]) + rng.randbytes(rng.randrange(60))
             struct.pack_into("<I", mm, slot + 52, rng.choice([len(body), 0xFFFFFFFF, 72]))
             mm[slot + 56 : slot + 56 + len(body)] = body
-            struct.pack_into("<Q", mm, slot, pos + 1)
+            struct.pack_into("<Q", mm, slot, pos + 1 - pos % count)  # stored minus the slot index
         elif kind == 3:
             struct.pack_into("<Q", mm, H_HEAD, rng.choice([0, pos, 1 << 63, (1 << 64) - 1, rng.getrandbits(64)]))
         else:

@@ -126,6 +126,7 @@ NOT_IMPORTED_BY_A_PLAIN_RUN = (
     "sysspan.propagation.baggage",
     "sysspan.propagation.tracestate",
     "sysspan.decisions.channel",
+    "sysspan.decisions._api",  # the traced programs' recording API
     "sysspan.exporters.budget",
     "sysspan.text",
     "sysspan.stderr_tail",
