@@ -20,7 +20,10 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _FORMAT = 3
 #: Entries kept per file (a long run on a big program stops adding after this many).

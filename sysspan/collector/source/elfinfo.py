@@ -22,13 +22,15 @@ import os
 import struct
 import threading
 from bisect import bisect_right
-from typing import IO, TYPE_CHECKING, Any
 
 from sysspan.collector.source import diskcache
 from sysspan.collector.source.elfhead import ElfHead
 from sysspan.collector.source.maps import is_system_path, segment_delta
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from elftools.elf.elffile import ELFFile
 
     from sysspan.collector.source.elfcfi import _CfiTable
