@@ -65,7 +65,7 @@ def test_cache_is_written_by_build_id_and_read_back(tmp_path: Path) -> None:
     # A damaged file is ignored and replaced; with the cache off nothing is read.
     kept.write_bytes(b"\x00not marshal")
     assert _site(tmp_path, exe, str(cache)) == first
-    assert marshal.loads(kept.read_bytes())["format"] == 3
+    assert marshal.loads(kept.read_bytes())["format"] == diskcache._FORMAT
     kept.write_bytes(marshal.dumps(data))
     assert _site(tmp_path, exe, "off") == first
 
@@ -90,3 +90,40 @@ def test_a_run_the_cache_answers_does_not_import_pyelftools(tmp_path: Path) -> N
     assert "elftools.elf.elffile" in cold
     assert "elftools" not in warm
     assert warm_lines == cold_lines and "4" in warm_lines
+
+
+def test_section_header_facts_are_kept_and_a_warm_run_reads_no_section_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the capture asks of the section headers (a linked-in language runtime, the PLT
+    ranges) is kept with the file's entry: the next run answers it without reading them."""
+    from elftools.elf.elffile import ELFFile
+
+    from sysspan.collector.source.elfinfo import ElfInfo
+
+    (tmp_path / "prog.c").write_text(PROGRAM)
+    (tmp_path / "marker").write_text("x")
+    exe = tmp_path / "prog"
+    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
+    cache = tmp_path / "cache"
+    _site(tmp_path, exe, str(cache))
+    with open(exe, "rb") as fh:
+        plt = {(s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in ELFFile(fh).iter_sections()
+               if s.name.startswith(".plt")}
+    assert plt  # a dynamically linked program calls open through its PLT
+    kept = cache / diskcache.file_name(_build_id(exe))
+    data = marshal.loads(kept.read_bytes())
+    assert data["head"]["mixed"] is False and set(data["head"]["plt"]) == plt
+
+    monkeypatch.setenv("SYSSPAN_SOURCE_CACHE", str(cache))
+    with open(exe, "rb") as fh:
+        info = ElfInfo(str(exe), fh)
+        lo, hi = min(plt)
+        assert info.in_plt(lo) and not info.in_plt(hi + 0x100000) and not info.mixed_runtime
+        assert info.head._sections is None  # answered from the cache
+    # What the entry says is what is answered: a doctored entry shows through.
+    data["head"] = {"mixed": True, "plt": ((0, 1 << 63),)}
+    kept.write_bytes(marshal.dumps(data))
+    with open(exe, "rb") as fh:
+        info = ElfInfo(str(exe), fh)
+        assert info.mixed_runtime and info.in_plt(hi + 0x100000)

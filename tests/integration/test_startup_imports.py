@@ -159,6 +159,21 @@ def test_console_script_plain_run_imports_only_what_it_uses(tmp_path):
     assert _loaded(names, NOT_IMPORTED_BY_A_PLAIN_RUN) == []
 
 
+def test_console_script_source_run_does_not_import_typing(tmp_path):
+    """A ``--source`` run whose files are in the on-disk cache loads the source modules (the
+    control) but, like a plain run, not typing: its import was a third of what ``--source``
+    added to such a run's start. (A cold run parses with pyelftools, which imports it.)"""
+    env = {"SYSSPAN_SOURCE_CACHE": str(tmp_path / "cache")}
+    args = ("-qq", "--source", "--trace-file", str(tmp_path / "t.jsonl"), "--", "true")
+    cold = _console_script_imports(tmp_path, *args, env=env)
+    assert "elftools" in cold  # the first run did parse: the second reads what it kept
+    names = _console_script_imports(tmp_path, *args, env=env)
+    assert any(s.name == "execve" for s in load_spans(tmp_path / "t.jsonl"))
+    assert "sysspan.collector.source.unwind" in names
+    assert "elftools" not in names
+    assert "typing" not in names
+
+
 def test_console_script_check_sees_what_a_run_does_use(tmp_path):
     """The control: the same check, on runs that use them, sees the modules listed above."""
     names = _console_script_imports(

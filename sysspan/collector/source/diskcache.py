@@ -20,9 +20,12 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from typing import Any
 
-_FORMAT = 3
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_FORMAT = 4
 #: Entries kept per file (a long run on a big program stops adding after this many).
 MAX_ENTRIES = 200_000
 _HEX = frozenset("0123456789abcdef")
@@ -50,15 +53,20 @@ def cache_dir() -> str | None:
 class FileCache:
     """The cached facts of one ELF file: ``cfi`` (vaddr → rule), ``sym`` (vaddr → (chain,
     symbol, offset)) and ``func`` (vaddr → (function symbol, offset) or None, what the
-    tail-call check asks). ``dirty`` says whether this run added something."""
+    tail-call check asks) and ``head`` (name → what the section headers answered:
+    ``"mixed"`` links a language runtime in, ``"plt"`` the PLT address ranges; a warm run
+    then never reads them). ``dirty`` says whether this run added something."""
 
-    __slots__ = ("build_id", "cfi", "sym", "func", "dirty")
+    __slots__ = ("build_id", "cfi", "sym", "func", "head", "dirty")
 
-    def __init__(self, build_id: str, cfi: dict, sym: dict, func: dict | None = None) -> None:
+    def __init__(
+        self, build_id: str, cfi: dict, sym: dict, func: dict | None = None, head: dict | None = None
+    ) -> None:
         self.build_id = build_id
         self.cfi: dict[int, Any] = cfi
         self.sym: dict[int, Any] = sym
         self.func: dict[int, Any] = func if func is not None else {}
+        self.head: dict[str, Any] = head if head is not None else {}
         self.dirty = False
 
 
@@ -73,7 +81,8 @@ def load(build_id: str | None) -> FileCache | None:
             data = marshal.loads(fh.read())
         if type(data) is not dict or data.get("format") != _FORMAT:
             raise ValueError("other format")
-        return FileCache(build_id, dict(data["cfi"]), dict(data["sym"]), dict(data["func"]))
+        return FileCache(build_id, dict(data["cfi"]), dict(data["sym"]), dict(data["func"]),
+                         dict(data["head"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
         return FileCache(build_id, {}, {})
 
@@ -87,7 +96,8 @@ def save(entry: FileCache) -> None:
     try:
         os.makedirs(where, mode=0o700, exist_ok=True)
         data = marshal.dumps(
-            {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym, "func": entry.func}
+            {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym, "func": entry.func,
+             "head": entry.head}
         )
         import tempfile  # only when something is written: a warm run never is, and it costs ~3 ms
 

@@ -7,7 +7,10 @@ imports pyelftools (about half of ``--source``'s fixed cost).
 from __future__ import annotations
 
 import struct
-from typing import IO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 #: e_machine → the names pyelftools' ``get_machine_arch`` gives them
 _MACHINES = {62: "x64", 183: "AArch64", 3: "x86", 40: "ARM"}

@@ -22,13 +22,15 @@ import os
 import struct
 import threading
 from bisect import bisect_right
-from typing import IO, TYPE_CHECKING, Any
 
 from sysspan.collector.source import diskcache
 from sysspan.collector.source.elfhead import ElfHead
 from sysspan.collector.source.maps import is_system_path, segment_delta
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from elftools.elf.elffile import ELFFile
 
     from sysspan.collector.source.elfcfi import _CfiTable
@@ -158,15 +160,18 @@ class ElfInfo:
         """True for binaries that link their language runtime in (Rust, Go): frames of the
         runtime sit in the same file as the program, so the unwinder must go past them."""
         if self._mixed is None:
-            head = self.head
-            mixed = any(
-                head.section(name) is not None
-                for name in (".go.buildinfo", ".gopclntab", ".note.go.buildid")
-            )
-            if not mixed:
-                with self.lock:
-                    mixed = b"rustc" in (head.section_data(".comment") or b"")
-            self._mixed = mixed
+            mixed = self._head_fact("mixed")
+            if mixed is None:
+                head = self.head
+                mixed = any(
+                    head.section(name) is not None
+                    for name in (".go.buildinfo", ".gopclntab", ".note.go.buildid")
+                )
+                if not mixed:
+                    with self.lock:
+                        mixed = b"rustc" in (head.section_data(".comment") or b"")
+                self._keep_head_fact("mixed", mixed)
+            self._mixed = bool(mixed)
         return self._mixed
 
     # -- separate debug information -------------------------------------------------------------
@@ -331,12 +336,28 @@ class ElfInfo:
     def in_plt(self, vaddr: int) -> bool:
         """Whether ``vaddr`` lies in a PLT section (stubs that jump to another file)."""
         if self._plt is None:
-            self._plt = [
-                (sec.addr, sec.addr + sec.size)
-                for sec in self.head.sections
-                if sec.name.startswith(".plt")
-            ]
+            plt = self._head_fact("plt")
+            if plt is None:
+                plt = tuple(
+                    (sec.addr, sec.addr + sec.size)
+                    for sec in self.head.sections
+                    if sec.name.startswith(".plt")
+                )
+                self._keep_head_fact("plt", plt)
+            self._plt = list(plt)
         return any(lo <= vaddr < hi for lo, hi in self._plt)
+
+    def _head_fact(self, name: str) -> Any:
+        """What the on-disk cache kept of the section headers under ``name`` (None: not
+        kept): a warm run's capture otherwise never reads them."""
+        disk = self.disk
+        return disk.head.get(name) if disk is not None else None
+
+    def _keep_head_fact(self, name: str, value: Any) -> None:
+        disk = self.disk
+        if disk is not None:
+            disk.head[name] = value
+            disk.dirty = True
 
     def nearest_symbol(self, vaddr: int) -> tuple[str, int] | None:
         """(name, offset) of the closest function symbol at or below ``vaddr`` in this

@@ -12,7 +12,8 @@ import os
 from bisect import bisect_right
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 __all__ = [
     "Mapping",

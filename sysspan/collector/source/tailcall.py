@@ -10,7 +10,7 @@ return address: a direct call whose target is not the function the stack continu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from sysspan.collector.source.elfinfo import ElfInfo
