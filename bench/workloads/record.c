@@ -32,11 +32,12 @@ static char *make_ring(const char *path, size_t size) {
     return b;
 }
 
-/* Hand every slot back for the positions from `head` on, as the reader does. */
+/* Hand every slot back for the positions from `head` on, as the reader does (free for
+ * position p is the state p, stored minus the slot's index). */
 static void free_all(char *ring) {
     uint64_t head = *SYSSPAN__U64(ring, SYSSPAN_H_HEAD);
     for (uint64_t p = head; p < head + SLOTS; p++)
-        *SYSSPAN__U64(ring + 4096 + (size_t)(p % SLOTS) * 512, SYSSPAN_S_SEQ) = p;
+        *SYSSPAN__U64(ring + 4096 + (size_t)(p % SLOTS) * 512, SYSSPAN_S_SEQ) = p - p % SLOTS;
 }
 
 int main(void) {
