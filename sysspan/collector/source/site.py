@@ -59,7 +59,7 @@ class SourceCapture:
         stacks (``-k``) are always walked here."""
         if not self.full_stack:
             loop.answer_sites(self.arch.syscall_insn, self.arch.ra_mask)
-            self.unwinder.teach = loop.learn_site
+            self.unwinder.teach = loop.learn_rules
 
     def save_cache(self) -> None:
         """Write what was learned about each ELF file to the on-disk cache, so the next run
