@@ -158,13 +158,16 @@ static int site_live_fp(int tid, uint64_t *fp) {
 typedef struct {
     uint64_t base;
     size_t len;
+    int reads;
     uint8_t buf[SITE_WINDOW];
 } site_win;
 
-/* The stack word at addr through a window of the stack read at once: 1, or 0 if unreadable. */
+/* The stack word at addr through a window of the stack read at once: 1, or 0 if unreadable.
+ * The first read is small (most stops need one word: a libc wrapper's return address). */
 static int site_word(int tid, site_win *w, uint64_t addr, uint64_t *out) {
     if (!(w->len && addr >= w->base && addr - w->base <= w->len - 8)) {
-        struct iovec lo = {w->buf, SITE_WINDOW}, re = {(void *)(uintptr_t)addr, SITE_WINDOW};
+        size_t want = w->reads++ ? SITE_WINDOW : 16;
+        struct iovec lo = {w->buf, want}, re = {(void *)(uintptr_t)addr, want};
         ssize_t got = process_vm_readv(tid, &lo, 1, &re, 1, 0);
         if (got < 8) {
             w->len = 0;
@@ -190,6 +193,7 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
     uint64_t fp = 0, cfa, ra;
     site_win w;
     w.len = 0;
+    w.reads = 0;
     for (;;) {
         if (e->what == W_SITE || e->what == W_END) return n;
         if (e->what == W_STEP) {
