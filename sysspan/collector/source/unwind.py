@@ -84,7 +84,7 @@ class Frame:
 
 
 class _Proc:
-    __slots__ = ("top", "ret", "retired", "vdso", "walks", "modules", "taught", "preloaded")
+    __slots__ = ("top", "ret", "retired", "vdso", "walks", "modules", "taught", "preloaded", "fresh")
 
     def __init__(self) -> None:
         self.top: dict[int, tuple] = {}  # frame 0: pc is the syscall instruction
@@ -100,6 +100,7 @@ class _Proc:
         #: (mapping, file) whose rules from earlier runs the loop was taught: the loop may
         #: answer with addresses never resolved here, which ``frames`` resolves from these
         self.preloaded: list[tuple[Mapping, ElfInfo]] = []
+        self.fresh = True  # no capture made in this image yet
 
 
 def _has_all(gen: tuple, pcs: tuple[int, ...]) -> bool:
@@ -303,6 +304,7 @@ class Unwinder:
             proc.modules = {}
             proc.taught = set()
             proc.preloaded = []
+            proc.fresh = True
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
 
@@ -344,27 +346,33 @@ class Unwinder:
             if len(proc.modules) >= MAX_WALKS:  # a program mapping and unmapping files forever
                 proc.modules.clear()
             module = proc.modules[m] = self.elfs.get(self.maps.mapping_path(pid, m), m.path)
-            if module is not None and self.teach is not None and module.is_system:
+            if module is not None and self.teach is not None:
                 self._preload(proc, pid, m, module)
             return module
 
     def _preload(self, proc: _Proc, pid: int, m: Mapping, module: ElfInfo) -> None:
-        """Teach the stop loop the rules earlier runs kept for a system library's code (no
-        address in one is a site): ld.so's start-up stops then need no call here."""
+        """Teach the stop loop the rules earlier runs kept for a file's code, and which of
+        its addresses are sites: ld.so's start-up stops, and the program's call sites, then
+        need no call here. An address whose site-ness the cache cannot tell (its symbol was
+        not kept) is left to the Python walk."""
         disk = module.disk
         if disk is None or not disk.cfi or not m.executable:
             return
         facts = self._facts.get(module.key)
         if facts is None:
-            # Packed once per file and kept with its cache entry while no rule was added.
+            # Packed once per file and kept with its cache entry while nothing was added.
             kept = disk.head.get("loop")
-            stamp = (self.arch.name, len(disk.cfi), _FACT.size)
+            stamp = (self.arch.name, len(disk.cfi), len(disk.sym), module.is_system, _FACT.size)
             if type(kept) is tuple and len(kept) == 2 and kept[0] == stamp:
                 facts = kept[1]
             else:
                 packed = []
+                system = module.is_system
                 for vaddr, rule in disk.cfi.items():
-                    fact = self._fact(rule[:5] if rule is not None else (KIND_FP,), False)
+                    if not system and vaddr not in disk.sym:
+                        continue  # telling whether it is a site would parse the DWARF
+                    site = not system and self._site_stop(module, vaddr)
+                    fact = self._fact(rule[:5] if rule is not None else (KIND_FP,), site)
                     if fact is not None:
                         packed.append(_FACT.pack(vaddr, S_BOTH, *fact))
                 facts = b"".join(packed)
@@ -397,6 +405,25 @@ class Unwinder:
             return (W_END, 0, 0, 0, NO_SAVE)
         return None
 
+    def _preload_exe(self, proc: _Proc, pid: int, tid: int) -> None:
+        """At an image's first capture (in ld.so, before the program ran), teach the loop
+        what earlier runs kept of the executable too: its call sites are then answered
+        without a call here from the first one on."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return
+        for m in self.maps.mappings(pid):
+            if m.path == exe and m.executable:
+                self._module(proc, pid, tid, m)
+
+    def _site_stop(self, module: ElfInfo, vaddr: int) -> bool:
+        """Whether a site walk stops at the frame of ``vaddr`` in ``module``: the program's
+        own code (or a library's outside the system ones), not a language runtime's."""
+        if module.is_system or module.mixed_runtime:
+            return False
+        return self.library_code is None or not self.library_code(module, vaddr)
+
     def _resolve(self, proc: _Proc, pid: int, tid: int, pc: int, top: bool) -> tuple:
         """Build (and cache) the entry of ``pc``: the Frame plus its compiled unwind rule."""
         self.resolved += 1
@@ -418,9 +445,7 @@ class Unwinder:
         if module is not None:
             vaddr = lookup - m.start + m.offset + module.delta(m.offset)
             rule = module.cfi_rule(vaddr, self.arch)
-            site_stop = not module.is_system and not module.mixed_runtime
-            if site_stop and self.library_code is not None:
-                site_stop = not self.library_code(module, vaddr)
+            site_stop = self._site_stop(module, vaddr)
         else:
             vaddr = lookup
             site_stop = bool(m.path) and not is_system_path(m.path)
@@ -446,6 +471,10 @@ class Unwinder:
         proc = self._procs.get(pid)
         if proc is None:
             proc = self._procs[pid] = _Proc()
+        if proc.fresh:
+            proc.fresh = False
+            if self.teach is not None:
+                self._preload_exe(proc, pid, tid)
         if hint is not None and site_only:
             # The common case, kept free of the general loop: a libc wrapper whose CFA is
             # the stack pointer plus a constant, called from the program itself.
@@ -762,10 +791,11 @@ class Unwinder:
                 vaddr = lookup - m.start + m.offset + module.delta(m.offset)
                 rule = module.cfi_rule(vaddr, self.arch)
                 frame = Frame(module, vaddr, pc, m.path, pc - m.start + m.offset, pc - lookup)
+                site = self._site_stop(module, vaddr)
                 if rule is None:
-                    entry = (frame, KIND_FP, 0, 0, 0, (), None, False)
+                    entry = (frame, KIND_FP, 0, 0, 0, (), None, site)
                 else:
-                    entry = (frame, rule[0], rule[1], rule[2], rule[3], rule[4], rule[5], False)
+                    entry = (frame, rule[0], rule[1], rule[2], rule[3], rule[4], rule[5], site)
                 (gen[0] if top else gen[1])[pc] = entry
                 return entry
         return None
