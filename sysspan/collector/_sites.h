@@ -72,6 +72,7 @@ typedef struct {
     uint64_t ra_mask; /* strips pointer-authentication bits */
     uint64_t next_gen;
     uint64_t answered; /* stops answered here (tests and benchmarks) */
+    uint64_t epoch;    /* times the table was emptied: Python then teaches again */
 } sites;
 
 static inline uint32_t site_slot(uint64_t addr, uint64_t gen, int32_t tgid, int kind,
@@ -110,6 +111,7 @@ static int site_learn(sites *S, int32_t tgid, uint64_t gen, uint64_t addr, int k
             S->slots = grown;
             S->cap = ncap;
             S->used = 0;
+            if (ncap == ocap) S->epoch++;
             for (uint32_t i = 0; ncap > ocap && i < ocap; i++) {
                 if (!old[i].kind) continue;
                 uint32_t j = site_slot(old[i].addr, old[i].gen, old[i].tgid, old[i].kind, ncap);

@@ -1137,7 +1137,8 @@ static PyObject *Loop_answer_sites(Loop *L, PyObject *args) {
 
 /* learn_rules(tgid, facts, bias, lo, hi), from the hook: in tgid's current image, the rules
  * (site_fact, packed; see _sites.h) of the code at each fact's address plus bias, for the
- * addresses in [lo, hi) (the mapping the facts of a file are for). */
+ * addresses in [lo, hi) (the mapping the facts of a file are for). Returns how many times
+ * the table was emptied so far: when that changed, what was taught before may be gone. */
 static PyObject *Loop_learn_rules(Loop *L, PyObject *args) {
     int tgid;
     Py_buffer buf;
@@ -1169,8 +1170,7 @@ static PyObject *Loop_learn_rules(Loop *L, PyObject *args) {
         }
     }
     PyBuffer_Release(&buf);
-    if (res) Py_INCREF(res);
-    return res;
+    return res ? PyLong_FromUnsignedLongLong(L->sites.epoch) : NULL;
 }
 
 static PyObject *Loop_stats(Loop *L, PyObject *unused) {

@@ -58,6 +58,9 @@ _FACT = struct.Struct("=QBBBxiii")
 S_TOP, S_RET, S_BOTH = 1, 2, 3
 W_SITE, W_STEP, W_FP, W_END = 1, 2, 3, 4
 NO_SAVE = -(1 << 31)
+#: Files with more rules kept than this are not taught from the cache at once: the loop's
+#: table would be emptied over and over (it holds 8192), and teaching costs ~50 ns a rule.
+PRELOAD_MAX = 2048
 _I32 = range(-(1 << 31) + 1, 1 << 31)
 _U64 = struct.Struct("<Q")
 _MASK = (1 << 64) - 1
@@ -289,7 +292,8 @@ class Unwinder:
         #: ``(pid, facts, bias, lo, hi)``: told the unwind rules of the frames walked here and
         #: of system libraries as earlier runs met them, so the stop loop walks the same
         #: stacks alone next time (``Loop.learn_rules``).
-        self.teach: Callable[[int, bytes, int, int, int], None] | None = None
+        self.teach: Callable[[int, bytes, int, int, int], int] | None = None
+        self._epoch = 0  # the loop's count of emptied tables, as last told
         self._facts: dict[str, bytes] = {}  # file key -> its packed rules from the disk cache
 
     # -- process lifecycle ----------------------------------------------------------------
@@ -379,9 +383,21 @@ class Unwinder:
                 disk.head["loop"] = (stamp, facts)
                 disk.dirty = True
             self._facts[module.key] = facts
+        if len(facts) > PRELOAD_MAX * _FACT.size:
+            return  # a file many programs met (a big libc cache): the walks teach what is used
         bias = m.start - m.offset - module.delta(m.offset)
-        proc.preloaded.append((m, module))
-        self.teach(pid, facts, bias & _MASK, m.start, m.end)  # type: ignore[misc]
+        if (m, module) not in proc.preloaded:
+            proc.preloaded.append((m, module))
+        self._taught(self.teach(pid, facts, bias & _MASK, m.start, m.end))  # type: ignore[misc]
+
+    def _taught(self, epoch: int) -> None:
+        """After teaching the loop: if it emptied its table since the last time, forget what
+        was taught, so that the walks and the next lookups of each file teach it again."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            for proc in self._procs.values():
+                proc.taught = set()
+                proc.modules = {}
 
     def _fact(self, rule: tuple, site: bool) -> tuple[int, int, int, int, int] | None:
         """(W_*, base, cfa, ra, fp) of a frame's rule (kind, reg, off, ra_off, saves) as the
@@ -565,7 +581,7 @@ class Unwinder:
             taught.add((kind, pc))
             packed.append(_FACT.pack(pc, kind, *fact))
         if packed and self.teach is not None:
-            self.teach(pid, b"".join(packed), 0, 0, _MASK)
+            self._taught(self.teach(pid, b"".join(packed), 0, 0, _MASK))
 
     def _walk(
         self,
