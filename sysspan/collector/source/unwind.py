@@ -773,8 +773,12 @@ class Unwinder:
     def frames(self, pid: int, pcs: tuple[int, ...]) -> list[Frame | None]:
         """The Frame of each pc as resolved at capture time (works after the process
         exited, and after exec as long as the stack came from a recent image)."""
-        procs = [p for dpid, p in reversed(list(self._dead)) if dpid == pid]
         live = self._procs.get(pid)
+        if live is not None and pcs:
+            current = (live.top, live.ret, live.preloaded)
+            if _has_all(current, pcs):  # the usual case: a stack of the running image
+                return self._frames_in(current, pcs, [])
+        procs = [p for dpid, p in reversed(list(self._dead)) if dpid == pid]
         if live is not None:
             procs.insert(0, live)
         if not procs or not pcs:
@@ -785,6 +789,10 @@ class Unwinder:
             if _has_all(gen, pcs):
                 chosen = gen
                 break
+        return self._frames_in(chosen, pcs, gens)
+
+    def _frames_in(self, chosen: tuple, pcs: tuple[int, ...], gens: list) -> list[Frame | None]:
+        """The Frames of ``pcs`` in the image ``chosen``, else in any of ``gens``."""
         out: list[Frame | None] = []
         for i, pc in enumerate(pcs):
             e = (chosen[0] if i == 0 else chosen[1]).get(pc)
