@@ -125,6 +125,8 @@ class SourceCapture:
         a standard-library frame (a Rust closure in ``__rust_begin_short_backtrace``) is the
         site, and system-header code (``/usr/include``, the Rust and Go standard libraries)
         is passed over whether it was inlined or not."""
+        if self.unwinder.all_system(pid, pcs):
+            return None  # what the walk below gives for them, without building the frames
         fallback: tuple[str, str, int] | None = None
         frames = self.unwinder.frames(pid, pcs)
         for k, fr in enumerate(frames):

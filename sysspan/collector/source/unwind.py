@@ -773,23 +773,59 @@ class Unwinder:
     def frames(self, pid: int, pcs: tuple[int, ...]) -> list[Frame | None]:
         """The Frame of each pc as resolved at capture time (works after the process
         exited, and after exec as long as the stack came from a recent image)."""
+        if not pcs:
+            return []
+        chosen, gens = self._image_of(pid, pcs)
+        if chosen is None:
+            if not gens:
+                return [None] * len(pcs)
+            chosen = gens[0]
+        return self._frames_in(chosen, pcs, gens)
+
+    def _image_of(self, pid: int, pcs: tuple[int, ...]) -> tuple[tuple | None, list]:
+        """The image (top, ret, preloaded) of ``pid`` that a stack came from (None when
+        none has all its pcs), and every image of ``pid`` kept (empty when the running
+        image has them all: the usual case)."""
         live = self._procs.get(pid)
-        if live is not None and pcs:
+        if live is not None:
             current = (live.top, live.ret, live.preloaded)
-            if _has_all(current, pcs):  # the usual case: a stack of the running image
-                return self._frames_in(current, pcs, [])
+            if _has_all(current, pcs):
+                return current, []
         procs = [p for dpid, p in reversed(list(self._dead)) if dpid == pid]
         if live is not None:
             procs.insert(0, live)
-        if not procs or not pcs:
-            return [None] * len(pcs)
         gens = [g for p in procs for g in ((p.top, p.ret, p.preloaded), *p.retired)]
-        chosen = gens[0]
-        for gen in gens:  # the image whose frames match
+        for gen in gens:
             if _has_all(gen, pcs):
-                chosen = gen
-                break
-        return self._frames_in(chosen, pcs, gens)
+                return gen, gens
+        return None, gens
+
+    def all_system(self, pid: int, pcs: tuple[int, ...]) -> bool:
+        """Whether every frame of a stack lies in a system library (libc, ld.so, the vdso):
+        such a stack has no call site, and ``frames`` need not be built to say so (ld.so's
+        start-up stacks, a dozen frames each)."""
+        if not pcs:
+            return False
+        image = self._image_of(pid, pcs)[0]
+        if image is None:
+            return False
+        top, ret, preloaded = image
+        for i, pc in enumerate(pcs):
+            e = (ret if i else top).get(pc)
+            if e is not None:
+                module = e[0].module
+                if module is None or not module.is_system:
+                    return False
+                continue
+            lookup = pc - 1 if i else pc
+            for m, module in preloaded:
+                if m.start <= lookup < m.end:
+                    if not module.is_system:
+                        return False
+                    break
+            else:
+                return False
+        return True
 
     def _frames_in(self, chosen: tuple, pcs: tuple[int, ...], gens: list) -> list[Frame | None]:
         """The Frames of ``pcs`` in the image ``chosen``, else in any of ``gens``."""
