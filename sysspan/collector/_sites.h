@@ -182,6 +182,14 @@ static int site_word(int tid, site_win *w, uint64_t addr, uint64_t *out) {
     return 1;
 }
 
+/* The frame pointer as the walk has it (see site_answer): 1, or 0 if it cannot be read. */
+static int site_fp(int tid, site_win *w, int *known, uint64_t at, uint64_t *fp) {
+    if (*known == 2 && !site_word(tid, w, at, fp)) return 0;
+    if (!*known && !site_live_fp(tid, fp)) return 0;
+    *known = 1;
+    return 1;
+}
+
 /* The site of a syscall entered at (ip, sp) by thread tid of a process whose image is
  * (tgid, gen): the pcs into out (at most SITES_DEPTH), their number; 0 when Python has to
  * answer. The steps and the places it stops are those of Unwinder._walk in site mode. */
@@ -191,8 +199,10 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
     site_ent *e = site_find(S, tgid, gen, pc, S_TOP);
     if (!e) return 0;
     out[0] = pc;
+    /* fp: 0 unknown (the live register), 1 known, 2 saved at fp_at (read when a frame needs
+     * it: most stops end at a site before any does, and each read is a syscall) */
     int n = 1, fp_known = 0;
-    uint64_t fp = 0, cfa, ra;
+    uint64_t fp = 0, fp_at = 0, cfa, ra;
     site_win w;
     w.len = 0;
     w.reads = 0;
@@ -201,7 +211,7 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
         if (e->what == W_STEP) {
             uint64_t base = sp;
             if (e->base) {
-                if (!fp_known && !(fp_known = site_live_fp(tid, &fp))) return 0;
+                if (!site_fp(tid, &w, &fp_known, fp_at, &fp)) return 0;
                 base = fp;
             }
             /* Python's integers do not wrap: a CFA off either end goes to Python */
@@ -212,11 +222,11 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
             if (cfa <= sp) return n;
             if (cfa < 4096 || !site_word(tid, &w, cfa + (uint64_t)(int64_t)e->ra, &ra)) return 0;
             if (e->fp != NO_SAVE) {
-                if (!site_word(tid, &w, cfa + (uint64_t)(int64_t)e->fp, &fp)) return 0;
-                fp_known = 1;
+                fp_at = cfa + (uint64_t)(int64_t)e->fp;
+                fp_known = 2;
             }
         } else if (e->what == W_FP) {
-            if (!fp_known && !(fp_known = site_live_fp(tid, &fp))) return 0;
+            if (!site_fp(tid, &w, &fp_known, fp_at, &fp)) return 0;
             if (!fp || fp <= sp) return n;
             uint64_t saved;
             if (fp > UINT64_MAX - 16 || !site_word(tid, &w, fp, &saved) ||
@@ -224,6 +234,7 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
                 return 0;
             cfa = fp + 16;
             fp = saved;
+            fp_known = 1;
         } else {
             return 0;
         }
