@@ -106,6 +106,29 @@ class _Proc:
         self.fresh = True  # no capture made in this image yet
 
 
+def _all_system_in(gen: tuple, pcs: tuple[int, ...]) -> bool | None:
+    """Whether every pc of a stack is in a system library in the image ``gen`` (top, ret,
+    preloaded); None when the image lacks one of them."""
+    top, ret, preloaded = gen
+    system = True
+    for i, pc in enumerate(pcs):
+        e = (ret if i else top).get(pc)
+        if e is not None:
+            module = e[0].module
+            if module is None or not module.is_system:
+                system = False
+            continue
+        lookup = pc - 1 if i else pc
+        for m, module in preloaded:
+            if m.start <= lookup < m.end:
+                if not module.is_system:
+                    system = False
+                break
+        else:
+            return None
+    return system
+
+
 def _has_all(gen: tuple, pcs: tuple[int, ...]) -> bool:
     """Whether every pc of a stack was resolved in the image ``gen`` (top, ret, preloaded),
     or lies in a mapping whose rules the stop loop was taught in it."""
@@ -279,7 +302,8 @@ class Unwinder:
         self.maps = MapsCache()
         self.elfs = elfs or ElfCache()
         self._procs: dict[int, _Proc] = {}
-        self._dead: deque[tuple[int, _Proc]] = deque(maxlen=MAX_FINISHED)
+        self._dead: deque[tuple[int, _Proc]] = deque()  # oldest first, MAX_FINISHED at most
+        self._dead_of: dict[int, list[_Proc]] = {}  # the same by pid, oldest first
         self.words = 27 if arch.name == "x86_64" else 34  # user_regs_struct / user_pt_regs
         self.mem = MemReader(ptrace)
         self._structs: dict[str, struct.Struct] = {}  # unpackers of remembered walks' words
@@ -330,7 +354,14 @@ class Unwinder:
         proc = self._procs.pop(pid, None)
         if proc is not None:
             proc.walks = {}
+            if len(self._dead) >= MAX_FINISHED:
+                old_pid, old = self._dead.popleft()
+                kept = self._dead_of[old_pid]
+                kept.remove(old)
+                if not kept:
+                    del self._dead_of[old_pid]
             self._dead.append((pid, proc))
+            self._dead_of.setdefault(pid, []).append(proc)
         self.maps.invalidate(pid)
         self.mem.forget(pid)
 
@@ -791,41 +822,36 @@ class Unwinder:
             current = (live.top, live.ret, live.preloaded)
             if _has_all(current, pcs):
                 return current, []
-        procs = [p for dpid, p in reversed(list(self._dead)) if dpid == pid]
-        if live is not None:
-            procs.insert(0, live)
-        gens = [g for p in procs for g in ((p.top, p.ret, p.preloaded), *p.retired)]
+        gens = self._images(pid)
         for gen in gens:
             if _has_all(gen, pcs):
                 return gen, gens
         return None, gens
 
+    def _images(self, pid: int) -> list[tuple]:
+        """Every image of ``pid`` still kept, as (top, ret, preloaded), newest first."""
+        procs = self._dead_of.get(pid, [])[::-1]
+        live = self._procs.get(pid)
+        if live is not None:
+            procs.insert(0, live)
+        return [g for p in procs for g in ((p.top, p.ret, p.preloaded), *p.retired)]
+
     def all_system(self, pid: int, pcs: tuple[int, ...]) -> bool:
         """Whether every frame of a stack lies in a system library (libc, ld.so, the vdso):
         such a stack has no call site, and ``frames`` need not be built to say so (ld.so's
-        start-up stacks, a dozen frames each)."""
+        start-up stacks, a dozen frames each). Decided in the image ``frames`` would pick."""
         if not pcs:
             return False
-        image = self._image_of(pid, pcs)[0]
-        if image is None:
-            return False
-        top, ret, preloaded = image
-        for i, pc in enumerate(pcs):
-            e = (ret if i else top).get(pc)
-            if e is not None:
-                module = e[0].module
-                if module is None or not module.is_system:
-                    return False
-                continue
-            lookup = pc - 1 if i else pc
-            for m, module in preloaded:
-                if m.start <= lookup < m.end:
-                    if not module.is_system:
-                        return False
-                    break
-            else:
-                return False
-        return True
+        live = self._procs.get(pid)
+        if live is not None:
+            found = _all_system_in((live.top, live.ret, live.preloaded), pcs)
+            if found is not None:
+                return found
+        for gen in self._images(pid):
+            found = _all_system_in(gen, pcs)
+            if found is not None:
+                return found
+        return False
 
     def _frames_in(self, chosen: tuple, pcs: tuple[int, ...], gens: list) -> list[Frame | None]:
         """The Frames of ``pcs`` in the image ``chosen``, else in any of ``gens``."""
