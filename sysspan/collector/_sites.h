@@ -12,8 +12,9 @@
  * (W_END: the outermost frame), has its CFA at sp or fp plus a constant with the return
  * address and the caller's fp saved at constant offsets from it (W_STEP), or has no unwind
  * rule, so the frame pointer chain is followed (W_FP). It teaches the rules of every frame it
- * walked, and, when it first meets a system library (ld.so, libc) in a process, the rules
- * earlier runs kept for that file on disk, so the start-up stops in ld.so need no call.
+ * walked, and, when a process is first seen to map a file (ld.so, the program, libc), the rules
+ * and sites earlier runs kept for that file on disk, so the start-up stops in ld.so and the
+ * program's known call sites need no call.
  *
  * site_answer walks the stack exactly as the Python walk does with these rules, stopping
  * where it stops; anything it does not know (an address not taught, another register, an
