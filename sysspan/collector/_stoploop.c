@@ -1124,8 +1124,8 @@ static PyObject *Loop_forward(Loop *L, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* answer_sites(syscall_insn, ra_mask): from now on answer the --source sites learn_site
- * taught without calling the hook (see _sites.h). */
+/* answer_sites(syscall_insn, ra_mask): from now on answer the --source sites
+ * taught (learn_rules) without calling the hook (see _sites.h). */
 static PyObject *Loop_answer_sites(Loop *L, PyObject *args) {
     unsigned long long insn, mask;
     if (!PyArg_ParseTuple(args, "KK", &insn, &mask)) return NULL;
@@ -1135,35 +1135,42 @@ static PyObject *Loop_answer_sites(Loop *L, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* learn_site(tgid, pcs, frames), from the hook: in tgid's current image a stack walked to a
- * site, pcs innermost first (the last is the site), and frames[i] = (off, cfa) of pcs[i] for
- * every pc but the last: its return address is at sp + off, its caller's sp is sp + cfa. */
-static PyObject *Loop_learn_site(Loop *L, PyObject *args) {
+/* learn_rules(tgid, facts, bias, lo, hi), from the hook: in tgid's current image, the rules
+ * (site_fact, packed; see _sites.h) of the code at each fact's address plus bias, for the
+ * addresses in [lo, hi) (the mapping the facts of a file are for). Returns how many times
+ * the table was emptied so far: when that changed, what was taught before may be gone. */
+static PyObject *Loop_learn_rules(Loop *L, PyObject *args) {
     int tgid;
-    PyObject *pcs, *frames;
-    if (!PyArg_ParseTuple(args, "iO!O!", &tgid, &PyTuple_Type, &pcs, &PyTuple_Type, &frames))
-        return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(pcs);
-    if (n < 1 || n > SITES_DEPTH || PyTuple_GET_SIZE(frames) != n - 1) {
-        PyErr_SetString(PyExc_ValueError, "learn_site: 1 to 8 pcs and one (off, cfa) less");
-        return NULL;
-    }
+    Py_buffer buf;
+    unsigned long long bias = 0, lo = 0, hi = UINT64_MAX;
+    if (!PyArg_ParseTuple(args, "iy*|KKK", &tgid, &buf, &bias, &lo, &hi)) return NULL;
+    PyObject *res = Py_None;
     proc *p = proc_get(L, tgid);
-    if (!p) Py_RETURN_NONE;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned long long pc = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(pcs, i));
-        long long off = -1, cfa = 0;
-        if (i < n - 1 && !PyArg_ParseTuple(PyTuple_GET_ITEM(frames, i), "LL", &off, &cfa))
-            return NULL;
-        if (PyErr_Occurred()) return NULL;
-        if (i < n - 1 && (off < 0 || cfa <= 0)) {
-            PyErr_SetString(PyExc_ValueError, "learn_site: a frame's off is >= 0 and its cfa > 0");
-            return NULL;
-        }
-        if (site_learn(&L->sites, tgid, p->sgen, pc, i ? S_RET : S_TOP, off, cfa) < 0)
-            return PyErr_NoMemory();
+    if (buf.len % (Py_ssize_t)sizeof(site_fact)) {
+        PyErr_SetString(PyExc_ValueError, "learn_rules: facts are whole 24-byte records");
+        res = NULL;
     }
-    Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; res && p && i < buf.len / (Py_ssize_t)sizeof(site_fact); i++) {
+        site_fact f;
+        memcpy(&f, (const char *)buf.buf + i * (Py_ssize_t)sizeof f, sizeof f);
+        if (!site_fact_ok(&f)) {
+            PyErr_SetString(PyExc_ValueError, "learn_rules: a fact of an unknown kind");
+            res = NULL;
+            break;
+        }
+        uint64_t a = f.addr + bias;
+        if (a < lo || a >= hi) continue;
+        int rc = 0;
+        if (f.kind & S_TOP) rc = site_learn(&L->sites, tgid, p->sgen, a, S_TOP, &f);
+        if (!rc && (f.kind & S_RET))
+            rc = site_learn(&L->sites, tgid, p->sgen, f.kind == S_BOTH ? a + 1 : a, S_RET, &f);
+        if (rc < 0) {
+            PyErr_NoMemory();
+            res = NULL;
+        }
+    }
+    PyBuffer_Release(&buf);
+    return res ? PyLong_FromUnsignedLongLong(L->sites.epoch) : NULL;
 }
 
 static PyObject *Loop_stats(Loop *L, PyObject *unused) {
@@ -1260,7 +1267,7 @@ static PyMethodDef Loop_methods[] = {
     {"forward", (PyCFunction)Loop_forward, METH_VARARGS, "send a signal to the root"},
     {"stats", (PyCFunction)Loop_stats, METH_NOARGS, "counters"},
     {"answer_sites", (PyCFunction)Loop_answer_sites, METH_VARARGS, "answer taught --source sites"},
-    {"learn_site", (PyCFunction)Loop_learn_site, METH_VARARGS, "teach one --source site"},
+    {"learn_rules", (PyCFunction)Loop_learn_rules, METH_VARARGS, "teach --source unwind rules"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,6 +3,7 @@ maps cache, which files count as the C runtime, and the CFI expression evaluator
 
 from __future__ import annotations
 
+import os
 import re
 
 from sysspan.collector.source import maps
@@ -11,6 +12,8 @@ from sysspan.collector.source.maps import (
     MapsCache,
     is_system_path,
     parse_maps,
+    read_code_maps,
+    read_maps,
     segment_delta,
 )
 from sysspan.collector.source.symbolize import is_runtime_file, is_runtime_symbol
@@ -202,3 +205,18 @@ def test_system_names_agree_with_the_expression_they_replaced():
     assert len(names) > 400
     for name in names:
         assert maps._is_system_name(name) == bool(_REFERENCE.match(name)), name
+
+
+def test_code_maps_of_a_live_process_are_its_executable_mappings():
+    pid = os.getpid()
+    every = read_maps(pid)
+    code = read_code_maps(pid)
+    assert code == [m for m in every if m.executable]
+    assert len(code) < len(every)
+    # the default reader of the cache: a data address is as good as unmapped
+    cache = MapsCache()
+    data = next(m for m in every if not m.executable and m.path)
+    assert cache.lookup(pid, data.start) is None
+    for m in code:
+        assert cache.lookup(pid, m.start) == m
+        assert cache.lookup(pid, m.end - 1) == m

@@ -81,8 +81,11 @@ def load(build_id: str | None) -> FileCache | None:
             data = marshal.loads(fh.read())
         if type(data) is not dict or data.get("format") != _FORMAT:
             raise ValueError("other format")
-        return FileCache(build_id, dict(data["cfi"]), dict(data["sym"]), dict(data["func"]),
-                         dict(data["head"]))
+        parts = (data["cfi"], data["sym"], data["func"], data["head"])
+        if any(type(part) is not dict for part in parts):
+            raise ValueError("other format")
+        # marshal made fresh dictionaries: no copies (a libc's entry can hold thousands)
+        return FileCache(build_id, *parts)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
         return FileCache(build_id, {}, {})
 

@@ -21,7 +21,6 @@ import io
 import os
 import struct
 import threading
-from bisect import bisect_right
 
 from sysspan.collector.source import diskcache
 from sysspan.collector.source.elfhead import ElfHead
@@ -262,6 +261,8 @@ class ElfInfo:
         return rule
 
     def _cfi_rule(self, vaddr: int, arch: Arch) -> tuple | None:
+        from bisect import bisect_right
+
         from sysspan.collector.source import elfcfi
 
         rule = None
@@ -306,6 +307,8 @@ class ElfInfo:
         return self._symbol(vaddr)
 
     def _symbol(self, vaddr: int) -> tuple[str, int] | None:
+        from bisect import bisect_right  # here: a warm run's lookups are all in the cache
+
         if self._symtab is None:
             with self.lock:
                 if self._symtab is None:
@@ -364,6 +367,8 @@ class ElfInfo:
         file's own symbol tables, whatever its size: how strace -k (libunwind) names a
         frame. It does not read separate debug files, so a stripped library's internal
         functions show as the exported function before them, as in strace."""
+        from bisect import bisect_right
+
         if self._own_symtab is None:
             with self.lock:
                 if self._own_symtab is None:

@@ -9,7 +9,6 @@ tracer says the address space changed (``invalidate`` on exec and after a file m
 from __future__ import annotations
 
 import os
-from bisect import bisect_right
 from collections.abc import Sequence
 from operator import itemgetter
 
@@ -20,6 +19,7 @@ __all__ = [
     "MapsCache",
     "is_system_path",
     "parse_maps",
+    "read_code_maps",
     "read_maps",
     "segment_delta",
 ]
@@ -64,8 +64,9 @@ class Mapping(tuple):
         return self[6].endswith(" (deleted)")
 
 
-def parse_maps(text: str) -> list[Mapping]:
-    """Parse the text of a maps file into mappings sorted by start address.
+def parse_maps(text: str, code_only: bool = False) -> list[Mapping]:
+    """Parse the text of a maps file into mappings sorted by start address (``code_only``:
+    the executable ones only).
 
     Lines look like ``55d0c0a00000-55d0c0a02000 r-xp 00001000 08:01 1234  /usr/bin/true``;
     the path is optional and may contain spaces (everything after the inode column).
@@ -73,7 +74,7 @@ def parse_maps(text: str) -> list[Mapping]:
     out: list[Mapping] = []
     for line in text.splitlines():
         parts = line.split(None, 5)
-        if len(parts) < 5:
+        if len(parts) < 5 or code_only and "x" not in parts[1]:
             continue
         try:
             lo, _, hi = parts[0].partition("-")
@@ -89,13 +90,20 @@ def parse_maps(text: str) -> list[Mapping]:
     return out
 
 
-def read_maps(pid: int) -> list[Mapping]:
-    """The current mappings of ``pid`` ([] when the process is gone)."""
+def read_maps(pid: int, code_only: bool = False) -> list[Mapping]:
+    """The current mappings of ``pid`` ([] when the process is gone); ``code_only``: the
+    executable ones."""
     try:
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as fh:
-            return parse_maps(fh.read())
+        with open(f"/proc/{pid}/maps", "rb") as fh:
+            data = fh.read()
     except OSError:
         return []
+    return parse_maps(data.decode("utf-8", "surrogateescape"), code_only)
+
+
+def read_code_maps(pid: int) -> list[Mapping]:
+    """The executable mappings of ``pid``: all the unwinder looks addresses up in."""
+    return read_maps(pid, True)
 
 
 def segment_delta(offset: int, loads: Sequence[tuple[int, ...]], page: int = 4096) -> int:
@@ -199,9 +207,11 @@ class _Table:
 
 
 class MapsCache:
-    """Per-process mappings, read lazily and kept until ``invalidate``."""
+    """Per-process mappings, read lazily and kept until ``invalidate``. The default reader
+    keeps code mappings only (a lookup elsewhere is as good as unmapped to the unwinder);
+    half the parsing of a maps file."""
 
-    def __init__(self, reader=read_maps) -> None:
+    def __init__(self, reader=read_code_maps) -> None:
         self._tables: dict[int, _Table] = {}
         self._reader = reader
         self.reads = 0  # how many times a maps file was read (tests and benchmarks)
@@ -223,10 +233,19 @@ class MapsCache:
         table = self._tables.get(pid)
         if table is None:
             table = self._load(pid)
-        i = bisect_right(table.starts, addr) - 1
-        if i >= 0:
-            m = table.maps[i]
-            if addr < m.end:
+        # bisect_right by hand: importing bisect (a shared object of its own) cost more than
+        # the few lookups of a run whose captures the stop loop answers.
+        starts = table.starts
+        lo, hi = 0, len(starts)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if addr < starts[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo:
+            m = table.maps[lo - 1]
+            if addr < m[1]:
                 return m
         return None
 

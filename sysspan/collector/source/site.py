@@ -9,6 +9,8 @@ everything needed to symbolise was recorded at capture time.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sysspan.collector.source.elfinfo import ARCHS, ElfInfo
 from sysspan.collector.source.symbolize import (
     Symbol,
@@ -35,7 +37,11 @@ class SourceCapture:
         self.symbolizer = Symbolizer()
         self.unwinder.library_code = self._library_code
         self._attrs: dict[tuple, dict] = {}  # (pid, exec generation, pcs) -> attributes
-        self._gen: dict[int, int] = {}
+        self._gen: defaultdict[int, int] = defaultdict(int)
+        #: ``generation(pid)`` counts the images ``pid`` ran (exec, or the pid released and
+        #: reused): the same pcs under another generation may be other code. The span
+        #: builder asks at every syscall, so it is the dictionary's own lookup, not a method.
+        self.generation = self._gen.__getitem__
 
     # -- hot path ------------------------------------------------------------------------------
     def capture(
@@ -59,7 +65,7 @@ class SourceCapture:
         stacks (``-k``) are always walked here."""
         if not self.full_stack:
             loop.answer_sites(self.arch.syscall_insn, self.arch.ra_mask)
-            self.unwinder.teach = loop.learn_site
+            self.unwinder.teach = loop.learn_rules
 
     def save_cache(self) -> None:
         """Write what was learned about each ELF file to the on-disk cache, so the next run
@@ -70,7 +76,7 @@ class SourceCapture:
         """The image of ``pid`` was replaced: forget its maps (stacks already captured
         still symbolise)."""
         self.unwinder.on_exec(pid)
-        self._gen[pid] = self._gen.get(pid, 0) + 1
+        self._gen[pid] += 1
 
     def on_mmap(self, pid: int) -> None:
         """A file was mapped into ``pid`` (a library loaded): re-read its maps when next
@@ -82,12 +88,7 @@ class SourceCapture:
         while (the last 1024 finished processes are kept) and a recycled pid starts with
         empty caches."""
         self.unwinder.release(pid)
-        self._gen[pid] = self._gen.get(pid, 0) + 1
-
-    def generation(self, pid: int) -> int:
-        """Counts the images ``pid`` ran (exec, or the pid released and reused): the same pcs
-        under another generation may be other code."""
-        return self._gen.get(pid, 0)
+        self._gen[pid] += 1
 
     def _library_code(self, module: ElfInfo, vaddr: int) -> bool:
         """Whether a program's own code at ``vaddr`` is wholly system-header or runtime
@@ -124,6 +125,8 @@ class SourceCapture:
         a standard-library frame (a Rust closure in ``__rust_begin_short_backtrace``) is the
         site, and system-header code (``/usr/include``, the Rust and Go standard libraries)
         is passed over whether it was inlined or not."""
+        if self.unwinder.all_system(pid, pcs):
+            return None  # what the walk below gives for them, without building the frames
         fallback: tuple[str, str, int] | None = None
         frames = self.unwinder.frames(pid, pcs)
         for k, fr in enumerate(frames):
@@ -158,14 +161,15 @@ class SourceCapture:
 
     def attributes(self, pid: int, pcs: tuple[int, ...] | None) -> dict:
         """Span attributes (docs/architecture.md §4): ``code.function.name``, ``code.file.path``,
-        ``code.line.number`` of the call site and, with ``-k``, ``code.stacktrace``."""
+        ``code.line.number`` of the call site and, with ``-k``, ``code.stacktrace``. The
+        dictionary is shared by every span of the same stack: read it, do not change it."""
         if not pcs:
             return {}
         # Called for most syscall spans: a known stack is one lookup, kept free of calls.
-        key = (pid, self._gen.get(pid, 0), pcs)
+        key = (pid, self._gen[pid], pcs)
         cached = self._attrs.get(key)
         if cached is not None:
-            return cached.copy()
+            return cached
         try:
             return self._attributes(pid, pcs, key)
         except Exception:  # never let a malformed debug file break span export

@@ -45,13 +45,23 @@ MAX_DEPTH = 64
 MAX_WALKS = 4096  # (pc, sp) pairs with remembered walks, per process
 WALKS_PER_SITE = 4  # walks remembered per (pc, sp): the callers a loop alternates between
 MAX_FINISHED = 1024  # finished processes whose captured stacks can still be symbolised
-LOOP_DEPTH = 8  # frames the stop loop follows to a taught site (SITES_DEPTH in _sites.h)
 WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more read
 #: A later window starts this far below the word asked for: a frame's saved registers lie
 #: just below its return address, and a window starting at the return address made every
 #: big frame (ld.so's at start-up) cost two reads.
 BACKOFF = 256
 KIND_FP, KIND_STOP = 3, 4
+# What the stop loop is taught of a code address (``Loop.learn_rules``; see _sites.h): one
+# packed record per address: (address, S_*, W_*, CFA base (0 sp, 1 fp), CFA offset, return
+# address offset, saved fp offset or NO_SAVE).
+_FACT = struct.Struct("=QBBBxiii")
+S_TOP, S_RET, S_BOTH = 1, 2, 3
+W_SITE, W_STEP, W_FP, W_END = 1, 2, 3, 4
+NO_SAVE = -(1 << 31)
+#: Files with more rules kept than this are not taught from the cache at once: the loop's
+#: table would be emptied over and over (it holds 8192), and teaching costs ~50 ns a rule.
+PRELOAD_MAX = 2048
+_I32 = range(-(1 << 31) + 1, 1 << 31)
 _U64 = struct.Struct("<Q")
 _MASK = (1 << 64) - 1
 
@@ -77,17 +87,62 @@ class Frame:
 
 
 class _Proc:
-    __slots__ = ("top", "ret", "retired", "vdso", "walks", "modules")
+    __slots__ = ("top", "ret", "retired", "vdso", "walks", "modules", "taught", "preloaded", "fresh")
 
     def __init__(self) -> None:
         self.top: dict[int, tuple] = {}  # frame 0: pc is the syscall instruction
         self.ret: dict[int, tuple] = {}  # outer frames: pc is a return address
-        self.retired: list[tuple[dict, dict]] = []  # previous images (before exec)
+        self.retired: list[tuple[dict, dict, list]] = []  # previous images (before exec)
         self.vdso: ElfInfo | None = None
         #: (pc, sp) -> the whole-stack walks made from them (see the module doc)
         self.walks: dict[tuple[int, int], _Walks] = {}
         #: a mapping of this image -> its file (one stat per mapping, not one per address)
         self.modules: dict[Mapping, ElfInfo | None] = {}
+        #: (S_TOP or S_RET, pc) already taught to the stop loop in this image
+        self.taught: set[tuple[int, int]] = set()
+        #: (mapping, file) whose rules from earlier runs the loop was taught: the loop may
+        #: answer with addresses never resolved here, which ``frames`` resolves from these
+        self.preloaded: list[tuple[Mapping, ElfInfo]] = []
+        self.fresh = True  # no capture made in this image yet
+
+
+def _all_system_in(gen: tuple, pcs: tuple[int, ...]) -> bool | None:
+    """Whether every pc of a stack is in a system library in the image ``gen`` (top, ret,
+    preloaded); None when the image lacks one of them."""
+    top, ret, preloaded = gen
+    system = True
+    for i, pc in enumerate(pcs):
+        e = (ret if i else top).get(pc)
+        if e is not None:
+            module = e[0].module
+            if module is None or not module.is_system:
+                system = False
+            continue
+        lookup = pc - 1 if i else pc
+        for m, module in preloaded:
+            if m.start <= lookup < m.end:
+                if not module.is_system:
+                    system = False
+                break
+        else:
+            return None
+    return system
+
+
+def _has_all(gen: tuple, pcs: tuple[int, ...]) -> bool:
+    """Whether every pc of a stack was resolved in the image ``gen`` (top, ret, preloaded),
+    or lies in a mapping whose rules the stop loop was taught in it."""
+    top, ret, preloaded = gen
+    for i, pc in enumerate(pcs):
+        if pc in (ret if i else top):
+            continue
+        lookup = pc - 1 if i else pc
+        for m, _ in preloaded:
+            if m.start <= lookup < m.end:
+                break
+        else:
+            return False
+    return True
 
 
 class _Walk:
@@ -247,7 +302,8 @@ class Unwinder:
         self.maps = MapsCache()
         self.elfs = elfs or ElfCache()
         self._procs: dict[int, _Proc] = {}
-        self._dead: deque[tuple[int, _Proc]] = deque(maxlen=MAX_FINISHED)
+        self._dead: deque[tuple[int, _Proc]] = deque()  # oldest first, MAX_FINISHED at most
+        self._dead_of: dict[int, list[_Proc]] = {}  # the same by pid, oldest first
         self.words = 27 if arch.name == "x86_64" else 34  # user_regs_struct / user_pt_regs
         self.mem = MemReader(ptrace)
         self._structs: dict[str, struct.Struct] = {}  # unpackers of remembered walks' words
@@ -257,20 +313,26 @@ class Unwinder:
         #: is library code (a system-header template, standard-library code) that a site
         #: walk must step over instead of stopping at. Asked once per address.
         self.library_code: Callable[[ElfInfo, int], bool] | None = None
-        #: ``(pid, pcs, frames)``: told each site walk the stop loop can repeat alone, so it
-        #: answers the same stack next time without calling here (``Loop.learn_site``).
-        self.teach: Callable[[int, tuple[int, ...], tuple[tuple[int, int], ...]], None] | None = None
+        #: ``(pid, facts, bias, lo, hi)``: told the unwind rules of the frames walked here and
+        #: of system libraries as earlier runs met them, so the stop loop walks the same
+        #: stacks alone next time (``Loop.learn_rules``).
+        self.teach: Callable[[int, bytes, int, int, int], int] | None = None
+        self._epoch = 0  # the loop's count of emptied tables, as last told
+        self._facts: dict[str, bytes] = {}  # file key -> its packed rules from the disk cache
 
     # -- process lifecycle ----------------------------------------------------------------
     def on_exec(self, pid: int) -> None:
         proc = self._procs.get(pid)
         if proc is not None:
             if proc.top or proc.ret:
-                proc.retired.insert(0, (proc.top, proc.ret))
+                proc.retired.insert(0, (proc.top, proc.ret, proc.preloaded))
                 del proc.retired[8:]
             proc.top, proc.ret, proc.vdso = {}, {}, None
             proc.walks = {}
             proc.modules = {}
+            proc.taught = set()
+            proc.preloaded = []
+            proc.fresh = True
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
 
@@ -292,7 +354,14 @@ class Unwinder:
         proc = self._procs.pop(pid, None)
         if proc is not None:
             proc.walks = {}
+            if len(self._dead) >= MAX_FINISHED:
+                old_pid, old = self._dead.popleft()
+                kept = self._dead_of[old_pid]
+                kept.remove(old)
+                if not kept:
+                    del self._dead_of[old_pid]
             self._dead.append((pid, proc))
+            self._dead_of.setdefault(pid, []).append(proc)
         self.maps.invalidate(pid)
         self.mem.forget(pid)
 
@@ -312,7 +381,95 @@ class Unwinder:
             if len(proc.modules) >= MAX_WALKS:  # a program mapping and unmapping files forever
                 proc.modules.clear()
             module = proc.modules[m] = self.elfs.get(self.maps.mapping_path(pid, m), m.path)
+            if module is not None and self.teach is not None:
+                self._preload(proc, pid, m, module)
             return module
+
+    def _preload(self, proc: _Proc, pid: int, m: Mapping, module: ElfInfo) -> None:
+        """Teach the stop loop the rules earlier runs kept for a file's code, and which of
+        its addresses are sites: ld.so's start-up stops, and the program's call sites, then
+        need no call here. An address whose site-ness the cache cannot tell (its symbol was
+        not kept) is left to the Python walk."""
+        disk = module.disk
+        if disk is None or not disk.cfi or not m.executable:
+            return
+        facts = self._facts.get(module.key)
+        if facts is None:
+            # Packed once per file and kept with its cache entry while nothing was added.
+            kept = disk.head.get("loop")
+            stamp = (self.arch.name, len(disk.cfi), len(disk.sym), module.is_system, _FACT.size)
+            if type(kept) is tuple and len(kept) == 2 and kept[0] == stamp:
+                facts = kept[1]
+            else:
+                packed = []
+                system = module.is_system
+                for vaddr, rule in disk.cfi.items():
+                    if not system and vaddr not in disk.sym:
+                        continue  # telling whether it is a site would parse the DWARF
+                    site = not system and self._site_stop(module, vaddr)
+                    fact = self._fact(rule[:5] if rule is not None else (KIND_FP,), site)
+                    if fact is not None:
+                        packed.append(_FACT.pack(vaddr, S_BOTH, *fact))
+                facts = b"".join(packed)
+                disk.head["loop"] = (stamp, facts)
+                disk.dirty = True
+            self._facts[module.key] = facts
+        if len(facts) > PRELOAD_MAX * _FACT.size:
+            return  # a file many programs met (a big libc cache): the walks teach what is used
+        bias = m.start - m.offset - module.delta(m.offset)
+        if (m, module) not in proc.preloaded:
+            proc.preloaded.append((m, module))
+        self._taught(self.teach(pid, facts, bias & _MASK, m.start, m.end))  # type: ignore[misc]
+
+    def _taught(self, epoch: int) -> None:
+        """After teaching the loop: if it emptied its table since the last time, forget what
+        was taught, so that the walks and the next lookups of each file teach it again."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            for proc in self._procs.values():
+                proc.taught = set()
+                proc.modules = {}
+
+    def _fact(self, rule: tuple, site: bool) -> tuple[int, int, int, int, int] | None:
+        """(W_*, base, cfa, ra, fp) of a frame's rule (kind, reg, off, ra_off, saves) as the
+        stop loop follows it; None for rules only the Python walk follows."""
+        if site:
+            return (W_SITE, 0, 0, 0, NO_SAVE)
+        kind = rule[0]
+        if kind == RULE_SIMPLE:
+            arch = self.arch
+            base = 0 if rule[1] == arch.sp else 1 if rule[1] == arch.fp else -1
+            fp = NO_SAVE
+            for reg, off in rule[4]:
+                if reg == arch.fp:
+                    fp = off
+            if base < 0 or rule[2] not in _I32 or rule[3] not in _I32 or fp not in _I32 and fp != NO_SAVE:
+                return None
+            return (W_STEP, base, rule[2], rule[3], fp)
+        if kind == KIND_FP:
+            return (W_FP, 0, 0, 0, NO_SAVE)
+        if kind == RULE_END:
+            return (W_END, 0, 0, 0, NO_SAVE)
+        return None
+
+    def _preload_exe(self, proc: _Proc, pid: int, tid: int) -> None:
+        """At an image's first capture (in ld.so, before the program ran), teach the loop
+        what earlier runs kept of the executable too: its call sites are then answered
+        without a call here from the first one on."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return
+        for m in self.maps.mappings(pid):
+            if m.path == exe and m.executable:
+                self._module(proc, pid, tid, m)
+
+    def _site_stop(self, module: ElfInfo, vaddr: int) -> bool:
+        """Whether a site walk stops at the frame of ``vaddr`` in ``module``: the program's
+        own code (or a library's outside the system ones), not a language runtime's."""
+        if module.is_system or module.mixed_runtime:
+            return False
+        return self.library_code is None or not self.library_code(module, vaddr)
 
     def _resolve(self, proc: _Proc, pid: int, tid: int, pc: int, top: bool) -> tuple:
         """Build (and cache) the entry of ``pc``: the Frame plus its compiled unwind rule."""
@@ -335,9 +492,7 @@ class Unwinder:
         if module is not None:
             vaddr = lookup - m.start + m.offset + module.delta(m.offset)
             rule = module.cfi_rule(vaddr, self.arch)
-            site_stop = not module.is_system and not module.mixed_runtime
-            if site_stop and self.library_code is not None:
-                site_stop = not self.library_code(module, vaddr)
+            site_stop = self._site_stop(module, vaddr)
         else:
             vaddr = lookup
             site_stop = bool(m.path) and not is_system_path(m.path)
@@ -363,6 +518,10 @@ class Unwinder:
         proc = self._procs.get(pid)
         if proc is None:
             proc = self._procs[pid] = _Proc()
+        if proc.fresh:
+            proc.fresh = False
+            if self.teach is not None:
+                self._preload_exe(proc, pid, tid)
         if hint is not None and site_only:
             # The common case, kept free of the general loop: a libc wrapper whose CFA is
             # the stack pointer plus a constant, called from the program itself.
@@ -411,6 +570,8 @@ class Unwinder:
         pc = regs[arch.user_pc] - arch.syscall_insn
         ent = proc.top.get(pc) or self._resolve(proc, pid, tid, pc, True)
         if site_only and ent[7]:
+            if self.teach is not None:
+                self._teach(proc, pid, (pc,))
             return (pc,)
         sp = regs[arch.user_sp]
         buf = self.mem.read(pid, tid, sp, WINDOW)
@@ -421,6 +582,8 @@ class Unwinder:
                 if ra >= 4096:
                     nxt = proc.ret.get(ra) or self._resolve(proc, pid, tid, ra, False)
                     if nxt[7]:
+                        if self.teach is not None:
+                            self._teach(proc, pid, (pc, ra))
                         return (pc, ra)
         R = [regs[i] for i in arch.from_user]
         got = self._walk(proc, pid, tid, R, pc, ent, sp, buf, site_only, False)
@@ -429,26 +592,27 @@ class Unwinder:
         return got
 
     def _teach(self, proc: _Proc, pid: int, pcs: tuple[int, ...]) -> None:
-        """Tell the stop loop the site walk that gave ``pcs`` when it can repeat it from the
-        stack pointer alone: every frame before the site has its CFA at the stack pointer
-        plus a constant, so each return address is one word at a known offset."""
-        if len(pcs) > LOOP_DEPTH or self.teach is None:
-            return
-        sp_reg = self.arch.sp
-        last = len(pcs) - 1
-        frames: list[tuple[int, int]] = []
+        """Tell the stop loop the rules of the frames of a site walk it was not told yet: it
+        then walks the same stacks alone (each rule is a fact about the code at its address,
+        so any walk through them ends where this one would)."""
+        taught = proc.taught
+        packed = []
         for i, pc in enumerate(pcs):
+            kind = S_RET if i else S_TOP
+            if (kind, pc) in taught:
+                continue
             ent = (proc.ret if i else proc.top).get(pc)
             if ent is None:
                 return
-            if i == last:
-                if not ent[7]:
-                    return  # the walk ended without a site (outermost frame, bad stack)
-                break
-            if ent[7] or ent[1] != RULE_SIMPLE or ent[2] != sp_reg or ent[3] <= 0 or ent[3] + ent[4] < 0:
-                return
-            frames.append((ent[3] + ent[4], ent[3]))
-        self.teach(pid, pcs, tuple(frames))
+            fact = None
+            if ent[7] or ent[0].module is not None:  # unmapped code may be mapped later
+                fact = self._fact(ent[1:6], ent[7])
+            if fact is None:
+                continue
+            taught.add((kind, pc))
+            packed.append(_FACT.pack(pc, kind, *fact))
+        if packed and self.teach is not None:
+            self._taught(self.teach(pid, b"".join(packed), 0, 0, _MASK))
 
     def _walk(
         self,
@@ -640,22 +804,62 @@ class Unwinder:
     def frames(self, pid: int, pcs: tuple[int, ...]) -> list[Frame | None]:
         """The Frame of each pc as resolved at capture time (works after the process
         exited, and after exec as long as the stack came from a recent image)."""
-        procs = [p for dpid, p in reversed(list(self._dead)) if dpid == pid]
+        if not pcs:
+            return []
+        chosen, gens = self._image_of(pid, pcs)
+        if chosen is None:
+            if not gens:
+                return [None] * len(pcs)
+            chosen = gens[0]
+        return self._frames_in(chosen, pcs, gens)
+
+    def _image_of(self, pid: int, pcs: tuple[int, ...]) -> tuple[tuple | None, list]:
+        """The image (top, ret, preloaded) of ``pid`` that a stack came from (None when
+        none has all its pcs), and every image of ``pid`` kept (empty when the running
+        image has them all: the usual case)."""
+        live = self._procs.get(pid)
+        if live is not None:
+            current = (live.top, live.ret, live.preloaded)
+            if _has_all(current, pcs):
+                return current, []
+        gens = self._images(pid)
+        for gen in gens:
+            if _has_all(gen, pcs):
+                return gen, gens
+        return None, gens
+
+    def _images(self, pid: int) -> list[tuple]:
+        """Every image of ``pid`` still kept, as (top, ret, preloaded), newest first."""
+        procs = self._dead_of.get(pid, [])[::-1]
         live = self._procs.get(pid)
         if live is not None:
             procs.insert(0, live)
-        if not procs or not pcs:
-            return [None] * len(pcs)
-        gens = [g for p in procs for g in ((p.top, p.ret), *p.retired)]
-        chosen = gens[0]
-        for gen in gens:  # the image whose frame 0 matches
-            e = gen[0].get(pcs[0])
-            if e is not None and all(pc in gen[1] for pc in pcs[1:]):
-                chosen = gen
-                break
+        return [g for p in procs for g in ((p.top, p.ret, p.preloaded), *p.retired)]
+
+    def all_system(self, pid: int, pcs: tuple[int, ...]) -> bool:
+        """Whether every frame of a stack lies in a system library (libc, ld.so, the vdso):
+        such a stack has no call site, and ``frames`` need not be built to say so (ld.so's
+        start-up stacks, a dozen frames each). Decided in the image ``frames`` would pick."""
+        if not pcs:
+            return False
+        live = self._procs.get(pid)
+        if live is not None:
+            found = _all_system_in((live.top, live.ret, live.preloaded), pcs)
+            if found is not None:
+                return found
+        for gen in self._images(pid):
+            found = _all_system_in(gen, pcs)
+            if found is not None:
+                return found
+        return False
+
+    def _frames_in(self, chosen: tuple, pcs: tuple[int, ...], gens: list) -> list[Frame | None]:
+        """The Frames of ``pcs`` in the image ``chosen``, else in any of ``gens``."""
         out: list[Frame | None] = []
         for i, pc in enumerate(pcs):
             e = (chosen[0] if i == 0 else chosen[1]).get(pc)
+            if e is None:
+                e = self._from_preloaded(chosen, pc, i == 0)
             if e is None:
                 for gen in gens:
                     e = (gen[0] if i == 0 else gen[1]).get(pc)
@@ -663,3 +867,21 @@ class Unwinder:
                         break
             out.append(e[0] if e is not None else None)
         return out
+
+    def _from_preloaded(self, gen: tuple, pc: int, top: bool) -> tuple | None:
+        """The entry of a pc the stop loop answered from rules taught by ``_preload``
+        (never resolved here), as ``_resolve`` would have made it at capture time."""
+        lookup = pc if top else pc - 1
+        for m, module in gen[2]:
+            if m.start <= lookup < m.end:
+                vaddr = lookup - m.start + m.offset + module.delta(m.offset)
+                rule = module.cfi_rule(vaddr, self.arch)
+                frame = Frame(module, vaddr, pc, m.path, pc - m.start + m.offset, pc - lookup)
+                site = self._site_stop(module, vaddr)
+                if rule is None:
+                    entry = (frame, KIND_FP, 0, 0, 0, (), None, site)
+                else:
+                    entry = (frame, rule[0], rule[1], rule[2], rule[3], rule[4], rule[5], site)
+                (gen[0] if top else gen[1])[pc] = entry
+                return entry
+        return None
