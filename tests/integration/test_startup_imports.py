@@ -152,11 +152,37 @@ def _console_script_imports(tmp_path, *args: str, env: dict[str, str] | None = N
     return names
 
 
+# What a --no-syscalls run (the command wrapped in its run span, decisions over the ring)
+# does not use: the syscall decoder and its tables, the ptrace tracer, subprocess.
+NOT_IMPORTED_WITHOUT_SYSCALLS = (
+    *NOT_IMPORTED_BY_A_PLAIN_RUN,
+    "sysspan.collector.decode",
+    "sysspan.collector.tracer",
+    "sysspan.collector._stoploop",
+    "sysspan.collector.gc_window",
+)
+# ... and which a ptrace run does load (the control)
+SYSCALL_PATH = ("sysspan.collector.decode", "sysspan.collector.tracer")
+
+
 def test_console_script_plain_run_imports_only_what_it_uses(tmp_path):
     trace = tmp_path / "t.jsonl"
     names = _console_script_imports(tmp_path, "-qq", "--trace-file", str(trace), "--", "true")
     assert any(s.name == "execve" for s in load_spans(trace))
     assert _loaded(names, NOT_IMPORTED_BY_A_PLAIN_RUN) == []
+    assert all(_loaded(names, (name,)) for name in SYSCALL_PATH)
+
+
+def test_console_script_no_syscalls_run_loads_no_syscall_decoding(tmp_path):
+    """--no-syscalls with a program that records a decision: the run and decision spans are
+    written, and neither the decoder nor the tracer (nor subprocess) was imported."""
+    trace = tmp_path / "t.jsonl"
+    program = "import sysspan.decisions as d; d.record('cache', 'lookup', input=1, result=True)"
+    names = _console_script_imports(tmp_path, "-qq", "--no-syscalls", "--trace-file", str(trace),
+                                    "--", sys.executable, "-c", program)
+    spans = load_spans(trace)
+    assert [s.name for s in spans if s.name != "python"] == ["cache::lookup"], spans
+    assert _loaded(names, NOT_IMPORTED_WITHOUT_SYSCALLS) == []
 
 
 def test_console_script_source_run_does_not_import_typing(tmp_path):
