@@ -262,12 +262,20 @@ def _decision_span(span: DecisionSpan) -> str:
         done = _site_parts(span)
     attrs = span.attributes
     holes, parts = done[7], done[8]
-    parent = f',"parentSpanId":"{span.parent_id:016x}"' if span.parent_id else ""
-    out = (f'{done[4]}{span.span_id:016x}{done[5]}{parent}{done[6]}{span.start_ns}",'
-           f'"endTimeUnixNano":"{span.end_ns}"{parts[0]}')
-    for i, key in enumerate(holes):
-        out += _value(attrs[key]) + parts[i + 1]
-    return out + _status(span)
+    # ids as in _spans; the holes hold JSON text (strings) unless someone changed them
+    parent = span.parent_id
+    out = (f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[5]},"parentSpanId":"'
+           f'{parent.to_bytes(8, "big").hex()}"{done[6]}' if parent else
+           f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[5]}{done[6]}')
+    out += f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{parts[0]}'
+    i = 1
+    for key in holes:
+        value = attrs[key]
+        out += ('{"stringValue":' + _esc(value) + "}" if type(value) is str else _value(value)) + parts[i]
+        i += 1
+    if span.status or span.status_message:
+        return out + _status(span)
+    return out + ',"status":{}}'
 
 
 def _site_parts(span: DecisionSpan) -> tuple[object, int, str, int, str, str, str, tuple[str, ...], list[str]]:
