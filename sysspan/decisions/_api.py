@@ -187,7 +187,7 @@ def _countdown_api() -> tuple[Callable[..., None], Callable[..., Any]]:
         return _Timed(category, name, input, frame.f_code.co_filename, frame.f_lineno)
 
     global _COUNTING_CODE
-    _COUNTING_CODE = counting.__code__.replace(co_name="record", co_qualname="record")
+    _COUNTING_CODE = counting.__code__.replace(co_name="record")
     return record, decision
 
 
