@@ -13,7 +13,6 @@ inside it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter
@@ -99,6 +98,8 @@ class Decision(Record):
 def json_text(value: Any) -> str:
     """Compact JSON for an attribute value; never raises (unserialisable parts become
     their ``repr``, a self-referencing structure becomes its ``repr`` as a JSON string)."""
+    import json  # not at the top: decisions with plain values (and runs without any) need none
+
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
     except (ValueError, TypeError, RecursionError):
@@ -198,6 +199,8 @@ def is_decision_span(span: Span) -> bool:
 def _loads(text: Any) -> Any:
     if not isinstance(text, str):
         return text
+    import json
+
     try:
         return json.loads(text)
     except ValueError:

@@ -130,6 +130,9 @@ NOT_IMPORTED_BY_A_PLAIN_RUN = (
     "sysspan.exporters.budget",
     "sysspan.text",
     "sysspan.stderr_tail",
+    "json",  # the JSON lines are written with the C escaper alone
+    "base64",
+    "sysspan.decisions.stderr_protocol",  # until a process writes to fd 2
 )
 
 
@@ -205,12 +208,13 @@ def test_console_script_check_sees_what_a_run_does_use(tmp_path):
     names = _console_script_imports(
         tmp_path, "-qq", "-c", "--stderr-tail", "3", "--decision-pipe", "--syscall-spans", "errors",
         "--trace-file", str(tmp_path / "t.jsonl"),
-        "--", "true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid",
+        "--", "sh", "-c", "echo to-stderr >&2", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid",
                            "TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                            "TRACESTATE": "k=v", "BAGGAGE": "user=alice"})
     assert {"urllib.parse", "ipaddress", "sysspan.text.summary", "sysspan.stderr_tail",
             "sysspan.propagation.baggage", "sysspan.propagation.tracestate",
-            "sysspan.decisions.channel", "sysspan.exporters.budget"} <= set(names)
+            "sysspan.decisions.channel", "sysspan.exporters.budget", "json",
+            "sysspan.decisions.stderr_protocol"} <= set(names)
 
 
 def test_console_script_exits_quickly_with_every_output_and_the_status(tmp_path):
