@@ -195,8 +195,14 @@ def _record_due(category: str, name: str, input: Any, result: Any) -> None:
     """``record``'s countdown ran out: the rest of a longer gap, or a look (and a record)."""
     if _emit is None:  # turned off while this call ran
         return
-    if _rest[0] > 0 and _refill():
-        return
+    rest = _rest[0]
+    if rest > 0:  # _refill(), inlined: it runs every _CHUNK calls of a longer gap
+        total = _left.cell_contents + rest
+        hot = total if total < _CHUNK else _CHUNK
+        _rest[0] = total - hot
+        _left.cell_contents = hot
+        if hot > 0:
+            return
     t = _time_ns()
     if _filter is not None and not _filter(t):
         return
