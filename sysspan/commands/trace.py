@@ -37,6 +37,7 @@ from sysspan.propagation.detect import resource_for
 from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
+from sysspan.relayed_signals import relayed_signals_blocked
 from sysspan.span_roles import ROLE_KEY, RUN
 
 TYPE_CHECKING = False
@@ -266,7 +267,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     if ns.tp_print:
         print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
     child_env = inject(env, run_ctx, baggage)
-    decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
+    with relayed_signals_blocked():  # the ring's reader thread
+        decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
     # The export thread starts once the child is forked: forking a multi-threaded process
     # is where deadlocks come from. A short queue: when export is the slower side, the
     # records wait in the stop loop's ring (150 bytes each), not as Python objects.
@@ -308,8 +310,13 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     gc.enable()
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
-        pipeline.start(builder.materialize)
-        status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
+        with relayed_signals_blocked():
+            pipeline.start(builder.materialize)
+        from sysspan.collector.gc_window import rare_collections
+
+        # decisions make short-lived objects as syscalls do: the same rare collections
+        with rare_collections():
+            status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     elif ns.backend == "ebpf":
         from sysspan.collector.ebpf.libbpf import new_tracer
 
@@ -335,6 +342,10 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         )
         status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env, spawning)
     end = time.time_ns()
+    # What is made from here on (the last decisions, the run's spans) is written out before
+    # the process ends: collecting it would free nothing. cli.main turns the collector back
+    # on when the run returns.
+    gc.disable()
     channel.close()
     builder.finish(end)
 
@@ -564,8 +575,6 @@ def _trace(
 ) -> tuple[int | None, int]:
     """Run the stop loop over the spawned command or the attached process; returns (wait
     status, root pid)."""
-    from sysspan.collector.tracer import relayed_signals_blocked
-
     if ns.command:
 
         def relay(sig: int) -> None:
@@ -653,16 +662,26 @@ def _run_plain(
     --decision-pipe, which is inheritable). Spawned the way subprocess.Popen(close_fds=False)
     spawns it (posix_spawn, SIGPIPE and SIGXFSZ back to their defaults), without importing
     subprocess, whose imports are a visible part of a short command's run."""
-    with spawning():
-        pid = os.posix_spawn(path, argv, env, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
-    channel.close_child_end()
+    pid = 0
+    early: list[int] = []  # received while the command was being started
     reaped = False
 
     def relay(sig: int) -> None:
-        if not _from_terminal(sig) and not reaped:
+        if _from_terminal(sig) or reaped:
+            return
+        if pid:
             os.kill(pid, sig)
+        else:
+            early.append(sig)
 
+    # The relay is in place before the command starts: a signal sent as soon as the command
+    # shows it runs must not find sysspan with the default handlers.
     with _SignalRelay(relay):
+        with spawning():
+            pid = os.posix_spawn(path, argv, env, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+        for sig in early:
+            os.kill(pid, sig)
+        channel.close_child_end()
         try:
             _, status = os.waitpid(pid, 0)
         except ChildProcessError:

@@ -162,7 +162,6 @@ NOT_IMPORTED_WITHOUT_SYSCALLS = (
     "sysspan.collector.decode",
     "sysspan.collector.tracer",
     "sysspan.collector._stoploop",
-    "sysspan.collector.gc_window",
 )
 # ... and which a ptrace run does load (the control)
 SYSCALL_PATH = ("sysspan.collector.decode", "sysspan.collector.tracer")
