@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,14 +37,17 @@ def test_a_signal_to_sysspan_reaches_the_command_and_its_status_is_returned(tmp_
     script = "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
     env["PYTHONPATH"] = str(REPO)
+    # its own process group, so that a failure leaves no looping shell behind
     proc = subprocess.Popen([sys.executable, "-m", "sysspan", "-qq", "--no-syscalls", "--trace-file", str(trace),
-                             "--", "sh", "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+                             "--", "sh", "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 7
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     run = next(s for s in load_spans(trace) if s.is_run)
     assert run.attrs["process.exit.code"] == 7
