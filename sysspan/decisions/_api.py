@@ -212,8 +212,8 @@ def _record_due(category: str, name: str, input: Any, result: Any) -> None:
 
 # ``record`` runs one of two bodies, swapped by _off() and configure() on the one function
 # object (programs keep references to it): with nothing to record, the check of ``_emit``
-# and nothing else; in ring mode, the countdown alone. Asking ``_emit`` first there cost a
-# tenth of a sampled-out call under sysspan.
+# and nothing else; in ring mode, the countdown alone (asking ``_emit`` first there cost
+# about 3 ns of a 60 ns sampled-out call).
 _COUNTING_CODE: Any = None
 record, decision = _countdown_api()
 record.__qualname__, decision.__qualname__ = "record", "decision"  # as if defined at the top
