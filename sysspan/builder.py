@@ -11,7 +11,6 @@ import os
 import signal as _signal
 from collections.abc import Callable
 
-from sysspan.collector.decode.kinds.signals import siginfo_text
 from sysspan.collector.records import (
     FLUSH,
     DecisionItem,
@@ -567,6 +566,9 @@ class SpanBuilder:
         tid, tgid, sig, t, info = rec.tid, rec.tgid, rec.sig, rec.t, rec.info
         name = signal_name(sig)
         if self.line_event is not None:
+            # the decode package is not loaded by runs that decode no syscall (--no-syscalls)
+            from sysspan.collector.decode.kinds.signals import siginfo_text
+
             detail = siginfo_text(info) if info is not None else f"{{si_signo={name}}}"
             self._line_event(tid, f"--- {name} {detail} ---", rec.seq)
         proc = self.procs.get(tgid)

@@ -25,8 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from sysspan.collector import _stoploop
 from sysspan.collector.records import (
@@ -40,6 +39,7 @@ from sysspan.collector.records import (
     record_parser,
 )
 from sysspan.errors import PtraceDenied, SysspanError
+from sysspan.relayed_signals import relayed_signals_blocked
 
 TYPE_CHECKING = False
 
@@ -64,20 +64,6 @@ H_ENTRY, H_EXIT, H_EXEC, H_GONE = 1, 2, 3, 4
 #: tens of thousands of syscalls: enough to ride out an export hiccup, small enough to
 #: keep memory flat.
 RING_BYTES = 4 << 20
-#: Signals the CLI relays (Ctrl-C and friends): delivered to the loop's thread only, where
-#: they interrupt its waitpid.
-RELAYED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-
-@contextmanager
-def relayed_signals_blocked() -> Iterator[None]:
-    """Threads started inside inherit a mask without the relayed signals, so the kernel
-    delivers those to the tracer thread, whose waitpid they interrupt."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class NativeReader:

@@ -18,11 +18,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from sysspan.builder import SpanBuilder, exit_code_of, mark_exit
-from sysspan.collector.decode import Decoder
-from sysspan.collector.decode.typed import TypedArgs
-from sysspan.collector.gc_window import rare_collections
 from sysspan.collector.syscalls import machine_arch, parse_trace_expr, table
-from sysspan.collector.tracer import NativeReader, Tracer, relayed_signals_blocked
 from sysspan.config import env_warnings
 from sysspan.decisions.recorder import STDERR_READ_MAX, DecisionRecorder
 from sysspan.decisions.ring import DecisionRing, open_ring
@@ -41,15 +37,19 @@ from sysspan.propagation.detect import resource_for
 from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
+from sysspan.relayed_signals import relayed_signals_blocked
 from sysspan.span_roles import ROLE_KEY, RUN
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # loaded only when used: the eBPF backend, msgpack for --decisions-out,
-    # the line writers (-o, -c, -C), --stderr-tail
+    # the line writers (-o, -c, -C), --stderr-tail; the decoder and the ptrace tracer (not
+    # by --no-syscalls)
     from typing import Any
 
+    from sysspan.collector.decode import Decoded, Decoder
     from sysspan.collector.ebpf.tracer import EbpfTracer
+    from sysspan.collector.tracer import Tracer
     from sysspan.decisions.channel import DecisionChannel  # --decision-pipe
     from sysspan.decisions.ruchy import DecisionWriter
     from sysspan.text.strace_lines import LineWriter
@@ -260,30 +260,25 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         _warn(w)
     lines_out, writer = _line_output(ns, fallback)
 
-    # Buffer contents stay out of traces unless asked for (-s or --capture-data).
-    decoder = Decoder(
-        arch,
-        strsize=32 if ns.strsize is None else ns.strsize,
-        decode_fds=ns.decode_fds,
-        capture_data=ns.capture_data or ns.strsize is not None,
-    )
+    decoder = None if ns.no_syscalls else _decoder(ns, arch)
     source = _source_capture(ns, arch)
     if ns.tp_carrier:
         write_carrier_file(ns.tp_carrier, run_ctx, baggage)
     if ns.tp_print:
         print(f"TRACEPARENT={run_ctx.traceparent}", file=sys.stderr)
     child_env = inject(env, run_ctx, baggage)
-    decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
+    with relayed_signals_blocked():  # the ring's reader thread
+        decision_gate, channel, recorder, decision_writer = _open_decisions(ns, arch, child_env)
     # The export thread starts once the child is forked: forking a multi-threaded process
     # is where deadlocks come from. A short queue: when export is the slower side, the
     # records wait in the stop loop's ring (150 bytes each), not as Python objects.
     pipeline = Pipeline(sinks, start=False, queue_batches=8)
-    typed_args = TypedArgs(decoder)
+    typed = _typed_args(decoder)
     builder = SpanBuilder(
         trace_id=trace_id,
         run_span_id=run_span_id,
         ids=ids,
-        format_call=decoder.format,
+        format_call=decoder.format if decoder is not None else _no_syscalls,
         emit=pipeline.emit,
         emit_all=pipeline.emit_all,
         line=writer.syscall if writer else None,
@@ -295,8 +290,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         line_stack=writer.stack if writer else None,
         decisions=recorder,
         decision_writer=decision_writer,
-        typed=typed_args.attributes,
-        typed_stateless=typed_args.stateless,
+        typed=typed.attributes if typed is not None else None,
+        typed_stateless=typed.stateless if typed is not None else None,
     )
 
     tail = None
@@ -315,17 +310,26 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     gc.enable()
     if ns.no_syscalls:
         recorder.direct = builder.emit_decision  # no tracer thread to hand them over
-        pipeline.start(builder.materialize)
-        status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
+        with relayed_signals_blocked():
+            pipeline.start(builder.materialize)
+        from sysspan.collector.gc_window import rare_collections
+
+        # decisions make short-lived objects as syscalls do: the same rare collections
+        with rare_collections():
+            status, root_pid = _run_plain(path, argv, child_env, channel, spawning)
     elif ns.backend == "ebpf":
         from sysspan.collector.ebpf.libbpf import new_tracer
 
+        assert decoder is not None
         tracer = new_tracer(
             decoder, arch=arch, follow=ns.follow, traced=traced,
             execve_nrs=_numbers(arch, "execve", "execveat"),
         )
         status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env, spawning)
     else:
+        from sysspan.collector.tracer import Tracer
+
+        assert decoder is not None
         tracer = Tracer(
             decoder,
             follow=ns.follow,
@@ -338,6 +342,10 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
         )
         status, root_pid = _trace(ns, tracer, builder, pipeline, channel, path, argv, child_env, spawning)
     end = time.time_ns()
+    # What is made from here on (the last decisions, the run's spans) is written out before
+    # the process ends: collecting it would free nothing. cli.main turns the collector back
+    # on when the run returns.
+    gc.disable()
     channel.close()
     builder.finish(end)
 
@@ -391,7 +399,8 @@ def run(ns: argparse.Namespace, env: dict[str, str] | None = None) -> int:
     if ns.summary or ns.summary_and_lines:
         from sysspan.text.summary import render_summary
 
-        (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(decoder.name)))
+        names = (decoder or _decoder(ns, arch)).name
+        (lines_out or sys.stderr).write(render_summary(builder.stats_by_name(names)))
         if lost:
             (lines_out or sys.stderr).write(f"{lost} events lost (not in the table above)\n")
     if lines_out is not None:
@@ -467,11 +476,38 @@ def _line_output(
     return lines_out, writer
 
 
+def _decoder(ns: argparse.Namespace, arch: str) -> Decoder:
+    """The syscall decoder (its tables take milliseconds to build: not for --no-syscalls)."""
+    from sysspan.collector.decode import Decoder
+
+    # Buffer contents stay out of traces unless asked for (-s or --capture-data).
+    return Decoder(
+        arch,
+        strsize=32 if ns.strsize is None else ns.strsize,
+        decode_fds=ns.decode_fds,
+        capture_data=ns.capture_data or ns.strsize is not None,
+    )
+
+
+def _typed_args(decoder: Decoder | None):
+    """The typed argument attributes of syscall spans (None without a decoder)."""
+    if decoder is None:
+        return None
+    from sysspan.collector.decode.typed import TypedArgs
+
+    return TypedArgs(decoder)
+
+
+def _no_syscalls(*_args: object) -> Decoded:
+    raise AssertionError("--no-syscalls records no syscall to format")
+
+
 def _source_capture(ns: argparse.Namespace, arch: str):
     """The SourceCapture for --source/-k, or None."""
     if not (ns.source or ns.stack_trace) or ns.no_syscalls:
         return None
     from sysspan.collector.source import SourceCapture
+    from sysspan.collector.tracer import NativeReader
 
     try:
         return SourceCapture(NativeReader(), arch, full_stack=ns.stack_trace)
@@ -487,7 +523,8 @@ def _open_decisions(ns: argparse.Namespace, arch: str, child_env: dict[str, str]
     the stderr protocol; one gate samples,
     rate-limits and counts them all."""
     gate = DecisionGate(ns.decision_sample, ns.decision_rate)
-    recorder = DecisionRecorder(gate, _numbers(arch, "write"))
+    # the stderr protocol is read at write(2, ...) stops: none without syscalls
+    recorder = DecisionRecorder(gate, frozenset() if ns.no_syscalls else _numbers(arch, "write"))
     channel: DecisionChannel | DecisionRing
     if ns.decision_pipe:
         from sysspan.decisions.channel import open_channel
@@ -585,6 +622,9 @@ def _print_reports(reports: list, quiet: int) -> bool:
 def _run_tracer(tracer, builder: SpanBuilder, pipeline: Pipeline) -> int | None:
     """The ptrace loop and the libbpf backend hand over a chunk of records at a time; the
     bpftrace backend parses its lines one record at a time."""
+    from sysspan.collector.gc_window import rare_collections
+    from sysspan.collector.tracer import Tracer
+
     with rare_collections():
         if isinstance(tracer, Tracer) or getattr(tracer, "batched", False):
             return tracer.run(lambda records: _take_chunk(builder, pipeline, records), batch=True)
@@ -619,27 +659,35 @@ def _run_plain(
 ) -> tuple[int, int]:
     """--no-syscalls: run the command as is, forwarding signals, and return its wait status.
     It inherits exactly the descriptors an untraced run would (plus the pipe with
-    --decision-pipe, which is inheritable)."""
-    import subprocess  # only --no-syscalls runs the command this way
-
-    with spawning():
-        proc = subprocess.Popen(argv, executable=path, env=env, close_fds=False)  # noqa: S603
-    channel.close_child_end()
+    --decision-pipe, which is inheritable). Spawned the way subprocess.Popen(close_fds=False)
+    spawns it (posix_spawn, SIGPIPE and SIGXFSZ back to their defaults), without importing
+    subprocess, whose imports are a visible part of a short command's run."""
+    pid = 0
+    early: list[int] = []  # received while the command was being started
+    reaped = False
 
     def relay(sig: int) -> None:
-        if not _from_terminal(sig) and proc.returncode is None:
-            proc.send_signal(sig)
+        if _from_terminal(sig) or reaped:
+            return
+        if pid:
+            os.kill(pid, sig)
+        else:
+            early.append(sig)
 
+    # The relay is in place before the command starts: a signal sent as soon as the command
+    # shows it runs must not find sysspan with the default handlers.
     with _SignalRelay(relay):
-        while True:
-            try:
-                _, status = os.waitpid(proc.pid, 0)
-                break
-            except ChildProcessError:
-                status = 0
-                break
-    proc.returncode = exit_code_of(status)
-    return status, proc.pid
+        with spawning():
+            pid = os.posix_spawn(path, argv, env, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+        for sig in early:
+            os.kill(pid, sig)
+        channel.close_child_end()
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = 0
+        reaped = True
+    return status, pid
 
 
 def _run_span(

@@ -13,13 +13,12 @@ inside it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter
 
 from sysspan.ids import decision_id
-from sysspan.model import DecisionSpan, Span, SpanKind
+from sysspan.model import DecisionSpan, Span, SpanKind, StatusCode
 from sysspan.plainrecord import Record
 from sysspan.redact import redact
 from sysspan.span_roles import DECISION, ROLE_KEY
@@ -99,6 +98,8 @@ class Decision(Record):
 def json_text(value: Any) -> str:
     """Compact JSON for an attribute value; never raises (unserialisable parts become
     their ``repr``, a self-referencing structure becomes its ``repr`` as a JSON string)."""
+    import json  # not at the top: decisions with plain values (and runs without any) need none
+
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
     except (ValueError, TypeError, RecursionError):
@@ -159,33 +160,31 @@ def decision_span(
     ``parent_id`` is the span of the process that recorded the decision (the builder knows
     it from ``decision.pid``); ``trace_state`` / ``flags`` as on the run's other spans.
     """
-    end = decision.end_ns if decision.end_ns >= decision.start_ns else decision.start_ns
     d = decision
-    key = (d.category, d.name, d.file, d.line, d.column, d.pid, d.tid, d.result is None)
+    start = d.start_ns
+    end = d.end_ns if d.end_ns >= start else start
+    result = d.result
+    key = (d.category, d.name, d.file, d.line, d.column, d.pid, d.tid, result is None)
     site = _SITES.get(key)
     if site is None:
         if len(_SITES) >= _SITES_MAX:
             _SITES.clear()
         site = _SITES[key] = (decision_attributes(d), d.qualified_name)
     # the site's attributes in their order; only input and result are this decision's own
+    # (_attr_text inlined, and the span built from positional arguments: this runs once
+    # for every decision span of a run)
     attrs = site[0].copy()
-    attrs["decision.input"] = _attr_text(d.input)
-    if d.result is not None:
-        attrs["decision.result"] = _attr_text(d.result)
-    return DecisionSpan(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_id=parent_id,
-        name=site[1],
-        start_ns=d.start_ns,
-        end_ns=end,
-        kind=SpanKind.INTERNAL,
-        attributes=attrs,
-        trace_state=trace_state,
-        flags=flags,
-        key=site,
-    )
+    value = d.input
+    plain = _PLAIN_JSON.get(type(value))
+    attrs["decision.input"] = plain(value) if plain is not None else redact(json_text(value))
+    if result is not None:
+        plain = _PLAIN_JSON.get(type(result))
+        attrs["decision.result"] = plain(result) if plain is not None else redact(json_text(result))
+    return DecisionSpan(trace_id, span_id, parent_id, site[1], start, end, _INTERNAL, attrs,
+                        _UNSET, "", None, trace_state, flags, site)
 
+
+_INTERNAL, _UNSET = SpanKind.INTERNAL, StatusCode.UNSET
 
 # decision site -> (its decision spans' attributes, name): one shared object per site, so
 # that encoders can also cache per site (by identity)
@@ -200,6 +199,8 @@ def is_decision_span(span: Span) -> bool:
 def _loads(text: Any) -> Any:
     if not isinstance(text, str):
         return text
+    import json
+
     try:
         return json.loads(text)
     except ValueError:

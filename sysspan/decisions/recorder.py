@@ -20,7 +20,11 @@ from collections.abc import Callable
 
 from sysspan.decisions.model import Decision
 from sysspan.decisions.sampling import DecisionGate
-from sysspan.decisions.stderr_protocol import StderrDecoder
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:  # loaded at a process's first write to fd 2 (never by --no-syscalls)
+    from sysspan.decisions.stderr_protocol import StderrDecoder
 
 STDERR_READ_MAX = 65536
 
@@ -45,9 +49,7 @@ class DecisionRecorder:
 
     def feed_stderr(self, data: bytes, t_ns: int, tgid: int, tid: int) -> None:
         """Tracer thread: bytes a process wrote to fd 2."""
-        dec = self._stderr.get(tgid)
-        if dec is None:
-            dec = self._stderr[tgid] = StderrDecoder()
+        dec = self._stderr.get(tgid) or self._decoder(tgid)
         self._admit(dec.feed(data, t_ns, tgid, tid), t_ns, dec)
 
     def feed_stderr_gap(
@@ -56,11 +58,15 @@ class DecisionRecorder:
         """Tracer thread: bytes of one write to fd 2 were skipped; ``tail`` is what followed
         them in the same write (``until_newline=False``: nothing did, the rest of the write
         was skipped)."""
-        dec = self._stderr.get(tgid)
-        if dec is None:
-            dec = self._stderr[tgid] = StderrDecoder()
+        dec = self._stderr.get(tgid) or self._decoder(tgid)
         dec.gap(until_newline)
         self._admit(dec.feed(tail, t_ns, tgid, tid), t_ns, dec)
+
+    def _decoder(self, tgid: int) -> StderrDecoder:
+        from sysspan.decisions.stderr_protocol import StderrDecoder
+
+        dec = self._stderr[tgid] = StderrDecoder()
+        return dec
 
     def process_exit(self, tgid: int, t_ns: int) -> None:
         """Decisions a process left open end with it."""

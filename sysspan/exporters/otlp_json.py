@@ -20,13 +20,17 @@ lines that carry metrics or logs (they yield no spans).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 from collections.abc import Iterable
 from enum import IntEnum
-from json.encoder import encode_basestring as _esc  # the C escaper (UTF-8 kept as is)
+
+# json, base64 and binascii are imported where a trace file is read or a bytes value
+# written: writing spans needs only the escaper, and importing the json package (its
+# decoder and scanner too) was a visible part of every traced command's start
+try:  # the C escaper (UTF-8 kept as is), what json.encoder.encode_basestring is
+    from _json import encode_basestring as _esc
+except ImportError:  # pragma: no cover - CPython always has _json
+    from json.encoder import encode_basestring as _esc
 
 from sysspan.errors import TraceFileError
 from sysspan.model import (
@@ -97,6 +101,8 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         return '{"kvlistValue":{"values":[' + _attr_items(value) + "]}}"
     if isinstance(value, (bytes, bytearray)):
+        import base64
+
         return '{"bytesValue":"' + base64.b64encode(bytes(value)).decode("ascii") + '"}'
     if isinstance(value, (list, tuple, set, frozenset)):
         return '{"arrayValue":{"values":[' + ",".join([_value(v) for v in value]) + "]}}"
@@ -262,12 +268,20 @@ def _decision_span(span: DecisionSpan) -> str:
         done = _site_parts(span)
     attrs = span.attributes
     holes, parts = done[7], done[8]
-    parent = f',"parentSpanId":"{span.parent_id:016x}"' if span.parent_id else ""
-    out = (f'{done[4]}{span.span_id:016x}{done[5]}{parent}{done[6]}{span.start_ns}",'
-           f'"endTimeUnixNano":"{span.end_ns}"{parts[0]}')
-    for i, key in enumerate(holes):
-        out += _value(attrs[key]) + parts[i + 1]
-    return out + _status(span)
+    # ids as in _spans; the holes hold JSON text (strings) unless someone changed them
+    parent = span.parent_id
+    out = (f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[5]},"parentSpanId":"'
+           f'{parent.to_bytes(8, "big").hex()}"{done[6]}' if parent else
+           f'{done[4]}{span.span_id.to_bytes(8, "big").hex()}{done[5]}{done[6]}')
+    out += f'{span.start_ns}","endTimeUnixNano":"{span.end_ns}"{parts[0]}'
+    i = 1
+    for key in holes:
+        value = attrs[key]
+        out += ('{"stringValue":' + _esc(value) + "}" if type(value) is str else _value(value)) + parts[i]
+        i += 1
+    if span.status or span.status_message:
+        return out + _status(span)
+    return out + ',"status":{}}'
 
 
 def _site_parts(span: DecisionSpan) -> tuple[object, int, str, int, str, str, str, tuple[str, ...], list[str]]:
@@ -353,9 +367,11 @@ def _id(value: Any, nbytes: int, field: str) -> int:
                 return int(value, 16)
             except ValueError:
                 pass
+        import base64
+
         try:
             raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
+        except ValueError:  # binascii.Error too
             raw = b""
         if len(raw) == nbytes:
             return int.from_bytes(raw, "big")
@@ -423,9 +439,11 @@ def _any(value: Any) -> Any:
     if "kvlistValue" in value:
         return _attributes(_list(value["kvlistValue"], "values"))
     if "bytesValue" in value:
+        import base64
+
         try:
             return base64.b64decode(value["bytesValue"], validate=True)
-        except (binascii.Error, ValueError, TypeError):
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
             raise _Shape(f"bytesValue must be base64, got {value['bytesValue']!r}") from None
     return None
 
@@ -533,6 +551,8 @@ def decode_line(
 
     Raises ``TraceFileError`` naming ``path:lineno`` (when given) and what was wrong.
     """
+    import json
+
     try:
         doc = json.loads(line)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError

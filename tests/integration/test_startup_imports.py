@@ -130,6 +130,9 @@ NOT_IMPORTED_BY_A_PLAIN_RUN = (
     "sysspan.exporters.budget",
     "sysspan.text",
     "sysspan.stderr_tail",
+    "json",  # the JSON lines are written with the C escaper alone
+    "base64",
+    "sysspan.decisions.stderr_protocol",  # until a process writes to fd 2
 )
 
 
@@ -152,11 +155,36 @@ def _console_script_imports(tmp_path, *args: str, env: dict[str, str] | None = N
     return names
 
 
+# What a --no-syscalls run (the command wrapped in its run span, decisions over the ring)
+# does not use: the syscall decoder and its tables, the ptrace tracer, subprocess.
+NOT_IMPORTED_WITHOUT_SYSCALLS = (
+    *NOT_IMPORTED_BY_A_PLAIN_RUN,
+    "sysspan.collector.decode",
+    "sysspan.collector.tracer",
+    "sysspan.collector._stoploop",
+)
+# ... and which a ptrace run does load (the control)
+SYSCALL_PATH = ("sysspan.collector.decode", "sysspan.collector.tracer")
+
+
 def test_console_script_plain_run_imports_only_what_it_uses(tmp_path):
     trace = tmp_path / "t.jsonl"
     names = _console_script_imports(tmp_path, "-qq", "--trace-file", str(trace), "--", "true")
     assert any(s.name == "execve" for s in load_spans(trace))
     assert _loaded(names, NOT_IMPORTED_BY_A_PLAIN_RUN) == []
+    assert all(_loaded(names, (name,)) for name in SYSCALL_PATH)
+
+
+def test_console_script_no_syscalls_run_loads_no_syscall_decoding(tmp_path):
+    """--no-syscalls with a program that records a decision: the run and decision spans are
+    written, and neither the decoder nor the tracer (nor subprocess) was imported."""
+    trace = tmp_path / "t.jsonl"
+    program = "import sysspan.decisions as d; d.record('cache', 'lookup', input=1, result=True)"
+    names = _console_script_imports(tmp_path, "-qq", "--no-syscalls", "--trace-file", str(trace),
+                                    "--", sys.executable, "-c", program)
+    spans = load_spans(trace)
+    assert [s.name for s in spans if s.name != "python"] == ["cache::lookup"], spans
+    assert _loaded(names, NOT_IMPORTED_WITHOUT_SYSCALLS) == []
 
 
 def test_console_script_source_run_does_not_import_typing(tmp_path):
@@ -179,12 +207,13 @@ def test_console_script_check_sees_what_a_run_does_use(tmp_path):
     names = _console_script_imports(
         tmp_path, "-qq", "-c", "--stderr-tail", "3", "--decision-pipe", "--syscall-spans", "errors",
         "--trace-file", str(tmp_path / "t.jsonl"),
-        "--", "true", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid",
+        "--", "sh", "-c", "echo to-stderr >&2", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://not-http.invalid",
                            "TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                            "TRACESTATE": "k=v", "BAGGAGE": "user=alice"})
     assert {"urllib.parse", "ipaddress", "sysspan.text.summary", "sysspan.stderr_tail",
             "sysspan.propagation.baggage", "sysspan.propagation.tracestate",
-            "sysspan.decisions.channel", "sysspan.exporters.budget"} <= set(names)
+            "sysspan.decisions.channel", "sysspan.exporters.budget", "json",
+            "sysspan.decisions.stderr_protocol"} <= set(names)
 
 
 def test_console_script_exits_quickly_with_every_output_and_the_status(tmp_path):

@@ -144,8 +144,44 @@ def test_api_functions_look_like_plain_module_functions() -> None:
     assert "caller's line" in (d.record.__doc__ or "")
 
 
+def test_a_reference_to_record_follows_every_mode_change(api_off) -> None:
+    """``record`` runs another body in ring mode (the countdown first): a reference taken
+    before ``configure`` records into a ring, stops when decisions are off, records again,
+    and names its caller's line each time."""
+    from sysspan.decisions.ring import DecisionRing
+
+    rec = d.record
+    got: list = []
+    record_line = 0
+    for attempt in range(2):
+        ring = DecisionRing(got.append, gate=DecisionGate(1.0, 0))
+        try:
+            assert d.configure({"SYSSPAN_DECISION_RING": ring.path}) == "ring"
+            # a sampled-out call is the countdown alone: the mode is not asked first
+            assert "_emit" not in rec.__code__.co_names
+            for i in range(600):  # past several chunks of the countdown
+                record_line = _line_of_next_call() + 1
+                rec("c", "n", input=i + 1000 * attempt)
+            d.configure({})
+            assert "_emit" in rec.__code__.co_names
+            rec("c", "n", input=-1)  # off: nothing
+        finally:
+            ring.close()
+        assert [x.input for x in got] == [i + 1000 * attempt for i in range(600)]
+        assert {x.line for x in got} == {record_line}
+        assert {x.file for x in got} == {__file__}
+        got.clear()
+
+
+def _line_of_next_call() -> int:
+    import sys
+
+    return sys._getframe(1).f_lineno
+
+
 def test_api_off_mode_records_nothing_and_is_cheap(api_off) -> None:
     assert d.mode() == "off"
+    recorded = d.stats()["recorded"]  # by this process's earlier tests
     assert d.record("c", "n", input={"a": 1}, result=2) is None
     with d.decision("c", "n", input=1) as dec:
         dec.result = 3
@@ -155,7 +191,7 @@ def test_api_off_mode_records_nothing_and_is_cheap(api_off) -> None:
         d.record("c", "n")
     per_call = (time.perf_counter() - t0) / n
     assert per_call < 2e-6, f"off-mode record() costs {per_call * 1e9:.0f} ns"
-    assert d.stats()["recorded"] == 0
+    assert d.stats()["recorded"] == recorded
 
 
 def test_api_ignores_a_decision_fd_that_is_not_our_pipe(api_off, tmp_path) -> None:
