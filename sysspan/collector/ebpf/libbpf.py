@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sysspan.collector.ebpf import preflight
 from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
@@ -42,6 +41,11 @@ from sysspan.collector.records import (
 )
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:  # annotations only: typing is not imported on a traced run
+    from typing import Any
 
 try:
     from sysspan.collector.ebpf import _bpf

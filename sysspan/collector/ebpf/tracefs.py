@@ -7,19 +7,24 @@ nothing of bpftrace's: every module imported is start-up time of every traced co
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
-class Target(NamedTuple):
+class Target:
     """Whom to trace: ``root`` tgid; ``follow`` its new processes as they fork; ``thread_only``
-    (a spawned command without -f: only its first thread, as ptrace without -f)."""
+    (a spawned command without -f: only its first thread, as ptrace without -f);
+    ``ready_pid``, the process whose getpgid call triggers the R line (bpftrace). A plain
+    class: a NamedTuple would import typing, and a namedtuple build its class with exec, on
+    every traced run's start."""
 
-    root: int
-    follow: bool
-    thread_only: bool
-    ready_pid: int  # the process whose getpgid call triggers the R line (bpftrace)
+    __slots__ = ("root", "follow", "thread_only", "ready_pid")
+
+    def __init__(self, root: int, follow: bool, thread_only: bool, ready_pid: int) -> None:
+        self.root = root
+        self.follow = follow
+        self.thread_only = thread_only
+        self.ready_pid = ready_pid
 
 
 def syscall_tracepoints() -> frozenset[str] | None:

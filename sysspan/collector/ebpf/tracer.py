@@ -12,20 +12,21 @@ SIGINT, drains its buffers and exits; what it reported lost is counted in ``lost
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from sysspan.collector.ebpf import preflight
 from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
 from sysspan.collector.procfs import is_running
 from sysspan.collector.records import ProcessStart, Record
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
+
+# typing and ctypes stay out of a traced run's start (about 3 ms of imports): TYPE_CHECKING is
+# only true for type checkers, and ctypes is loaded where -f or bpftrace's output needs it
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # the bpftrace side imports these when it runs, so the libbpf path never does
     import io
@@ -188,6 +189,8 @@ class EbpfTracer:
     def spawn(self, path: str, argv: list[str], env: dict[str, str]) -> int:
         """Fork a child that waits on a pipe, attach every probe, then let it exec."""
         if self.follow:  # orphaned descendants come back to sysspan, which waits for them
+            import ctypes
+
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         go_r, go_w = os.pipe()
         pid = os.fork()
@@ -391,6 +394,8 @@ def _free_read_part(fd: int, upto: int) -> int:
     """Give the disk space of the output file's first ``upto`` bytes back (already parsed),
     so a long ``-p`` trace does not fill the disk; the file keeps its size. Returns how far
     it is freed (0 where the file system cannot punch holes)."""
+    import ctypes
+
     end = upto & ~0xFFFF
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, ctypes.c_long(0),
