@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+
 from sysspan.collector.ebpf import preflight
 from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
 from sysspan.collector.procfs import is_running
