@@ -81,15 +81,14 @@ def available() -> bool:
 def ring_bytes(selected: bool) -> int:
     """The ring buffer's size: SYSSPAN_EBPF_BUFFER_PAGES pages (a power of two), or else
     BUFFER_BUDGET (256 MiB: a backlog of 1.8 million syscalls while sysspan's niced reader
-    waits for the CPU), 8 MiB for a ``-e trace=`` selection. The kernel allocates and zeroes
-    the whole ring at start-up (32 MiB took 4-7 ms of CPU and up to 15 ms of wall here, 8 MiB
-    about 1 ms), which a short filtered run would mostly pay for; a selection of the
-    busiest syscalls outruns the reader with 32 MiB too (read and write of dd bs=1 lost over a
-    third), so it needs the setting either way. A burst beyond the ring is counted as lost,
-    never silent."""
+    waits for the CPU), 2 MiB for a ``-e trace=`` selection. The kernel allocates and zeroes
+    the whole ring at start-up (about 0.17 ms of CPU per MiB here), which a short filtered run
+    would mostly pay for; a selection of the busiest syscalls outruns the reader with 32 MiB
+    too (read and write of dd bs=1 lost over a third), so it needs the setting either way.
+    A burst beyond the ring is counted as lost, never silent."""
     pages = buffer_pages_setting()
     if pages is None:
-        return BUFFER_BUDGET // 32 if selected else BUFFER_BUDGET
+        return BUFFER_BUDGET // 128 if selected else BUFFER_BUDGET
     return pages * PAGE
 
 
