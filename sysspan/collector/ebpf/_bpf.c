@@ -7,21 +7,27 @@
  * at run time but libbpf.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE
 #include <Python.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -415,6 +421,114 @@ static PyObject *Session_detach(Session *s, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+/* -- children that run a few C calls only ----------------------------------------------------
+ *
+ * fork() write-protects every private page of this process, and Python then takes a page fault
+ * on each page it writes afterwards, however soon the child is gone: its exit alone touches most
+ * of the heap (about 1,500 faults and 2 ms per fork here). The two children of a run (the
+ * command before its exec, the holder of the probes) never return to Python, so Python's heap
+ * (the large anonymous mappings) is left out of them: MADV_DONTFORK for the clone, undone
+ * after it. What such a child still touches is kept: its stack, its thread's TLS, and the
+ * memory named in ``keep``. It is cloned with the raw system call, so no pthread_atfork handler
+ * (which could touch the heap) runs in it. */
+
+typedef struct {
+    uintptr_t lo, hi;
+} range_t;
+
+#define LEAN_RANGES 512
+#define LEAN_MIN_BYTES (64 << 10)
+
+static int contains_any(uintptr_t lo, uintptr_t hi, const uintptr_t *keep, int nkeep) {
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] >= lo && keep[i] < hi) return 1;
+    return 0;
+}
+
+/* The anonymous private writable mappings of at least LEAN_MIN_BYTES that hold none of
+ * ``keep`` and do not directly follow a file mapping (a library's .bss is such a tail), and
+ * the data of the file ``python_file`` (libpython: its static objects' reference counts are
+ * written all the time) with the tail after it. */
+static int heap_ranges(range_t *out, const uintptr_t *keep, int nkeep, const char *python_file) {
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[8192];
+    size_t have = 0;
+    int n = 0;
+    uintptr_t file_end = 0;   /* end of the last file-backed mapping */
+    uintptr_t python_end = 0; /* end of the last mapping of python_file's data */
+    for (;;) {
+        ssize_t got = read(fd, buf + have, sizeof buf - 1 - have);
+        if (got <= 0) break;
+        have += (size_t)got;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(buf + have - line)))) {
+            *nl = 0;
+            unsigned long lo, hi, inode;
+            char perms[8];
+            int path_at = 0;
+            if (sscanf(line, "%lx-%lx %7s %*s %*s %lu %n", &lo, &hi, perms, &inode, &path_at) >= 4) {
+                const char *path = path_at ? line + path_at : "";
+                int anon = inode == 0 && (!*path || !strcmp(path, "[heap]"));
+                int rw = !strcmp(perms, "rw-p") && !contains_any(lo, hi, keep, nkeep);
+                int python = inode != 0 && python_file && !strcmp(path, python_file);
+                int take = rw && (python || (anon && (lo == python_end ||
+                                                      (hi - lo >= LEAN_MIN_BYTES && lo != file_end))));
+                if (take && n < LEAN_RANGES) out[n++] = (range_t){lo, hi};
+                if (inode != 0) file_end = hi;
+                python_end = python ? hi : 0;
+            }
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) have = 0; /* a line longer than the buffer: skip it */
+    }
+    close(fd);
+    return n;
+}
+
+static void advise(const range_t *r, int n, int advice) {
+    for (int i = 0; i < n; i++) madvise((void *)r[i].lo, r[i].hi - r[i].lo, advice);
+}
+
+/* The file whose mapping holds ``addr`` (into ``path``), or NULL. */
+static const char *file_of(uintptr_t addr, char *path, size_t size) {
+    Dl_info info;
+    if (!dladdr((void *)addr, &info) || !info.dli_fname || !*info.dli_fname) return NULL;
+    if (!realpath(info.dli_fname, path)) return NULL;
+    (void)size;
+    return path;
+}
+
+/* fork() without Python's heap in the child (see above); its result as fork's. */
+static pid_t lean_fork(uintptr_t keep_extra) {
+    int here;
+    uintptr_t keep[3] = {(uintptr_t)&here, (uintptr_t)&errno, keep_extra};
+    range_t ranges[LEAN_RANGES];
+    /* Python's own data is left out only where the C library is another file: the child
+     * runs C library code */
+    char python_path[PATH_MAX], libc_path[PATH_MAX];
+    const char *python = file_of((uintptr_t)Py_None, python_path, sizeof python_path);
+    const char *libc = file_of((uintptr_t)&read, libc_path, sizeof libc_path);
+    if (python && (!libc || !strcmp(python, libc))) python = NULL;
+    int n = heap_ranges(ranges, keep, keep_extra ? 3 : 2, python);
+    if (verbose) {
+        unsigned long kib = 0;
+        for (int i = 0; i < n; i++) kib += (ranges[i].hi - ranges[i].lo) >> 10;
+        fprintf(stderr, "sysspan ebpf: a child forked without %d mappings (%lu KiB)\n", n, kib);
+    }
+    advise(ranges, n, MADV_DONTFORK);
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, 0UL, 0UL, 0UL);
+    if (pid != 0) {
+        int err = errno;
+        advise(ranges, n, MADV_DOFORK);
+        errno = err;
+    }
+    return pid;
+}
+
 /* Closes every descriptor but the BPF ones (anon inodes: programs, maps, links, perf events)
  * and ``keep``. The open descriptors are listed from /proc/self/fd: trying every number up to
  * the limit took tens of thousands of readlink calls, on the CPU the traced program used. */
@@ -453,7 +567,7 @@ static void keep_bpf_fds_only(int keep) {
 static PyObject *Session_handoff(Session *s, PyObject *noargs) {
     int gone[2];
     if (pipe(gone) < 0) return fail("handing the probes off", errno);
-    pid_t pid = fork();
+    pid_t pid = lean_fork(0);
     if (pid < 0) {
         close(gone[0]);
         close(gone[1]);
@@ -515,6 +629,122 @@ static PyTypeObject SessionType = {
     .tp_methods = Session_methods,
 };
 
+/* Copies the byte strings of ``seq`` into ``*pos`` and their addresses into ``ptrs`` (NULL
+ * after the last). */
+static void put_strings(PyObject *seq, char **ptrs, char **pos) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        size_t len = (size_t)PyBytes_GET_SIZE(item);
+        memcpy(*pos, PyBytes_AS_STRING(item), len + 1);
+        ptrs[i] = *pos;
+        *pos += len + 1;
+    }
+    ptrs[n] = NULL;
+}
+
+static Py_ssize_t strings_size(PyObject *seq) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), size = (n + 1) * (Py_ssize_t)sizeof(char *);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "spawn_paused() takes bytes");
+            return -1;
+        }
+        if ((Py_ssize_t)strlen(PyBytes_AS_STRING(item)) != PyBytes_GET_SIZE(item)) {
+            PyErr_SetString(PyExc_ValueError, "embedded null byte");
+            return -1;
+        }
+        size += PyBytes_GET_SIZE(item) + 1;
+    }
+    return size;
+}
+
+/* The command's process, forked without Python's heap (lean_fork): it sets the given signals
+ * to their defaults, unblocks every signal, closes go_w, and execs path once it reads "g" from
+ * go_r (it exits with 127 on anything else, or when the exec fails, saying why on stderr). */
+static PyObject *spawn_paused(PyObject *mod, PyObject *args) {
+    PyObject *path, *argv_in, *env_in, *sigs_in;
+    int go_r, go_w;
+    if (!PyArg_ParseTuple(args, "SOOiiO", &path, &argv_in, &env_in, &go_r, &go_w, &sigs_in))
+        return NULL;
+    PyObject *argv = PySequence_Fast(argv_in, "argv must be a sequence");
+    PyObject *env = argv ? PySequence_Fast(env_in, "env must be a sequence") : NULL;
+    PyObject *sigs = env ? PySequence_Fast(sigs_in, "signals must be a sequence") : NULL;
+    PyObject *result = NULL;
+    void *block = MAP_FAILED;
+    Py_ssize_t size = 0;
+    if (!sigs) goto out;
+    int nsig = (int)PySequence_Fast_GET_SIZE(sigs), sig_list[64];
+    if (nsig > 64) nsig = 64;
+    for (int i = 0; i < nsig; i++) {
+        sig_list[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(sigs, i));
+        if (PyErr_Occurred()) goto out;
+    }
+    Py_ssize_t a = strings_size(argv), e = a < 0 ? -1 : strings_size(env);
+    if (a < 0 || e < 0) goto out;
+    if (PySequence_Fast_GET_SIZE(argv) == 0) {
+        PyErr_SetString(PyExc_ValueError, "argv is empty");
+        goto out;
+    }
+    /* the child's copy of what it execs: a mapping of its own, kept in the child */
+    size = a + e + PyBytes_GET_SIZE(path) + 1;
+    block = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (block == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto out;
+    }
+    char **cargv = block;
+    char **cenv = cargv + PySequence_Fast_GET_SIZE(argv) + 1;
+    char *pos = (char *)(cenv + PySequence_Fast_GET_SIZE(env) + 1);
+    put_strings(argv, cargv, &pos);
+    put_strings(env, cenv, &pos);
+    char *cpath = pos;
+    memcpy(cpath, PyBytes_AS_STRING(path), (size_t)PyBytes_GET_SIZE(path) + 1);
+    pid_t pid = lean_fork((uintptr_t)block);
+    if (pid == 0) {
+        /* async-signal-safe calls only: the parent has other threads */
+        close(go_w);
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int i = 0; i < nsig; i++) sigaction(sig_list[i], &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char c = 0;
+        ssize_t got;
+        while ((got = read(go_r, &c, 1)) < 0 && errno == EINTR) {
+        }
+        if (got != 1 || c != 'g') _exit(127);
+        execve(cpath, cargv, cenv);
+        int err = errno;
+        char msg[512];
+        /* strerror may translate (locks, malloc); the untranslated text needs neither */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+        const char *why = strerrordesc_np(err);
+#else
+        const char *why = NULL;
+#endif
+        int len = why ? snprintf(msg, sizeof msg, "sysspan: %.200s: %s\n", cargv[0], why)
+                      : snprintf(msg, sizeof msg, "sysspan: %.200s: exec failed (errno %d)\n",
+                                 cargv[0], err);
+        if (len > 0) (void)!write(2, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1);
+        _exit(127);
+    }
+    if (pid < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto out;
+    }
+    result = PyLong_FromLong(pid);
+out:
+    if (block != MAP_FAILED) munmap(block, (size_t)size);
+    Py_XDECREF(sigs);
+    Py_XDECREF(env);
+    Py_XDECREF(argv);
+    return result;
+}
+
 /* Whether this kernel loads BPF tracing programs (fentry/fexit): some refuse them outright
  * (locked down, or a BPF LSM policy), and finding that out costs a tiny load here rather than a
  * failed load of the whole object. */
@@ -555,6 +785,9 @@ static PyMethodDef module_methods[] = {
     RECORDS_METHODS,
     {"btf_functions", btf_functions, METH_O,
      "btf_functions(names) -> list[bool]: which names are functions in the kernel's BTF"},
+    {"spawn_paused", spawn_paused, METH_VARARGS,
+     "spawn_paused(path, argv, env, go_r, go_w, signals) -> pid: a child that execs path "
+     "(bytes; argv and env lists of bytes) once it reads b'g' from go_r"},
     {"fentry_supported", fentry_supported, METH_NOARGS,
      "fentry_supported() -> bool: whether the kernel loads BPF tracing (fentry) programs"},
     {NULL, NULL, 0, NULL},

@@ -51,6 +51,8 @@ CONSUMER_NICE = 10
 #: getpgid calls per marker round: their lines fill bpftrace's 8 KiB output buffer.
 MARKER_CALLS = 20
 PR_SET_CHILD_SUBREAPER = 36
+#: Signals sysspan handles itself that the command gets with their default action.
+CHILD_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
 
 
 def buffer_pages_setting() -> int | None:
@@ -194,20 +196,7 @@ class EbpfTracer:
 
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         go_r, go_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(go_w)
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-                    signal.signal(sig, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_SETMASK, ())
-                if os.read(go_r, 1) != b"g":  # go_r is close-on-exec
-                    os._exit(127)
-                os.execve(path, argv, env)
-            except OSError as exc:
-                os.write(2, f"sysspan: {argv[0]}: {exc.strerror}\n".encode())
-            finally:
-                os._exit(127)
+        pid = self._fork_paused(path, argv, env, go_r, go_w)
         os.close(go_r)
         self._go_w = go_w
         self.root_pid = pid
@@ -220,6 +209,26 @@ class EbpfTracer:
             self._cleanup()
             raise
         self._start_ns = time.time_ns()
+        return pid
+
+    def _fork_paused(self, path: str, argv: list[str], env: dict[str, str], go_r: int,
+                     go_w: int) -> int:
+        """The command's process: default signal handling, no signal blocked, and exec once
+        it reads b"g" from ``go_r`` (close-on-exec); it exits with 127 on anything else."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(go_w)
+                for sig in CHILD_DEFAULT_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, ())
+                if os.read(go_r, 1) != b"g":
+                    os._exit(127)
+                os.execve(path, argv, env)
+            except OSError as exc:
+                os.write(2, f"sysspan: {argv[0]}: {exc.strerror}\n".encode())
+            finally:
+                os._exit(127)
         return pid
 
     def attach(self, pid: int) -> None:
