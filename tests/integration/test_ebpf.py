@@ -99,6 +99,39 @@ def test_process_tree_exit_codes_and_lines(tmp_path):
     assert re.search(r'execve\("/usr/bin/ls", \["ls", "/"\]', text), text[:2000]
 
 
+SHOW_START = 'grep -E "^Sig(Blk|Ign)" /proc/self/status; env; printf "<%s>" "$0" "$@"'
+
+
+def test_command_starts_as_an_untraced_one_would(tmp_path):
+    """The command's process (forked in C without Python's heap on the libbpf path) gets the
+    argv, environment, signal mask and ignored signals an untraced start gives it."""
+    cmd = ("sh", "-c", SHOW_START, "a", "b c", "")  # $0 is "a"
+    proc, _ = trace(tmp_path, *cmd, env={"SYSSPAN_TEST_VALUE": "x=y z"})
+    direct = subprocess.run(cmd, capture_output=True, text=True, check=True)
+
+    def parts(text):
+        lines = text.splitlines()
+        return ([line for line in lines if line.startswith("Sig")], set(lines[2:-1]), lines[-1])
+
+    sig, env_traced, args = parts(proc.stdout)
+    assert (sig, args) == (parts(direct.stdout)[0], "<a><b c><>")
+    assert sig == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
+    assert "SYSSPAN_TEST_VALUE=x=y z" in env_traced
+    assert any(line.startswith("TRACEPARENT=00-") for line in env_traced)
+
+
+def test_command_that_cannot_run(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x7fELF not really")
+    bad.chmod(0o755)
+    out = tmp_path / "lines.txt"
+    proc, spans = trace(tmp_path, "./bad", extra=("-o", str(out)), check_rc=127)
+    assert "sysspan: ./bad: Exec format error" in proc.stderr
+    assert 'execve("./bad", ["./bad"], ' in out.read_text()
+    assert "= -1 ENOEXEC (Exec format error)" in out.read_text()
+    assert next(s for s in spans if s.is_run).attrs["process.exit.code"] == 127
+
+
 def test_threads_and_trace_filter(tmp_path):
     prog = textwrap.dedent(
         """
