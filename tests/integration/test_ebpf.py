@@ -14,6 +14,7 @@ import time
 import pytest
 
 from sysspan.collector.ebpf import libbpf
+from sysspan.collector.ebpf.tracefs import syscall_fields
 from tests.tracehelpers import REPO, load_spans, sysspan
 
 pytestmark = [
@@ -331,3 +332,16 @@ def test_libbpf_path_loads_nothing_of_bpftrace(tmp_path):
     assert "sysspan.collector.ebpf.libbpf" in modules  # the control: the path that ran
     paths = [s.attrs.get("file.path") for s in load_spans(out) if s.is_syscall]
     assert "/etc/hostname" in paths
+
+
+@pytest.mark.skipif(not libbpf.available(), reason="sysspan's libbpf loader was not built")
+@pytest.mark.skipif(syscall_fields("uname") is not None or syscall_fields("openat") is None,
+                    reason="needs a kernel whose uname has no tracepoint (x86_64: newuname)")
+def test_selected_syscall_without_tracepoint(tmp_path):
+    proc, spans = trace(tmp_path, "uname", "-a", extra=("-e", "trace=openat,uname"))
+    assert "-e trace=: no tracepoints here for uname; not traced" in proc.stderr
+    names = {s.name for s in spans if s.is_syscall}
+    assert "openat" in names and "uname" not in names
+    proc, _ = trace(tmp_path, "uname", "-a", extra=("-e", "trace=uname"), check_rc=None)
+    assert proc.returncode != 0
+    assert "this kernel has no tracepoints for uname; use --backend ptrace" in proc.stderr

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from sysspan.collector.ebpf import preflight
-from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
+from sysspan.collector.ebpf.tracefs import Target, syscall_fields
 from sysspan.collector.ebpf.tracer import (
     BUFFER_BUDGET,
     CHILD_DEFAULT_SIGNALS,
@@ -218,10 +218,10 @@ class LibbpfTracer(EbpfTracer):
             for prog in ("sys_enter", "sys_exit"):
                 session.attach(prog, "raw_syscalls", prog)
         else:
-            available = syscall_tracepoints() or frozenset()
+            fields = {nr: syscall_fields(names[nr]) for nr in self.traced if nr in names}
             fentry = {nr: slot for nr, slot in self._slots.items() if self._attach_fentry(nr, slot)}
             chosen = sorted(nr for nr in self.traced
-                            if nr in fentry or names.get(nr) in available)
+                            if nr in fentry or fields.get(nr) is not None)
             self._missing = sorted(names.get(nr, str(nr)) for nr in self.traced if nr not in chosen)
             if not chosen:
                 raise EbpfUnavailable(
@@ -231,8 +231,8 @@ class LibbpfTracer(EbpfTracer):
             for nr in chosen:
                 # the arguments past the syscall's own show as 0, as its tracepoint record has
                 # none (the tracefs format names them, whether the tracepoint is used or not)
-                fields = tracepoint_fields(names[nr]) if names[nr] in available else None
-                nargs = 6 if fields is None else len(fields)
+                own = fields.get(nr)
+                nargs = 6 if own is None else len(own)
                 plan = plans[nr] if nr < len(plans) else None
                 if nr < PLANS_MAX:
                     session.update("plans", _KEY.pack(nr), _pack_plan(plan, nargs))
