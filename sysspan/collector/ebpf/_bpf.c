@@ -173,10 +173,12 @@ static int built_in_btf(char *path, size_t size) {
 }
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
-    static char *names[] = {"ring_bytes", "fentry", NULL};
+    static char *names[] = {"ring_bytes", "fentry", "max_entries", NULL};
     unsigned long ring_bytes;
-    PyObject *targets = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|O", names, &ring_bytes, &targets)) return -1;
+    PyObject *targets = NULL, *sizes = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|OO!", names, &ring_bytes, &targets, &PyDict_Type,
+                                     &sizes))
+        return -1;
     const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
     verbose = debug && *debug;
     libbpf_set_print(on_libbpf_print);
@@ -197,6 +199,25 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
         if (btf_fd >= 0) close(btf_fd);
         fail("sizing the ring buffer", err);
         return -1;
+    }
+    /* a hash map's buckets are allocated and zeroed whole at load (65,536 of them: 1 MiB,
+     * 0.3 ms): the caller sizes them for whom it traces */
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (sizes && PyDict_Next(sizes, &at, &key, &value)) {
+        const char *name = PyUnicode_AsUTF8(key);
+        unsigned long n = name ? PyLong_AsUnsignedLong(value) : 0;
+        if (PyErr_Occurred()) {
+            if (btf_fd >= 0) close(btf_fd);
+            return -1;
+        }
+        struct bpf_map *m = bpf_object__find_map_by_name(obj, name);
+        err = m ? bpf_map__set_max_entries(m, (__u32)n) : -ENOENT;
+        if (err) {
+            if (btf_fd >= 0) close(btf_fd);
+            fail(name, err);
+            return -1;
+        }
     }
     /* attached by attach(), to the tracepoints chosen there */
     struct bpf_program *prog;

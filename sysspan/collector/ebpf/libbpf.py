@@ -72,6 +72,9 @@ SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}
 #: How long one drain call waits for records before the reader looks at its stop flag.
 DRAIN_WAIT_MS = 20
 PAGE = 4096
+#: Entries of the traced and inflight hash maps when any number of processes or threads can
+#: be traced (sysspan.bpf.c's own size)
+MAP_ENTRIES = 65536
 
 
 def available() -> bool:
@@ -91,6 +94,14 @@ def ring_bytes(selected: bool) -> int:
     if pages is None:
         return BUFFER_BUDGET // 128 if selected else BUFFER_BUDGET
     return pages * PAGE
+
+
+def map_sizes(target: Target) -> dict[str, int]:
+    """Entries of the hash maps for whom ``target`` says to trace: the traced processes (one
+    without -f) and the threads inside a syscall (one for a spawned command without -f).
+    MAP_ENTRIES otherwise; the kernel allocates a map's buckets whole at load."""
+    return {"traced": MAP_ENTRIES if target.follow else 1,
+            "inflight": 1 if target.thread_only else MAP_ENTRIES}
 
 
 def _debug(message: str) -> None:
@@ -132,6 +143,7 @@ class LibbpfTracer(EbpfTracer):
         self._config: tuple[int, ...] = ()
         #: syscall number -> fentry slot, for the selected syscalls whose programs loaded
         self._slots: dict[int, int] = {}
+        self._sizes: dict[str, int] = {}
 
     def _preflight(self) -> str:
         preflight.check_privileges()
@@ -146,11 +158,12 @@ class LibbpfTracer(EbpfTracer):
         ring = ring_bytes(self.traced is not None)
         session = None
         nrs = self._fentry_candidates(names) if self.traced is not None else []
+        self._sizes = map_sizes(target)
         if nrs:
             session = self._load_with_fentry(ring, nrs, names)
         if session is None:
             try:
-                session = _bpf.Session(ring)
+                session = _bpf.Session(ring, (), self._sizes)
             except OSError as exc:
                 raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
         self._session = session
@@ -185,7 +198,7 @@ class LibbpfTracer(EbpfTracer):
         assert _bpf is not None
         prefix = SYSCALL_PREFIX[self.arch]
         try:
-            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs])
+            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes)
         except OSError as exc:
             found = _bpf.btf_functions([prefix + names[nr] for nr in nrs])
             absent = [names[nr] for nr, ok in zip(nrs, found, strict=True) if not ok]
@@ -195,7 +208,7 @@ class LibbpfTracer(EbpfTracer):
             if not absent or not nrs:
                 return None
             try:
-                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs])
+                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes)
             except OSError as exc2:
                 _debug(f"fentry unavailable, using syscall tracepoints: {exc2}")
                 return None
