@@ -345,3 +345,4 @@ def test_selected_syscall_without_tracepoint(tmp_path):
     proc, _ = trace(tmp_path, "uname", "-a", extra=("-e", "trace=uname"), check_rc=None)
     assert proc.returncode != 0
     assert "this kernel has no tracepoints for uname; use --backend ptrace" in proc.stderr
+

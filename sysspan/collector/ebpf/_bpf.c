@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -80,6 +82,8 @@ typedef struct {
     int handed_off; /* a child process holds the probes: closing here detaches nothing */
     int nap_ms;     /* how long drain() sleeps next when the ring is empty */
     int interrupted; /* set by interrupt(): drain() stops waiting */
+    int waits;       /* wait_for_wakeups() was called: drain() sleeps in epoll, not in naps */
+    int epfd, evfd, woken_fd; /* its epoll set (the ring and evfd), and the woken latch */
     char *buf;
     size_t len, cap;
 } Session;
@@ -321,6 +325,33 @@ static PyObject *Session_attach_fentry(Session *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* From now on drain() sleeps until a record wakes it (the programs do once the ring holds
+ * cfg.wake_at bytes) or its timeout passes, instead of looking at the ring every few ms. */
+static PyObject *Session_wait_for_wakeups(Session *s, PyObject *noargs) {
+    if (s->waits) Py_RETURN_NONE;
+    int woken = map_fd(s, "woken");
+    struct bpf_map *events = s->obj ? bpf_object__find_map_by_name(s->obj, "events") : NULL;
+    if (woken < 0 || !events) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "no map events");
+        return NULL;
+    }
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int ev = ep < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event e = {.events = EPOLLIN};
+    if (ev < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, bpf_map__fd(events), &e) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
+        int err = errno;
+        if (ep >= 0) close(ep);
+        if (ev >= 0) close(ev);
+        return fail("waiting for the ring buffer", err);
+    }
+    s->epfd = ep;
+    s->evfd = ev;
+    s->woken_fd = woken;
+    s->waits = 1;
+    Py_RETURN_NONE;
+}
+
 /* Whatever records are ready, up to about DRAIN_MAX_BYTES, waiting up to timeout_ms for the
  * first; b"" when none came. */
 static PyObject *Session_drain(Session *s, PyObject *args) {
@@ -339,6 +370,19 @@ static PyObject *Session_drain(Session *s, PyObject *args) {
         if (err == STOP_BATCH) err = 0;
         if (err < 0 || s->len || waited >= timeout_ms) break;
         if (__atomic_load_n(&s->interrupted, __ATOMIC_RELAXED)) break;
+        if (s->waits) {
+            /* let the next record past wake_at wake us, then look once more before sleeping:
+             * one written before the latch was clear woke nobody */
+            __u32 key = 0, zero = 0;
+            bpf_map_update_elem(s->woken_fd, &key, &zero, BPF_ANY);
+            err = ring_buffer__consume(s->rb);
+            if (err == STOP_BATCH) err = 0;
+            if (err < 0 || s->len) break;
+            struct epoll_event ev[2];
+            epoll_wait(s->epfd, ev, 2, timeout_ms);
+            waited = timeout_ms;
+            continue;
+        }
         /* an idle ring is looked at less and less often (up to every NAP_MAX_MS): fewer
          * wake-ups on the CPU the traced program runs on; a record sets it back */
         if (s->nap_ms < NAP_MIN_MS) s->nap_ms = NAP_MIN_MS;
@@ -357,6 +401,10 @@ static PyObject *Session_drain(Session *s, PyObject *args) {
  * and its last records are read by drain(0) calls. */
 static PyObject *Session_interrupt(Session *s, PyObject *noargs) {
     __atomic_store_n(&s->interrupted, 1, __ATOMIC_RELAXED);
+    if (s->waits) {
+        __u64 one = 1;
+        (void)!write(s->evfd, &one, sizeof one);
+    }
     Py_RETURN_NONE;
 }
 
@@ -389,6 +437,11 @@ static void session_close(Session *s) {
     s->rb = NULL;
     if (s->obj) bpf_object__close(s->obj);
     s->obj = NULL;
+    if (s->waits) {
+        close(s->epfd);
+        close(s->evfd);
+        s->waits = 0;
+    }
     free(s->buf);
     s->buf = NULL;
     s->len = s->cap = 0;
@@ -627,6 +680,8 @@ static PyMethodDef Session_methods[] = {
      "attach_fentry(slot): attach the slot's fentry and fexit programs to their function"},
     {"drain", (PyCFunction)Session_drain, METH_VARARGS,
      "drain(timeout_ms) -> bytes: the records ready in the ring buffer"},
+    {"wait_for_wakeups", (PyCFunction)Session_wait_for_wakeups, METH_NOARGS,
+     "wait_for_wakeups(): drain() sleeps until the programs wake it (cfg.wake_at) or it times out"},
     {"interrupt", (PyCFunction)Session_interrupt, METH_NOARGS,
      "interrupt(): a drain() waiting for records returns now"},
     {"percpu_sum", (PyCFunction)Session_percpu_sum, METH_VARARGS,

@@ -61,7 +61,7 @@ OP_SLOTS = 8
 PLANS_MAX = 1024
 F_ENTRY_ONLY = 64
 NO_SYSCALL = 0xFFFFFFFF
-_CONFIG = struct.Struct("<QIIIIII")
+_CONFIG = struct.Struct("<QIIIIIIIxxxx")
 _PLAN = struct.Struct("<II")
 _OP = struct.Struct("<bbbbbbxxIIQ")
 _KEY = struct.Struct("<I")
@@ -71,6 +71,10 @@ FENTRY_SLOTS = 32
 SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}
 #: How long one drain call waits for records before the reader looks at its stop flag.
 DRAIN_WAIT_MS = 20
+#: With a selection, records wake the reader once the ring is this full (a fraction of it),
+#: and a record waits at most WAKE_WAIT_MS to be read: it is not looked at every few ms.
+WAKE_FRACTION = 4
+WAKE_WAIT_MS = 100
 PAGE = 4096
 #: Entries of the traced and inflight hash maps when any number of processes or threads can
 #: be traced (sysspan.bpf.c's own size)
@@ -144,6 +148,8 @@ class LibbpfTracer(EbpfTracer):
         #: syscall number -> fentry slot, for the selected syscalls whose programs loaded
         self._slots: dict[int, int] = {}
         self._sizes: dict[str, int] = {}
+        self._ring = 0
+        self._drain_wait_ms = DRAIN_WAIT_MS
 
     def _preflight(self) -> str:
         preflight.check_privileges()
@@ -155,7 +161,7 @@ class LibbpfTracer(EbpfTracer):
     def _start_kernel(self, target: Target) -> None:
         assert _bpf is not None
         names = table(self.arch)
-        ring = ring_bytes(self.traced is not None)
+        ring = self._ring = ring_bytes(self.traced is not None)
         session = None
         nrs = self._fentry_candidates(names) if self.traced is not None else []
         self._sizes = map_sizes(target)
@@ -218,9 +224,16 @@ class LibbpfTracer(EbpfTracer):
     def _configure(self, session: Any, target: Target, names: dict[int, str]) -> None:
         execve = {names[nr]: nr for nr in self.execve_argv}
         offset = time.time_ns() - time.monotonic_ns()
+        # a full trace is a steady stream, which the reader polls for; a selection's records
+        # wake it once the ring is WAKE_FRACTION full (and it looks every WAKE_WAIT_MS)
+        wake_at = 0 if self.traced is None else self._ring // WAKE_FRACTION
         self._config = (offset, target.root, int(target.follow), int(target.thread_only),
-                        execve.get("execve", NO_SYSCALL), execve.get("execveat", NO_SYSCALL))
+                        execve.get("execve", NO_SYSCALL), execve.get("execveat", NO_SYSCALL),
+                        wake_at)
         session.update("cfg", _KEY.pack(0), _CONFIG.pack(*self._config, 0))
+        if wake_at:
+            session.wait_for_wakeups()
+            self._drain_wait_ms = WAKE_WAIT_MS
         session.update("seqno", _KEY.pack(0), struct.pack("<Q", 1))  # 0: the root's start
         session.update("traced", _KEY.pack(target.root), b"\1")
         plans = self._plans
@@ -317,7 +330,7 @@ class LibbpfTracer(EbpfTracer):
             except OSError:
                 session.detach()
             self._done.set()
-            session.interrupt()  # a drain waiting for records would hold the join up to DRAIN_WAIT_MS
+            session.interrupt()  # a drain waiting for records would hold the join until its timeout
             reader.join()
             lost = session.percpu_sum("lost", 0)
             other = session.percpu_sum("lost", 1)
@@ -341,7 +354,7 @@ class LibbpfTracer(EbpfTracer):
         try:
             while True:
                 done = self._done.is_set()
-                chunk = session.drain(0 if done else DRAIN_WAIT_MS)
+                chunk = session.drain(0 if done else self._drain_wait_ms)
                 if not chunk:
                     if done:
                         return

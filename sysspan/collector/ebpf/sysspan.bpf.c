@@ -68,6 +68,7 @@ struct ss_config {
     u32 follow;      /* add new processes of traced ones to the traced map */
     u32 thread_only; /* only the root's first thread (ptrace without -f) */
     u32 execve_nr, execveat_nr;
+    u32 wake_at; /* wake the reader once the ring holds this many bytes (0: it polls) */
     u32 stopped; /* the run is over: record nothing more */
 };
 
@@ -154,6 +155,15 @@ struct {
     __uint(max_entries, 1 << 24); /* user space sets the real size before loading */
 } events SEC(".maps");
 
+/* 1 once a record has woken the reader, until the reader, about to wait again, sets it back
+ * to 0: one wake-up per wait, not one per record while the reader waits for the CPU */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, u32);
+} woken SEC(".maps");
+
 /* the syscall number of each fentry slot, set by user space */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -196,9 +206,21 @@ static __always_inline void count_lost(u32 which) {
     if (n) *n += 1;
 }
 
+/* Records are written without waking the reader, which either polls (a full trace: a steady
+ * stream) or, for a selection (wake_at set), sleeps until the ring is that full or its
+ * timeout passes: a few records a second then cost no wake-ups every few milliseconds. */
 static __always_inline void emit(void *data, u64 size, u32 which) {
     if (size > SCRATCH) return;
-    if (bpf_ringbuf_output(&events, data, size, BPF_RB_NO_WAKEUP) < 0) count_lost(which);
+    u64 flags = BPF_RB_NO_WAKEUP;
+    struct ss_config *c = get_cfg();
+    if (c && c->wake_at && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= c->wake_at) {
+        u32 *w = bpf_map_lookup_elem(&woken, &ZERO);
+        if (w && !*w) {
+            *w = 1;
+            flags = BPF_RB_FORCE_WAKEUP;
+        }
+    }
+    if (bpf_ringbuf_output(&events, data, size, flags) < 0) count_lost(which);
 }
 
 /* One read into the record at *pos; returns 0 when nothing was appended. */
