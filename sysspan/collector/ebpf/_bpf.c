@@ -177,11 +177,11 @@ static int built_in_btf(char *path, size_t size) {
 }
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
-    static char *names[] = {"ring_bytes", "fentry", "max_entries", NULL};
+    static char *names[] = {"ring_bytes", "fentry", "max_entries", "unused", NULL};
     unsigned long ring_bytes;
-    PyObject *targets = NULL, *sizes = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|OO!", names, &ring_bytes, &targets, &PyDict_Type,
-                                     &sizes))
+    PyObject *targets = NULL, *sizes = NULL, *unused = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|OO!O", names, &ring_bytes, &targets,
+                                     &PyDict_Type, &sizes, &unused))
         return -1;
     const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
     verbose = debug && *debug;
@@ -229,6 +229,20 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     PyObject *none = PyTuple_New(0);
     err = none ? set_fentry_targets(obj, targets ? targets : none) : -1;
     Py_XDECREF(none);
+    /* the programs this run does not attach are not loaded (each is verified at load) */
+    PyObject *skip = !err && unused ? PySequence_Fast(unused, "unused must be a sequence") : NULL;
+    if (unused && !skip) err = -1;
+    for (Py_ssize_t i = 0; skip && i < PySequence_Fast_GET_SIZE(skip); i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(skip, i));
+        struct bpf_program *p = name ? bpf_object__find_program_by_name(obj, name) : NULL;
+        if (!p) {
+            if (name) PyErr_Format(PyExc_KeyError, "no program %s", name);
+            err = -1;
+            break;
+        }
+        bpf_program__set_autoload(p, false);
+    }
+    Py_XDECREF(skip);
     if (err) {
         if (btf_fd >= 0) close(btf_fd);
         return -1;

@@ -148,6 +148,8 @@ class LibbpfTracer(EbpfTracer):
         #: syscall number -> fentry slot, for the selected syscalls whose programs loaded
         self._slots: dict[int, int] = {}
         self._sizes: dict[str, int] = {}
+        self._enter = "sys_enter"
+        self._unused: list[str] = []
         self._ring = 0
         self._drain_wait_ms = DRAIN_WAIT_MS
 
@@ -165,11 +167,16 @@ class LibbpfTracer(EbpfTracer):
         session = None
         nrs = self._fentry_candidates(names) if self.traced is not None else []
         self._sizes = map_sizes(target)
+        # only the programs this run attaches are loaded: each is verified at load
+        argv = self.traced is None or any(nr in self.traced for nr in self.execve_argv)
+        self._enter = "sys_enter" if argv else "sys_enter_plain"
+        self._unused = ["sys_enter_plain" if argv else "sys_enter",
+                        *(() if target.follow else ("newtask",))]
         if nrs:
             session = self._load_with_fentry(ring, nrs, names)
         if session is None:
             try:
-                session = _bpf.Session(ring, (), self._sizes)
+                session = _bpf.Session(ring, (), self._sizes, self._unused)
             except OSError as exc:
                 raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
         self._session = session
@@ -204,7 +211,8 @@ class LibbpfTracer(EbpfTracer):
         assert _bpf is not None
         prefix = SYSCALL_PREFIX[self.arch]
         try:
-            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes)
+            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes,
+                                   self._unused)
         except OSError as exc:
             found = _bpf.btf_functions([prefix + names[nr] for nr in nrs])
             absent = [names[nr] for nr, ok in zip(nrs, found, strict=True) if not ok]
@@ -214,7 +222,8 @@ class LibbpfTracer(EbpfTracer):
             if not absent or not nrs:
                 return None
             try:
-                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes)
+                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes,
+                                   self._unused)
             except OSError as exc2:
                 _debug(f"fentry unavailable, using syscall tracepoints: {exc2}")
                 return None
@@ -241,8 +250,8 @@ class LibbpfTracer(EbpfTracer):
             for nr, plan in enumerate(plans[:PLANS_MAX]):
                 if plan is not None:
                     session.update("plans", _KEY.pack(nr), _pack_plan(plan, 6))
-            for prog in ("sys_enter", "sys_exit"):
-                session.attach(prog, "raw_syscalls", prog)
+            session.attach("sys_enter", "raw_syscalls", "sys_enter")
+            session.attach("sys_exit", "raw_syscalls", "sys_exit")
         else:
             fields = {nr: syscall_fields(names[nr]) for nr in self.traced if nr in names}
             fentry = {nr: slot for nr, slot in self._slots.items() if self._attach_fentry(nr, slot)}
@@ -264,7 +273,7 @@ class LibbpfTracer(EbpfTracer):
                     session.update("plans", _KEY.pack(nr), _pack_plan(plan, nargs))
                 if nr in fentry:
                     continue
-                session.attach("sys_enter", "syscalls", f"sys_enter_{names[nr]}")
+                session.attach(self._enter, "syscalls", f"sys_enter_{names[nr]}")
                 session.attach("sys_exit", "syscalls", f"sys_exit_{names[nr]}")
         if target.follow:
             session.attach("newtask", "task", "task_newtask")

@@ -348,7 +348,9 @@ static long read_argv_item(u32 i, void *ctx) {
 }
 
 /* args: where the syscall's six argument registers are (tracepoint record or pt_regs copy) */
-static __always_inline int on_enter(u64 nr, const u64 *args) {
+/* with_argv: the program can see execve/execveat (a selection without them loads
+ * sys_enter_plain, which the verifier checks without the argv walk: ~0.4 ms less to load) */
+static __always_inline int on_enter(u64 nr, const u64 *args, int with_argv) {
     struct ss_config *c = get_cfg();
     if (!c) return 0;
     u64 id = bpf_get_current_pid_tgid();
@@ -369,7 +371,7 @@ static __always_inline int on_enter(u64 nr, const u64 *args) {
         count_lost(0);
         return 0;
     }
-    if (nr != c->execve_nr && nr != c->execveat_nr) return 0;
+    if (!with_argv || (nr != c->execve_nr && nr != c->execveat_nr)) return 0;
 
     /* execve's path and argv, sent ahead of the call's own record */
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
@@ -434,14 +436,23 @@ static __always_inline int on_exit(s64 ret) {
     return 0;
 }
 
-SEC("tracepoint")
-int sys_enter(struct trace_event_raw_sys_enter *ctx) {
+static __always_inline int tp_enter(struct trace_event_raw_sys_enter *ctx, int with_argv) {
     /* an int in per-syscall tracepoints, a long in raw_syscalls: the low half either way */
     s32 nr;
     bpf_probe_read_kernel(&nr, sizeof(nr), (u8 *)ctx + 8);
     /* the arguments follow the syscall number in raw_syscalls and per-syscall tracepoints
      * alike; read without a context access, which would have to fit the smallest record */
-    return on_enter((u64)(s64)nr, (const u64 *)((u8 *)ctx + 16));
+    return on_enter((u64)(s64)nr, (const u64 *)((u8 *)ctx + 16), with_argv);
+}
+
+SEC("tracepoint")
+int sys_enter(struct trace_event_raw_sys_enter *ctx) {
+    return tp_enter(ctx, 1);
+}
+
+SEC("tracepoint")
+int sys_enter_plain(struct trace_event_raw_sys_enter *ctx) {
+    return tp_enter(ctx, 0);
 }
 
 SEC("tracepoint")
@@ -472,7 +483,7 @@ static __always_inline int enter_slot(u32 slot, struct pt_regs *regs) {
     args[4] = regs->r8;
     args[5] = regs->r9;
 #endif
-    return on_enter(*nr, args);
+    return on_enter(*nr, args, 1);
 }
 
 /* attach targets are set by user space before loading; unused slots are not loaded */
