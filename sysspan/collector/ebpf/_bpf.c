@@ -7,14 +7,12 @@
  * at run time but libbpf.
  */
 #define PY_SSIZE_T_CLEAN
-#define _GNU_SOURCE
 #include <Python.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
-#include <dlfcn.h>
 #include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -533,18 +531,42 @@ static int contains_any(uintptr_t lo, uintptr_t hi, const uintptr_t *keep, int n
     return 0;
 }
 
+/* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". 0 when malformed. */
+static int parse_map_line(char *line, uintptr_t *lo, uintptr_t *hi, char **perms,
+                          unsigned long *inode, char **path) {
+    char *p = line, *end;
+    *lo = strtoul(p, &end, 16);
+    if (*end != '-') return 0;
+    *hi = strtoul(end + 1, &end, 16);
+    if (*end != ' ') return 0;
+    *perms = p = end + 1;
+    for (int field = 0; field < 3; field++) { /* the ends of perms, offset, dev */
+        p = strchr(p, ' ');
+        if (!p) return 0;
+        if (field == 0) *p = 0;
+        p++;
+    }
+    *inode = strtoul(p, &end, 10);
+    while (*end == ' ') end++;
+    *path = end;
+    return 1;
+}
+
 /* The anonymous private writable mappings of at least LEAN_MIN_BYTES that hold none of
- * ``keep`` and do not directly follow a file mapping (a library's .bss is such a tail), and
- * the data of the file ``python_file`` (libpython: its static objects' reference counts are
- * written all the time) with the tail after it. */
-static int heap_ranges(range_t *out, const uintptr_t *keep, int nkeep, const char *python_file) {
+ * ``keep`` and do not directly follow a file mapping (a library's .bss is such a tail); and
+ * libpython's data (the mapping holding Py_None, with the .bss tail after it: its static
+ * objects' reference counts are written all the time), unless the C library is the same file
+ * (a static build: the child runs C library code). */
+static int heap_ranges(range_t *out, const uintptr_t *keep, int nkeep) {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
-    char buf[8192];
+    uintptr_t py_addr = (uintptr_t)Py_None, libc_addr = (uintptr_t)&read;
+    char buf[8192], py_path[PATH_MAX] = "", libc_path[PATH_MAX] = "";
+    range_t py[2];
+    int npy = 0, py_tail = 0;
     size_t have = 0;
     int n = 0;
-    uintptr_t file_end = 0;   /* end of the last file-backed mapping */
-    uintptr_t python_end = 0; /* end of the last mapping of python_file's data */
+    uintptr_t file_end = 0; /* end of the last file-backed mapping */
     for (;;) {
         ssize_t got = read(fd, buf + have, sizeof buf - 1 - have);
         if (got <= 0) break;
@@ -553,19 +575,27 @@ static int heap_ranges(range_t *out, const uintptr_t *keep, int nkeep, const cha
         char *line = buf, *nl;
         while ((nl = memchr(line, '\n', (size_t)(buf + have - line)))) {
             *nl = 0;
-            unsigned long lo, hi, inode;
-            char perms[8];
-            int path_at = 0;
-            if (sscanf(line, "%lx-%lx %7s %*s %*s %lu %n", &lo, &hi, perms, &inode, &path_at) >= 4) {
-                const char *path = path_at ? line + path_at : "";
+            uintptr_t lo, hi;
+            unsigned long inode;
+            char *perms, *path;
+            if (parse_map_line(line, &lo, &hi, &perms, &inode, &path)) {
                 int anon = inode == 0 && (!*path || !strcmp(path, "[heap]"));
                 int rw = !strcmp(perms, "rw-p") && !contains_any(lo, hi, keep, nkeep);
-                int python = inode != 0 && python_file && !strcmp(path, python_file);
-                int take = rw && (python || (anon && (lo == python_end ||
-                                                      (hi - lo >= LEAN_MIN_BYTES && lo != file_end))));
-                if (take && n < LEAN_RANGES) out[n++] = (range_t){lo, hi};
+                if (inode != 0 && libc_addr >= lo && libc_addr < hi)
+                    snprintf(libc_path, sizeof libc_path, "%s", path);
+                if (rw && inode != 0 && py_addr >= lo && py_addr < hi) {
+                    snprintf(py_path, sizeof py_path, "%s", path);
+                    py[npy++] = (range_t){lo, hi};
+                    py_tail = 1;
+                } else {
+                    if (rw && anon && py_tail && lo == file_end && npy < 2)
+                        py[npy++] = (range_t){lo, hi};
+                    else if (rw && anon && hi - lo >= LEAN_MIN_BYTES && lo != file_end &&
+                             n < LEAN_RANGES)
+                        out[n++] = (range_t){lo, hi};
+                    py_tail = 0;
+                }
                 if (inode != 0) file_end = hi;
-                python_end = python ? hi : 0;
             }
             line = nl + 1;
         }
@@ -574,6 +604,8 @@ static int heap_ranges(range_t *out, const uintptr_t *keep, int nkeep, const cha
         if (have == sizeof buf - 1) have = 0; /* a line longer than the buffer: skip it */
     }
     close(fd);
+    if (*py_path && *libc_path && strcmp(py_path, libc_path))
+        for (int i = 0; i < npy && n < LEAN_RANGES; i++) out[n++] = py[i];
     return n;
 }
 
@@ -581,27 +613,12 @@ static void advise(const range_t *r, int n, int advice) {
     for (int i = 0; i < n; i++) madvise((void *)r[i].lo, r[i].hi - r[i].lo, advice);
 }
 
-/* The file whose mapping holds ``addr`` (into ``path``), or NULL. */
-static const char *file_of(uintptr_t addr, char *path, size_t size) {
-    Dl_info info;
-    if (!dladdr((void *)addr, &info) || !info.dli_fname || !*info.dli_fname) return NULL;
-    if (!realpath(info.dli_fname, path)) return NULL;
-    (void)size;
-    return path;
-}
-
 /* fork() without Python's heap in the child (see above); its result as fork's. */
 static pid_t lean_fork(uintptr_t keep_extra) {
     int here;
     uintptr_t keep[3] = {(uintptr_t)&here, (uintptr_t)&errno, keep_extra};
     range_t ranges[LEAN_RANGES];
-    /* Python's own data is left out only where the C library is another file: the child
-     * runs C library code */
-    char python_path[PATH_MAX], libc_path[PATH_MAX];
-    const char *python = file_of((uintptr_t)Py_None, python_path, sizeof python_path);
-    const char *libc = file_of((uintptr_t)&read, libc_path, sizeof libc_path);
-    if (python && (!libc || !strcmp(python, libc))) python = NULL;
-    int n = heap_ranges(ranges, keep, keep_extra ? 3 : 2, python);
+    int n = heap_ranges(ranges, keep, keep_extra ? 3 : 2);
     if (verbose) {
         unsigned long kib = 0;
         for (int i = 0; i < n; i++) kib += (ranges[i].hi - ranges[i].lo) >> 10;
@@ -791,6 +808,8 @@ static PyObject *spawn_paused(PyObject *mod, PyObject *args) {
     put_strings(env, cenv, &pos);
     char *cpath = pos;
     memcpy(cpath, PyBytes_AS_STRING(path), (size_t)PyBytes_GET_SIZE(path) + 1);
+    const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
+    verbose = debug && *debug;
     pid_t pid = lean_fork((uintptr_t)block);
     if (pid == 0) {
         /* async-signal-safe calls only: the parent has other threads */
