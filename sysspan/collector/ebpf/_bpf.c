@@ -613,7 +613,9 @@ static void advise(const range_t *r, int n, int advice) {
     for (int i = 0; i < n; i++) madvise((void *)r[i].lo, r[i].hi - r[i].lo, advice);
 }
 
-/* fork() without Python's heap in the child (see above); its result as fork's. */
+/* fork() without Python's heap in the child (see above); its result as fork's. The child
+ * starts with every signal blocked: a handler Python installed would touch memory the child
+ * does not have, so it must not run there (the child resets or keeps them blocked). */
 static pid_t lean_fork(uintptr_t keep_extra) {
     int here;
     uintptr_t keep[3] = {(uintptr_t)&here, (uintptr_t)&errno, keep_extra};
@@ -625,9 +627,13 @@ static pid_t lean_fork(uintptr_t keep_extra) {
         fprintf(stderr, "sysspan ebpf: a child forked without %d mappings (%lu KiB)\n", n, kib);
     }
     advise(ranges, n, MADV_DONTFORK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, 0UL, 0UL, 0UL);
     if (pid != 0) {
         int err = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         advise(ranges, n, MADV_DOFORK);
         errno = err;
     }
@@ -679,7 +685,8 @@ static PyObject *Session_handoff(Session *s, PyObject *noargs) {
         return fail("handing the probes off", errno);
     }
     if (pid == 0) {
-        /* async-signal-safe calls only: the parent has other threads */
+        /* async-signal-safe calls only: the parent has other threads. Signals stay blocked
+         * (lean_fork): this holder ends when sysspan is gone, and Ctrl-C is for sysspan. */
         keep_bpf_fds_only(gone[0]);
         char c;
         while (read(gone[0], &c, 1) < 0 && errno == EINTR) {
@@ -814,9 +821,16 @@ static PyObject *spawn_paused(PyObject *mod, PyObject *args) {
     if (pid == 0) {
         /* async-signal-safe calls only: the parent has other threads */
         close(go_w);
-        struct sigaction dfl;
+        struct sigaction dfl, cur;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
+        /* every handler sysspan installed goes before any signal is let in (exec would reset
+         * them anyway, and they could not run here); then the ones sysspan ignores */
+        for (int sig = 1; sig < _NSIG; sig++)
+            if (sigaction(sig, NULL, &cur) == 0 &&
+                ((cur.sa_flags & SA_SIGINFO) ||
+                 (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN)))
+                sigaction(sig, &dfl, NULL);
         for (int i = 0; i < nsig; i++) sigaction(sig_list[i], &dfl, NULL);
         sigset_t none;
         sigemptyset(&none);
