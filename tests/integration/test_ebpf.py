@@ -115,8 +115,9 @@ def test_command_starts_as_an_untraced_one_would(tmp_path):
         return ([line for line in lines if line.startswith("Sig")], set(lines[2:-1]), lines[-1])
 
     sig, env_traced, args = parts(proc.stdout)
+    # sysspan ignores SIGPIPE and blocks SIGINT and friends; none of that reaches the command
     assert (sig, args) == (parts(direct.stdout)[0], "<a><b c><>")
-    assert sig == ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
+    assert len(sig) == 2
     assert "SYSSPAN_TEST_VALUE=x=y z" in env_traced
     assert any(line.startswith("TRACEPARENT=00-") for line in env_traced)
 
