@@ -11,7 +11,8 @@
                 dd's own time), and the kernel's part: dd's CPU while another sysspan holds the
                 openat tracepoints vs not
 5. startup:     where figure 4's fixed cost goes: CPU of -e trace=openat -- true under
-                --backend ebpf, under --backend ptrace and of python -c pass, and the ebpf run's
+                --backend ebpf, under --backend ptrace, of --no-syscalls -- true and of
+                python -c pass, and the ebpf run's
                 phases (interpreter, imports, object load, attach, the run, its end), timed by
                 wrapping the loader's calls in the same process
 
@@ -274,14 +275,19 @@ def startup(runs: int, tmp: Path) -> None:
     cmds = {
         "ebpf": [*EBPF, *true],
         "ptrace": [*SYSSPAN, "--backend", "ptrace", *true],
+        # sysspan's start without any tracer: what the ebpf backend adds is the difference
+        "--no-syscalls": [*SYSSPAN, *true[:3], "--no-syscalls", *true[-2:]],
         "python -c pass": [sys.executable, "-c", "pass"],
     }
-    samples = alternate(cmds, runs, tmp)
-    print("5. startup     CPU of -e trace=openat -- true (medians of "
+    samples = alternate(cmds, runs, tmp, pin=True)
+    cpu = {n: median([x.cpu for x in v]) * 1000 for n, v in samples.items()}
+    print("5. startup     CPU of -e trace=openat -- true, pinned (medians of "
           f"{runs}; figure 4's fixed cost)")
-    print("   " + "; ".join(f"{n} {median([x.cpu for x in v]) * 1000:.0f} ms "
+    print("   " + "; ".join(f"{n} {cpu[n]:.0f} ms "
                             f"[{min(x.cpu for x in v) * 1000:.0f}-{max(x.cpu for x in v) * 1000:.0f}]"
                             for n, v in samples.items()))
+    print(f"   the ebpf backend adds {cpu['ebpf'] - cpu['--no-syscalls']:.1f} ms to a start without "
+          f"a tracer (ptrace: {cpu['ptrace'] - cpu['--no-syscalls']:.1f} ms)")
     rows: list[list[tuple[str, float, float]]] = []
     out = tmp / "phases.json"
     for _ in range(runs):
@@ -289,7 +295,7 @@ def startup(runs: int, tmp: Path) -> None:
         # detached by then (an attach waits for that, holding the kernel's event mutex)
         time.sleep(0.5)
         begin = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", PHASES, str(out), "--backend", "ebpf", *true],
+        proc = subprocess.Popen([*PIN, sys.executable, "-c", PHASES, str(out), "--backend", "ebpf", *true],
                                 env=env(), cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, _, usage = os.wait4(proc.pid, 0)
         end = time.perf_counter()
@@ -300,7 +306,7 @@ def startup(runs: int, tmp: Path) -> None:
             wall, cpu = t, c
         row.append(("exit", end - wall, usage.ru_utime + usage.ru_stime - cpu))
         rows.append(row)
-    print(f"   the ebpf run's phases, wall / CPU ms (medians of {runs}):")
+    print(f"   the ebpf run's phases, pinned, wall / CPU ms (medians of {runs}):")
     for i, (name, _, _) in enumerate(rows[0]):
         print(f"     {name:<36} {median([r[i][1] for r in rows]) * 1000:6.1f} "
               f"{median([r[i][2] for r in rows]) * 1000:6.1f}")

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from sysspan.collector.ebpf import libbpf
+from sysspan.collector.ebpf.tracefs import syscall_fields
 from tests.tracehelpers import REPO, load_spans, sysspan
 
 pytestmark = [
@@ -97,6 +98,40 @@ def test_process_tree_exit_codes_and_lines(tmp_path):
     text = out.read_text()
     assert 'openat(AT_FDCWD, "/nonexistent", O_RDONLY) = -1 ENOENT (No such file or directory)' in text
     assert re.search(r'execve\("/usr/bin/ls", \["ls", "/"\]', text), text[:2000]
+
+
+SHOW_START = 'grep -E "^Sig(Blk|Ign)" /proc/self/status; env; printf "<%s>" "$0" "$@"'
+
+
+def test_command_starts_as_an_untraced_one_would(tmp_path):
+    """The command's process (forked in C without Python's heap on the libbpf path) gets the
+    argv, environment, signal mask and ignored signals an untraced start gives it."""
+    cmd = ("sh", "-c", SHOW_START, "a", "b c", "")  # $0 is "a"
+    proc, _ = trace(tmp_path, *cmd, env={"SYSSPAN_TEST_VALUE": "x=y z"})
+    direct = subprocess.run(cmd, capture_output=True, text=True, check=True)
+
+    def parts(text):
+        lines = text.splitlines()
+        return ([line for line in lines if line.startswith("Sig")], set(lines[2:-1]), lines[-1])
+
+    sig, env_traced, args = parts(proc.stdout)
+    # sysspan ignores SIGPIPE and blocks SIGINT and friends; none of that reaches the command
+    assert (sig, args) == (parts(direct.stdout)[0], "<a><b c><>")
+    assert len(sig) == 2
+    assert "SYSSPAN_TEST_VALUE=x=y z" in env_traced
+    assert any(line.startswith("TRACEPARENT=00-") for line in env_traced)
+
+
+def test_command_that_cannot_run(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x7fELF not really")
+    bad.chmod(0o755)
+    out = tmp_path / "lines.txt"
+    proc, spans = trace(tmp_path, "./bad", extra=("-o", str(out)), check_rc=127)
+    assert "sysspan: ./bad: Exec format error" in proc.stderr
+    assert 'execve("./bad", ["./bad"], ' in out.read_text()
+    assert "= -1 ENOEXEC (Exec format error)" in out.read_text()
+    assert next(s for s in spans if s.is_run).attrs["process.exit.code"] == 127
 
 
 def test_threads_and_trace_filter(tmp_path):
@@ -298,3 +333,17 @@ def test_libbpf_path_loads_nothing_of_bpftrace(tmp_path):
     assert "sysspan.collector.ebpf.libbpf" in modules  # the control: the path that ran
     paths = [s.attrs.get("file.path") for s in load_spans(out) if s.is_syscall]
     assert "/etc/hostname" in paths
+
+
+@pytest.mark.skipif(not libbpf.available(), reason="sysspan's libbpf loader was not built")
+@pytest.mark.skipif(syscall_fields("uname") is not None or syscall_fields("openat") is None,
+                    reason="needs a kernel whose uname has no tracepoint (x86_64: newuname)")
+def test_selected_syscall_without_tracepoint(tmp_path):
+    proc, spans = trace(tmp_path, "uname", "-a", extra=("-e", "trace=openat,uname"))
+    assert "-e trace=: no tracepoints here for uname; not traced" in proc.stderr
+    names = {s.name for s in spans if s.is_syscall}
+    assert "openat" in names and "uname" not in names
+    proc, _ = trace(tmp_path, "uname", "-a", extra=("-e", "trace=uname"), check_rc=None)
+    assert proc.returncode != 0
+    assert "this kernel has no tracepoints for uname; use --backend ptrace" in proc.stderr
+

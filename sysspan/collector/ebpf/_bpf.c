@@ -13,15 +13,21 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +80,8 @@ typedef struct {
     int handed_off; /* a child process holds the probes: closing here detaches nothing */
     int nap_ms;     /* how long drain() sleeps next when the ring is empty */
     int interrupted; /* set by interrupt(): drain() stops waiting */
+    int waits;       /* wait_for_wakeups() was called: drain() sleeps in epoll, not in naps */
+    int epfd, evfd, woken_fd; /* its epoll set (the ring and evfd), and the woken latch */
     char *buf;
     size_t len, cap;
 } Session;
@@ -167,10 +175,12 @@ static int built_in_btf(char *path, size_t size) {
 }
 
 static int Session_init(Session *s, PyObject *args, PyObject *kw) {
-    static char *names[] = {"ring_bytes", "fentry", NULL};
+    static char *names[] = {"ring_bytes", "fentry", "max_entries", "unused", NULL};
     unsigned long ring_bytes;
-    PyObject *targets = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|O", names, &ring_bytes, &targets)) return -1;
+    PyObject *targets = NULL, *sizes = NULL, *unused = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "k|OO!O", names, &ring_bytes, &targets,
+                                     &PyDict_Type, &sizes, &unused))
+        return -1;
     const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
     verbose = debug && *debug;
     libbpf_set_print(on_libbpf_print);
@@ -192,12 +202,45 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
         fail("sizing the ring buffer", err);
         return -1;
     }
+    /* a hash map's buckets are allocated and zeroed whole at load (65,536 of them: 1 MiB,
+     * 0.3 ms): the caller sizes them for whom it traces */
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (sizes && PyDict_Next(sizes, &at, &key, &value)) {
+        const char *name = PyUnicode_AsUTF8(key);
+        unsigned long n = name ? PyLong_AsUnsignedLong(value) : 0;
+        if (PyErr_Occurred()) {
+            if (btf_fd >= 0) close(btf_fd);
+            return -1;
+        }
+        struct bpf_map *m = bpf_object__find_map_by_name(obj, name);
+        err = m ? bpf_map__set_max_entries(m, (__u32)n) : -ENOENT;
+        if (err) {
+            if (btf_fd >= 0) close(btf_fd);
+            fail(name, err);
+            return -1;
+        }
+    }
     /* attached by attach(), to the tracepoints chosen there */
     struct bpf_program *prog;
     bpf_object__for_each_program(prog, obj) bpf_program__set_autoattach(prog, false);
     PyObject *none = PyTuple_New(0);
     err = none ? set_fentry_targets(obj, targets ? targets : none) : -1;
     Py_XDECREF(none);
+    /* the programs this run does not attach are not loaded (each is verified at load) */
+    PyObject *skip = !err && unused ? PySequence_Fast(unused, "unused must be a sequence") : NULL;
+    if (unused && !skip) err = -1;
+    for (Py_ssize_t i = 0; skip && i < PySequence_Fast_GET_SIZE(skip); i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(skip, i));
+        struct bpf_program *p = name ? bpf_object__find_program_by_name(obj, name) : NULL;
+        if (!p) {
+            if (name) PyErr_Format(PyExc_KeyError, "no program %s", name);
+            err = -1;
+            break;
+        }
+        bpf_program__set_autoload(p, false);
+    }
+    Py_XDECREF(skip);
     if (err) {
         if (btf_fd >= 0) close(btf_fd);
         return -1;
@@ -294,6 +337,33 @@ static PyObject *Session_attach_fentry(Session *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* From now on drain() sleeps until a record wakes it (the programs do once the ring holds
+ * cfg.wake_at bytes) or its timeout passes, instead of looking at the ring every few ms. */
+static PyObject *Session_wait_for_wakeups(Session *s, PyObject *noargs) {
+    if (s->waits) Py_RETURN_NONE;
+    int woken = map_fd(s, "woken");
+    struct bpf_map *events = s->obj ? bpf_object__find_map_by_name(s->obj, "events") : NULL;
+    if (woken < 0 || !events) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "no map events");
+        return NULL;
+    }
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int ev = ep < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event e = {.events = EPOLLIN};
+    if (ev < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, bpf_map__fd(events), &e) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
+        int err = errno;
+        if (ep >= 0) close(ep);
+        if (ev >= 0) close(ev);
+        return fail("waiting for the ring buffer", err);
+    }
+    s->epfd = ep;
+    s->evfd = ev;
+    s->woken_fd = woken;
+    s->waits = 1;
+    Py_RETURN_NONE;
+}
+
 /* Whatever records are ready, up to about DRAIN_MAX_BYTES, waiting up to timeout_ms for the
  * first; b"" when none came. */
 static PyObject *Session_drain(Session *s, PyObject *args) {
@@ -312,6 +382,19 @@ static PyObject *Session_drain(Session *s, PyObject *args) {
         if (err == STOP_BATCH) err = 0;
         if (err < 0 || s->len || waited >= timeout_ms) break;
         if (__atomic_load_n(&s->interrupted, __ATOMIC_RELAXED)) break;
+        if (s->waits) {
+            /* let the next record past wake_at wake us, then look once more before sleeping:
+             * one written before the latch was clear woke nobody */
+            __u32 key = 0, zero = 0;
+            bpf_map_update_elem(s->woken_fd, &key, &zero, BPF_ANY);
+            err = ring_buffer__consume(s->rb);
+            if (err == STOP_BATCH) err = 0;
+            if (err < 0 || s->len) break;
+            struct epoll_event ev[2];
+            epoll_wait(s->epfd, ev, 2, timeout_ms);
+            waited = timeout_ms;
+            continue;
+        }
         /* an idle ring is looked at less and less often (up to every NAP_MAX_MS): fewer
          * wake-ups on the CPU the traced program runs on; a record sets it back */
         if (s->nap_ms < NAP_MIN_MS) s->nap_ms = NAP_MIN_MS;
@@ -330,6 +413,10 @@ static PyObject *Session_drain(Session *s, PyObject *args) {
  * and its last records are read by drain(0) calls. */
 static PyObject *Session_interrupt(Session *s, PyObject *noargs) {
     __atomic_store_n(&s->interrupted, 1, __ATOMIC_RELAXED);
+    if (s->waits) {
+        __u64 one = 1;
+        (void)!write(s->evfd, &one, sizeof one);
+    }
     Py_RETURN_NONE;
 }
 
@@ -362,6 +449,11 @@ static void session_close(Session *s) {
     s->rb = NULL;
     if (s->obj) bpf_object__close(s->obj);
     s->obj = NULL;
+    if (s->waits) {
+        close(s->epfd);
+        close(s->evfd);
+        s->waits = 0;
+    }
     free(s->buf);
     s->buf = NULL;
     s->len = s->cap = 0;
@@ -415,6 +507,139 @@ static PyObject *Session_detach(Session *s, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+/* -- children that run a few C calls only ----------------------------------------------------
+ *
+ * fork() write-protects every private page of this process, and Python then takes a page fault
+ * on each page it writes afterwards, however soon the child is gone: its exit alone touches most
+ * of the heap (about 1,500 faults and 2 ms per fork here). The two children of a run (the
+ * command before its exec, the holder of the probes) never return to Python, so Python's heap
+ * (the large anonymous mappings) is left out of them: MADV_DONTFORK for the clone, undone
+ * after it. What such a child still touches is kept: its stack, its thread's TLS, and the
+ * memory named in ``keep``. It is cloned with the raw system call, so no pthread_atfork handler
+ * (which could touch the heap) runs in it. */
+
+typedef struct {
+    uintptr_t lo, hi;
+} range_t;
+
+#define LEAN_RANGES 512
+#define LEAN_MIN_BYTES (64 << 10)
+
+static int contains_any(uintptr_t lo, uintptr_t hi, const uintptr_t *keep, int nkeep) {
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] >= lo && keep[i] < hi) return 1;
+    return 0;
+}
+
+/* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". 0 when malformed. */
+static int parse_map_line(char *line, uintptr_t *lo, uintptr_t *hi, char **perms,
+                          unsigned long *inode, char **path) {
+    char *p = line, *end;
+    *lo = strtoul(p, &end, 16);
+    if (*end != '-') return 0;
+    *hi = strtoul(end + 1, &end, 16);
+    if (*end != ' ') return 0;
+    *perms = p = end + 1;
+    for (int field = 0; field < 3; field++) { /* the ends of perms, offset, dev */
+        p = strchr(p, ' ');
+        if (!p) return 0;
+        if (field == 0) *p = 0;
+        p++;
+    }
+    *inode = strtoul(p, &end, 10);
+    while (*end == ' ') end++;
+    *path = end;
+    return 1;
+}
+
+/* The anonymous private writable mappings of at least LEAN_MIN_BYTES that hold none of
+ * ``keep`` and do not directly follow a file mapping (a library's .bss is such a tail); and
+ * libpython's data (the mapping holding Py_None, with the .bss tail after it: its static
+ * objects' reference counts are written all the time), unless the C library is the same file
+ * (a static build: the child runs C library code). */
+static int heap_ranges(range_t *out, const uintptr_t *keep, int nkeep) {
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    uintptr_t py_addr = (uintptr_t)Py_None, libc_addr = (uintptr_t)&read;
+    char buf[8192], py_path[PATH_MAX] = "", libc_path[PATH_MAX] = "";
+    range_t py[2];
+    int npy = 0, py_tail = 0;
+    size_t have = 0;
+    int n = 0;
+    uintptr_t file_end = 0; /* end of the last file-backed mapping */
+    for (;;) {
+        ssize_t got = read(fd, buf + have, sizeof buf - 1 - have);
+        if (got <= 0) break;
+        have += (size_t)got;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(buf + have - line)))) {
+            *nl = 0;
+            uintptr_t lo, hi;
+            unsigned long inode;
+            char *perms, *path;
+            if (parse_map_line(line, &lo, &hi, &perms, &inode, &path)) {
+                int anon = inode == 0 && (!*path || !strcmp(path, "[heap]"));
+                int rw = !strcmp(perms, "rw-p") && !contains_any(lo, hi, keep, nkeep);
+                if (inode != 0 && libc_addr >= lo && libc_addr < hi)
+                    snprintf(libc_path, sizeof libc_path, "%s", path);
+                if (rw && inode != 0 && py_addr >= lo && py_addr < hi) {
+                    snprintf(py_path, sizeof py_path, "%s", path);
+                    py[npy++] = (range_t){lo, hi};
+                    py_tail = 1;
+                } else {
+                    if (rw && anon && py_tail && lo == file_end && npy < 2)
+                        py[npy++] = (range_t){lo, hi};
+                    else if (rw && anon && hi - lo >= LEAN_MIN_BYTES && lo != file_end &&
+                             n < LEAN_RANGES)
+                        out[n++] = (range_t){lo, hi};
+                    py_tail = 0;
+                }
+                if (inode != 0) file_end = hi;
+            }
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) have = 0; /* a line longer than the buffer: skip it */
+    }
+    close(fd);
+    if (*py_path && *libc_path && strcmp(py_path, libc_path))
+        for (int i = 0; i < npy && n < LEAN_RANGES; i++) out[n++] = py[i];
+    return n;
+}
+
+static void advise(const range_t *r, int n, int advice) {
+    for (int i = 0; i < n; i++) madvise((void *)r[i].lo, r[i].hi - r[i].lo, advice);
+}
+
+/* fork() without Python's heap in the child (see above); its result as fork's. The child
+ * starts with every signal blocked: a handler Python installed would touch memory the child
+ * does not have, so it must not run there (the child resets or keeps them blocked). */
+static pid_t lean_fork(uintptr_t keep_extra) {
+    int here;
+    uintptr_t keep[3] = {(uintptr_t)&here, (uintptr_t)&errno, keep_extra};
+    range_t ranges[LEAN_RANGES];
+    int n = heap_ranges(ranges, keep, keep_extra ? 3 : 2);
+    if (verbose) {
+        unsigned long kib = 0;
+        for (int i = 0; i < n; i++) kib += (ranges[i].hi - ranges[i].lo) >> 10;
+        fprintf(stderr, "sysspan ebpf: a child forked without %d mappings (%lu KiB)\n", n, kib);
+    }
+    advise(ranges, n, MADV_DONTFORK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, 0UL, 0UL, 0UL);
+    if (pid != 0) {
+        int err = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        advise(ranges, n, MADV_DOFORK);
+        errno = err;
+    }
+    return pid;
+}
+
 /* Closes every descriptor but the BPF ones (anon inodes: programs, maps, links, perf events)
  * and ``keep``. The open descriptors are listed from /proc/self/fd: trying every number up to
  * the limit took tens of thousands of readlink calls, on the CPU the traced program used. */
@@ -453,14 +678,15 @@ static void keep_bpf_fds_only(int keep) {
 static PyObject *Session_handoff(Session *s, PyObject *noargs) {
     int gone[2];
     if (pipe(gone) < 0) return fail("handing the probes off", errno);
-    pid_t pid = fork();
+    pid_t pid = lean_fork(0);
     if (pid < 0) {
         close(gone[0]);
         close(gone[1]);
         return fail("handing the probes off", errno);
     }
     if (pid == 0) {
-        /* async-signal-safe calls only: the parent has other threads */
+        /* async-signal-safe calls only: the parent has other threads. Signals stay blocked
+         * (lean_fork): this holder ends when sysspan is gone, and Ctrl-C is for sysspan. */
         keep_bpf_fds_only(gone[0]);
         char c;
         while (read(gone[0], &c, 1) < 0 && errno == EINTR) {
@@ -492,6 +718,8 @@ static PyMethodDef Session_methods[] = {
      "attach_fentry(slot): attach the slot's fentry and fexit programs to their function"},
     {"drain", (PyCFunction)Session_drain, METH_VARARGS,
      "drain(timeout_ms) -> bytes: the records ready in the ring buffer"},
+    {"wait_for_wakeups", (PyCFunction)Session_wait_for_wakeups, METH_NOARGS,
+     "wait_for_wakeups(): drain() sleeps until the programs wake it (cfg.wake_at) or it times out"},
     {"interrupt", (PyCFunction)Session_interrupt, METH_NOARGS,
      "interrupt(): a drain() waiting for records returns now"},
     {"percpu_sum", (PyCFunction)Session_percpu_sum, METH_VARARGS,
@@ -514,6 +742,131 @@ static PyTypeObject SessionType = {
     .tp_dealloc = (destructor)Session_dealloc,
     .tp_methods = Session_methods,
 };
+
+/* Copies the byte strings of ``seq`` into ``*pos`` and their addresses into ``ptrs`` (NULL
+ * after the last). */
+static void put_strings(PyObject *seq, char **ptrs, char **pos) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        size_t len = (size_t)PyBytes_GET_SIZE(item);
+        memcpy(*pos, PyBytes_AS_STRING(item), len + 1);
+        ptrs[i] = *pos;
+        *pos += len + 1;
+    }
+    ptrs[n] = NULL;
+}
+
+static Py_ssize_t strings_size(PyObject *seq) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), size = (n + 1) * (Py_ssize_t)sizeof(char *);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "spawn_paused() takes bytes");
+            return -1;
+        }
+        if ((Py_ssize_t)strlen(PyBytes_AS_STRING(item)) != PyBytes_GET_SIZE(item)) {
+            PyErr_SetString(PyExc_ValueError, "embedded null byte");
+            return -1;
+        }
+        size += PyBytes_GET_SIZE(item) + 1;
+    }
+    return size;
+}
+
+/* The command's process, forked without Python's heap (lean_fork): it sets the given signals
+ * to their defaults, unblocks every signal, closes go_w, and execs path once it reads "g" from
+ * go_r (it exits with 127 on anything else, or when the exec fails, saying why on stderr). */
+static PyObject *spawn_paused(PyObject *mod, PyObject *args) {
+    PyObject *path, *argv_in, *env_in, *sigs_in;
+    int go_r, go_w;
+    if (!PyArg_ParseTuple(args, "SOOiiO", &path, &argv_in, &env_in, &go_r, &go_w, &sigs_in))
+        return NULL;
+    PyObject *argv = PySequence_Fast(argv_in, "argv must be a sequence");
+    PyObject *env = argv ? PySequence_Fast(env_in, "env must be a sequence") : NULL;
+    PyObject *sigs = env ? PySequence_Fast(sigs_in, "signals must be a sequence") : NULL;
+    PyObject *result = NULL;
+    void *block = MAP_FAILED;
+    Py_ssize_t size = 0;
+    if (!sigs) goto out;
+    int nsig = (int)PySequence_Fast_GET_SIZE(sigs), sig_list[64];
+    if (nsig > 64) nsig = 64;
+    for (int i = 0; i < nsig; i++) {
+        sig_list[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(sigs, i));
+        if (PyErr_Occurred()) goto out;
+    }
+    Py_ssize_t a = strings_size(argv), e = a < 0 ? -1 : strings_size(env);
+    if (a < 0 || e < 0) goto out;
+    if (PySequence_Fast_GET_SIZE(argv) == 0) {
+        PyErr_SetString(PyExc_ValueError, "argv is empty");
+        goto out;
+    }
+    /* the child's copy of what it execs: a mapping of its own, kept in the child */
+    size = a + e + PyBytes_GET_SIZE(path) + 1;
+    block = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (block == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto out;
+    }
+    char **cargv = block;
+    char **cenv = cargv + PySequence_Fast_GET_SIZE(argv) + 1;
+    char *pos = (char *)(cenv + PySequence_Fast_GET_SIZE(env) + 1);
+    put_strings(argv, cargv, &pos);
+    put_strings(env, cenv, &pos);
+    char *cpath = pos;
+    memcpy(cpath, PyBytes_AS_STRING(path), (size_t)PyBytes_GET_SIZE(path) + 1);
+    const char *debug = getenv("SYSSPAN_EBPF_DEBUG");
+    verbose = debug && *debug;
+    pid_t pid = lean_fork((uintptr_t)block);
+    if (pid == 0) {
+        /* async-signal-safe calls only: the parent has other threads */
+        close(go_w);
+        struct sigaction dfl, cur;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        /* every handler sysspan installed goes before any signal is let in (exec would reset
+         * them anyway, and they could not run here); then the ones sysspan ignores */
+        for (int sig = 1; sig < _NSIG; sig++)
+            if (sigaction(sig, NULL, &cur) == 0 &&
+                ((cur.sa_flags & SA_SIGINFO) ||
+                 (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN)))
+                sigaction(sig, &dfl, NULL);
+        for (int i = 0; i < nsig; i++) sigaction(sig_list[i], &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char c = 0;
+        ssize_t got;
+        while ((got = read(go_r, &c, 1)) < 0 && errno == EINTR) {
+        }
+        if (got != 1 || c != 'g') _exit(127);
+        execve(cpath, cargv, cenv);
+        int err = errno;
+        char msg[512];
+        /* strerror may translate (locks, malloc); the untranslated text needs neither */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+        const char *why = strerrordesc_np(err);
+#else
+        const char *why = NULL;
+#endif
+        int len = why ? snprintf(msg, sizeof msg, "sysspan: %.200s: %s\n", cargv[0], why)
+                      : snprintf(msg, sizeof msg, "sysspan: %.200s: exec failed (errno %d)\n",
+                                 cargv[0], err);
+        if (len > 0) (void)!write(2, msg, (size_t)len < sizeof msg ? (size_t)len : sizeof msg - 1);
+        _exit(127);
+    }
+    if (pid < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto out;
+    }
+    result = PyLong_FromLong(pid);
+out:
+    if (block != MAP_FAILED) munmap(block, (size_t)size);
+    Py_XDECREF(sigs);
+    Py_XDECREF(env);
+    Py_XDECREF(argv);
+    return result;
+}
 
 /* Whether this kernel loads BPF tracing programs (fentry/fexit): some refuse them outright
  * (locked down, or a BPF LSM policy), and finding that out costs a tiny load here rather than a
@@ -555,6 +908,9 @@ static PyMethodDef module_methods[] = {
     RECORDS_METHODS,
     {"btf_functions", btf_functions, METH_O,
      "btf_functions(names) -> list[bool]: which names are functions in the kernel's BTF"},
+    {"spawn_paused", spawn_paused, METH_VARARGS,
+     "spawn_paused(path, argv, env, go_r, go_w, signals) -> pid: a child that execs path "
+     "(bytes; argv and env lists of bytes) once it reads b'g' from go_r"},
     {"fentry_supported", fentry_supported, METH_NOARGS,
      "fentry_supported() -> bool: whether the kernel loads BPF tracing (fentry) programs"},
     {NULL, NULL, 0, NULL},

@@ -20,12 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sysspan.collector.ebpf import preflight
-from sysspan.collector.ebpf.tracefs import Target, syscall_tracepoints, tracepoint_fields
+from sysspan.collector.ebpf.tracefs import Target, syscall_fields
 from sysspan.collector.ebpf.tracer import (
     BUFFER_BUDGET,
+    CHILD_DEFAULT_SIGNALS,
     EbpfTracer,
     _yield_cpu,
     buffer_pages_setting,
@@ -43,6 +43,11 @@ from sysspan.collector.records import (
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
 
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:  # annotations only: typing is not imported on a traced run
+    from typing import Any
+
 try:
     from sysspan.collector.ebpf import _bpf
 except ImportError:  # built only where clang, bpftool and libbpf-dev were at install time
@@ -56,7 +61,7 @@ OP_SLOTS = 8
 PLANS_MAX = 1024
 F_ENTRY_ONLY = 64
 NO_SYSCALL = 0xFFFFFFFF
-_CONFIG = struct.Struct("<QIIIIII")
+_CONFIG = struct.Struct("<QIIIIIIIxxxx")
 _PLAN = struct.Struct("<II")
 _OP = struct.Struct("<bbbbbbxxIIQ")
 _KEY = struct.Struct("<I")
@@ -66,7 +71,14 @@ FENTRY_SLOTS = 32
 SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_"}
 #: How long one drain call waits for records before the reader looks at its stop flag.
 DRAIN_WAIT_MS = 20
+#: With a selection, records wake the reader once the ring is this full (a fraction of it),
+#: and a record waits at most WAKE_WAIT_MS to be read: it is not looked at every few ms.
+WAKE_FRACTION = 4
+WAKE_WAIT_MS = 100
 PAGE = 4096
+#: Entries of the traced and inflight hash maps when any number of processes or threads can
+#: be traced (sysspan.bpf.c's own size)
+MAP_ENTRIES = 65536
 
 
 def available() -> bool:
@@ -77,16 +89,23 @@ def available() -> bool:
 def ring_bytes(selected: bool) -> int:
     """The ring buffer's size: SYSSPAN_EBPF_BUFFER_PAGES pages (a power of two), or else
     BUFFER_BUDGET (256 MiB: a backlog of 1.8 million syscalls while sysspan's niced reader
-    waits for the CPU), 8 MiB for a ``-e trace=`` selection. The kernel allocates and zeroes
-    the whole ring at start-up (32 MiB took 4-7 ms of CPU and up to 15 ms of wall here, 8 MiB
-    about 1 ms), which a short filtered run would mostly pay for; a selection of the
-    busiest syscalls outruns the reader with 32 MiB too (read and write of dd bs=1 lost over a
-    third), so it needs the setting either way. A burst beyond the ring is counted as lost,
-    never silent."""
+    waits for the CPU), 2 MiB for a ``-e trace=`` selection. The kernel allocates and zeroes
+    the whole ring at start-up (about 0.17 ms of CPU per MiB here), which a short filtered run
+    would mostly pay for; a selection of the busiest syscalls outruns the reader with 32 MiB
+    too (read and write of dd bs=1 lost over a third), so it needs the setting either way.
+    A burst beyond the ring is counted as lost, never silent."""
     pages = buffer_pages_setting()
     if pages is None:
-        return BUFFER_BUDGET // 32 if selected else BUFFER_BUDGET
+        return BUFFER_BUDGET // 128 if selected else BUFFER_BUDGET
     return pages * PAGE
+
+
+def map_sizes(target: Target) -> dict[str, int]:
+    """Entries of the hash maps for whom ``target`` says to trace: the traced processes (one
+    without -f) and the threads inside a syscall (one for a spawned command without -f).
+    MAP_ENTRIES otherwise; the kernel allocates a map's buckets whole at load."""
+    return {"traced": MAP_ENTRIES if target.follow else 1,
+            "inflight": 1 if target.thread_only else MAP_ENTRIES}
 
 
 def _debug(message: str) -> None:
@@ -128,6 +147,11 @@ class LibbpfTracer(EbpfTracer):
         self._config: tuple[int, ...] = ()
         #: syscall number -> fentry slot, for the selected syscalls whose programs loaded
         self._slots: dict[int, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._enter = "sys_enter"
+        self._unused: list[str] = []
+        self._ring = 0
+        self._drain_wait_ms = DRAIN_WAIT_MS
 
     def _preflight(self) -> str:
         preflight.check_privileges()
@@ -139,14 +163,20 @@ class LibbpfTracer(EbpfTracer):
     def _start_kernel(self, target: Target) -> None:
         assert _bpf is not None
         names = table(self.arch)
-        ring = ring_bytes(self.traced is not None)
+        ring = self._ring = ring_bytes(self.traced is not None)
         session = None
         nrs = self._fentry_candidates(names) if self.traced is not None else []
+        self._sizes = map_sizes(target)
+        # only the programs this run attaches are loaded: each is verified at load
+        argv = self.traced is None or any(nr in self.traced for nr in self.execve_argv)
+        self._enter = "sys_enter" if argv else "sys_enter_plain"
+        self._unused = ["sys_enter_plain" if argv else "sys_enter",
+                        *(() if target.follow else ("newtask",))]
         if nrs:
             session = self._load_with_fentry(ring, nrs, names)
         if session is None:
             try:
-                session = _bpf.Session(ring)
+                session = _bpf.Session(ring, (), self._sizes, self._unused)
             except OSError as exc:
                 raise EbpfUnavailable(f"--backend ebpf: {exc}; {preflight.ALTERNATIVE}") from None
         self._session = session
@@ -181,7 +211,8 @@ class LibbpfTracer(EbpfTracer):
         assert _bpf is not None
         prefix = SYSCALL_PREFIX[self.arch]
         try:
-            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs])
+            session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes,
+                                   self._unused)
         except OSError as exc:
             found = _bpf.btf_functions([prefix + names[nr] for nr in nrs])
             absent = [names[nr] for nr, ok in zip(nrs, found, strict=True) if not ok]
@@ -191,7 +222,8 @@ class LibbpfTracer(EbpfTracer):
             if not absent or not nrs:
                 return None
             try:
-                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs])
+                session = _bpf.Session(ring, [prefix + names[nr] for nr in nrs], self._sizes,
+                                   self._unused)
             except OSError as exc2:
                 _debug(f"fentry unavailable, using syscall tracepoints: {exc2}")
                 return None
@@ -201,9 +233,16 @@ class LibbpfTracer(EbpfTracer):
     def _configure(self, session: Any, target: Target, names: dict[int, str]) -> None:
         execve = {names[nr]: nr for nr in self.execve_argv}
         offset = time.time_ns() - time.monotonic_ns()
+        # a full trace is a steady stream, which the reader polls for; a selection's records
+        # wake it once the ring is WAKE_FRACTION full (and it looks every WAKE_WAIT_MS)
+        wake_at = 0 if self.traced is None else self._ring // WAKE_FRACTION
         self._config = (offset, target.root, int(target.follow), int(target.thread_only),
-                        execve.get("execve", NO_SYSCALL), execve.get("execveat", NO_SYSCALL))
+                        execve.get("execve", NO_SYSCALL), execve.get("execveat", NO_SYSCALL),
+                        wake_at)
         session.update("cfg", _KEY.pack(0), _CONFIG.pack(*self._config, 0))
+        if wake_at:
+            session.wait_for_wakeups()
+            self._drain_wait_ms = WAKE_WAIT_MS
         session.update("seqno", _KEY.pack(0), struct.pack("<Q", 1))  # 0: the root's start
         session.update("traced", _KEY.pack(target.root), b"\1")
         plans = self._plans
@@ -211,13 +250,13 @@ class LibbpfTracer(EbpfTracer):
             for nr, plan in enumerate(plans[:PLANS_MAX]):
                 if plan is not None:
                     session.update("plans", _KEY.pack(nr), _pack_plan(plan, 6))
-            for prog in ("sys_enter", "sys_exit"):
-                session.attach(prog, "raw_syscalls", prog)
+            session.attach("sys_enter", "raw_syscalls", "sys_enter")
+            session.attach("sys_exit", "raw_syscalls", "sys_exit")
         else:
-            available = syscall_tracepoints() or frozenset()
+            fields = {nr: syscall_fields(names[nr]) for nr in self.traced if nr in names}
             fentry = {nr: slot for nr, slot in self._slots.items() if self._attach_fentry(nr, slot)}
             chosen = sorted(nr for nr in self.traced
-                            if nr in fentry or names.get(nr) in available)
+                            if nr in fentry or fields.get(nr) is not None)
             self._missing = sorted(names.get(nr, str(nr)) for nr in self.traced if nr not in chosen)
             if not chosen:
                 raise EbpfUnavailable(
@@ -227,14 +266,14 @@ class LibbpfTracer(EbpfTracer):
             for nr in chosen:
                 # the arguments past the syscall's own show as 0, as its tracepoint record has
                 # none (the tracefs format names them, whether the tracepoint is used or not)
-                fields = tracepoint_fields(names[nr]) if names[nr] in available else None
-                nargs = 6 if fields is None else len(fields)
+                own = fields.get(nr)
+                nargs = 6 if own is None else len(own)
                 plan = plans[nr] if nr < len(plans) else None
                 if nr < PLANS_MAX:
                     session.update("plans", _KEY.pack(nr), _pack_plan(plan, nargs))
                 if nr in fentry:
                     continue
-                session.attach("sys_enter", "syscalls", f"sys_enter_{names[nr]}")
+                session.attach(self._enter, "syscalls", f"sys_enter_{names[nr]}")
                 session.attach("sys_exit", "syscalls", f"sys_exit_{names[nr]}")
         if target.follow:
             session.attach("newtask", "task", "task_newtask")
@@ -256,6 +295,17 @@ class LibbpfTracer(EbpfTracer):
 
     def _wait_ready(self) -> None:
         """Attaching returned: every probe is in place."""
+
+    def _fork_paused(self, path: str, argv: list[str], env: dict[str, str], go_r: int,
+                     go_w: int) -> int:
+        """As ``EbpfTracer``'s, forked in C without Python's heap: a Python fork leaves every
+        page of sysspan write-protected, and each page written until its exit then faults
+        (about 2 ms of a short run)."""
+        assert _bpf is not None
+        fs = os.fsencode
+        return _bpf.spawn_paused(fs(path), [fs(a) for a in argv],
+                                 [fs(k) + b"=" + fs(v) for k, v in env.items()],
+                                 go_r, go_w, [int(s) for s in CHILD_DEFAULT_SIGNALS])
 
     # -- running ---------------------------------------------------------------------------
     def run(self, consume: Callable[[Any], None], *, batch: bool = False) -> int | None:
@@ -289,7 +339,7 @@ class LibbpfTracer(EbpfTracer):
             except OSError:
                 session.detach()
             self._done.set()
-            session.interrupt()  # a drain waiting for records would hold the join up to DRAIN_WAIT_MS
+            session.interrupt()  # a drain waiting for records would hold the join until its timeout
             reader.join()
             lost = session.percpu_sum("lost", 0)
             other = session.percpu_sum("lost", 1)
@@ -313,7 +363,7 @@ class LibbpfTracer(EbpfTracer):
         try:
             while True:
                 done = self._done.is_set()
-                chunk = session.drain(0 if done else DRAIN_WAIT_MS)
+                chunk = session.drain(0 if done else self._drain_wait_ms)
                 if not chunk:
                     if done:
                         return
