@@ -53,7 +53,7 @@ typedef struct {
     uint8_t kind; /* 0: empty slot */
     uint8_t what;
     uint8_t base; /* W_STEP: the CFA is sp (0) or fp (1) plus cfa */
-    uint8_t pad;
+    uint8_t sys;  /* 1: the code lies in a system library (libc, ld.so) */
     int32_t cfa;
     int32_t ra; /* W_STEP: the return address is at CFA + ra */
     int32_t fp; /* W_STEP: the caller's fp is at CFA + fp; NO_SAVE: fp is kept */
@@ -62,7 +62,7 @@ typedef struct {
 /* One fact as learn_rules takes it (packed, native byte order). */
 typedef struct __attribute__((packed)) {
     uint64_t addr;
-    uint8_t kind, what, base, pad;
+    uint8_t kind, what, base, sys;
     int32_t cfa, ra, fp;
 } site_fact;
 
@@ -127,7 +127,8 @@ static int site_learn(sites *S, int32_t tgid, uint64_t gen, uint64_t addr, int k
         e = &S->slots[i];
         S->used++;
     }
-    *e = (site_ent){addr, gen, tgid, (uint8_t)kind, f->what, f->base, 0, f->cfa, f->ra, f->fp};
+    *e = (site_ent){addr, gen, tgid, (uint8_t)kind, f->what, f->base, f->sys != 0, f->cfa, f->ra,
+                     f->fp};
     return 0;
 }
 
@@ -193,13 +194,16 @@ static int site_fp(int tid, site_win *w, int *known, uint64_t at, uint64_t *fp) 
 
 /* The site of a syscall entered at (ip, sp) by thread tid of a process whose image is
  * (tgid, gen): the pcs into out (at most SITES_DEPTH), their number; 0 when Python has to
- * answer. The steps and the places it stops are those of Unwinder._walk in site mode. */
+ * answer. The steps and the places it stops are those of Unwinder._walk in site mode.
+ * *sys_only tells whether every frame lies in a system library: such a stack has no call
+ * site (SourceCapture.site_frame), so the caller need not keep it. */
 static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t ip, uint64_t sp,
-                       uint64_t out[SITES_DEPTH]) {
+                       uint64_t out[SITES_DEPTH], int *sys_only) {
     uint64_t pc = ip - S->insn;
     site_ent *e = site_find(S, tgid, gen, pc, S_TOP);
     if (!e) return 0;
     out[0] = pc;
+    *sys_only = e->sys;
     /* fp: 0 unknown (the live register), 1 known, 2 saved at fp_at (read when a frame needs
      * it: most stops end at a site before any does, and each read is a syscall) */
     int n = 1, fp_known = 0;
@@ -246,6 +250,7 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
         sp = cfa;
         e = site_find(S, tgid, gen, ra, S_RET);
         if (!e) return 0;
+        *sys_only &= e->sys;
     }
 }
 

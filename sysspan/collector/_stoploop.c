@@ -462,10 +462,17 @@ static int call_hook(Loop *L, int what, thr *t, int tgid, int64_t rval) {
     return rc;
 }
 
-/* The stack of --source from what Python taught (_sites.h), as a P_STACK blob: 1 if answered. */
+/* The stack of --source from what Python taught (_sites.h), as a P_STACK blob: 1 if answered.
+ * A stack wholly in system libraries (ld.so's start-up stops) is answered with no blob: it
+ * names no call site, and symbolising it only to find that cost the export thread ~10 us. */
 static int site_blob(Loop *L, thr *t, proc *p) {
     uint64_t pcs[SITES_DEPTH];
-    int n = p ? site_answer(&L->sites, t->tgid, p->sgen, t->tid, t->ip, t->sp, pcs) : 0;
+    int sys_only = 0;
+    int n = p ? site_answer(&L->sites, t->tgid, p->sgen, t->tid, t->ip, t->sp, pcs, &sys_only) : 0;
+    if (n && sys_only) {
+        L->sites.answered++;
+        return 1;
+    }
     size_t room = sizeof(blob_hdr) + sizeof pcs;
     if (!n || scratch_room(t, room) < 0) return 0;
     blob_hdr *bh = (blob_hdr *)(t->scratch + t->slen);
