@@ -337,6 +337,21 @@ class Unwinder:
             proc.fresh = True
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
+        if self.teach is not None:
+            if proc is None:
+                proc = self._procs[pid] = _Proc()
+            proc.fresh = False
+            try:
+                self._preload_image(proc, pid)
+            except Exception:  # the cache only saves work: the first capture walks instead
+                proc.fresh = True
+
+    def _preload_image(self, proc: _Proc, pid: int) -> None:
+        """Just after exec the new image's files (ld.so, the program) are mapped: taught
+        what earlier runs kept of them now, the loop answers the image's first stop too."""
+        for m in self.maps.mappings(pid):
+            if m.executable and m.path and not m.path.startswith("["):
+                self._module(proc, pid, pid, m)
 
     def on_mmap(self, pid: int) -> None:
         self.maps.invalidate(pid)
