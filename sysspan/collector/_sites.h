@@ -66,6 +66,15 @@ typedef struct __attribute__((packed)) {
     int32_t cfa, ra, fp;
 } site_fact;
 
+/* The first stack word a site walk will read, fetched by the entry plan's read of the
+ * syscall's memory (one process_vm_readv for both: openat's path and the wrapper's return
+ * address), so that the walk makes no read of its own. */
+typedef struct {
+    uint64_t addr; /* 0: nothing to fetch */
+    int have;      /* buf holds the 16 bytes at addr */
+    uint8_t buf[16];
+} site_pre;
+
 typedef struct {
     site_ent *slots;
     uint32_t used, cap;
@@ -73,6 +82,7 @@ typedef struct {
     uint64_t ra_mask; /* strips pointer-authentication bits */
     uint64_t next_gen;
     uint64_t answered; /* stops answered here (tests and benchmarks) */
+    uint64_t prefetched; /* of those, walks whose first read came with the entry plan's */
     uint64_t epoch;    /* times the table was emptied: Python then teaches again */
 } sites;
 
@@ -192,13 +202,23 @@ static int site_fp(int tid, site_win *w, int *known, uint64_t at, uint64_t *fp) 
     return 1;
 }
 
+/* Where the site walk from (ip, sp) reads first, when the syscall instruction's frame has
+ * its CFA at sp plus a constant (a libc wrapper); 0 otherwise (see site_pre). */
+static uint64_t site_first_word(sites *S, int32_t tgid, uint64_t gen, uint64_t ip, uint64_t sp) {
+    site_ent *e = site_find(S, tgid, gen, ip - S->insn, S_TOP);
+    if (!e || e->what != W_STEP || e->base || e->cfa <= 0) return 0;
+    uint64_t cfa = sp + (uint64_t)(int64_t)e->cfa;
+    if (cfa <= sp || cfa < 4096) return 0;
+    return cfa + (uint64_t)(int64_t)e->ra;
+}
+
 /* The site of a syscall entered at (ip, sp) by thread tid of a process whose image is
  * (tgid, gen): the pcs into out (at most SITES_DEPTH), their number; 0 when Python has to
  * answer. The steps and the places it stops are those of Unwinder._walk in site mode.
  * *sys_only tells whether every frame lies in a system library: such a stack has no call
  * site (SourceCapture.site_frame), so the caller need not keep it. */
 static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t ip, uint64_t sp,
-                       uint64_t out[SITES_DEPTH], int *sys_only) {
+                       uint64_t out[SITES_DEPTH], int *sys_only, const site_pre *pre) {
     uint64_t pc = ip - S->insn;
     site_ent *e = site_find(S, tgid, gen, pc, S_TOP);
     if (!e) return 0;
@@ -211,6 +231,12 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
     site_win w;
     w.len = 0;
     w.reads = 0;
+    if (pre && pre->have) { /* the first read, made with the entry plan's */
+        memcpy(w.buf, pre->buf, sizeof pre->buf);
+        w.base = pre->addr;
+        w.len = sizeof pre->buf;
+        w.reads = 1;
+    }
     for (;;) {
         if (e->what == W_SITE || e->what == W_END) return n;
         if (e->what == W_STEP) {

@@ -139,6 +139,9 @@ def test_the_loop_answers_the_sites_python_found(tmp_path, opt):
     calls = [s for s in answered if s[2] is not None and s[2][1].endswith("prog.c")]
     assert len(calls) >= 6 * ROUNDS
     assert stats["sites_answered"] >= 6 * ROUNDS - 3 * 12
+    # An open's path is read at its entry: the wrapper's return address came with that read
+    # (and the sites above are Python's all the same).
+    assert stats["sites_prefetched"] >= 3 * ROUNDS - 3 * 12
     lines = {line for _, _, (func, _, line) in calls}
     # The three opens (their own lines, or main's/rounds' at -O2 where site_* are tail
     # calls) and the close: several distinct lines, the same in both runs.
