@@ -40,6 +40,17 @@ def _site(tmp_path: Path, exe: Path, cache: str) -> dict:
     return {k: v for k, v in span.attrs.items() if k.startswith("code.")}
 
 
+def _traced_once(tmp_path: Path) -> tuple[Path, Path]:
+    """The program built at -O1 and traced once with --source: (program, cache dir)."""
+    (tmp_path / "prog.c").write_text(PROGRAM)
+    (tmp_path / "marker").write_text("x")
+    exe = tmp_path / "prog"
+    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
+    cache = tmp_path / "cache"
+    _site(tmp_path, exe, str(cache))
+    return exe, cache
+
+
 def test_cache_is_written_by_build_id_and_read_back(tmp_path: Path) -> None:
     (tmp_path / "prog.c").write_text(PROGRAM)
     (tmp_path / "marker").write_text("x")
@@ -105,12 +116,7 @@ def test_the_index_of_files_stands_in_for_the_headers_until_the_file_changes(
     from sysspan.collector.source.elfhead import ElfHead
     from sysspan.collector.source.elfinfo import ElfCache
 
-    (tmp_path / "prog.c").write_text(PROGRAM)
-    (tmp_path / "marker").write_text("x")
-    exe = tmp_path / "prog"
-    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
-    cache = tmp_path / "cache"
-    _site(tmp_path, exe, str(cache))
+    exe, cache = _traced_once(tmp_path)
     monkeypatch.setenv("SYSSPAN_SOURCE_CACHE", str(cache))
     with open(exe, "rb") as fh:
         head = ElfHead(fh)
@@ -150,12 +156,7 @@ def test_section_header_facts_are_kept_and_a_warm_run_reads_no_section_headers(
 
     from sysspan.collector.source.elfinfo import ElfInfo
 
-    (tmp_path / "prog.c").write_text(PROGRAM)
-    (tmp_path / "marker").write_text("x")
-    exe = tmp_path / "prog"
-    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
-    cache = tmp_path / "cache"
-    _site(tmp_path, exe, str(cache))
+    exe, cache = _traced_once(tmp_path)
     with open(exe, "rb") as fh:
         plt = {(s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in ELFFile(fh).iter_sections()
                if s.name.startswith(".plt")}
