@@ -371,12 +371,17 @@ class ElfInfo:
         return None
 
     def read_code(self, vaddr: int, size: int) -> bytes | None:
-        """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it)."""
+        """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it, or when
+        the file can no longer be opened: gone or changed since it was indexed)."""
         for offset, start, filesz, _flags in self.loads:
             if start <= vaddr and vaddr + size <= start + filesz:
-                with self.lock:
-                    self.stream.seek(offset + vaddr - start)
-                    data = self.stream.read(size)
+                try:
+                    with self.lock:
+                        stream = self.stream
+                        stream.seek(offset + vaddr - start)
+                        data = stream.read(size)
+                except OSError:
+                    return None
                 return data if len(data) == size else None
         return None
 
