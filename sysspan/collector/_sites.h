@@ -53,7 +53,7 @@ typedef struct {
     uint8_t kind; /* 0: empty slot */
     uint8_t what;
     uint8_t base; /* W_STEP: the CFA is sp (0) or fp (1) plus cfa */
-    uint8_t pad;
+    uint8_t sys;  /* 1: the code lies in a system library (libc, ld.so) */
     int32_t cfa;
     int32_t ra; /* W_STEP: the return address is at CFA + ra */
     int32_t fp; /* W_STEP: the caller's fp is at CFA + fp; NO_SAVE: fp is kept */
@@ -62,9 +62,18 @@ typedef struct {
 /* One fact as learn_rules takes it (packed, native byte order). */
 typedef struct __attribute__((packed)) {
     uint64_t addr;
-    uint8_t kind, what, base, pad;
+    uint8_t kind, what, base, sys;
     int32_t cfa, ra, fp;
 } site_fact;
+
+/* The first stack word a site walk will read, fetched by the entry plan's read of the
+ * syscall's memory (one process_vm_readv for both: openat's path and the wrapper's return
+ * address), so that the walk makes no read of its own. */
+typedef struct {
+    uint64_t addr; /* 0: nothing to fetch */
+    int have;      /* buf holds the 16 bytes at addr */
+    uint8_t buf[16];
+} site_pre;
 
 typedef struct {
     site_ent *slots;
@@ -73,6 +82,7 @@ typedef struct {
     uint64_t ra_mask; /* strips pointer-authentication bits */
     uint64_t next_gen;
     uint64_t answered; /* stops answered here (tests and benchmarks) */
+    uint64_t prefetched; /* of those, walks whose first read came with the entry plan's */
     uint64_t epoch;    /* times the table was emptied: Python then teaches again */
 } sites;
 
@@ -127,7 +137,8 @@ static int site_learn(sites *S, int32_t tgid, uint64_t gen, uint64_t addr, int k
         e = &S->slots[i];
         S->used++;
     }
-    *e = (site_ent){addr, gen, tgid, (uint8_t)kind, f->what, f->base, 0, f->cfa, f->ra, f->fp};
+    *e = (site_ent){addr, gen, tgid, (uint8_t)kind, f->what, f->base, f->sys != 0, f->cfa, f->ra,
+                     f->fp};
     return 0;
 }
 
@@ -191,15 +202,28 @@ static int site_fp(int tid, site_win *w, int *known, uint64_t at, uint64_t *fp) 
     return 1;
 }
 
+/* Where the site walk from (ip, sp) reads first, when the syscall instruction's frame has
+ * its CFA at sp plus a constant (a libc wrapper); 0 otherwise (see site_pre). */
+static uint64_t site_first_word(sites *S, int32_t tgid, uint64_t gen, uint64_t ip, uint64_t sp) {
+    site_ent *e = site_find(S, tgid, gen, ip - S->insn, S_TOP);
+    if (!e || e->what != W_STEP || e->base || e->cfa <= 0) return 0;
+    uint64_t cfa = sp + (uint64_t)(int64_t)e->cfa;
+    if (cfa <= sp || cfa < 4096) return 0;
+    return cfa + (uint64_t)(int64_t)e->ra;
+}
+
 /* The site of a syscall entered at (ip, sp) by thread tid of a process whose image is
  * (tgid, gen): the pcs into out (at most SITES_DEPTH), their number; 0 when Python has to
- * answer. The steps and the places it stops are those of Unwinder._walk in site mode. */
+ * answer. The steps and the places it stops are those of Unwinder._walk in site mode.
+ * *sys_only tells whether every frame lies in a system library: such a stack has no call
+ * site (SourceCapture.site_frame), so the caller need not keep it. */
 static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t ip, uint64_t sp,
-                       uint64_t out[SITES_DEPTH]) {
+                       uint64_t out[SITES_DEPTH], int *sys_only, const site_pre *pre) {
     uint64_t pc = ip - S->insn;
     site_ent *e = site_find(S, tgid, gen, pc, S_TOP);
     if (!e) return 0;
     out[0] = pc;
+    *sys_only = e->sys;
     /* fp: 0 unknown (the live register), 1 known, 2 saved at fp_at (read when a frame needs
      * it: most stops end at a site before any does, and each read is a syscall) */
     int n = 1, fp_known = 0;
@@ -207,6 +231,12 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
     site_win w;
     w.len = 0;
     w.reads = 0;
+    if (pre && pre->have) { /* the first read, made with the entry plan's */
+        memcpy(w.buf, pre->buf, sizeof pre->buf);
+        w.base = pre->addr;
+        w.len = sizeof pre->buf;
+        w.reads = 1;
+    }
     for (;;) {
         if (e->what == W_SITE || e->what == W_END) return n;
         if (e->what == W_STEP) {
@@ -246,6 +276,7 @@ static int site_answer(sites *S, int32_t tgid, uint64_t gen, int tid, uint64_t i
         sp = cfa;
         e = site_find(S, tgid, gen, ra, S_RET);
         if (!e) return 0;
+        *sys_only &= e->sys;
     }
 }
 

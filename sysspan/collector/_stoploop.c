@@ -130,6 +130,7 @@ typedef struct {
     int hook_source; /* call H_ENTRY at every recorded entry (stack capture) */
     int site_fast;   /* answer known --source sites here (answer_sites) */
     sites sites;
+    site_pre pre; /* the site walk's first word, read with this entry's plan */
     /* tracees */
     int pid_max;
     thr **thr_of;
@@ -215,15 +216,28 @@ static int ring_put(Loop *L, const void *a, size_t alen, const void *b, size_t b
 }
 
 /* ---- tracee memory ---------------------------------------------------------------------- */
-static ssize_t mem_read(int pid, uint64_t addr, char *dst, size_t len) {
+/* ``pre`` (may be NULL): a stack word fetched with the first read, if it succeeds whole. */
+static ssize_t mem_read_with(int pid, uint64_t addr, char *dst, size_t len, site_pre *pre) {
     /* page by page, so a read that runs into an unmapped page keeps what came before */
     size_t done = 0;
     while (done < len) {
         uint64_t a = addr + done;
         size_t room = 4096 - (a & 4095);
         size_t want = len - done < room ? len - done : room;
-        struct iovec lo = {dst + done, want}, re = {(void *)(uintptr_t)a, want};
-        ssize_t got = process_vm_readv(pid, &lo, 1, &re, 1, 0);
+        struct iovec lo[2] = {{dst + done, want}, {0, 0}};
+        struct iovec re[2] = {{(void *)(uintptr_t)a, want}, {0, 0}};
+        int n = 1;
+        if (pre && pre->addr && !pre->have) {
+            lo[1] = (struct iovec){pre->buf, sizeof pre->buf};
+            re[1] = (struct iovec){(void *)(uintptr_t)pre->addr, sizeof pre->buf};
+            n = 2;
+        }
+        ssize_t got = process_vm_readv(pid, lo, (unsigned long)n, re, (unsigned long)n, 0);
+        if (n == 2) {
+            pre->addr = got == (ssize_t)(want + sizeof pre->buf) ? pre->addr : 0;
+            pre->have = pre->addr != 0;
+            if (got > (ssize_t)want) got = (ssize_t)want;
+        }
         if (got <= 0) {
             if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
                 char path[64];
@@ -242,16 +256,21 @@ static ssize_t mem_read(int pid, uint64_t addr, char *dst, size_t len) {
     return (ssize_t)done;
 }
 
+static ssize_t mem_read(int pid, uint64_t addr, char *dst, size_t len) {
+    return mem_read_with(pid, addr, dst, len, NULL);
+}
+
 /* A NUL-terminated string of at most ``limit`` bytes (without the NUL), read a page at a
  * time so a string near the end of a mapping does not fault as a whole. */
-static size_t cstr_read(int pid, uint64_t addr, char *dst, size_t limit, int *fault) {
+static size_t cstr_read_with(int pid, uint64_t addr, char *dst, size_t limit, int *fault,
+                             site_pre *pre) {
     size_t have = 0;
     *fault = 0;
     while (have < limit) {
         uint64_t a = addr + have;
         size_t r = 4096 - (a & 4095);
         if (r > limit - have) r = limit - have;
-        ssize_t g = mem_read(pid, a, dst + have, r);
+        ssize_t g = mem_read_with(pid, a, dst + have, r, pre);
         if (g <= 0) { *fault = 1; break; }
         void *nul = memchr(dst + have, 0, (size_t)g);
         if (nul) return (size_t)((char *)nul - dst);
@@ -259,6 +278,10 @@ static size_t cstr_read(int pid, uint64_t addr, char *dst, size_t limit, int *fa
         if ((size_t)g < r) { *fault = 1; break; }
     }
     return have;
+}
+
+static size_t cstr_read(int pid, uint64_t addr, char *dst, size_t limit, int *fault) {
+    return cstr_read_with(pid, addr, dst, limit, fault, NULL);
 }
 
 static int scratch_room(thr *t, size_t more) {
@@ -304,11 +327,11 @@ static void run_plan(Loop *L, thr *t, const plan_side *ps, int at_exit, int64_t 
         uint8_t fault = 0;
         if (o->op == P_CSTR) {
             int f = 0;
-            got = (ssize_t)cstr_read(t->tid, addr, data, len, &f);
+            got = (ssize_t)cstr_read_with(t->tid, addr, data, len, &f, at_exit ? NULL : &L->pre);
             fault = (uint8_t)f;
             if (got == 0 && fault) continue; /* unreadable: shown as its address */
         } else {
-            got = len ? mem_read(t->tid, addr, data, len) : 0;
+            got = len ? mem_read_with(t->tid, addr, data, len, at_exit ? NULL : &L->pre) : 0;
             if ((uint64_t)got < len) fault = 1;
         }
         bh->addr = addr;
@@ -462,10 +485,22 @@ static int call_hook(Loop *L, int what, thr *t, int tgid, int64_t rval) {
     return rc;
 }
 
-/* The stack of --source from what Python taught (_sites.h), as a P_STACK blob: 1 if answered. */
+/* The stack of --source from what Python taught (_sites.h), as a P_STACK blob: 1 if answered.
+ * A stack wholly in system libraries (ld.so's start-up stops) is answered with no blob: it
+ * names no call site, and symbolising it only to find that cost the export thread ~10 us. */
 static int site_blob(Loop *L, thr *t, proc *p) {
     uint64_t pcs[SITES_DEPTH];
-    int n = p ? site_answer(&L->sites, t->tgid, p->sgen, t->tid, t->ip, t->sp, pcs) : 0;
+    int sys_only = 0;
+    int n = p ? site_answer(&L->sites, t->tgid, p->sgen, t->tid, t->ip, t->sp, pcs, &sys_only,
+                            &L->pre)
+              : 0;
+    if (n && L->pre.have) L->sites.prefetched++;
+    L->pre.addr = 0;
+    L->pre.have = 0;
+    if (n && sys_only) {
+        L->sites.answered++;
+        return 1;
+    }
     size_t room = sizeof(blob_hdr) + sizeof pcs;
     if (!n || scratch_room(t, room) < 0) return 0;
     blob_hdr *bh = (blob_hdr *)(t->scratch + t->slen);
@@ -714,6 +749,8 @@ static int on_syscall_stop(Loop *L, int tid, uint64_t now) {
         int py = 0;
         if (nr >= 0 && nr < L->nplans) {
             const plan_side *ps = &L->entry_plan[nr];
+            if (ps->n && L->site_fast && !ours && p)
+                L->pre = (site_pre){site_first_word(&L->sites, t->tgid, p->sgen, t->ip, t->sp), 0, {0}};
             if (ps->n) run_plan(L, t, ps, 0, 0);
             if (ps->py) { py = 1; t->pyflags |= F_PY_ENTRY; }
         }
@@ -1175,12 +1212,13 @@ static PyObject *Loop_learn_rules(Loop *L, PyObject *args) {
 
 static PyObject *Loop_stats(Loop *L, PyObject *unused) {
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsisisisK}", "stops", (unsigned long long)L->stops, "ring_peak",
+        "{sKsKsKsKsKsKsisisisKsK}", "stops", (unsigned long long)L->stops, "ring_peak",
         (unsigned long long)L->peak, "ring_waits", (unsigned long long)L->waits, "lost",
         (unsigned long long)L->lost, "ptrace_errors", (unsigned long long)L->ptrace_errors,
         "ring_bytes", (unsigned long long)L->rsize, "seccomp_mode", L->seccomp_mode,
         "seccomp_failed_errno", L->seccomp_failed_errno, "detaching", L->detaching,
-        "sites_answered", (unsigned long long)L->sites.answered);
+        "sites_answered", (unsigned long long)L->sites.answered, "sites_prefetched",
+        (unsigned long long)L->sites.prefetched);
 }
 
 /* read_mem(pid, addr, size) / read_cstr(pid, addr, limit): tracee memory for the Python

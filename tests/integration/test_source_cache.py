@@ -40,6 +40,17 @@ def _site(tmp_path: Path, exe: Path, cache: str) -> dict:
     return {k: v for k, v in span.attrs.items() if k.startswith("code.")}
 
 
+def _traced_once(tmp_path: Path) -> tuple[Path, Path]:
+    """The program built at -O1 and traced once with --source: (program, cache dir)."""
+    (tmp_path / "prog.c").write_text(PROGRAM)
+    (tmp_path / "marker").write_text("x")
+    exe = tmp_path / "prog"
+    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
+    cache = tmp_path / "cache"
+    _site(tmp_path, exe, str(cache))
+    return exe, cache
+
+
 def test_cache_is_written_by_build_id_and_read_back(tmp_path: Path) -> None:
     (tmp_path / "prog.c").write_text(PROGRAM)
     (tmp_path / "marker").write_text("x")
@@ -89,7 +100,52 @@ def test_a_run_the_cache_answers_does_not_import_pyelftools(tmp_path: Path) -> N
     (cold, cold_lines), (warm, warm_lines) = runs
     assert "elftools.elf.elffile" in cold
     assert "elftools" not in warm
+    # nor reads an ELF header: the index of files names the build ids and segments
+    assert "sysspan.collector.source.elfhead" in cold and "sysspan.collector.source.elfhead" not in warm
     assert warm_lines == cold_lines and "4" in warm_lines
+
+
+def test_the_index_of_files_stands_in_for_the_headers_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file an earlier run met is known by its identity (device, inode, size, mtime): its
+    build id and segments come from the index, the file is opened only when its bytes are
+    read, and a file changed since is read afresh (never taken for the indexed one)."""
+    import os
+
+    from sysspan.collector.source.elfhead import ElfHead
+    from sysspan.collector.source.elfinfo import ElfCache
+
+    exe, cache = _traced_once(tmp_path)
+    monkeypatch.setenv("SYSSPAN_SOURCE_CACHE", str(cache))
+    with open(exe, "rb") as fh:
+        head = ElfHead(fh)
+    st = os.stat(exe)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    index = diskcache.load_index()
+    assert index[identity] == (head.build_id, head.machine, head.loads)
+
+    info = ElfCache().get(str(exe), str(exe))
+    assert info is not None and info._stream is None and info._head is None
+    assert (info.build_id, info.machine, info.loads) == (head.build_id, head.machine, head.loads)
+    offset, vaddr, filesz, _ = next(seg for seg in head.loads if seg[3] & 1)  # PF_X
+    raw = exe.read_bytes()
+    assert info.read_code(vaddr, 16) == raw[offset : offset + 16]  # opened now
+
+    # What the index says is what is used: a doctored build id shows through.
+    index[identity] = ("ab" * 20, head.machine, head.loads)
+    diskcache.save_index(index)
+    assert ElfCache().get(str(exe), str(exe)).build_id == "ab" * 20
+
+    # Changed after the index named it: the lazy open refuses the other file.
+    info = ElfCache().get(str(exe), str(exe))
+    os.utime(exe, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(OSError):
+        info.stream  # noqa: B018 - the lazy open is what is tested
+    assert info.read_code(vaddr, 16) is None  # unknown: the tail-call check then says no
+    # ... and a new lookup reads its headers afresh.
+    again = ElfCache().get(str(exe), str(exe))
+    assert again is not None and again._head is not None and again.build_id == head.build_id
 
 
 def test_section_header_facts_are_kept_and_a_warm_run_reads_no_section_headers(
@@ -101,12 +157,7 @@ def test_section_header_facts_are_kept_and_a_warm_run_reads_no_section_headers(
 
     from sysspan.collector.source.elfinfo import ElfInfo
 
-    (tmp_path / "prog.c").write_text(PROGRAM)
-    (tmp_path / "marker").write_text("x")
-    exe = tmp_path / "prog"
-    subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(tmp_path / "prog.c")], check=True)
-    cache = tmp_path / "cache"
-    _site(tmp_path, exe, str(cache))
+    exe, cache = _traced_once(tmp_path)
     with open(exe, "rb") as fh:
         plt = {(s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in ELFFile(fh).iter_sections()
                if s.name.startswith(".plt")}

@@ -11,7 +11,9 @@ Where: ``$SYSSPAN_SOURCE_CACHE`` (``off`` disables the cache), else
 Python version, in :mod:`marshal`'s format (the fastest to read, and imported with the
 interpreter: msgpack cost a warm run 1.5 ms of imports), written atomically, in a directory
 only its owner can read. A file that cannot be read or does not parse is ignored (and
-rewritten). Paths are strings and the build id is checked without a regular expression:
+rewritten). Beside them an index of files (``files.<tag>.marshal``) maps a file's identity
+(device, inode, size, mtime) to its build id, machine and loadable segments: a warm run then
+neither opens nor reads the headers of a file whose facts the cache holds. Paths are strings and the build id is checked without a regular expression:
 pathlib and a compiled expression were a third of what a warm run's imports cost.
 """
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 _FORMAT = 4
 #: Entries kept per file (a long run on a big program stops adding after this many).
 MAX_ENTRIES = 200_000
+#: Files the index remembers (the oldest are dropped beyond it: rebuilt programs leave
+#: identities behind that no file has any more).
+MAX_FILES = 4096
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -93,21 +98,73 @@ def load(build_id: str | None) -> FileCache | None:
 def save(entry: FileCache) -> None:
     """Write ``entry`` if this run added to it; failures are silent (the cache is an
     optimisation: the next run parses again)."""
-    where = cache_dir()
-    if where is None or not entry.dirty:
+    if not entry.dirty:
         return
+    data = {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym, "func": entry.func,
+            "head": entry.head}
+    if _write(file_name(entry.build_id), data):
+        entry.dirty = False
+
+
+def _index_name() -> str:
+    return f"files.{sys.implementation.cache_tag}.marshal"
+
+
+def load_index() -> dict:
+    """The index of files: ``(st_dev, st_ino, st_size, st_mtime_ns)`` → ``(build id,
+    machine, [(p_offset, p_vaddr, p_filesz, p_flags), ...])``; empty when the cache is off,
+    or the index is missing or unreadable. Entries are checked as they are used
+    (``indexed``)."""
+    where = cache_dir()
+    if where is None:
+        return {}
+    try:
+        with open(os.path.join(where, _index_name()), "rb") as fh:
+            data = marshal.loads(fh.read())
+        if type(data) is dict and data.get("format") == _FORMAT and type(data["files"]) is dict:
+            return data["files"]
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        pass
+    return {}
+
+
+def indexed(index: dict, identity: tuple[int, int, int, int]) -> tuple | None:
+    """The index's ``(build id, machine, segments)`` of the file ``identity`` names, None
+    when it has none or a malformed one."""
+    known = index.get(identity)
+    try:
+        build_id, machine, loads = known  # type: ignore[misc]
+        if (
+            type(build_id) is str and _valid_build_id(build_id) and type(machine) is str
+            and all(len(seg) == 4 and all(type(v) is int for v in seg) for seg in loads)
+        ):
+            return (build_id, machine, [tuple(seg) for seg in loads])
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def save_index(index: dict) -> None:
+    """Write the index (the newest ``MAX_FILES`` files); failures are silent."""
+    if len(index) > MAX_FILES:
+        index = dict(list(index.items())[-MAX_FILES:])
+    _write(_index_name(), {"format": _FORMAT, "files": index})
+
+
+def _write(name: str, data: dict) -> bool:
+    """Write ``data`` to the cache file ``name`` atomically: whether it was written."""
+    where = cache_dir()
+    if where is None:
+        return False
     try:
         os.makedirs(where, mode=0o700, exist_ok=True)
-        data = marshal.dumps(
-            {"format": _FORMAT, "cfi": entry.cfi, "sym": entry.sym, "func": entry.func,
-             "head": entry.head}
-        )
+        raw = marshal.dumps(data)
         import tempfile  # only when something is written: a warm run never is, and it costs ~3 ms
 
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".tmp-")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, os.path.join(where, file_name(entry.build_id)))
-        entry.dirty = False
+            fh.write(raw)
+        os.replace(tmp, os.path.join(where, name))
+        return True
     except (OSError, ValueError, TypeError):
-        pass
+        return False

@@ -1,7 +1,9 @@
 """What sysspan needs from one ELF file, opened lazily and parsed once.
 
-The headers (``elfhead``) are read at once; pyelftools is imported and the file parsed only
-for what the on-disk cache (``diskcache``) does not hold:
+The headers (``elfhead``) are read at once, unless the on-disk cache's index of files already
+names the file's build id and segments (then the file is opened only if something is asked of
+it that the cache does not hold); pyelftools is imported and the file parsed only for what the
+on-disk cache (``diskcache``) does not hold:
 
 * Call frame information (``.eh_frame`` through the ``.eh_frame_hdr`` search table, else
   every FDE of ``.eh_frame``/``.debug_frame`` sorted by start address) compiled per pc into
@@ -23,7 +25,6 @@ import struct
 import threading
 
 from sysspan.collector.source import diskcache
-from sysspan.collector.source.elfhead import ElfHead
 from sysspan.collector.source.maps import is_system_path, segment_delta
 
 TYPE_CHECKING = False
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
 
     from sysspan.collector.source.elfcfi import _CfiTable
+    from sysspan.collector.source.elfhead import ElfHead
 
 __all__ = [
     "ARCHS",
@@ -104,17 +106,35 @@ ARCHS = {"x86_64": X86_64, "amd64": X86_64, "aarch64": AARCH64, "arm64": AARCH64
 class ElfInfo:
     """One ELF image (file or in-memory vdso) and its lazily built indexes."""
 
-    def __init__(self, path: str, stream: IO[bytes], *, display: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        stream: IO[bytes] | None,
+        *,
+        display: str | None = None,
+        known: tuple[str, str, list[tuple[int, int, int, int]]] | None = None,
+        identity: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        """``known`` (build id, machine, loadable segments), from the cache's index of files,
+        spares reading the headers; ``stream`` may then be None: the file is opened when first
+        needed, and must still be the one ``identity`` (device, inode, size, mtime) named."""
+        # pyelftools reads through one shared file position: the tracer thread (CFI at
+        # capture) and an exporter thread (symbolisation) take turns on the parser.
+        self.lock = threading.RLock()
         self.path = display or path  # what users see (the path in /proc/PID/maps)
         self.open_path = path
-        self.stream = stream
+        self._stream = stream
+        self._identity = identity
         # The headers alone answer what a run whose rules and sites come from the on-disk
         # cache asks; pyelftools (``elf``) is imported and the file parsed on a miss.
-        self.head = ElfHead(stream)
+        self._head: ElfHead | None = None
         self._elf: ELFFile | None = None
-        self.machine = self.head.machine
-        self.build_id = self.head.build_id
-        self.loads: list[tuple[int, int, int, int]] = self.head.loads
+        self.build_id: str | None
+        if known is None:
+            head = self.head
+            self.machine, self.build_id, self.loads = head.machine, head.build_id, head.loads
+        else:
+            self.build_id, self.machine, self.loads = known
         self.is_system = is_system_path(self.path)
         self._deltas: dict[int, int] = {}  # mapping offset -> delta (a file has few segments)
         self.key: str = self.build_id or f"{self.path}@{id(self):x}"
@@ -129,9 +149,31 @@ class ElfInfo:
         self.disk = diskcache.load(self.build_id)
         self._debug: ELFFile | None | bool = False  # False: not looked for yet
         self._dwarf: Any = False  # DwarfIndex, None (no DWARF), or False (not built yet)
-        # pyelftools reads through one shared file position: the tracer thread (CFI at
-        # capture) and an exporter thread (symbolisation) take turns on the parser.
-        self.lock = threading.RLock()
+
+    @property
+    def stream(self) -> IO[bytes]:
+        """The file, opened on first use when the cache's index spared reading it."""
+        if self._stream is None:
+            with self.lock:
+                if self._stream is None:
+                    fh = open(self.open_path, "rb")  # noqa: SIM115 - kept open
+                    st = os.fstat(fh.fileno())
+                    if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self._identity:
+                        fh.close()
+                        raise OSError(f"{self.open_path} changed while traced")
+                    self._stream = fh
+        return self._stream
+
+    @property
+    def head(self) -> ElfHead:
+        """The file's headers (read on first use when the cache's index named the file)."""
+        if self._head is None:
+            from sysspan.collector.source.elfhead import ElfHead
+
+            with self.lock:
+                if self._head is None:
+                    self._head = ElfHead(self.stream)
+        return self._head
 
     @property
     def elf(self) -> ELFFile:
@@ -186,6 +228,8 @@ class ElfInfo:
     def _find_debug(self) -> ELFFile | None:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
+
+        from sysspan.collector.source.elfhead import ElfHead
 
         if self.elf.get_section_by_name(".debug_info") is not None:
             return self.elf
@@ -327,12 +371,17 @@ class ElfInfo:
         return None
 
     def read_code(self, vaddr: int, size: int) -> bytes | None:
-        """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it)."""
+        """``size`` bytes of the file's loaded image at ``vaddr`` (None outside it, or when
+        the file can no longer be opened: gone or changed since it was indexed)."""
         for offset, start, filesz, _flags in self.loads:
             if start <= vaddr and vaddr + size <= start + filesz:
-                with self.lock:
-                    self.stream.seek(offset + vaddr - start)
-                    data = self.stream.read(size)
+                try:
+                    with self.lock:
+                        stream = self.stream
+                        stream.seek(offset + vaddr - start)
+                        data = stream.read(size)
+                except OSError:
+                    return None
                 return data if len(data) == size else None
         return None
 
@@ -459,6 +508,9 @@ class ElfCache:
     def __init__(self) -> None:
         self._files: dict[tuple, ElfInfo | None] = {}
         self._vdso: dict[bytes, ElfInfo | None] = {}
+        #: the on-disk cache's index: file identity -> (build id, machine, segments)
+        self._index: dict | None = None
+        self._index_grew = False
 
     def get(self, open_path: str, display: str) -> ElfInfo | None:
         try:
@@ -470,7 +522,17 @@ class ElfCache:
             return self._files[key]
         except KeyError:
             pass
+        if self._index is None:
+            self._index = diskcache.load_index()
+        identity = key[1:]
+        known = diskcache.indexed(self._index, identity) if self._index else None
         info: ElfInfo | None = None
+        if known is not None:
+            # A file an earlier run met: its headers are not read (nor the file opened)
+            # unless something the cache does not hold is asked of it.
+            info = ElfInfo(open_path, None, display=display, known=known, identity=identity)
+            self._files[key] = info
+            return info
         try:
             fh = open(open_path, "rb")  # noqa: SIM115 - ELFFile parses lazily from it
         except OSError:
@@ -481,6 +543,9 @@ class ElfCache:
             except (OSError, ValueError, struct.error):
                 fh.close()
                 info = None
+        if info is not None and info.disk is not None:  # a build id, and the cache is on
+            self._index[identity] = (info.build_id, info.machine, info.loads)
+            self._index_grew = True
         self._files[key] = info
         return info
 
@@ -489,6 +554,9 @@ class ElfCache:
         for info in list(self._files.values()) + list(self._vdso.values()):
             if info is not None and info.disk is not None:
                 diskcache.save(info.disk)
+        if self._index is not None and self._index_grew:
+            diskcache.save_index(self._index)
+            self._index_grew = False
 
     def from_memory(self, name: str, image: bytes) -> ElfInfo | None:
         """An ELF image read out of the tracee (the vdso), cached by content."""

@@ -52,9 +52,11 @@ WINDOW = 2048  # bytes of stack read at once; frames beyond it cost one more rea
 BACKOFF = 256
 KIND_FP, KIND_STOP = 3, 4
 # What the stop loop is taught of a code address (``Loop.learn_rules``; see _sites.h): one
-# packed record per address: (address, S_*, W_*, CFA base (0 sp, 1 fp), CFA offset, return
-# address offset, saved fp offset or NO_SAVE).
-_FACT = struct.Struct("=QBBBxiii")
+# packed record per address: (address, S_*, W_*, CFA base (0 sp, 1 fp), in a system library
+# (1: a stack of such frames only has no call site, and the loop keeps none), CFA offset,
+# return address offset, saved fp offset or NO_SAVE).
+_FACT = struct.Struct("=QBBBBiii")
+_FACTS_VERSION = 2  # what a cache entry's packed facts were packed as (1: no system flag)
 S_TOP, S_RET, S_BOTH = 1, 2, 3
 W_SITE, W_STEP, W_FP, W_END = 1, 2, 3, 4
 NO_SAVE = -(1 << 31)
@@ -335,6 +337,21 @@ class Unwinder:
             proc.fresh = True
         self.maps.invalidate(pid)
         self.mem.forget(pid)  # the old file still points at the replaced address space
+        if self.teach is not None:
+            if proc is None:
+                proc = self._procs[pid] = _Proc()
+            proc.fresh = False
+            try:
+                self._preload_image(proc, pid)
+            except Exception:  # the cache only saves work: the first capture walks instead
+                proc.fresh = True
+
+    def _preload_image(self, proc: _Proc, pid: int) -> None:
+        """Just after exec the new image's files (ld.so, the program) are mapped: taught
+        what earlier runs kept of them now, the loop answers the image's first stop too."""
+        for m in self.maps.mappings(pid):
+            if m.executable and m.path and not m.path.startswith("["):
+                self._module(proc, pid, pid, m)
 
     def on_mmap(self, pid: int) -> None:
         self.maps.invalidate(pid)
@@ -397,7 +414,8 @@ class Unwinder:
         if facts is None:
             # Packed once per file and kept with its cache entry while nothing was added.
             kept = disk.head.get("loop")
-            stamp = (self.arch.name, len(disk.cfi), len(disk.sym), module.is_system, _FACT.size)
+            stamp = (self.arch.name, len(disk.cfi), len(disk.sym), module.is_system, _FACT.size,
+                     _FACTS_VERSION)
             if type(kept) is tuple and len(kept) == 2 and kept[0] == stamp:
                 facts = kept[1]
             else:
@@ -407,7 +425,7 @@ class Unwinder:
                     if not system and vaddr not in disk.sym:
                         continue  # telling whether it is a site would parse the DWARF
                     site = not system and self._site_stop(module, vaddr)
-                    fact = self._fact(rule[:5] if rule is not None else (KIND_FP,), site)
+                    fact = self._fact(rule[:5] if rule is not None else (KIND_FP,), site, system)
                     if fact is not None:
                         packed.append(_FACT.pack(vaddr, S_BOTH, *fact))
                 facts = b"".join(packed)
@@ -430,11 +448,15 @@ class Unwinder:
                 proc.taught = set()
                 proc.modules = {}
 
-    def _fact(self, rule: tuple, site: bool) -> tuple[int, int, int, int, int] | None:
-        """(W_*, base, cfa, ra, fp) of a frame's rule (kind, reg, off, ra_off, saves) as the
-        stop loop follows it; None for rules only the Python walk follows."""
+    def _fact(
+        self, rule: tuple, site: bool, system: bool
+    ) -> tuple[int, int, int, int, int, int] | None:
+        """(W_*, base, system, cfa, ra, fp) of a frame's rule (kind, reg, off, ra_off, saves)
+        as the stop loop follows it, ``system`` for code in a system library; None for rules
+        only the Python walk follows."""
+        sys_flag = 1 if system else 0
         if site:
-            return (W_SITE, 0, 0, 0, NO_SAVE)
+            return (W_SITE, 0, sys_flag, 0, 0, NO_SAVE)
         kind = rule[0]
         if kind == RULE_SIMPLE:
             arch = self.arch
@@ -445,11 +467,11 @@ class Unwinder:
                     fp = off
             if base < 0 or rule[2] not in _I32 or rule[3] not in _I32 or fp not in _I32 and fp != NO_SAVE:
                 return None
-            return (W_STEP, base, rule[2], rule[3], fp)
+            return (W_STEP, base, sys_flag, rule[2], rule[3], fp)
         if kind == KIND_FP:
-            return (W_FP, 0, 0, 0, NO_SAVE)
+            return (W_FP, 0, sys_flag, 0, 0, NO_SAVE)
         if kind == RULE_END:
-            return (W_END, 0, 0, 0, NO_SAVE)
+            return (W_END, 0, sys_flag, 0, 0, NO_SAVE)
         return None
 
     def _preload_exe(self, proc: _Proc, pid: int, tid: int) -> None:
@@ -605,8 +627,9 @@ class Unwinder:
             if ent is None:
                 return
             fact = None
-            if ent[7] or ent[0].module is not None:  # unmapped code may be mapped later
-                fact = self._fact(ent[1:6], ent[7])
+            module = ent[0].module
+            if ent[7] or module is not None:  # unmapped code may be mapped later
+                fact = self._fact(ent[1:6], ent[7], module is not None and module.is_system)
             if fact is None:
                 continue
             taught.add((kind, pc))
