@@ -128,7 +128,6 @@ class Decoder:
         # A third of the syscalls share their signature with another: each signature is
         # compiled once.
         self._compiled: dict[tuple[str, str], tuple[_Spec, Any, Any, Any]] = {}
-        self._layouts: dict[tuple[str, str], tuple[list, list, list]] = {}
 
     # ---- compilation ---------------------------------------------------------------------
 
@@ -150,41 +149,29 @@ class Decoder:
         self._specs[nr] = spec
         return spec
 
-    def _layout(self, sig: tuple[str, str]) -> tuple[list, list, list]:
-        """(kinds, entry_pos, exit_pos) of a signature: per kind, its index into the entry
-        and the exit capture tuples (None: nothing captured on that side)."""
-        got = self._layouts.get(sig)
-        if got is not None:
-            return got
+    def _captured_at_entry(self, kind: Kind) -> bool:
+        return kind.has_entry and (self.decode_fds or not kind.fd_like)
+
+    def _compile(self, name: str, sig: tuple[str, str]) -> tuple[_Spec, Any, Any, Any]:
         kinds = _kinds_for(sig[0])
+        ret = sig[1]
+        entry_caps: list[tuple[int, Callable[..., Any]]] = []
+        exit_caps: list[tuple[int, Callable[..., Any]]] = []
+        exit_err_caps: list[tuple[int, Callable[..., Any]]] = []
         entry_pos: list[int | None] = []
         exit_pos: list[int | None] = []
-        n_entry = n_exit = 0
-        for _i, kind in kinds:
-            if kind.has_entry and (self.decode_fds or not kind.fd_like):
-                entry_pos.append(n_entry)
-                n_entry += 1
+        for i, kind in kinds:
+            if self._captured_at_entry(kind):
+                entry_pos.append(len(entry_caps))
+                entry_caps.append((i, kind.entry))
             else:
                 entry_pos.append(None)
             if kind.has_exit:
-                exit_pos.append(n_exit)
-                n_exit += 1
-            else:
-                exit_pos.append(None)
-        got = self._layouts[sig] = (kinds, entry_pos, exit_pos)
-        return got
-
-    def _compile(self, name: str, sig: tuple[str, str]) -> tuple[_Spec, Any, Any, Any]:
-        kinds, entry_pos, exit_pos = self._layout(sig)
-        ret = sig[1]
-        entry_caps = [(i, kind.entry) for (i, kind), pos in zip(kinds, entry_pos, strict=True)
-                      if pos is not None]
-        exit_caps: list[tuple[int, Callable[..., Any]]] = []
-        exit_err_caps: list[tuple[int, Callable[..., Any]]] = []
-        for (i, kind), pos in zip(kinds, exit_pos, strict=True):
-            if pos is not None:
+                exit_pos.append(len(exit_caps))
                 exit_caps.append((i, kind.exit))
                 exit_err_caps.append((i, kind.exit if kind.exit_on_error else _nothing))
+            else:
+                exit_pos.append(None)
         ret_link_pos = self._ret_link_pos(ret, len(exit_caps))
         if ret_link_pos is not None:
             exit_caps.append((-1, _ret_fd_link if ret == "fd" else _ret_fcntl_link))
@@ -206,26 +193,24 @@ class Decoder:
     def _plan(self, sig: tuple[str, str]) -> tuple[tuple | None, tuple | None]:
         """(entry reads, exit reads) the loop can make for this signature's captures; a
         side is None when some capture on it must read at the stop itself (in Python)."""
-        kinds, entry_pos, exit_pos = self._layout(sig)
-        sides: list[tuple | None] = []
-        for at_exit, positions in ((False, entry_pos), (True, exit_pos)):
-            ops: list | None = []
-            for (i, kind), pos in zip(kinds, positions, strict=True):
-                if pos is None:
-                    continue
-                got = kind.plan(self, i, at_exit)
-                if got is None:
-                    ops = None
-                    break
-                ops.extend(got)  # type: ignore[union-attr]
-            if at_exit and self._ret_link_pos(sig[1], 0) is not None:
-                ops = None  # -y: the returned fd's path comes from /proc at the stop
-            if at_exit and any(kind.exit_on_error for _, kind in kinds):
+        entry: list | None = []
+        # -y: the returned fd's path comes from /proc at the stop
+        exit_: list | None = None if self._ret_link_pos(sig[1], 0) is not None else []
+        for i, kind in _kinds_for(sig[0]):
+            if kind.exit_on_error:
                 # read also when the call fails (an interrupted sleep's remaining time):
                 # the loop runs its plans on success only, Python's capture on both
-                ops = None
-            sides.append(tuple(ops) if ops is not None else None)
-        return sides[0], sides[1]
+                exit_ = None
+            if entry is not None and self._captured_at_entry(kind):
+                got = kind.plan(self, i, False)
+                entry = None if got is None else [*entry, *got]
+            if exit_ is not None and kind.has_exit:
+                got = kind.plan(self, i, True)
+                exit_ = None if got is None else [*exit_, *got]
+        return (
+            tuple(entry) if entry is not None else None,
+            tuple(exit_) if exit_ is not None else None,
+        )
 
     def plans(
         self, stderr_nrs: frozenset[int] = frozenset(), stderr_max: int = 0
