@@ -1,8 +1,10 @@
-"""The Decoder: signatures compiled per architecture into capture functions, and formatting.
+"""The Decoder: signatures compiled per syscall, on first use, into capture functions, and
+formatting.
 
 ``capture_entry``/``capture_exit`` are the tracer's hot path: a bounds check and a list
-lookup by syscall number, returning None when nothing needs reading. ``format`` renders what
-was captured, off the hot path, and never raises.
+lookup by syscall number, returning None when nothing needs reading (the first call for a
+number compiles it). ``format`` renders what was captured, off the hot path, and never
+raises.
 """
 
 from __future__ import annotations
