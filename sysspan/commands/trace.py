@@ -477,7 +477,7 @@ def _line_output(
 
 
 def _decoder(ns: argparse.Namespace, arch: str) -> Decoder:
-    """The syscall decoder (its tables take milliseconds to build: not for --no-syscalls)."""
+    """The syscall decoder (its imports take milliseconds: not for --no-syscalls)."""
     from sysspan.collector.decode import Decoder
 
     # Buffer contents stay out of traces unless asked for (-s or --capture-data).

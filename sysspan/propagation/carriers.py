@@ -24,11 +24,13 @@ from sysspan.errors import ConfigError, PropagationError
 from sysspan.fsutil import write_private_file
 from sysspan.propagation.traceparent import InvalidTraceContext, SpanContext, parse_traceparent
 
+_ENV_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
 
 def env_name(header: str) -> str:
     """OpenTelemetry env-carrier key normalisation: upper case, every character other than
     ``A-Z0-9_`` becomes ``_``, a leading digit gets a ``_`` prefix, empty becomes ``_``."""
-    name = re.sub(r"[^A-Z0-9_]", "_", header.upper())
+    name = "".join(c if c in _ENV_CHARS else "_" for c in header.upper())
     if not name:
         return "_"
     return "_" + name if name[0].isdigit() else name
@@ -39,7 +41,8 @@ TRACESTATE = env_name("tracestate")
 BAGGAGE = env_name("baggage")
 
 _SHOWN = 80  # characters of a bad value quoted in a warning
-_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# compiled by re on first use: only --tp-carrier files have keys to check
+_ENV_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def _shown(value: str) -> str:
@@ -178,7 +181,7 @@ def read_carrier_file(path: str) -> dict[str, str]:
         if text.startswith("export") and text[6:7] in (" ", "\t"):
             text = text[6:].lstrip()
         key, sep, rest = text.partition("=")
-        if not sep or not _ENV_KEY_RE.fullmatch(key):
+        if not sep or not re.fullmatch(_ENV_KEY, key):
             raise ConfigError(
                 f"--tp-carrier {path}:{number}: expected KEY=value, got {_shown(line)}"
             )

@@ -45,13 +45,13 @@ _OS_TYPE = {"sunos": "solaris", "os/390": "z_os"}
 _HEX64 = r"[0-9a-f]{64}"
 # The last path component of a cgroup v1/v2 line: <id>, docker-<id>.scope,
 # cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope, containerd-<id>.scope.
-_CGROUP_ID_RE = re.compile(
-    rf"(?:(?:docker|cri-containerd|crio|libpod|containerd)-)?({_HEX64})(?:\.scope)?"
-)
+# (Patterns, not compiled ones: re compiles them when a path could hold an id, which on a
+# host is never.)
+_CGROUP_ID = rf"(?:(?:docker|cri-containerd|crio|libpod|containerd)-)?({_HEX64})(?:\.scope)?"
 # cgroup v2 has no id in /proc/self/cgroup; the runtime's per-container files show up as
 # mount sources: /var/lib/docker/containers/<id>/hostname (Docker),
 # .../overlay-containers/<id>/userdata/hostname (Podman / CRI-O).
-_MOUNTINFO_ID_RE = re.compile(rf"/(?:docker/containers|overlay-containers)/({_HEX64})/")
+_MOUNTINFO_ID = rf"/(?:docker/containers|overlay-containers)/({_HEX64})/"
 _CONTAINER_FILES = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 
 
@@ -267,7 +267,7 @@ def container_id_from_cgroup(lines: list[str]) -> str | None:
         path = line.split(":", 2)[-1].strip()
         # right-most matching component: Podman nests ".../libpod-<id>.scope/container"
         for component in reversed(path.split("/")):
-            match = _CGROUP_ID_RE.fullmatch(component)
+            match = re.fullmatch(_CGROUP_ID, component) if len(component) >= 64 else None
             if match:
                 return match.group(1)
     return None
@@ -284,7 +284,7 @@ def container_id_from_mountinfo(lines: list[str]) -> str | None:
         fields = line.split()
         if len(fields) < 5 or fields[4] not in _CONTAINER_FILES:
             continue
-        match = _MOUNTINFO_ID_RE.search(fields[3])
+        match = re.search(_MOUNTINFO_ID, fields[3])
         if match:
             return match.group(1)
     return None

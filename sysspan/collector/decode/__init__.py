@@ -12,7 +12,9 @@ text can happen later, off the hot path, even in another thread. So the decoder:
   never raises: anything malformed degrades to strace's raw hex rendering.
 
 Each syscall is described by a signature (a list of argument printers, see ``SIGNATURES``),
-compiled once per architecture into per-number capture functions.
+compiled into per-number capture functions the first time a run captures or formats that
+syscall (a run meets a few dozen of them); ``plans`` reads every signature's printers for
+what the compiled stop loop reads.
 
 Where things are:
 

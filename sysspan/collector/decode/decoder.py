@@ -1,8 +1,10 @@
-"""The Decoder: signatures compiled per architecture into capture functions, and formatting.
+"""The Decoder: signatures compiled per syscall, on first use, into capture functions, and
+formatting.
 
 ``capture_entry``/``capture_exit`` are the tracer's hot path: a bounds check and a list
-lookup by syscall number, returning None when nothing needs reading. ``format`` renders what
-was captured, off the hot path, and never raises.
+lookup by syscall number, returning None when nothing needs reading (the first call for a
+number compiles it). ``format`` renders what was captured, off the hot path, and never
+raises.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from sysspan.collector.decode.reading import MemoryReader
 
 _SIX_INTS = (int,) * 6
+_PENDING: Any = object()  # a syscall's entry in the Decoder's tables before its first use
 
 
 # Decoded and _Spec are declared twice: as a typing.NamedTuple for type checkers, and as the
@@ -111,33 +114,45 @@ class Decoder:
         self.stat_layout = (144, 24, 40, 48) if arch == "x86_64" else (128, 16, 32, 48)
         self._table = table(arch)
         size = max(self._table, default=-1) + 1
-        self._specs: list[_Spec | None] = [None] * size
-        self._entry: list[Callable[..., Any] | None] = [None] * size
-        self._exit: list[Callable[..., Any] | None] = [None] * size
-        self._exit_err: list[Callable[..., Any] | None] = [None] * size
-        self._n = size
-        # per syscall: what the compiled stop loop reads for the captures (see ``plans``)
-        self._plan_parts: list[tuple[tuple | None, tuple | None] | None] = [None] * size
-        # A third of the syscalls share their signature with another: each signature is
-        # compiled once (this runs before every trace, so it is start-up time).
-        compiled: dict[tuple[str, str], tuple[_Spec, Any, Any, Any, Any]] = {}
+        # A syscall's spec and capture functions are compiled the first time it is
+        # captured or formatted (a run meets a few dozen of the ~360; compiling all of
+        # them was most of the decoder's start-up). _PENDING marks one not compiled yet,
+        # None one without a signature.
+        pending: list[Any] = [None] * size
         for nr, name in self._table.items():
-            sig = SIGNATURES.get(name)
-            if sig is None:
-                continue
-            done = compiled.get(sig)
-            if done is None:
-                spec, entry_fn, exit_fn, exit_err_fn = self._compile(name, sig)
-                done = compiled[sig] = (spec, entry_fn, exit_fn, exit_err_fn, self._plan(spec))
-            spec, entry_fn, exit_fn, exit_err_fn, self._plan_parts[nr] = done
-            if spec.name != name:
-                spec = spec._replace(name=name)
-            self._specs[nr] = spec
-            self._entry[nr] = entry_fn
-            self._exit[nr] = exit_fn
-            self._exit_err[nr] = exit_err_fn
+            if name in SIGNATURES:
+                pending[nr] = _PENDING
+        self._specs: list[_Spec | None] = pending.copy()
+        self._entry: list[Callable[..., Any] | None] = pending.copy()
+        self._exit: list[Callable[..., Any] | None] = pending.copy()
+        self._exit_err: list[Callable[..., Any] | None] = pending
+        self._n = size
+        # A third of the syscalls share their signature with another: each signature is
+        # compiled once.
+        self._compiled: dict[tuple[str, str], tuple[_Spec, Any, Any, Any]] = {}
 
     # ---- compilation ---------------------------------------------------------------------
+
+    def _spec(self, nr: int) -> _Spec | None:
+        """Syscall ``nr``'s spec (None: a number without a signature)."""
+        spec = self._specs[nr] if 0 <= nr < self._n else None
+        return self._compile_nr(nr) if spec is _PENDING else spec
+
+    def _compile_nr(self, nr: int) -> _Spec:
+        """Compile syscall ``nr`` (which has a signature) on its first use; its spec."""
+        name = self._table[nr]
+        sig = SIGNATURES[name]
+        done = self._compiled.get(sig)
+        if done is None:
+            done = self._compiled[sig] = self._compile(name, sig)
+        spec, self._entry[nr], self._exit[nr], self._exit_err[nr] = done
+        if spec.name != name:
+            spec = spec._replace(name=name)
+        self._specs[nr] = spec
+        return spec
+
+    def _captured_at_entry(self, kind: Kind) -> bool:
+        return kind.has_entry and (self.decode_fds or not kind.fd_like)
 
     def _compile(self, name: str, sig: tuple[str, str]) -> tuple[_Spec, Any, Any, Any]:
         kinds = _kinds_for(sig[0])
@@ -148,8 +163,7 @@ class Decoder:
         entry_pos: list[int | None] = []
         exit_pos: list[int | None] = []
         for i, kind in kinds:
-            want_entry = kind.has_entry and (self.decode_fds or not kind.fd_like)
-            if want_entry:
+            if self._captured_at_entry(kind):
                 entry_pos.append(len(entry_caps))
                 entry_caps.append((i, kind.entry))
             else:
@@ -160,9 +174,8 @@ class Decoder:
                 exit_err_caps.append((i, kind.exit if kind.exit_on_error else _nothing))
             else:
                 exit_pos.append(None)
-        ret_link_pos = None
-        if self.decode_fds and ret in ("fd", "fcntl"):
-            ret_link_pos = len(exit_caps)
+        ret_link_pos = self._ret_link_pos(ret, len(exit_caps))
+        if ret_link_pos is not None:
             exit_caps.append((-1, _ret_fd_link if ret == "fd" else _ret_fcntl_link))
         on_error = any(kind.exit_on_error for _, kind in kinds)
         steps = tuple(
@@ -175,28 +188,31 @@ class Decoder:
         exit_err = _make_exit(self, exit_err_caps) if on_error else None
         return spec, _make_entry(self, entry_caps), _make_exit(self, exit_caps), exit_err
 
-    def _plan(self, spec: _Spec) -> tuple[tuple | None, tuple | None]:
-        """(entry reads, exit reads) the loop can make for this syscall's captures; a side
-        is None when some capture on it must read at the stop itself (in Python)."""
-        sides: list[tuple | None] = []
-        for at_exit, positions in ((False, spec.entry_pos), (True, spec.exit_pos)):
-            ops: list | None = []
-            for (i, kind), pos in zip(spec.kinds, positions, strict=True):
-                if pos is None:
-                    continue
-                got = kind.plan(self, i, at_exit)
-                if got is None:
-                    ops = None
-                    break
-                ops.extend(got)  # type: ignore[union-attr]
-            if at_exit and spec.ret_link_pos is not None:
-                ops = None  # -y: the returned fd's path comes from /proc at the stop
-            if at_exit and spec.exit_on_error:
+    def _ret_link_pos(self, ret: str, n_exit: int) -> int | None:
+        """-y: the returned fd's path follows the exit captures (None: not captured)."""
+        return n_exit if self.decode_fds and ret in ("fd", "fcntl") else None
+
+    def _plan(self, sig: tuple[str, str]) -> tuple[tuple | None, tuple | None]:
+        """(entry reads, exit reads) the loop can make for this signature's captures; a
+        side is None when some capture on it must read at the stop itself (in Python)."""
+        entry: list | None = []
+        # -y: the returned fd's path comes from /proc at the stop
+        exit_: list | None = None if self._ret_link_pos(sig[1], 0) is not None else []
+        for i, kind in _kinds_for(sig[0]):
+            if kind.exit_on_error:
                 # read also when the call fails (an interrupted sleep's remaining time):
                 # the loop runs its plans on success only, Python's capture on both
-                ops = None
-            sides.append(tuple(ops) if ops is not None else None)
-        return sides[0], sides[1]
+                exit_ = None
+            if entry is not None and self._captured_at_entry(kind):
+                got = kind.plan(self, i, False)
+                entry = None if got is None else [*entry, *got]
+            if exit_ is not None and kind.has_exit:
+                got = kind.plan(self, i, True)
+                exit_ = None if got is None else [*exit_, *got]
+        return (
+            tuple(entry) if entry is not None else None,
+            tuple(exit_) if exit_ is not None else None,
+        )
 
     def plans(
         self, stderr_nrs: frozenset[int] = frozenset(), stderr_max: int = 0
@@ -207,9 +223,15 @@ class Decoder:
         decision protocol on stderr)."""
         from sysspan.collector.decode.kinds.base import PLAN_RVAL, mem_op
 
+        by_sig: dict[tuple[str, str], tuple[tuple | None, tuple | None]] = {}
         out: list[tuple | None] = []
         for nr in range(max(self._n, max(stderr_nrs, default=-1) + 1)):
-            parts = self._plan_parts[nr] if nr < self._n else None
+            parts = None
+            if nr < self._n and self._specs[nr] is not None:
+                sig = SIGNATURES[self._table[nr]]
+                parts = by_sig.get(sig)
+                if parts is None:
+                    parts = by_sig[sig] = self._plan(sig)
             entry, exit_ = parts if parts is not None else ((), ())
             exit_ops = exit_ or ()
             if nr in stderr_nrs:
@@ -229,6 +251,9 @@ class Decoder:
         if 0 <= nr < self._n:
             fn = self._entry[nr]
             if fn is not None:
+                if fn is _PENDING:
+                    self._compile_nr(nr)
+                    return self.capture_entry(nr, args, pid, reader)
                 return fn(args, pid, reader)
         return None
 
@@ -244,6 +269,9 @@ class Decoder:
         if 0 <= nr < self._n:
             fn = self._exit_err[nr] if -4096 < rval < 0 else self._exit[nr]
             if fn is not None:
+                if fn is _PENDING:
+                    self._compile_nr(nr)
+                    return self.capture_exit(nr, args, rval, pid, reader)
                 return fn(args, rval, pid, reader)
         return None
 
@@ -274,6 +302,8 @@ class Decoder:
         if rval is not None and not isinstance(rval, int):
             rval = None
         spec = self._specs[nr] if isinstance(nr, int) and 0 <= nr < self._n else None
+        if spec is _PENDING:
+            spec = self._compile_nr(nr)
         try:
             if spec is None:
                 return self._format_raw(nr, args, rval, 6)

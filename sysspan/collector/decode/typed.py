@@ -142,8 +142,7 @@ class TypedArgs:
     # -- compiling a plan per syscall ----------------------------------------------------
 
     def _compile(self, nr: int) -> tuple[_Step, ...]:
-        specs = self.dec._specs
-        spec = specs[nr] if 0 <= nr < len(specs) else None
+        spec = self.dec._spec(nr)
         if spec is None:
             return ()
         steps: list[_Step] = []
