@@ -262,6 +262,18 @@ static __always_inline int add_blob(u8 *buf, u32 *pos, u64 addr, u64 len, int cs
     return 1;
 }
 
+/* One read of a plan, as a global function: the verifier checks it once, for any arguments,
+ * where inlined into plan_read its branches were walked again for each state the loop
+ * reached (sys_exit took 0.84 ms to verify). Returns the record's new end, 0 when nothing
+ * was appended. kind: 1 a string, 2 read at the syscall's exit. */
+__noinline int plan_blob(u32 pos, u64 addr, u64 len, u32 kind, u64 plan_cap) {
+    struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
+    if (!s) return 0;
+    u32 end = pos;
+    if (!add_blob(s->buf, &end, addr, len, kind & 1, (kind >> 1) & 1, plan_cap)) return 0;
+    return (int)end;
+}
+
 /* Read k of a syscall's plan (a bpf_loop callback: verified once for all reads). */
 static long plan_read(u32 k, void *ctx) {
     struct ss_scratch *s = bpf_map_lookup_elem(&scratch, &ZERO);
@@ -282,7 +294,11 @@ static long plan_read(u32 k, void *ctx) {
     }
     if ((o->flags & PF_RVAL) && (u64)w->ret < len) len = (u64)w->ret;
     if (o->mult) len *= o->mult;
-    w->nblobs += add_blob(s->buf, &w->pos, addr, len, o->op == P_CSTR, o->at_exit, o->cap);
+    int end = plan_blob(w->pos, addr, len, (o->op == P_CSTR) | (o->at_exit ? 2 : 0), o->cap);
+    if (end > 0) {
+        w->pos = (u32)end;
+        w->nblobs++;
+    }
     return 0;
 }
 
