@@ -60,29 +60,33 @@ class BuildExt(build_ext):
         ext.include_dirs.append(out)
 
     def _compile_bpf(self, out: str) -> None:
-        """vmlinux.h from this kernel's BTF, the BPF object, and the header embedding it."""
+        """vmlinux.h from this kernel's BTF, the BPF objects (without and with the fentry
+        programs), and the header embedding them."""
         os.makedirs(out, exist_ok=True)
         vmlinux = os.path.join(out, "vmlinux.h")
         with open(vmlinux, "wb") as fh:
             subprocess.run(["bpftool", "btf", "dump", "file", BTF, "format", "c"], stdout=fh,
                            check=True)
-        raw, obj = os.path.join(out, "sysspan.bpf.raw.o"), os.path.join(out, "sysspan.bpf.o")
         # the fentry programs read the syscall arguments from this architecture's pt_regs
         arch = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86"
-        subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall", f"-D__TARGET_ARCH_{arch}",
-                        "-I", out, "-c", BPF_SOURCE, "-o", raw], check=True)
-        # bpftool links it without the DWARF sections (the BTF that CO-RE needs stays)
-        subprocess.run(["bpftool", "gen", "object", obj, raw], check=True)
-        with open(obj, "rb") as fh:
-            data = fh.read()
-        min_btf, notes = self._min_core_btf(out, obj)
+        objs = []
+        for name, defines in (("sysspan", []), ("sysspan_fentry", ["-DSYSSPAN_FENTRY"])):
+            raw, obj = os.path.join(out, f"{name}.bpf.raw.o"), os.path.join(out, f"{name}.bpf.o")
+            subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall",
+                            f"-D__TARGET_ARCH_{arch}", *defines, "-I", out, "-c", BPF_SOURCE,
+                            "-o", raw], check=True)
+            # bpftool links it without the DWARF sections (the BTF that CO-RE needs stays)
+            subprocess.run(["bpftool", "gen", "object", obj, raw], check=True)
+            objs.append(obj)
+        min_btf, notes = self._min_core_btf(out, objs)
         with open(os.path.join(out, "sysspan_bpf_obj.h"), "w") as fh:
-            fh.write(_c_array("sysspan_bpf_obj", data))
+            fh.write(_c_array("sysspan_bpf_obj", _read(objs[0])))
+            fh.write(_c_array("sysspan_bpf_fentry_obj", _read(objs[1])))
             fh.write(_c_array("sysspan_min_btf", min_btf))
             fh.write(_c_array("sysspan_kernel_notes", notes))
 
-    def _min_core_btf(self, out: str, obj: str) -> tuple[bytes, bytes]:
-        """The types the object's CO-RE relocations use, from this kernel's BTF, and the
+    def _min_core_btf(self, out: str, objs: list[str]) -> tuple[bytes, bytes]:
+        """The types the objects' CO-RE relocations use, from this kernel's BTF, and the
         kernel's notes (its build ID) that say which kernel that BTF is valid for. At load,
         a kernel with the same notes takes this BTF (under 1 KiB) instead of libbpf parsing
         all of /sys/kernel/btf/vmlinux (several MB, about 10 ms); (b"", b"") when bpftool
@@ -91,7 +95,7 @@ class BuildExt(build_ext):
         if not _has_build_id(notes):
             return b"", b""
         path = os.path.join(out, "sysspan.min.btf")
-        done = subprocess.run(["bpftool", "gen", "min_core_btf", BTF, path, obj],
+        done = subprocess.run(["bpftool", "gen", "min_core_btf", BTF, path, *objs],
                               capture_output=True, check=False)
         if done.returncode != 0:
             return b"", b""

@@ -13,8 +13,9 @@
 5. startup:     where figure 4's fixed cost goes: CPU of -e trace=openat -- true under
                 --backend ebpf, under --backend ptrace, of --no-syscalls -- true and of
                 python -c pass, and the ebpf run's
-                phases (interpreter, imports, object load, attach, the run, its end), timed by
-                wrapping the loader's calls in the same process
+                phases (interpreter, imports, the tracer's checks, object load, attach, the
+                run, its end), timed by wrapping the loader's calls in the same process, which
+                ends as the sysspan command does (os._exit once the atexit handlers ran)
 
 Needs root and sysspan's libbpf loader (built by make where clang, bpftool and libbpf-dev are
 installed), or bpftrace: SYSSPAN_EBPF_BPFTRACE=1 measures the bpftrace kernel side. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME ...]
@@ -232,13 +233,25 @@ import atexit, json, sys, time
 marks = [("python up", time.perf_counter(), time.process_time())]
 def mark(name):
     marks.append((name, time.perf_counter(), time.process_time()))
-from sysspan.cli import main
+from sysspan import cli
 from sysspan.collector.ebpf import libbpf
 mark("imports")
+def wrap(owner, attr, name, before=None):
+    inner = getattr(owner, attr)
+    def timed(*a, **kw):
+        if before:
+            mark(before)
+        try:
+            return inner(*a, **kw)
+        finally:
+            mark(name)
+    setattr(owner, attr, timed)
+wrap(libbpf, "new_tracer", "tracer init (checks)", before="generic setup")
+wrap(libbpf.LibbpfTracer, "_fork_paused", "the command's process (paused)")
 Real = libbpf._bpf.Session
 class Session:
     def __init__(self, *a):
-        mark("setup before the load")
+        mark("until the load")
         self._s = Real(*a)
         mark("object load (maps, ring, verifier)")
     def __getattr__(self, name):
@@ -255,7 +268,7 @@ def start_kernel(self, target):
 libbpf.LibbpfTracer._start_kernel = start_kernel
 run = libbpf.LibbpfTracer.run
 def run_(self, *a, **kw):
-    mark("spawn, until the command may run")
+    mark("until the command may run")
     try:
         return run(self, *a, **kw)
     finally:
@@ -266,7 +279,9 @@ def _():
     mark("spans written, until exit")
     with open(sys.argv[1], "w") as fh:
         json.dump(marks, fh)
-sys.exit(main(sys.argv[2:]))
+code = cli.main(sys.argv[2:])
+cli._exit_quickly(code)  # as the sysspan command ends: os._exit, no interpreter teardown
+sys.exit(code)
 """
 
 
@@ -304,11 +319,12 @@ def startup(runs: int, tmp: Path) -> None:
         for name, t, c in marks:
             row.append((name, t - wall, c - cpu))
             wall, cpu = t, c
-        row.append(("exit", end - wall, usage.ru_utime + usage.ru_stime - cpu))
+        row.append(("exit (os._exit: the kernel's teardown)", end - wall,
+                    usage.ru_utime + usage.ru_stime - cpu))
         rows.append(row)
     print(f"   the ebpf run's phases, pinned, wall / CPU ms (medians of {runs}):")
     for i, (name, _, _) in enumerate(rows[0]):
-        print(f"     {name:<36} {median([r[i][1] for r in rows]) * 1000:6.1f} "
+        print(f"     {name:<40} {median([r[i][1] for r in rows]) * 1000:6.1f} "
               f"{median([r[i][2] for r in rows]) * 1000:6.1f}")
 
 

@@ -623,10 +623,11 @@ def _run_tracer(tracer, builder: SpanBuilder, pipeline: Pipeline) -> int | None:
     """The ptrace loop and the libbpf backend hand over a chunk of records at a time; the
     bpftrace backend parses its lines one record at a time."""
     from sysspan.collector.gc_window import rare_collections
-    from sysspan.collector.tracer import Tracer
 
     with rare_collections():
-        if isinstance(tracer, Tracer) or getattr(tracer, "batched", False):
+        # only the bpftrace tracer says False (the ptrace one is batched too, and an ebpf
+        # run does not import its module just to ask)
+        if getattr(tracer, "batched", True):
             return tracer.run(lambda records: _take_chunk(builder, pipeline, records), batch=True)
         return tracer.run(builder.handle)
 

@@ -3,8 +3,8 @@
  * Why C: the records are read in batches without the GIL (the ring is polled, not woken per
  * record) and come out as the same bytes the ptrace stop loop's drain() returns, so the
  * same parser (_records.h, included by both extensions) reads both. The object itself is
- * compiled by setup.py and embedded here (sysspan_bpf_obj.h), so the module needs nothing
- * at run time but libbpf.
+ * compiled by setup.py (twice: without and with the fentry programs) and embedded here
+ * (sysspan_bpf_obj.h), so the module needs nothing at run time but libbpf.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -188,7 +188,12 @@ static int Session_init(Session *s, PyObject *args, PyObject *kw) {
     char btf_path[64];
     int btf_fd = built_in_btf(btf_path, sizeof btf_path);
     LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = btf_fd >= 0 ? btf_path : NULL);
-    struct bpf_object *obj = bpf_object__open_mem(sysspan_bpf_obj, sysspan_bpf_obj_len, &opts);
+    /* the object with the fentry programs only when they are asked for (libbpf opens and
+     * relocates every program of an object, loaded or not) */
+    int fentry = targets && PyObject_IsTrue(targets) > 0;
+    struct bpf_object *obj = fentry
+        ? bpf_object__open_mem(sysspan_bpf_fentry_obj, sysspan_bpf_fentry_obj_len, &opts)
+        : bpf_object__open_mem(sysspan_bpf_obj, sysspan_bpf_obj_len, &opts);
     if (!obj) {
         if (btf_fd >= 0) close(btf_fd);
         fail("opening the eBPF object", errno);

@@ -83,6 +83,8 @@ class EbpfTracer:
 
     stops = 0
     seccomp_mode = False
+    #: run() hands ``consume`` one record at a time (LibbpfTracer: a chunk's list)
+    batched = False
 
     def __init__(self, decoder, *, arch: str, follow: bool, traced: frozenset[int] | None,
                  execve_nrs: frozenset[int]) -> None:  # noqa: ANN001
