@@ -39,7 +39,7 @@ from sysspan.collector.records import (
     record_parser,
 )
 from sysspan.errors import PtraceDenied, SysspanError
-from sysspan.relayed_signals import relayed_signals_blocked
+from sysspan.relayed_signals import child_default_signals, relayed_signals_blocked
 
 TYPE_CHECKING = False
 
@@ -164,7 +164,7 @@ class Tracer:
         pid = os.fork()
         if pid == 0:  # child: only async-signal-safe-ish work until exec
             try:
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                for sig in child_default_signals():
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, ())
                 os.kill(os.getpid(), signal.SIGSTOP)

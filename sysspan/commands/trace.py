@@ -37,7 +37,7 @@ from sysspan.propagation.detect import resource_for
 from sysspan.propagation.github_ids import describe, github_parent
 from sysspan.propagation.traceparent import NEW_TRACE_FLAGS, SpanContext
 from sysspan.redact import redact
-from sysspan.relayed_signals import relayed_signals_blocked
+from sysspan.relayed_signals import RELAYED_SIGNALS, ignored_at_start, relayed_signals_blocked
 from sysspan.span_roles import ROLE_KEY, RUN
 
 TYPE_CHECKING = False
@@ -185,16 +185,15 @@ class _SignalRelay:
     (attach mode). SIGINT/SIGQUIT typed at a terminal already reach the command through
     its process group, so they are only forwarded when sysspan is not on a terminal."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
     def __init__(self, on_signal) -> None:
         self.on_signal = on_signal
         self.saved: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         self.received: list[int] = []
 
     def __enter__(self) -> _SignalRelay:
-        for sig in self.SIGNALS:
-            self.saved[sig] = signal.signal(sig, self._handle)
+        for sig in RELAYED_SIGNALS:
+            if not ignored_at_start(sig):  # ignored on purpose (nohup): stays so for both
+                self.saved[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, sig: int, _frame) -> None:
@@ -662,7 +661,9 @@ def _run_plain(
     It inherits exactly the descriptors an untraced run would (plus the pipe with
     --decision-pipe, which is inheritable). Spawned the way subprocess.Popen(close_fds=False)
     spawns it (posix_spawn, SIGPIPE and SIGXFSZ back to their defaults), without importing
-    subprocess, whose imports are a visible part of a short command's run."""
+    subprocess, whose imports are a visible part of a short command's run. Signals sysspan
+    was started with ignored stay ignored (``_SignalRelay``); glibc's posix_spawn also
+    leaves its two internal real-time signals (32, 33) ignored in the command."""
     pid = 0
     early: list[int] = []  # received while the command was being started
     reaped = False

@@ -25,7 +25,6 @@ from sysspan.collector.ebpf import preflight
 from sysspan.collector.ebpf.tracefs import Target, syscall_fields
 from sysspan.collector.ebpf.tracer import (
     BUFFER_BUDGET,
-    CHILD_DEFAULT_SIGNALS,
     EbpfTracer,
     _yield_cpu,
     buffer_pages_setting,
@@ -42,6 +41,7 @@ from sysspan.collector.records import (
 )
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
+from sysspan.relayed_signals import child_default_signals
 
 TYPE_CHECKING = False
 
@@ -305,7 +305,7 @@ class LibbpfTracer(EbpfTracer):
         fs = os.fsencode
         return _bpf.spawn_paused(fs(path), [fs(a) for a in argv],
                                  [fs(k) + b"=" + fs(v) for k, v in env.items()],
-                                 go_r, go_w, [int(s) for s in CHILD_DEFAULT_SIGNALS])
+                                 go_r, go_w, [int(s) for s in child_default_signals()])
 
     # -- running ---------------------------------------------------------------------------
     def run(self, consume: Callable[[Any], None], *, batch: bool = False) -> int | None:

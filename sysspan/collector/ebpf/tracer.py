@@ -24,6 +24,7 @@ from sysspan.collector.procfs import is_running
 from sysspan.collector.records import ProcessStart, Record
 from sysspan.collector.syscalls import table
 from sysspan.errors import EbpfUnavailable, SysspanError
+from sysspan.relayed_signals import child_default_signals
 
 # typing and ctypes stay out of a traced run's start (about 3 ms of imports): TYPE_CHECKING is
 # only true for type checkers, and ctypes is loaded where -f or bpftrace's output needs it
@@ -51,8 +52,6 @@ CONSUMER_NICE = 10
 #: getpgid calls per marker round: their lines fill bpftrace's 8 KiB output buffer.
 MARKER_CALLS = 20
 PR_SET_CHILD_SUBREAPER = 36
-#: Signals sysspan handles itself that the command gets with their default action.
-CHILD_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
 
 
 def buffer_pages_setting() -> int | None:
@@ -221,7 +220,7 @@ class EbpfTracer:
         if pid == 0:
             try:
                 os.close(go_w)
-                for sig in CHILD_DEFAULT_SIGNALS:
+                for sig in child_default_signals():
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, ())
                 if os.read(go_r, 1) != b"g":
