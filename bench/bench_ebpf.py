@@ -18,7 +18,7 @@
                 ends as the sysspan command does (os._exit once the atexit handlers ran)
 
 Needs root and sysspan's libbpf loader (built by make where clang, bpftool and libbpf-dev are
-installed), or bpftrace: SYSSPAN_EBPF_BPFTRACE=1 measures the bpftrace kernel side. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME ...]
+installed), or bpftrace: SYSSPAN_EBPF_BPFTRACE=1 measures the bpftrace kernel side. Usage: python bench/bench_ebpf.py [--runs N] [--quick] [--only NAME] (--only repeats)
 """
 
 from __future__ import annotations
