@@ -6,12 +6,14 @@ so tests check the file format independently of the code that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +108,32 @@ def load_spans(path: str | os.PathLike) -> list[JSpan]:
     return spans
 
 
+def sysspan_env(extra: dict | None = None) -> dict[str, str]:
+    """The environment a test runs sysspan in: this checkout on ``PYTHONPATH``, none of the
+    caller's telemetry settings (GITHUB_*: a suite run inside GitHub Actions must not join
+    the workflow's trace)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra or {})
+    return env
+
+
+@contextlib.contextmanager
+def sysspan_running(*args: str, cwd: str | os.PathLike, **popen) -> Iterator[subprocess.Popen]:
+    """``python -m sysspan ARGS`` started in a session of its own, stdout a text pipe; its
+    whole process group is killed on the way out, so a failing test leaves nothing running."""
+    proc = subprocess.Popen([sys.executable, "-m", "sysspan", *args], env=sysspan_env(), cwd=cwd,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True, **popen)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def sysspan(
     *args: str,
     env: dict | None = None,
@@ -114,14 +142,9 @@ def sysspan(
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m sysspan ARGS`` as a real process."""
-    # GITHUB_*: a suite run inside GitHub Actions must not join the workflow's trace
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
-    full_env["PYTHONPATH"] = str(REPO)
-    if env:
-        full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "sysspan", *args],
-        env=full_env,
+        env=sysspan_env(env),
         cwd=cwd,
         capture_output=True,
         text=True,

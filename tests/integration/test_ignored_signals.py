@@ -5,7 +5,6 @@ untraced, and sysspan neither relays it nor dies of it; every way sysspan starts
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import sys
 import pytest
 
 from sysspan.collector.ebpf import libbpf
-from tests.tracehelpers import REPO, load_spans
+from tests.tracehelpers import load_spans, sysspan_env, sysspan_running
 
 IGNORED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
@@ -38,12 +37,6 @@ def _ignore_some() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
-    env["PYTHONPATH"] = str(REPO)
-    return env
-
-
 def _ignored_mask(text: str) -> int:
     """The standard signals (1-31) of /proc's SigIgn mask. glibc's posix_spawn, which
     ``--no-syscalls`` starts the command with (as subprocess does), sets its own two
@@ -58,7 +51,7 @@ def test_the_command_keeps_the_signals_sysspan_was_started_with_ignored(tmp_path
     direct = subprocess.run(cmd, capture_output=True, text=True, check=True, preexec_fn=_ignore_some)
     traced = subprocess.run(
         [sys.executable, "-m", "sysspan", "-qq", *mode, "--trace-file", str(tmp_path / "t.jsonl"), "--", *cmd],
-        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=60, preexec_fn=_ignore_some,
+        capture_output=True, text=True, env=sysspan_env(), cwd=tmp_path, timeout=60, preexec_fn=_ignore_some,
     )
     assert traced.returncode == 0, traced.stderr
     expected = _ignored_mask(direct.stdout)
@@ -69,20 +62,11 @@ def test_the_command_keeps_the_signals_sysspan_was_started_with_ignored(tmp_path
 @pytest.mark.parametrize("mode", MODES)
 def test_an_ignored_hangup_neither_ends_sysspan_nor_reaches_the_command(tmp_path, mode):
     trace = tmp_path / "t.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sysspan", "-qq", *mode, "--trace-file", str(trace), "--",
-         "sh", "-c", "echo ready; sleep 0.3; echo done"],
-        stdout=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path, preexec_fn=_ignore_some,
-        start_new_session=True,  # its own group: a failure leaves nothing behind
-    )
-    try:
+    with sysspan_running("-qq", *mode, "--trace-file", str(trace), "--", "sh", "-c", "echo ready; sleep 0.3; echo done",
+                         cwd=tmp_path, preexec_fn=_ignore_some) as proc:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
         proc.send_signal(signal.SIGHUP)
         assert proc.stdout.read() == "done\n"
         assert proc.wait(timeout=30) == 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     run = next(s for s in load_spans(trace) if s.is_run)
     assert run.attrs["process.exit.code"] == 0

@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 
-from tests.tracehelpers import REPO, load_spans, sysspan, wait_until
+from tests.tracehelpers import load_spans, sysspan, sysspan_running, wait_until
 
 _FDS = "import os; print(sorted(os.listdir('/proc/self/fd')))"
 
@@ -35,20 +33,11 @@ def test_the_command_starts_with_default_signals_and_no_descriptor_of_sysspans(t
 def test_a_signal_to_sysspan_reaches_the_command_and_its_status_is_returned(tmp_path):
     trace = tmp_path / "t.jsonl"
     script = "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE", "SYSSPAN_", "BAGGAGE", "GITHUB_"))}
-    env["PYTHONPATH"] = str(REPO)
-    # its own process group, so that a failure leaves no looping shell behind
-    proc = subprocess.Popen([sys.executable, "-m", "sysspan", "-qq", "--no-syscalls", "--trace-file", str(trace),
-                             "--", "sh", "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
+    with sysspan_running("-qq", "--no-syscalls", "--trace-file", str(trace), "--", "sh", "-c", script,
+                         cwd=tmp_path) as proc:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 7
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     run = next(s for s in load_spans(trace) if s.is_run)
     assert run.attrs["process.exit.code"] == 7
 
